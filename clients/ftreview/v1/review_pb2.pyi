@@ -1,0 +1,339 @@
+import datetime
+
+from ftreview.v1 import conversation_pb2 as _conversation_pb2
+from ftreview.v1 import scorer_pb2 as _scorer_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CandidateStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANDIDATE_STATUS_UNSPECIFIED: _ClassVar[CandidateStatus]
+    CANDIDATE_STATUS_PENDING: _ClassVar[CandidateStatus]
+    CANDIDATE_STATUS_APPROVED: _ClassVar[CandidateStatus]
+    CANDIDATE_STATUS_REJECTED: _ClassVar[CandidateStatus]
+    CANDIDATE_STATUS_SENT: _ClassVar[CandidateStatus]
+
+class CandidateOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANDIDATE_ORDER_UNSPECIFIED: _ClassVar[CandidateOrder]
+    CANDIDATE_ORDER_DIVERGENCE: _ClassVar[CandidateOrder]
+    CANDIDATE_ORDER_TIME: _ClassVar[CandidateOrder]
+
+class CandidateEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANDIDATE_EVENT_KIND_UNSPECIFIED: _ClassVar[CandidateEventKind]
+    CANDIDATE_EVENT_KIND_SNAPSHOT: _ClassVar[CandidateEventKind]
+    CANDIDATE_EVENT_KIND_SNAPSHOT_END: _ClassVar[CandidateEventKind]
+    CANDIDATE_EVENT_KIND_ADDED: _ClassVar[CandidateEventKind]
+    CANDIDATE_EVENT_KIND_UPDATED: _ClassVar[CandidateEventKind]
+    CANDIDATE_EVENT_KIND_STATUS_CHANGED: _ClassVar[CandidateEventKind]
+    CANDIDATE_EVENT_KIND_REMOVED: _ClassVar[CandidateEventKind]
+    CANDIDATE_EVENT_KIND_STATS: _ClassVar[CandidateEventKind]
+
+class ExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPORT_FORMAT_UNSPECIFIED: _ClassVar[ExportFormat]
+    EXPORT_FORMAT_OPENAI: _ClassVar[ExportFormat]
+    EXPORT_FORMAT_TRL: _ClassVar[ExportFormat]
+CANDIDATE_STATUS_UNSPECIFIED: CandidateStatus
+CANDIDATE_STATUS_PENDING: CandidateStatus
+CANDIDATE_STATUS_APPROVED: CandidateStatus
+CANDIDATE_STATUS_REJECTED: CandidateStatus
+CANDIDATE_STATUS_SENT: CandidateStatus
+CANDIDATE_ORDER_UNSPECIFIED: CandidateOrder
+CANDIDATE_ORDER_DIVERGENCE: CandidateOrder
+CANDIDATE_ORDER_TIME: CandidateOrder
+CANDIDATE_EVENT_KIND_UNSPECIFIED: CandidateEventKind
+CANDIDATE_EVENT_KIND_SNAPSHOT: CandidateEventKind
+CANDIDATE_EVENT_KIND_SNAPSHOT_END: CandidateEventKind
+CANDIDATE_EVENT_KIND_ADDED: CandidateEventKind
+CANDIDATE_EVENT_KIND_UPDATED: CandidateEventKind
+CANDIDATE_EVENT_KIND_STATUS_CHANGED: CandidateEventKind
+CANDIDATE_EVENT_KIND_REMOVED: CandidateEventKind
+CANDIDATE_EVENT_KIND_STATS: CandidateEventKind
+EXPORT_FORMAT_UNSPECIFIED: ExportFormat
+EXPORT_FORMAT_OPENAI: ExportFormat
+EXPORT_FORMAT_TRL: ExportFormat
+
+class Candidate(_message.Message):
+    __slots__ = ("timestamp", "conversation_id", "content", "divergence", "peak", "tokens", "alternate", "status", "scored_at", "decided_at", "reject_reason", "context")
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    DIVERGENCE_FIELD_NUMBER: _ClassVar[int]
+    PEAK_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ALTERNATE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SCORED_AT_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    timestamp: _timestamp_pb2.Timestamp
+    conversation_id: str
+    content: str
+    divergence: float
+    peak: float
+    tokens: _containers.RepeatedCompositeFieldContainer[_scorer_pb2.TokenScore]
+    alternate: str
+    status: CandidateStatus
+    scored_at: _timestamp_pb2.Timestamp
+    decided_at: _timestamp_pb2.Timestamp
+    reject_reason: str
+    context: _containers.RepeatedCompositeFieldContainer[_conversation_pb2.Message]
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., content: _Optional[str] = ..., divergence: _Optional[float] = ..., peak: _Optional[float] = ..., tokens: _Optional[_Iterable[_Union[_scorer_pb2.TokenScore, _Mapping]]] = ..., alternate: _Optional[str] = ..., status: _Optional[_Union[CandidateStatus, str]] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reject_reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[_conversation_pb2.Message, _Mapping]]] = ...) -> None: ...
+
+class TrainedEntry(_message.Message):
+    __slots__ = ("timestamp", "conversation_id", "trained_at", "destination", "job_id")
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_AT_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    timestamp: _timestamp_pb2.Timestamp
+    conversation_id: str
+    trained_at: _timestamp_pb2.Timestamp
+    destination: str
+    job_id: str
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
+
+class IngestRequest(_message.Message):
+    __slots__ = ("conversation", "request_id")
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    conversation: _conversation_pb2.Conversation
+    request_id: str
+    def __init__(self, conversation: _Optional[_Union[_conversation_pb2.Conversation, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class IngestResponse(_message.Message):
+    __slots__ = ("activity_id", "conversation_id")
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    activity_id: str
+    conversation_id: str
+    def __init__(self, activity_id: _Optional[str] = ..., conversation_id: _Optional[str] = ...) -> None: ...
+
+class SyncCandidatesRequest(_message.Message):
+    __slots__ = ("conversation_ids",)
+    CONVERSATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    conversation_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, conversation_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SyncCandidatesResponse(_message.Message):
+    __slots__ = ("activity_ids",)
+    ACTIVITY_IDS_FIELD_NUMBER: _ClassVar[int]
+    activity_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, activity_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListCandidatesRequest(_message.Message):
+    __slots__ = ("statuses", "order", "conversation_id")
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    statuses: _containers.RepeatedScalarFieldContainer[CandidateStatus]
+    order: CandidateOrder
+    conversation_id: str
+    def __init__(self, statuses: _Optional[_Iterable[_Union[CandidateStatus, str]]] = ..., order: _Optional[_Union[CandidateOrder, str]] = ..., conversation_id: _Optional[str] = ...) -> None: ...
+
+class ListCandidatesResponse(_message.Message):
+    __slots__ = ("candidates",)
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ...) -> None: ...
+
+class WatchCandidatesResponse(_message.Message):
+    __slots__ = ("kind", "candidate", "stats")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    kind: CandidateEventKind
+    candidate: Candidate
+    stats: _scorer_pb2.FinetuneScoringStats
+    def __init__(self, kind: _Optional[_Union[CandidateEventKind, str]] = ..., candidate: _Optional[_Union[Candidate, _Mapping]] = ..., stats: _Optional[_Union[_scorer_pb2.FinetuneScoringStats, _Mapping]] = ...) -> None: ...
+
+class WatchCandidatesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ApproveRequest(_message.Message):
+    __slots__ = ("timestamps",)
+    TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    timestamps: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
+    def __init__(self, timestamps: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ...) -> None: ...
+
+class RejectRequest(_message.Message):
+    __slots__ = ("timestamps", "reason")
+    TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    timestamps: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
+    reason: str
+    def __init__(self, timestamps: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ClearDecisionRequest(_message.Message):
+    __slots__ = ("timestamps",)
+    TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    timestamps: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
+    def __init__(self, timestamps: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ...) -> None: ...
+
+class ApproveResponse(_message.Message):
+    __slots__ = ("candidates",)
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ...) -> None: ...
+
+class RejectResponse(_message.Message):
+    __slots__ = ("candidates",)
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ...) -> None: ...
+
+class ClearDecisionResponse(_message.Message):
+    __slots__ = ("candidates",)
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ...) -> None: ...
+
+class ReviewGenerateAlternateResponse(_message.Message):
+    __slots__ = ("candidate",)
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    candidate: Candidate
+    def __init__(self, candidate: _Optional[_Union[Candidate, _Mapping]] = ...) -> None: ...
+
+class ReviewGenerateAlternateRequest(_message.Message):
+    __slots__ = ("timestamp", "regenerate", "request_id")
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    REGENERATE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    timestamp: _timestamp_pb2.Timestamp
+    regenerate: bool
+    request_id: str
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., regenerate: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SendRequest(_message.Message):
+    __slots__ = ("timestamps", "request_id")
+    TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    timestamps: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
+    request_id: str
+    def __init__(self, timestamps: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SendFailure(_message.Message):
+    __slots__ = ("timestamp", "reason")
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    timestamp: _timestamp_pb2.Timestamp
+    reason: str
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SendResponse(_message.Message):
+    __slots__ = ("accepted", "failed", "job_id", "activity_id")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    accepted: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
+    failed: _containers.RepeatedCompositeFieldContainer[SendFailure]
+    job_id: str
+    activity_id: str
+    def __init__(self, accepted: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., failed: _Optional[_Iterable[_Union[SendFailure, _Mapping]]] = ..., job_id: _Optional[str] = ..., activity_id: _Optional[str] = ...) -> None: ...
+
+class ExportRequest(_message.Message):
+    __slots__ = ("format", "statuses", "timestamps", "mark_trained")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    MARK_TRAINED_FIELD_NUMBER: _ClassVar[int]
+    format: ExportFormat
+    statuses: _containers.RepeatedScalarFieldContainer[CandidateStatus]
+    timestamps: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
+    mark_trained: bool
+    def __init__(self, format: _Optional[_Union[ExportFormat, str]] = ..., statuses: _Optional[_Iterable[_Union[CandidateStatus, str]]] = ..., timestamps: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., mark_trained: _Optional[bool] = ...) -> None: ...
+
+class ExportResponse(_message.Message):
+    __slots__ = ("jsonl", "count", "timestamps")
+    JSONL_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    jsonl: str
+    count: int
+    timestamps: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
+    def __init__(self, jsonl: _Optional[str] = ..., count: _Optional[int] = ..., timestamps: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ...) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ("conversation_id",)
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
+
+class GetStatsResponse(_message.Message):
+    __slots__ = ("conversations", "last", "pending", "approved", "rejected", "trained", "threshold")
+    CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    conversations: _containers.RepeatedCompositeFieldContainer[_scorer_pb2.FinetuneScoringStats]
+    last: _scorer_pb2.FinetuneScoringStats
+    pending: int
+    approved: int
+    rejected: int
+    trained: int
+    threshold: float
+    def __init__(self, conversations: _Optional[_Iterable[_Union[_scorer_pb2.FinetuneScoringStats, _Mapping]]] = ..., last: _Optional[_Union[_scorer_pb2.FinetuneScoringStats, _Mapping]] = ..., pending: _Optional[int] = ..., approved: _Optional[int] = ..., rejected: _Optional[int] = ..., trained: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class GetConfigRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Config(_message.Message):
+    __slots__ = ("threshold", "finetune_url", "config_path", "finetune_timeout", "model")
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FINETUNE_URL_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_PATH_FIELD_NUMBER: _ClassVar[int]
+    FINETUNE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    threshold: float
+    finetune_url: str
+    config_path: str
+    finetune_timeout: float
+    model: str
+    def __init__(self, threshold: _Optional[float] = ..., finetune_url: _Optional[str] = ..., config_path: _Optional[str] = ..., finetune_timeout: _Optional[float] = ..., model: _Optional[str] = ...) -> None: ...
+
+class SetThresholdRequest(_message.Message):
+    __slots__ = ("value", "steps")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    value: float
+    steps: int
+    def __init__(self, value: _Optional[float] = ..., steps: _Optional[int] = ...) -> None: ...
+
+class GetConfigResponse(_message.Message):
+    __slots__ = ("config",)
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    config: Config
+    def __init__(self, config: _Optional[_Union[Config, _Mapping]] = ...) -> None: ...
+
+class SetThresholdResponse(_message.Message):
+    __slots__ = ("config",)
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    config: Config
+    def __init__(self, config: _Optional[_Union[Config, _Mapping]] = ...) -> None: ...
+
+class ListTrainedRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListTrainedResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[TrainedEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[TrainedEntry, _Mapping]]] = ...) -> None: ...

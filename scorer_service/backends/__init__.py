@@ -1,0 +1,1 @@
+"""Scoring engines behind one interface (`base.ScoringBackend`)."""
