@@ -1,0 +1,220 @@
+"""Activities: long work with an id, progress and an end, streamed to any number of watchers.
+
+Both servers run their long work (scoring, alternates, sending) through an `ActivityHub`
+and serve its `WatchActivities` stream. The invariants it keeps:
+
+- a slow watcher never blocks the work or other watchers: each watcher has its own queue,
+  and progress events waiting in it are coalesced to the latest value per activity;
+- start and end events are never dropped or reordered for an activity
+  (started < progress... < ended);
+- a caller can watch an activity by id before it starts (clients name it with a request id).
+
+It depends only on asyncio and the generated messages, so any server can host one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+
+from ftreview.v1 import activity_pb2 as pb
+from ftreview.wire import to_timestamp
+
+_Kind = pb.ActivityEventKind
+_ENDED_STATES = (
+    pb.ACTIVITY_STATE_SUCCEEDED,
+    pb.ACTIVITY_STATE_FAILED,
+    pb.ACTIVITY_STATE_CANCELLED,
+)
+
+
+class DuplicateActivity(ValueError):
+    """An activity with that id exists already (request ids must be unique)."""
+
+
+class Activity:
+    """Handle of one running activity. Progress may be reported from any thread."""
+
+    def __init__(self, hub: ActivityHub, message: pb.Activity) -> None:
+        self._hub = hub
+        self.message = message
+
+    @property
+    def id(self) -> str:
+        return self.message.id
+
+    @property
+    def ended(self) -> bool:
+        return self.message.state in _ENDED_STATES
+
+    def progress(self, done: int, total: int | None = None, detail: str | None = None) -> None:
+        self._hub._call_in_loop(self._progress, done, total, detail)
+
+    def _progress(self, done: int, total: int | None, detail: str | None) -> None:
+        if self.ended:
+            return
+        self.message.done = max(0, done)
+        if total is not None:
+            self.message.total = max(0, total)
+        if detail is not None:
+            self.message.detail = detail
+        self._hub._publish(_Kind.ACTIVITY_EVENT_KIND_PROGRESS, self.message)
+
+    def succeed(self, detail: str | None = None) -> None:
+        self._end(pb.ACTIVITY_STATE_SUCCEEDED, "", detail)
+
+    def fail(self, error: str) -> None:
+        self._end(pb.ACTIVITY_STATE_FAILED, error or "failed", None)
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        self._end(pb.ACTIVITY_STATE_CANCELLED, reason, None)
+
+    def _end(self, state: pb.ActivityState.ValueType, error: str, detail: str | None) -> None:
+        if self.ended:
+            return
+        self.message.state = state
+        self.message.error = error
+        if detail is not None:
+            self.message.detail = detail
+        if state == pb.ACTIVITY_STATE_SUCCEEDED and self.message.total:
+            self.message.done = self.message.total
+        self.message.ended_at.CopyFrom(to_timestamp(time.time_ns()))
+        self._hub._publish(_Kind.ACTIVITY_EVENT_KIND_ENDED, self.message)
+
+
+class _Watcher:
+    """One subscriber's queue. Progress for an activity replaces the one still waiting."""
+
+    def __init__(self, activity_id: str) -> None:
+        self.activity_id = activity_id
+        self.pending: OrderedDict[object, pb.WatchActivitiesResponse] = OrderedDict()
+        self.wake = asyncio.Event()
+        self._seq = 0
+
+    def offer(self, kind: _Kind.ValueType, activity: pb.Activity) -> None:
+        if self.activity_id and activity.id != self.activity_id:
+            return
+        event = pb.WatchActivitiesResponse(kind=kind)
+        event.activity.CopyFrom(activity)
+        if kind == _Kind.ACTIVITY_EVENT_KIND_PROGRESS:
+            key: object = ("progress", activity.id)
+            if key in self.pending:
+                self.pending[key] = event  # keeps its place in line, carries the latest value
+                self.wake.set()
+                return
+        else:
+            self._seq += 1
+            key = ("event", self._seq)
+        self.pending[key] = event
+        self.wake.set()
+
+
+class ActivityHub:
+    """Creates activities and fans their events out to watchers. Use from one event loop."""
+
+    def __init__(self, keep_finished: int = 200) -> None:
+        self._activities: OrderedDict[str, Activity] = OrderedDict()
+        self._watchers: set[_Watcher] = set()
+        self._keep_finished = keep_finished
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+
+    def start(
+        self, kind: str, label: str, total: int = 0, activity_id: str = ""
+    ) -> Activity:
+        self._bind_loop()
+        activity_id = activity_id or uuid.uuid4().hex
+        if activity_id in self._activities:
+            raise DuplicateActivity(f"activity {activity_id!r} exists already")
+        message = pb.Activity(
+            id=activity_id,
+            kind=kind,
+            label=label,
+            total=total,
+            state=pb.ACTIVITY_STATE_RUNNING,
+        )
+        message.started_at.CopyFrom(to_timestamp(time.time_ns()))
+        activity = Activity(self, message)
+        self._activities[activity_id] = activity
+        self._forget_old()
+        self._publish(_Kind.ACTIVITY_EVENT_KIND_STARTED, message)
+        return activity
+
+    def get(self, activity_id: str) -> pb.Activity | None:
+        activity = self._activities.get(activity_id)
+        return None if activity is None else activity.message
+
+    def list(self, limit: int = 50) -> list[pb.Activity]:
+        copies = []
+        for activity in reversed(self._activities.values()):
+            if len(copies) == limit:
+                break
+            copy = pb.Activity()
+            copy.CopyFrom(activity.message)
+            copies.append(copy)
+        return copies
+
+    def running(self) -> list[pb.Activity]:
+        return [a.message for a in self._activities.values() if not a.ended]
+
+    async def watch(self, activity_id: str = "") -> AsyncIterator[pb.WatchActivitiesResponse]:
+        """Snapshot, SNAPSHOT_END, then live events. Watching one id ends after its end."""
+        self._bind_loop()
+        watcher = _Watcher(activity_id)
+        self._watchers.add(watcher)
+        try:
+            if activity_id:
+                known = self._activities.get(activity_id)
+                snapshot = [known.message] if known is not None else []
+            else:
+                snapshot = self.running()
+            for message in snapshot:
+                event = pb.WatchActivitiesResponse(kind=_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT)
+                event.activity.CopyFrom(message)
+                yield event
+            yield pb.WatchActivitiesResponse(kind=_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT_END)
+            if activity_id and snapshot and snapshot[0].state in _ENDED_STATES:
+                return
+            # Events published while the snapshot was sent are queued already; at worst
+            # they repeat a value the snapshot showed.
+            while True:
+                await watcher.wake.wait()
+                watcher.wake.clear()
+                while watcher.pending:
+                    _, event = watcher.pending.popitem(last=False)
+                    yield event
+                    if activity_id and event.kind == _Kind.ACTIVITY_EVENT_KIND_ENDED:
+                        return
+        finally:
+            self._watchers.discard(watcher)
+
+    @property
+    def watcher_count(self) -> int:
+        return len(self._watchers)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _bind_loop(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
+
+    def _call_in_loop(self, fn: object, *args: object) -> None:
+        assert callable(fn)
+        if self._loop is None or threading.get_ident() == self._loop_thread:
+            fn(*args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _publish(self, kind: _Kind.ValueType, message: pb.Activity) -> None:
+        for watcher in self._watchers:
+            watcher.offer(kind, message)
+
+    def _forget_old(self) -> None:
+        finished = [k for k, a in self._activities.items() if a.ended]
+        for key in finished[: max(0, len(finished) - self._keep_finished)]:
+            del self._activities[key]
