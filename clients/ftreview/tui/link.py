@@ -1,0 +1,190 @@
+"""The review screen's one door to the services: `ftreview.client`, in the board's terms.
+
+Everything the screen asks of the Review and the Scorer goes through `ServiceLink`, which
+calls the typed async clients and turns their wire messages into the plain views of
+`ftreview.tui.board` and `ftreview.tui.activities`. The screen therefore never touches a
+generated message or a gRPC error: failures arrive as `ftreview.errors.FtreviewError`
+subclasses (the clients' boundary), and `Unavailable` is what the screen treats as "the
+service went away, reconnect".
+
+Each `open()` makes fresh channels. A restarted service is reached on the next attempt
+rather than after gRPC's own reconnect backoff, which grows to minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ftreview.client import AsyncReviewClient
+from ftreview.tui.activities import ActivityEvent, ActivityEventKind, ActivityState, ActivityView
+from ftreview.tui.board import CandidateView, StatsView, Status, TokenView
+from ftreview.v1 import activity_pb2, review_pb2, scorer_pb2
+from ftreview.wire import timestamp_ns
+
+_STATUS_FROM_PB = {
+    review_pb2.CANDIDATE_STATUS_PENDING: Status.PENDING,
+    review_pb2.CANDIDATE_STATUS_APPROVED: Status.APPROVED,
+    review_pb2.CANDIDATE_STATUS_REJECTED: Status.REJECTED,
+    review_pb2.CANDIDATE_STATUS_SENT: Status.SENT,
+}
+
+_ACTIVITY_STATE_FROM_PB = {
+    activity_pb2.ACTIVITY_STATE_RUNNING: ActivityState.RUNNING,
+    activity_pb2.ACTIVITY_STATE_SUCCEEDED: ActivityState.SUCCEEDED,
+    activity_pb2.ACTIVITY_STATE_FAILED: ActivityState.FAILED,
+    activity_pb2.ACTIVITY_STATE_CANCELLED: ActivityState.CANCELLED,
+}
+
+_ACTIVITY_EVENT_FROM_PB = {
+    activity_pb2.ACTIVITY_EVENT_KIND_SNAPSHOT: ActivityEventKind.SNAPSHOT,
+    activity_pb2.ACTIVITY_EVENT_KIND_SNAPSHOT_END: ActivityEventKind.SNAPSHOT_END,
+    activity_pb2.ACTIVITY_EVENT_KIND_STARTED: ActivityEventKind.STARTED,
+    activity_pb2.ACTIVITY_EVENT_KIND_PROGRESS: ActivityEventKind.PROGRESS,
+    activity_pb2.ACTIVITY_EVENT_KIND_ENDED: ActivityEventKind.ENDED,
+}
+
+
+def candidate_view(message: review_pb2.Candidate) -> CandidateView:
+    return CandidateView(
+        timestamp_ns=timestamp_ns(message.timestamp),
+        conversation_id=message.conversation_id,
+        content=message.content,
+        divergence=message.divergence,
+        peak=message.peak,
+        status=_STATUS_FROM_PB.get(message.status, Status.PENDING),
+        tokens=tuple(TokenView(t.text, t.divergence) for t in message.tokens),
+        alternate=message.alternate,
+        reject_reason=message.reject_reason,
+    )
+
+
+def stats_view(message: scorer_pb2.FinetuneScoringStats) -> StatsView:
+    return StatsView(
+        conversation_id=message.conversation_id,
+        responses_seen=message.responses_seen,
+        responses_scored=message.responses_scored,
+        responses_above_threshold=message.responses_above_threshold,
+        max_divergence=message.max_divergence,
+        threshold=message.threshold,
+        skipped_unset_timestamp=message.skipped_unset_timestamp,
+        skipped_already_trained=message.skipped_already_trained,
+        skipped_too_long=message.skipped_too_long,
+        skipped_tokenization_mismatch=message.skipped_tokenization_mismatch,
+        truncated=message.truncated,
+        error=message.error,
+        taken_at_ns=timestamp_ns(message.taken_at),
+    )
+
+
+def activity_view(message: activity_pb2.Activity) -> ActivityView:
+    return ActivityView(
+        id=message.id,
+        label=message.label,
+        kind=message.kind,
+        done=message.done,
+        total=message.total,
+        state=_ACTIVITY_STATE_FROM_PB.get(message.state, ActivityState.RUNNING),
+        error=message.error,
+        detail=message.detail,
+    )
+
+
+@dataclass(frozen=True)
+class CandidateEvent:
+    """One WatchCandidates event: `kind` is the proto's name without its prefix."""
+
+    kind: str
+    candidate: CandidateView | None
+    stats: StatsView | None
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    threshold: float
+    config_path: str
+    finetune_url: str
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What the screen shows beside the list: the threshold and the last scoring run."""
+
+    config: ConfigView
+    last_stats: StatsView | None
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    accepted: int
+    failed: tuple[tuple[int, str], ...]
+    job_id: str
+
+
+def _config_view(message: review_pb2.Config) -> ConfigView:
+    return ConfigView(message.threshold, message.config_path, message.finetune_url)
+
+
+class ServiceLink:
+    """A fresh client of the Review (and through it the Scorer), for one connection attempt."""
+
+    def __init__(self, review_address: str, scorer_address: str) -> None:
+        self.review_address = review_address
+        self.scorer_address = scorer_address
+        self._review = AsyncReviewClient(review_address, scorer_address=scorer_address)
+
+    async def close(self) -> None:
+        await self._review.close()
+
+    async def overview(self) -> Overview:
+        config = await self._review.get_config()
+        stats = await self._review.get_stats()
+        last = stats.last if stats.HasField("last") else None
+        has_run = last is not None and (last.responses_seen or last.error or last.taken_at.seconds)
+        return Overview(_config_view(config), stats_view(last) if has_run and last else None)
+
+    async def watch_candidates(self) -> AsyncIterator[CandidateEvent]:
+        async for event in self._review.watch_candidates():
+            kind = review_pb2.CandidateEventKind.Name(event.kind).removeprefix(
+                "CANDIDATE_EVENT_KIND_"
+            )
+            yield CandidateEvent(
+                kind=kind,
+                candidate=candidate_view(event.candidate) if event.HasField("candidate") else None,
+                stats=stats_view(event.stats) if event.HasField("stats") else None,
+            )
+
+    async def watch_activities(self) -> AsyncIterator[ActivityEvent]:
+        """The activities of the Review (sending) and the Scorer (scoring, alternates), merged."""
+        async for event in self._review.watch_activities():
+            kind = _ACTIVITY_EVENT_FROM_PB.get(event.kind)
+            if kind is None:
+                continue
+            activity = activity_view(event.activity) if event.HasField("activity") else None
+            yield ActivityEvent(kind, activity)
+
+    async def decide(self, timestamp: int, status: Status, reason: str = "") -> CandidateView:
+        """Set a candidate's status (pending undoes a decision); returns it as stored."""
+        if status is Status.APPROVED:
+            changed = await self._review.approve([timestamp])
+        elif status is Status.REJECTED:
+            changed = await self._review.reject([timestamp], reason=reason)
+        elif status is Status.PENDING:
+            changed = await self._review.clear_decision([timestamp])
+        else:
+            raise ValueError(f"cannot set status {status.value} from the review screen")
+        return candidate_view(changed[0])
+
+    async def generate_alternate(self, timestamp: int) -> CandidateView:
+        return candidate_view(await self._review.generate_alternate(timestamp))
+
+    async def send(self) -> SendOutcome:
+        response = await self._review.send()
+        return SendOutcome(
+            accepted=len(response.accepted),
+            failed=tuple((timestamp_ns(f.timestamp), f.reason) for f in response.failed),
+            job_id=response.job_id,
+        )
+
+    async def set_threshold(self, steps: int) -> ConfigView:
+        return _config_view(await self._review.set_threshold(steps=steps))
