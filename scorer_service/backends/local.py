@@ -1,0 +1,215 @@
+"""The `local` engine: a transformers model in this process, on the CPU or a GPU.
+
+Invariants:
+- forward passes run in a worker thread (torch releases the GIL), one at a time, so health
+  checks, streams and other calls stay responsive while a conversation is scored;
+- log-probabilities are computed only at the positions asked for: the prompt runs in chunks
+  through the KV cache and only the hidden states of requested positions go through the
+  output layer (the full logits of an 8k prompt over a 49k vocabulary are 1.6 GB);
+- the log-softmax is taken in float32 whatever the model's dtype;
+- the requests of one call (the two variants) share one padded batch when their size
+  allows, so they cost one pass instead of two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from scorer_service.backends.base import (
+    BackendInfo,
+    Generation,
+    ProgressCallback,
+    RangeLogprobs,
+    ScoreRequest,
+    ScoringBackend,
+)
+from scorer_service.errors import BackendRejected
+
+
+class LocalBackend(ScoringBackend):
+    name = "local"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        model_name: str,
+        *,
+        chunk_tokens: int = 512,
+        batch_token_budget: int = 8192,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_name = model_name
+        self.chunk_tokens = chunk_tokens
+        self.batch_token_budget = batch_token_budget
+        self._lock = threading.Lock()
+        self.forward_calls = 0  # batches run; tests and benchmarks read it
+
+    @classmethod
+    def load(cls, model: str | None = None, device: str | None = None, dtype: str = "auto") -> LocalBackend:
+        import torch
+
+        from scorer_service.model_files import load_model
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dtype == "auto":
+            torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        else:
+            torch_dtype = getattr(torch, dtype)
+        loaded, tokenizer, name = load_model(model, device, torch_dtype)
+        return cls(loaded, tokenizer, name)
+
+    @property
+    def context_length(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 2048))
+
+    @property
+    def device(self) -> str:
+        return str(next(self.model.parameters()).device)
+
+    async def info(self) -> BackendInfo:
+        return BackendInfo(self.name, self.model_name, self.context_length, [], self.device)
+
+    async def score(
+        self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None
+    ) -> list[RangeLogprobs]:
+        for request in requests:
+            if len(request.token_ids) > self.context_length:
+                raise BackendRejected(
+                    f"prompt of {len(request.token_ids)} tokens exceeds the model's context "
+                    f"length of {self.context_length}"
+                )
+        return await asyncio.to_thread(self._score_blocking, list(requests), progress)
+
+    def _score_blocking(
+        self, requests: list[ScoreRequest], progress: ProgressCallback | None
+    ) -> list[RangeLogprobs]:
+        with self._lock:
+            batches = self._batches(requests)
+            total_chunks = sum(
+                -(-max(len(requests[i].token_ids) for i in batch) // self.chunk_tokens)
+                for batch in batches
+            )
+            state = {"done": 0}
+
+            def chunk_done(detail: str) -> None:
+                state["done"] += 1
+                if progress is not None:
+                    progress(state["done"], total_chunks, detail)
+
+            results: dict[int, RangeLogprobs] = {}
+            for batch in batches:
+                for index, value in zip(
+                    batch, self._score_batch([requests[i] for i in batch], chunk_done), strict=True
+                ):
+                    results[index] = value
+            return [results[i] for i in range(len(requests))]
+
+    def _batches(self, requests: list[ScoreRequest]) -> list[list[int]]:
+        """Group requests so a padded batch stays within the token budget."""
+        batches: list[list[int]] = []
+        current: list[int] = []
+        longest = 0
+        for index, request in enumerate(requests):
+            length = len(request.token_ids)
+            if current and max(longest, length) * (len(current) + 1) > self.batch_token_budget:
+                batches.append(current)
+                current, longest = [], 0
+            current.append(index)
+            longest = max(longest, length)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _score_batch(
+        self, requests: list[ScoreRequest], chunk_done: Any
+    ) -> list[RangeLogprobs]:
+        import torch
+        from transformers import DynamicCache
+
+        self.forward_calls += 1
+        device = next(self.model.parameters()).device
+        lengths = [len(r.token_ids) for r in requests]
+        longest = max(lengths)
+        pad = 0
+        ids = torch.full((len(requests), longest), pad, dtype=torch.long)
+        mask = torch.zeros((len(requests), longest), dtype=torch.long)
+        for row, request in enumerate(requests):
+            ids[row, : lengths[row]] = torch.tensor(list(request.token_ids), dtype=torch.long)
+            mask[row, : lengths[row]] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        # Position p's token is predicted by the hidden state at p - 1.
+        wanted = [
+            sorted({p - 1 for start, end in r.ranges for p in range(start, end)}) for r in requests
+        ]
+        found: list[dict[int, float]] = [{} for _ in requests]
+        decoder = self.model.base_model
+        head = self.model.get_output_embeddings()
+        cache = DynamicCache()
+        with torch.inference_mode():
+            for chunk_start in range(0, longest, self.chunk_tokens):
+                chunk_end = min(longest, chunk_start + self.chunk_tokens)
+                out = decoder(
+                    input_ids=ids[:, chunk_start:chunk_end],
+                    attention_mask=mask[:, :chunk_end],
+                    cache=cache,
+                    use_cache=True,
+                )
+                hidden = out.last_hidden_state
+                for row in range(len(requests)):
+                    lo = bisect.bisect_left(wanted[row], chunk_start)
+                    hi = bisect.bisect_left(wanted[row], chunk_end)
+                    positions = wanted[row][lo:hi]
+                    if not positions:
+                        continue
+                    local = torch.tensor([p - chunk_start for p in positions], device=device)
+                    logits = head(hidden[row, local]).float()
+                    logprobs = torch.log_softmax(logits, dim=-1)
+                    targets = ids[row, torch.tensor(positions, device=device) + 1]
+                    picked = logprobs.gather(1, targets.unsqueeze(1)).squeeze(1).tolist()
+                    found[row].update(zip(positions, picked, strict=True))
+                chunk_done(f"tokens {chunk_end}/{longest}")
+        return [
+            [[found[row][p - 1] for p in range(start, end)] for start, end in request.ranges]
+            for row, request in enumerate(requests)
+        ]
+
+    async def generate(
+        self, token_ids: Sequence[int], max_new_tokens: int, stop_token_ids: Sequence[int] = ()
+    ) -> Generation:
+        if len(token_ids) + max_new_tokens > self.context_length:
+            raise BackendRejected(
+                f"prompt of {len(token_ids)} tokens plus {max_new_tokens} new ones exceeds the "
+                f"model's context length of {self.context_length}"
+            )
+        return await asyncio.to_thread(
+            self._generate_blocking, list(token_ids), max_new_tokens, list(stop_token_ids)
+        )
+
+    def _generate_blocking(
+        self, token_ids: list[int], max_new_tokens: int, stop_token_ids: list[int]
+    ) -> Generation:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            device = next(self.model.parameters()).device
+            prompt = torch.tensor([token_ids], dtype=torch.long, device=device)
+            stops = stop_token_ids or [self.tokenizer.eos_token_id]
+            output = self.model.generate(
+                prompt,
+                attention_mask=torch.ones_like(prompt),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=stops,
+                pad_token_id=stops[0],
+            )
+        new = [int(t) for t in output[0, len(token_ids) :].tolist()]
+        while new and new[-1] in stops:
+            new.pop()
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        return Generation(text=text.strip(), token_count=len(new))

@@ -1,0 +1,148 @@
+"""Building and running the Scorer's gRPC server.
+
+`create_server` binds and starts a server (port 0 picks a free port, for tests) and is
+separate from `serve`, which adds what a long-running process needs: one log line when
+serving, and a graceful drain on SIGTERM or Ctrl-C (health turns NOT_SERVING, new calls are
+refused, calls in flight get a grace period to finish).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from ftreview.activity_hub import ActivityHub
+from ftreview.v1 import activity_pb2, activity_pb2_grpc, scorer_pb2, scorer_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from scorer_service.backends.base import ScoringBackend
+from scorer_service.servicer import ActivitiesServicer, ScorerServicer
+
+log = logging.getLogger("scorer_service")
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+SERVICE_NAMES = (
+    scorer_pb2.DESCRIPTOR.services_by_name["Scorer"].full_name,
+    activity_pb2.DESCRIPTOR.services_by_name["Activities"].full_name,
+)
+
+
+@dataclass
+class ScorerConfig:
+    listen: str = "127.0.0.1:50051"
+    backend: str = "local"
+    backend_urls: list[str] = field(default_factory=list)
+    # Local model path (folder or .gguf) or the tokenizer for a remote engine; None: embedded.
+    model: str | None = None
+    # The model name a remote engine serves; None: its first model.
+    served_model: str | None = None
+    device: str | None = None
+    dtype: str = "auto"
+    grace_seconds: float = 10.0
+
+
+@dataclass
+class RunningScorer:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    hub: ActivityHub
+    backend: ScoringBackend
+
+
+def build_backend(config: ScorerConfig) -> tuple[ScoringBackend, Any]:
+    """The engine and the tokenizer that renders prompts for it."""
+    from scorer_service.model_files import load_tokenizer
+
+    if config.backend == "local":
+        from scorer_service.backends.local import LocalBackend
+
+        local = LocalBackend.load(config.model, config.device, config.dtype)
+        return local, local.tokenizer
+    if not config.backend_urls:
+        raise ValueError(f"--backend {config.backend} needs at least one --backend-url")
+    if config.backend == "vllm":
+        from scorer_service.backends.vllm import VllmBackend
+
+        return VllmBackend(config.backend_urls, config.served_model), load_tokenizer(config.model)
+    if config.backend == "vllm-score":
+        from scorer_service.backends.vllm_score import VllmScoreBackend
+
+        return (
+            VllmScoreBackend(config.backend_urls, config.served_model),
+            load_tokenizer(config.model),
+        )
+    raise ValueError(f"unknown backend {config.backend!r} (local, vllm or vllm-score)")
+
+
+async def create_server(
+    config: ScorerConfig,
+    backend: ScoringBackend | None = None,
+    tokenizer: Any = None,
+    context_length: int | None = None,
+) -> RunningScorer:
+    """Start a Scorer on `config.listen`; a given backend and tokenizer are used as they are."""
+    if backend is None or tokenizer is None:
+        backend, tokenizer = await asyncio.to_thread(build_backend, config)
+    if context_length is None:
+        try:
+            context_length = (await backend.info()).context_length
+        except Exception as exc:  # an engine that is down now may be up later
+            log.warning("could not ask the engine for its context length (%s); using 4096", exc)
+            context_length = 4096
+    hub = ActivityHub()
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+    )
+    scorer_pb2_grpc.add_ScorerServicer_to_server(
+        ScorerServicer(backend, tokenizer, context_length, hub), server
+    )
+    activity_pb2_grpc.add_ActivitiesServicer_to_server(ActivitiesServicer(hub), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(config.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {config.listen}")
+    await server.start()
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningScorer(server, port, health_servicer, hub, backend)
+
+
+async def drain(running: RunningScorer, grace: float) -> None:
+    for name in ("", *SERVICE_NAMES):
+        await running.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await running.server.stop(grace)
+    await running.backend.aclose()
+
+
+async def serve(config: ScorerConfig) -> None:
+    running = await create_server(config)
+    host = config.listen.rsplit(":", 1)[0]
+    info = await running.backend.info()
+    log.info(
+        "scorer serving on %s:%d (backend %s, model %s, context %d)",
+        host,
+        running.port,
+        info.backend,
+        info.model,
+        info.context_length,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("draining (up to %.0f s for calls in flight)", config.grace_seconds)
+    await drain(running, config.grace_seconds)

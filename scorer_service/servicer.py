@@ -1,0 +1,262 @@
+"""gRPC in and out of the Scorer: requests to domain calls, results and errors to messages.
+
+Every piece of long work runs as an activity, so any watcher sees it start, move and end,
+whatever happens to the call that started it (a failed backend fails the activity, a
+cancelled call cancels it). Errors leave through `status.error_status`, never as UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from ftreview.activity_hub import ActivityHub, DuplicateActivity
+from ftreview.v1 import activity_pb2, activity_pb2_grpc, scorer_pb2, scorer_pb2_grpc
+from ftreview.wire import timestamp_ns, to_timestamp
+from grpc_status import rpc_status
+
+from scorer_service import alternate, scoring
+from scorer_service.backends.base import ScoringBackend
+from scorer_service.conversation import Message, Variant, flatten
+from scorer_service.errors import InvalidConversation, ScorerError
+from scorer_service.status import error_status, rich_status
+from scorer_service.tokenization import build_token_ids
+
+log = logging.getLogger(__name__)
+
+_REASONS = {
+    scoring.Reason.NONE: scorer_pb2.NOT_CANDIDATE_REASON_UNSPECIFIED,
+    scoring.Reason.BELOW_THRESHOLD: scorer_pb2.NOT_CANDIDATE_REASON_BELOW_THRESHOLD,
+    scoring.Reason.UNSET_TIMESTAMP: scorer_pb2.NOT_CANDIDATE_REASON_UNSET_TIMESTAMP,
+    scoring.Reason.ALREADY_TRAINED: scorer_pb2.NOT_CANDIDATE_REASON_ALREADY_TRAINED,
+    scoring.Reason.TOO_LONG: scorer_pb2.NOT_CANDIDATE_REASON_TOO_LONG,
+    scoring.Reason.TOKENIZATION_MISMATCH: scorer_pb2.NOT_CANDIDATE_REASON_TOKENIZATION_MISMATCH,
+    scoring.Reason.NOT_REQUESTED: scorer_pb2.NOT_CANDIDATE_REASON_NOT_REQUESTED,
+}
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def _mapped_errors(method: Handler) -> Handler:
+    """Aborts with the table's status for domain errors; INTERNAL (logged) for the rest."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await method(self, request, context)
+        except (ScorerError, TimeoutError, DuplicateActivity) as exc:
+            await context.abort_with_status(rpc_status.to_status(error_status(exc)))
+        except Exception:
+            log.exception("%s failed", method.__name__)
+            await context.abort_with_status(
+                rpc_status.to_status(
+                    rich_status(
+                        grpc.StatusCode.INTERNAL,
+                        f"{method.__name__} failed inside the scorer; its log has the details",
+                    )
+                )
+            )
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _messages(request_conversation: Any, present: bool) -> list[Message]:
+    if not present:
+        raise InvalidConversation("", "the request has no conversation")
+    return flatten(request_conversation)
+
+
+class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
+    def __init__(
+        self, backend: ScoringBackend, tokenizer: Any, context_length: int, hub: ActivityHub
+    ) -> None:
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.context_length = context_length
+        self.hub = hub
+
+    @_mapped_errors
+    async def Tokenize(
+        self, request: scorer_pb2.TokenizeRequest, context: grpc.aio.ServicerContext
+    ) -> scorer_pb2.TokenizeResponse:
+        messages = _messages(request.conversation, request.HasField("conversation"))
+        variant = (
+            Variant.WITHOUT_MEMORIES
+            if request.variant == scorer_pb2.VARIANT_WITHOUT_MEMORIES
+            else Variant.WITH_MEMORIES
+        )
+        tokenized = await asyncio.to_thread(build_token_ids, messages, self.tokenizer, variant)
+        response = scorer_pb2.TokenizeResponse(token_ids=tokenized.token_ids, text=tokenized.text)
+        for reply in tokenized.replies:
+            span = response.replies.add(
+                node_path=reply.message.path,
+                start=reply.start,
+                end=reply.end,
+                content=reply.message.content,
+            )
+            span.timestamp.CopyFrom(to_timestamp(reply.message.timestamp_ns))
+        return response
+
+    @_mapped_errors
+    async def ScoreConversation(
+        self, request: scorer_pb2.ScoreConversationRequest, context: grpc.aio.ServicerContext
+    ) -> scorer_pb2.ScoreConversationResponse:
+        messages = _messages(request.conversation, request.HasField("conversation"))
+        threshold = request.threshold
+        if math.isnan(threshold) or math.isinf(threshold) or threshold < 0:
+            raise InvalidConversation("threshold", "must be a finite positive number (0: default)")
+        conversation_id = request.conversation.id
+        activity = self.hub.start(
+            "score",
+            f"scoring {conversation_id or 'conversation'}",
+            activity_id=request.request_id,
+        )
+        try:
+            result = await scoring.score_conversation(
+                messages,
+                self.tokenizer,
+                self.backend,
+                conversation_id=conversation_id,
+                context_length=self.context_length,
+                threshold=threshold,
+                exclude=frozenset(timestamp_ns(t) for t in request.exclude),
+                only=frozenset(timestamp_ns(t) for t in request.only),
+                progress=activity.progress,
+            )
+        except asyncio.CancelledError:
+            activity.cancel("the caller went away or its deadline passed")
+            raise
+        except ScorerError as exc:
+            activity.fail(str(exc))
+            stats = scoring.ScoringStats(conversation_id, threshold or scoring.DEFAULT_THRESHOLD)
+            stats.error = str(exc)
+            stats.responses_seen = sum(1 for m in messages if m.is_reply)
+            await context.abort_with_status(
+                rpc_status.to_status(error_status(exc, [_stats_message(stats)]))
+            )
+            raise  # abort_with_status raises; this keeps type checkers honest
+        activity.succeed(
+            f"{len(result.candidates)} candidate(s) of {result.stats.responses_seen} replies"
+        )
+        response = scorer_pb2.ScoreConversationResponse(
+            activity_id=activity.id,
+            conversation_id=conversation_id,
+            max_divergence=result.max_divergence,
+        )
+        response.stats.CopyFrom(_stats_message(result.stats))
+        for reply in result.replies:
+            response.replies.append(_reply_message(reply))
+        return response
+
+    @_mapped_errors
+    async def GenerateAlternate(
+        self, request: scorer_pb2.GenerateAlternateRequest, context: grpc.aio.ServicerContext
+    ) -> scorer_pb2.GenerateAlternateResponse:
+        messages = _messages(request.conversation, request.HasField("conversation"))
+        max_new = request.max_new_tokens or alternate.DEFAULT_MAX_NEW_TOKENS
+        if max_new > alternate.MAX_NEW_TOKENS_LIMIT:
+            raise InvalidConversation(
+                "max_new_tokens", f"at most {alternate.MAX_NEW_TOKENS_LIMIT}"
+            )
+        prompt = alternate.alternate_prompt(
+            messages, timestamp_ns(request.reply_timestamp), self.tokenizer
+        )
+        activity = self.hub.start(
+            "alternate",
+            f"alternate for {request.conversation.id or 'conversation'}",
+            total=1,
+            activity_id=request.request_id,
+        )
+        try:
+            generation = await self.backend.generate(
+                prompt, max_new, alternate.stop_token_ids(self.tokenizer)
+            )
+        except asyncio.CancelledError:
+            activity.cancel("the caller went away or its deadline passed")
+            raise
+        except ScorerError as exc:
+            activity.fail(str(exc))
+            raise
+        activity.succeed(f"{generation.token_count} tokens")
+        return scorer_pb2.GenerateAlternateResponse(
+            activity_id=activity.id, text=generation.text, token_count=generation.token_count
+        )
+
+    @_mapped_errors
+    async def GetInfo(
+        self, request: scorer_pb2.GetInfoRequest, context: grpc.aio.ServicerContext
+    ) -> scorer_pb2.GetInfoResponse:
+        from ftreview import __version__
+
+        info = await self.backend.info()
+        return scorer_pb2.GetInfoResponse(
+            backend=info.backend,
+            model=info.model,
+            context_length=self.context_length,
+            backend_urls=info.urls,
+            device=info.device,
+            version=__version__,
+        )
+
+
+class ActivitiesServicer(activity_pb2_grpc.ActivitiesServicer):
+    def __init__(self, hub: ActivityHub) -> None:
+        self.hub = hub
+
+    async def WatchActivities(
+        self, request: activity_pb2.WatchActivitiesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[activity_pb2.WatchActivitiesResponse]:
+        async for event in self.hub.watch(request.activity_id):
+            yield event
+
+    async def ListActivities(
+        self, request: activity_pb2.ListActivitiesRequest, context: grpc.aio.ServicerContext
+    ) -> activity_pb2.ListActivitiesResponse:
+        return activity_pb2.ListActivitiesResponse(activities=self.hub.list(request.limit or 50))
+
+
+def _stats_message(stats: scoring.ScoringStats) -> scorer_pb2.FinetuneScoringStats:
+    message = scorer_pb2.FinetuneScoringStats(
+        conversation_id=stats.conversation_id,
+        responses_seen=stats.responses_seen,
+        responses_scored=stats.responses_scored,
+        responses_above_threshold=stats.responses_above_threshold,
+        max_divergence=stats.max_divergence,
+        threshold=stats.threshold,
+        skipped_unset_timestamp=stats.skipped_unset_timestamp,
+        skipped_already_trained=stats.skipped_already_trained,
+        skipped_too_long=stats.skipped_too_long,
+        skipped_tokenization_mismatch=stats.skipped_tokenization_mismatch,
+        truncated=stats.truncated,
+        error=stats.error,
+    )
+    message.taken_at.CopyFrom(to_timestamp(stats.taken_at_ns))
+    return message
+
+
+def _reply_message(reply: scoring.ReplyScore) -> scorer_pb2.ReplyScore:
+    message = scorer_pb2.ReplyScore(
+        node_path=reply.message.path,
+        content=reply.message.content,
+        divergence=reply.divergence,
+        peak=reply.peak,
+        scored=reply.scored,
+        candidate=reply.candidate,
+        reason=_REASONS[reply.reason],
+        context_tokens_cut=reply.context_tokens_cut,
+    )
+    message.timestamp.CopyFrom(to_timestamp(reply.message.timestamp_ns))
+    for token in reply.tokens:
+        message.tokens.add(
+            token_id=token.token_id,
+            text=token.text,
+            logprob_with_memories=token.logprob_with,
+            logprob_without_memories=token.logprob_without,
+            divergence=token.divergence,
+        )
+    return message
