@@ -1,0 +1,219 @@
+"""Running the Scorer and the Review service as two child processes (`serve`, `demo`).
+
+Invariants:
+- `start()` returns only when both services answer SERVING through the standard gRPC health
+  service, so a caller's first request cannot race the start-up; until then a child that
+  exits is reported with the tail of its log instead of a hang;
+- the Scorer starts first and the Review service is given the Scorer's real address (port 0
+  is resolved from the Scorer's "serving on HOST:PORT" log line);
+- `stop()` ends both: SIGTERM (the servers drain), then SIGKILL after a grace period, Review
+  first so that it never calls a Scorer that is already gone. On Linux the children also get
+  SIGTERM if this process dies without stopping them, so no orphan keeps a port.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+from ftreview.client import ReviewClient, ScorerClient
+from ftreview.errors import FtreviewError
+
+_SERVING_LINE = re.compile(r"serving on (\[[0-9a-fA-F:]+\]|[\w.\-]+):(\d+)", re.IGNORECASE)
+_LOG_TAIL_LINES = 40
+
+
+class ServiceStartError(RuntimeError):
+    """A service did not come up; the message says which and ends with its last log lines."""
+
+
+@dataclass
+class ServiceOptions:
+    scorer_listen: str = "127.0.0.1:50051"
+    review_listen: str = "127.0.0.1:50052"
+    home: str | None = None
+    backend: str | None = None
+    backend_urls: Sequence[str] = ()
+    model: str | None = None
+    startup_timeout_s: float = 300.0
+    stop_timeout_s: float = 30.0
+    # Called with (service name, log line) for every line a child logs; None: keep quiet.
+    echo: Callable[[str, str], None] | None = None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux prctl)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@dataclass
+class ChildService:
+    """One service process, its log drained on a thread (a full pipe would stall it)."""
+
+    name: str
+    argv: list[str]
+    echo: Callable[[str, str], None] | None
+    process: subprocess.Popen[str] | None = None
+    address: str | None = None
+    tail: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=_LOG_TAIL_LINES)
+    )
+    _address_known: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            # Its own session: a terminal's Ctrl-C reaches us, and we stop it in order.
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        assert self.process.stdout is not None
+        threading.Thread(
+            target=self._drain, args=(self.process.stdout,), daemon=True, name=self.name
+        ).start()
+
+    def _drain(self, stream: IO[str]) -> None:
+        for raw in stream:
+            line = raw.rstrip("\n")
+            self.tail.append(line)
+            if self.address is None:
+                match = _SERVING_LINE.search(line)
+                if match:
+                    self.address = f"{match.group(1)}:{match.group(2)}"
+                    self._address_known.set()
+            if self.echo is not None:
+                self.echo(self.name, line)
+        self._address_known.set()  # exited: wake a waiter so it sees the exit
+
+    def wait_address(self, deadline: float) -> str:
+        while True:
+            if self._address_known.wait(timeout=max(0.0, min(0.5, deadline - time.monotonic()))):
+                if self.address is not None:
+                    return self.address
+            self.check_alive()
+            if time.monotonic() >= deadline:
+                raise ServiceStartError(self._failure("did not report its address in time"))
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise ServiceStartError(self._failure(f"exited with status {self.process.returncode}"))
+
+    def _failure(self, what: str) -> str:
+        log = "\n".join(f"  {line}" for line in self.tail) or "  (no output)"
+        return f"the {self.name} {what}; its last log lines:\n{log}"
+
+    def terminate(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_or_kill(self, timeout_s: float) -> int | None:
+        if self.process is None:
+            return None
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+class LocalServices:
+    """Both services as children of this process. Use as a context manager."""
+
+    def __init__(self, options: ServiceOptions, python: str = sys.executable) -> None:
+        self.options = options
+        scorer_argv = [python, "-m", "scorer_service", "--listen", options.scorer_listen]
+        if options.backend:
+            scorer_argv += ["--backend", options.backend]
+        for url in options.backend_urls:
+            scorer_argv += ["--backend-url", url]
+        if options.model:
+            scorer_argv += ["--model", options.model]
+        self.scorer = ChildService("Scorer", scorer_argv, options.echo)
+        self.review = ChildService("Review service", [], options.echo)
+
+    @property
+    def scorer_address(self) -> str:
+        assert self.scorer.address is not None
+        return self.scorer.address
+
+    @property
+    def review_address(self) -> str:
+        assert self.review.address is not None
+        return self.review.address
+
+    def __enter__(self) -> LocalServices:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        deadline = time.monotonic() + self.options.startup_timeout_s
+        try:
+            self.scorer.start()
+            scorer_address = self.scorer.wait_address(deadline)
+            review_argv = [
+                self.scorer.argv[0], "-m", "review_service",
+                "--listen", self.options.review_listen, "--scorer", scorer_address,
+            ]  # fmt: skip
+            if self.options.home:
+                review_argv += ["--home", self.options.home]
+            self.review.argv = review_argv
+            self.review.start()
+            self.review.wait_address(deadline)
+            self._wait_serving(self.scorer, deadline)
+            self._wait_serving(self.review, deadline)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_serving(self, child: ChildService, deadline: float) -> None:
+        assert child.address is not None
+        client: ScorerClient | ReviewClient
+        if child is self.scorer:
+            client = ScorerClient(child.address, timeout=2.0)
+        else:
+            client = ReviewClient(child.address, timeout=2.0)
+        with client:
+            while True:
+                child.check_alive()
+                try:
+                    if client.health() == "SERVING":
+                        return
+                except FtreviewError:
+                    pass  # not listening yet
+                if time.monotonic() >= deadline:
+                    raise ServiceStartError(child._failure("did not report SERVING in time"))
+                time.sleep(0.1)
+
+    def wait(self) -> ChildService:
+        """Blocks until one child exits; returns it (the other is still running)."""
+        while True:
+            for child in (self.review, self.scorer):
+                if child.process is not None and child.process.poll() is not None:
+                    return child
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for child in (self.review, self.scorer):
+            child.terminate()
+            child.wait_or_kill(self.options.stop_timeout_s)
