@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from pathlib import Path
 
 from ftreview.errors import FtreviewError, Unavailable
@@ -53,6 +52,7 @@ class ReviewApp(App[int]):
     """Review candidates: approve, reject, look at alternates, send, tune the threshold."""
 
     TITLE = "ftreview review"
+    ENABLE_COMMAND_PALETTE = False
 
     CSS = """
     Screen { layout: vertical; }
@@ -399,12 +399,11 @@ def _configure_log(home: str | None) -> None:
 
 
 def run_review(review_addr: str, scorer_addr: str, home: str | None = None) -> int:
-    """Run the review screen until the user quits; the process exit code."""
-    _configure_log(home)
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        from ftreview.tui.plain import print_overview
+    """Run the review screen until the user quits; the process exit code.
 
-        return print_overview(review_addr, scorer_addr)
+    Needs a terminal: the CLI prints a plain listing instead when there is none.
+    """
+    _configure_log(home)
     app = ReviewApp(review_addr, scorer_addr)
     app.run()
     return app.return_code or 0

@@ -1,0 +1,278 @@
+"""The review screen through Textual's pilot, against a real Review and the real Scorer.
+
+Each test presses keys as a reviewer would and checks what a reviewer would notice: the rows
+and the cursor, the reply and its colours, the status line, and what the Review service
+stored (statuses, alternates, the threshold in the config file).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import json5
+from ftreview.client import AsyncReviewClient
+from ftreview.tui.app import ReviewApp
+from ftreview.tui.widgets import LegendScreen
+from ftreview.v1 import review_pb2
+from ftreview.wire import timestamp_ns
+from rich.text import Text
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+
+from tests.e2e.tui.harness import (
+    ALTERNATE_TIMEOUT_S,
+    SCORING_TIMEOUT_S,
+    ReviewProcess,
+    ingest,
+    memory_conversation,
+    plain_conversation,
+    table_rows,
+    text_of,
+    wait_for,
+)
+
+SCREEN_SIZE = (120, 40)
+STATUS_NAMES = {
+    review_pb2.CANDIDATE_STATUS_PENDING: "pending",
+    review_pb2.CANDIDATE_STATUS_APPROVED: "approved",
+    review_pb2.CANDIDATE_STATUS_REJECTED: "rejected",
+    review_pb2.CANDIDATE_STATUS_SENT: "sent",
+}
+
+
+async def stored_candidates(review: ReviewProcess) -> dict[int, review_pb2.Candidate]:
+    async with AsyncReviewClient(review.address, scorer_address=review.scorer_address) as client:
+        return {timestamp_ns(c.timestamp): c for c in await client.list_candidates()}
+
+
+async def stored_status(review: ReviewProcess, timestamp: int) -> str:
+    return STATUS_NAMES[(await stored_candidates(review))[timestamp].status]
+
+
+def screen(review: ReviewProcess) -> ReviewApp:
+    return ReviewApp(review.address, review.scorer_address)
+
+
+def cursor_row(pilot: Pilot[Any]) -> int:
+    return pilot.app.query_one(DataTable).cursor_row
+
+
+def row_timestamp(pilot: Pilot[Any], row: int) -> int:
+    app = pilot.app
+    assert isinstance(app, ReviewApp)
+    return app.board.ordered[row].timestamp_ns
+
+
+async def open_with_candidates(pilot: Pilot[Any], count: int) -> None:
+    await wait_for(
+        pilot,
+        lambda: len(table_rows(pilot)) == count,
+        f"{count} candidates in the list",
+        timeout=SCORING_TIMEOUT_S,
+    )
+
+
+async def test_list_is_sorted_by_divergence_and_keys_move_the_cursor(
+    review: ReviewProcess, unique_base_ns: int
+) -> None:
+    await ingest(review, memory_conversation(unique_base_ns))
+    async with screen(review).run_test(size=SCREEN_SIZE) as pilot:
+        await open_with_candidates(pilot, 3)
+        rows = table_rows(pilot)
+        divergences = [float(row[1]) for row in rows]
+        assert divergences == sorted(divergences, reverse=True)
+        assert all(row[0] == "pending" for row in rows)
+        assert cursor_row(pilot) == 0
+
+        # The selected reply is shown with its tokens coloured by divergence.
+        body = pilot.app.query_one("#reply-body", Static).content
+        assert isinstance(body, Text)
+        assert any(span.style and "on " in str(span.style) for span in body.spans), (
+            "a reply that leans on memories has highlighted tokens"
+        )
+        assert f"divergence {rows[0][1]}" in text_of(pilot, "#reply-title")
+
+        for key, expected in (("j", 1), ("down", 2), ("j", 2), ("k", 1), ("up", 0), ("k", 0)):
+            await pilot.press(key)
+            await wait_for(pilot, lambda e=expected: cursor_row(pilot) == e, f"row {expected}")
+            assert f"divergence {rows[expected][1]}" in text_of(pilot, "#reply-title")
+
+
+async def test_approve_reject_and_undo_are_stored_and_move_to_the_next_pending(
+    review: ReviewProcess, unique_base_ns: int
+) -> None:
+    await ingest(review, memory_conversation(unique_base_ns))
+    async with screen(review).run_test(size=SCREEN_SIZE) as pilot:
+        await open_with_candidates(pilot, 3)
+        first, second = row_timestamp(pilot, 0), row_timestamp(pilot, 1)
+
+        await pilot.press("a")
+        await wait_for(pilot, lambda: table_rows(pilot)[0][0] == "approved", "row 0 approved")
+        assert await stored_status(review, first) == "approved"
+        assert cursor_row(pilot) == 1, "after a decision the cursor goes to the next pending"
+
+        await pilot.press("r")
+        await wait_for(pilot, lambda: table_rows(pilot)[1][0] == "rejected", "row 1 rejected")
+        assert await stored_status(review, second) == "rejected"
+        assert cursor_row(pilot) == 2
+
+        await pilot.press("u")
+        await wait_for(pilot, lambda: table_rows(pilot)[1][0] == "pending", "reject undone")
+        assert await stored_status(review, second) == "pending"
+        assert cursor_row(pilot) == 1, "undo selects the reply it restored"
+
+        await pilot.press("u")
+        await wait_for(pilot, lambda: table_rows(pilot)[0][0] == "pending", "approve undone")
+        assert await stored_status(review, first) == "pending"
+
+        # Undo restores the previous decision, not always "pending".
+        await pilot.press("r")  # row 0 rejected, cursor to row 1
+        await wait_for(pilot, lambda: table_rows(pilot)[0][0] == "rejected", "row 0 rejected")
+        await pilot.press("k", "a")  # change the mind: approve it instead
+        await wait_for(pilot, lambda: table_rows(pilot)[0][0] == "approved", "row 0 approved")
+        await pilot.press("u")
+        await wait_for(pilot, lambda: table_rows(pilot)[0][0] == "rejected", "back to rejected")
+        assert await stored_status(review, first) == "rejected"
+
+
+async def test_g_generates_the_alternate_with_a_spinner_and_toggles_back(
+    review: ReviewProcess, unique_base_ns: int
+) -> None:
+    await ingest(review, memory_conversation(unique_base_ns))
+    async with screen(review).run_test(size=SCREEN_SIZE) as pilot:
+        await open_with_candidates(pilot, 3)
+        selected = row_timestamp(pilot, 0)
+        reply_text = text_of(pilot, "#reply-body")
+        body = pilot.app.query_one("#reply-body", Static)
+
+        await pilot.press("g")
+        assert body.loading, "a spinner while the alternate is generated"
+        assert text_of(pilot, "#reply-title").startswith("alternate")
+        await wait_for(
+            pilot, lambda: not body.loading, "the alternate to arrive", timeout=ALTERNATE_TIMEOUT_S
+        )
+        alternate = text_of(pilot, "#reply-body")
+        stored = (await stored_candidates(review))[selected]
+        assert stored.alternate, "the Review stored the alternate"
+        assert alternate == stored.alternate
+
+        await pilot.press("g")
+        assert text_of(pilot, "#reply-title").startswith("reply")
+        assert text_of(pilot, "#reply-body") == reply_text
+
+        await pilot.press("g")  # stored now: shown at once, no second generation
+        assert not body.loading
+        assert text_of(pilot, "#reply-body") == stored.alternate
+
+
+async def test_threshold_keys_are_persisted_to_the_config_file(review: ReviewProcess) -> None:
+    def threshold_in_file() -> float:
+        return float(json5.loads(review.config_path.read_text())["learn"]["threshold"])
+
+    async with screen(review).run_test(size=SCREEN_SIZE) as pilot:
+        app = pilot.app
+        assert isinstance(app, ReviewApp)
+        await wait_for(pilot, lambda: app.board.loaded and app.config is not None, "the snapshot")
+        start = app.config.threshold if app.config else 0.0
+
+        await pilot.press("plus")
+        await wait_for(
+            pilot,
+            lambda: review.config_path.exists() and math.isclose(threshold_in_file(), start * 10),
+            "threshold x10 in config.json5",
+        )
+        assert f"threshold {start * 10:g}" in text_of(pilot, "#summary")
+
+        await pilot.press("minus", "minus")
+        await wait_for(
+            pilot,
+            lambda: math.isclose(threshold_in_file(), start / 10),
+            "threshold /10 twice in config.json5",
+        )
+        assert f"threshold {start / 10:g}" in text_of(pilot, "#summary")
+
+
+async def test_empty_list_shows_the_last_scoring_stats(
+    review: ReviewProcess, unique_base_ns: int
+) -> None:
+    async with screen(review).run_test(size=SCREEN_SIZE) as pilot:
+        app = pilot.app
+        assert isinstance(app, ReviewApp)
+        await wait_for(pilot, lambda: app.board.loaded, "the first snapshot")
+        empty = text_of(pilot, "#empty")
+        assert "No candidates" in empty and "ftreview score" in empty
+        assert "loading" not in empty.lower()
+
+        await ingest(review, plain_conversation(unique_base_ns))
+        await wait_for(
+            pilot,
+            lambda: "replies seen" in text_of(pilot, "#empty"),
+            "the stats of the scoring run",
+            timeout=SCORING_TIMEOUT_S,
+        )
+        stats = text_of(pilot, "#empty")
+        assert re.search(r"replies seen\s+3\n", stats), stats
+        assert re.search(r"above threshold\s+0\n", stats), stats
+        assert re.search(r"max divergence\s+0 nats/token vs threshold 1e-07", stats), stats
+        assert "1 no timestamp" in text_of(pilot, "#empty")
+        # The scoring run's end reached the status line through the activity stream.
+        await wait_for(
+            pilot, lambda: "succeeded" in text_of(pilot, "#activity"), "the activity's end"
+        )
+        assert not app.query_one(DataTable).display
+
+
+async def test_a_reply_ingested_elsewhere_appears_without_a_key_press(
+    review: ReviewProcess, unique_base_ns: int
+) -> None:
+    async with screen(review).run_test(size=SCREEN_SIZE) as pilot:
+        app = pilot.app
+        assert isinstance(app, ReviewApp)
+        await wait_for(pilot, lambda: app.board.loaded, "the first snapshot")
+        assert table_rows(pilot) == []
+
+        await ingest(review, memory_conversation(unique_base_ns))
+        await open_with_candidates(pilot, 3)
+        assert app.query_one(DataTable).display
+        assert "3 pending" in text_of(pilot, "#summary")
+
+
+async def test_the_screen_survives_a_review_restart(
+    review: ReviewProcess, unique_base_ns: int
+) -> None:
+    await ingest(review, memory_conversation(unique_base_ns))
+    async with screen(review).run_test(size=SCREEN_SIZE) as pilot:
+        app = pilot.app
+        assert isinstance(app, ReviewApp)
+        await open_with_candidates(pilot, 3)
+        first = row_timestamp(pilot, 0)
+
+        review.stop()
+        await wait_for(
+            pilot, lambda: "reconnecting" in text_of(pilot, "#summary"), "reconnecting shown"
+        )
+        assert len(table_rows(pilot)) == 3, "the last list stays visible while reconnecting"
+
+        review.start()  # same port, same home
+        await wait_for(
+            pilot,
+            lambda: app.connected and "reconnecting" not in text_of(pilot, "#summary"),
+            "reconnected",
+        )
+        await pilot.press("a")
+        await wait_for(pilot, lambda: table_rows(pilot)[0][0] == "approved", "approved")
+        assert await stored_status(review, first) == "approved"
+
+
+async def test_question_mark_shows_the_legend(review: ReviewProcess) -> None:
+    async with screen(review).run_test(size=SCREEN_SIZE) as pilot:
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, LegendScreen), "the legend")
+        legend = str(pilot.app.screen.query_one("#legend", Static).content)
+        assert "approve" in legend and "nats" in legend
+        await pilot.press("escape")
+        await wait_for(
+            pilot, lambda: not isinstance(pilot.app.screen, LegendScreen), "the legend to close"
+        )
