@@ -30,7 +30,7 @@ KEYS_HELP: tuple[tuple[str, str], ...] = (
     ("a", "approve, then go to the next pending reply"),
     ("r", "reject, then go to the next pending reply"),
     ("u", "undo the last approve or reject"),
-    ("g", "show the reply or its alternate (what the model says without memories)"),
+    ("g", "reply or its alternate (what the model says without memories)"),
     ("s", "send the approved replies to fine-tuning"),
     ("+ / -", "threshold x10 / /10 (saved in the config)"),
     ("?", "this legend"),
