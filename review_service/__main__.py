@@ -1,0 +1,66 @@
+"""`ftreview-review` / `python -m review_service`: run the Review server.
+
+A user sees one line on stderr when it cannot start (what failed, what to do), never a
+traceback; once serving it logs `review serving on HOST:PORT` with the real port, which
+scripts and tests parse when they pass port 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from .errors import ReviewError
+from .server import DEFAULT_LISTEN, DEFAULT_SCORER, ReviewConfig, default_home, serve
+
+
+def parse_args(argv: list[str] | None) -> ReviewConfig:
+    parser = argparse.ArgumentParser(
+        prog="ftreview-review",
+        description="Serve the ftreview Review service (candidates, trained ledger, config).",
+    )
+    parser.add_argument(
+        "--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT to serve on (default {DEFAULT_LISTEN})"
+    )
+    parser.add_argument(
+        "--scorer", default=DEFAULT_SCORER, help=f"Scorer address (default {DEFAULT_SCORER})"
+    )
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="folder of config.json5 and review.sqlite3"
+        " (default $FTREVIEW_HOME or ~/.consciousness)",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return ReviewConfig(
+        listen=args.listen, scorer=args.scorer, home=(args.home or default_home()).expanduser()
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    try:
+        asyncio.run(serve(config))
+    except ReviewError as error:
+        print(f"ftreview-review: {error.message}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"ftreview-review: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
