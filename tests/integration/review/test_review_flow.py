@@ -304,11 +304,10 @@ async def test_a_watcher_that_never_reads_does_not_hold_up_the_others(
     watch = CandidateWatch(review.stub)
     stamp_list = [to_timestamp(reply_ts("slow", i)) for i in range(10)]
     for round_ in range(60):  # ~600 events: more than a stalled stream's flow-control window
-        for ts in stamp_list:
-            if round_ % 2:
-                await review.stub.Reject(S.RejectRequest(timestamps=[ts], reason=str(round_)))
-            else:
-                await review.stub.Approve(S.ApproveRequest(timestamps=[ts]))
+        if round_ % 2:
+            await review.stub.Reject(S.RejectRequest(timestamps=stamp_list, reason=str(round_)))
+        else:
+            await review.stub.Approve(S.ApproveRequest(timestamps=stamp_list))
     last = timestamp_ns(stamp_list[-1])
 
     def saw_last_rejection(events: list[review_pb2.WatchCandidatesResponse]) -> bool:
