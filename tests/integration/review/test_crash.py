@@ -1,0 +1,156 @@
+"""Crash safety: SIGKILL a real `python -m review_service` in the middle of a stream of
+approvals and a send, restart it on the same home, and check that every acknowledged
+change is there and that the ledger and the candidate list agree."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+from ftreview.v1 import review_pb2 as S
+from ftreview.v1 import activity_pb2, activity_pb2_grpc, review_pb2_grpc
+from ftreview.wire import timestamp_ns, to_timestamp
+from review_support import Receiver, ReviewUnderTest, RunningFakeScorer, make_conversation, reply_ts
+
+from review_service.config import ConfigFile
+from review_service.training import idempotency_key
+
+SERVING = re.compile(r"review serving on 127\.0\.0\.1:(\d+)")
+REPLIES = 60
+
+
+class ReviewProcess:
+    def __init__(self, home: Path, scorer: str) -> None:
+        self.home = home
+        self.scorer = scorer
+        self.process: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "review_service", "--listen", "127.0.0.1:0",
+             "--scorer", self.scorer, "--home", str(self.home)],
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        stderr = self.process.stderr
+        assert stderr is not None
+        seen: list[str] = []
+
+        def read_until_serving() -> int:
+            for line in stderr:
+                seen.append(line)
+                match = SERVING.search(line)
+                if match:
+                    return int(match.group(1))
+            raise AssertionError("the Review exited before serving:\n" + "".join(seen))
+
+        self.port = await asyncio.wait_for(asyncio.to_thread(read_until_serving), 30)
+        # Keep draining stderr so the child never blocks on a full pipe.
+        asyncio.get_running_loop().run_in_executor(None, stderr.read)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(10)
+
+
+async def test_sigkill_mid_approvals_and_send_loses_nothing_acknowledged(
+    tmp_path: Path, fake_scorer: RunningFakeScorer, receiver: Receiver
+) -> None:
+    home = tmp_path / "home"
+    ConfigFile(home / "config.json5").set_value("finetune_url", receiver.url)
+    ConfigFile(home / "config.json5").set_value("finetune_batch_size", 4)
+    child = ReviewProcess(home, fake_scorer.address)
+    await child.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{child.port}")
+    stub = review_pb2_grpc.ReviewStub(channel)
+    helper = ReviewUnderTest(home, fake_scorer.address)
+    helper.stub = stub
+    helper.activities = activity_pb2_grpc.ActivitiesStub(channel)
+    activity = await helper.ingest_and_wait(make_conversation("crash", REPLIES))
+    assert activity.state == activity_pb2.ACTIVITY_STATE_SUCCEEDED, activity.error
+
+    acknowledged: list[int] = []
+    sent: set[int] = set()
+    enough = asyncio.Event()
+
+    async def approve_stream() -> None:
+        for i in range(REPLIES):
+            ts = reply_ts("crash", i)
+            try:
+                await stub.Approve(S.ApproveRequest(timestamps=[to_timestamp(ts)]))
+            except grpc.aio.AioRpcError:
+                return  # killed: this one was not acknowledged
+            acknowledged.append(ts)
+            if len(acknowledged) == 30:
+                enough.set()
+
+    async def send_once() -> None:
+        try:
+            response = await stub.Send(S.SendRequest())
+        except grpc.aio.AioRpcError:
+            return
+        sent.update(timestamp_ns(t) for t in response.accepted)
+
+    approvals = asyncio.ensure_future(approve_stream())
+    await asyncio.wait_for(enough.wait(), 30)
+    sender = asyncio.ensure_future(send_once())
+    # Kill once the receiver has seen part of the send: approvals and send both in flight.
+    deadline = asyncio.get_running_loop().time() + 10
+    while not receiver.requests and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.005)
+    child.kill()
+    await asyncio.gather(approvals, sender)
+    await channel.close()
+    assert receiver.requests, "the send never reached the receiver before the kill"
+    assert len(acknowledged) < REPLIES, "the kill came after the last approval"
+
+    await child.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{child.port}")
+    stub = review_pb2_grpc.ReviewStub(channel)
+    approved = {
+        timestamp_ns(c.timestamp)
+        for c in (
+            await stub.ListCandidates(S.ListCandidatesRequest(statuses=[S.CANDIDATE_STATUS_APPROVED]))
+        ).candidates
+    }
+    listed = {
+        timestamp_ns(c.timestamp)
+        for c in (await stub.ListCandidates(S.ListCandidatesRequest())).candidates
+    }
+    trained = {
+        timestamp_ns(e.timestamp)
+        for e in (await stub.ListTrained(S.ListTrainedRequest())).entries
+    }
+    # Every acknowledged approval is approved still, or was sent.
+    assert set(acknowledged) <= approved | trained
+    # Every reply a Send answer called accepted is in the ledger.
+    assert sent <= trained
+    # The ledger and the list agree: nothing is both trained and listed, nothing is lost.
+    assert not trained & listed
+    assert trained | listed == {reply_ts("crash", i) for i in range(REPLIES)}
+    # Only replies the endpoint trained are in the ledger.
+    assert {idempotency_key(ts) for ts in trained} <= receiver.trained
+
+    # Sending again finishes the job without training anything twice.
+    await stub.Send(S.SendRequest())
+    assert set(receiver.trainings_per_reply.values()) == {1}
+    after = {
+        timestamp_ns(e.timestamp)
+        for e in (await stub.ListTrained(S.ListTrainedRequest())).entries
+    }
+    assert after == trained | approved
+    await channel.close()
+    assert child.terminate() == 0  # SIGTERM drains and exits cleanly
