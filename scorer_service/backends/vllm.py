@@ -1,0 +1,317 @@
+"""Scoring on an upstream vLLM OpenAI server (`POST /v1/completions` with `prompt_logprobs`).
+
+Invariant: a number handed back is the log-probability of the token that was sent at that
+position, or the call fails. Upstream vLLM returns every prompt position, keyed by token id;
+this adapter checks the length and the token id of every position it reads before slicing
+the requested ranges, because a proxy or a server that silently re-tokenized or truncated the
+prompt would otherwise produce plausible, wrong divergences. vLLM clamps -inf to -9999.0 (its
+JSON encoder refuses non-finite floats); the clamp is undone here so that the port keeps
+-inf.
+
+`VllmServerBackend` holds what every vLLM-speaking engine shares (model resolution, info,
+greedy generation, concurrency and progress of a `score` call); an engine variant only says
+how one prompt is scored (see `vllm_score.py`).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from scorer_service.backends.base import (
+    BackendInfo,
+    Generation,
+    ProgressCallback,
+    RangeLogprobs,
+    ScoreRequest,
+    ScoringBackend,
+)
+from scorer_service.backends.http import EngineClient
+from scorer_service.errors import BackendProtocolError, BackendRejected
+
+# vLLM's stand-in for -inf (`clamp_prompt_logprobs`); anything at or below it is -inf.
+CLAMPED_NEG_INF = -9999.0
+
+
+class VllmServerBackend(ScoringBackend):
+    """What all vLLM-speaking engines share; subclasses say how one prompt is scored."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        model: str | None = None,
+        *,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._engine = EngineClient(
+            urls,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            retries=retries,
+            backoff=backoff,
+            transport=transport,
+        )
+        self._requested_model = model
+        self._info: BackendInfo | None = None
+        self._info_lock = asyncio.Lock()
+
+    @abc.abstractmethod
+    async def _score_one(self, model: str, request: ScoreRequest) -> RangeLogprobs:
+        """The requested ranges of one prompt, checked against what was sent."""
+
+    async def score(
+        self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None
+    ) -> list[RangeLogprobs]:
+        for index, request in enumerate(requests):
+            check_ranges(request, f"request {index}")
+        model = await self._model()
+        total = len(requests)
+        done = 0
+
+        async def score_and_report(index: int, request: ScoreRequest) -> RangeLogprobs:
+            nonlocal done
+            result = await self._score_one(model, request)
+            done += 1
+            if progress is not None:
+                progress(
+                    done,
+                    total,
+                    f"{self.name}: scored prompt {index + 1} of {total} "
+                    f"({len(request.token_ids)} tokens)",
+                )
+            return result
+
+        # Concurrent, so the variants of one conversation land on different replicas.
+        tasks = [
+            asyncio.create_task(score_and_report(index, request))
+            for index, request in enumerate(requests)
+        ]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            # One failure fails the call; the other requests would only load the engine.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def generate(
+        self,
+        token_ids: Sequence[int],
+        max_new_tokens: int,
+        stop_token_ids: Sequence[int] = (),
+    ) -> Generation:
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        reply = await self._engine.post_json(
+            "/v1/completions",
+            {
+                "model": await self._model(),
+                "prompt": list(token_ids),
+                "max_tokens": max_new_tokens,
+                "temperature": 0,
+                "top_p": 1,
+                "stop_token_ids": list(stop_token_ids),
+            },
+        )
+        choice = first_choice(reply)
+        text = choice.get("text")
+        if not isinstance(text, str):
+            raise BackendProtocolError(f"completion has no text: {choice.get('text')!r}")
+        count = expect_int(
+            expect_object(reply, "completion").get("usage"), "completion_tokens", "usage"
+        )
+        # We send no stop strings, so "stop" means an EOS or one of stop_token_ids ended the
+        # text: vLLM counts that token in completion_tokens but leaves it out of the text.
+        if choice.get("finish_reason") == "stop" and count > 0:
+            count -= 1
+        return Generation(text=text, token_count=count)
+
+    async def info(self) -> BackendInfo:
+        async with self._info_lock:
+            if self._info is None:
+                model, context_length = await self._served_model()
+                self._info = BackendInfo(
+                    backend=self.name,
+                    model=model,
+                    context_length=context_length,
+                    urls=self._engine.urls,
+                )
+            return self._info
+
+    async def aclose(self) -> None:
+        await self._engine.aclose()
+
+    async def _model(self) -> str:
+        # A given name needs no round trip; otherwise the server says what it serves.
+        if self._requested_model is not None:
+            return self._requested_model
+        return (await self.info()).model
+
+    async def _served_model(self) -> tuple[str, int]:
+        listing = expect_object(await self._engine.get_json("/v1/models"), "/v1/models")
+        entries = [
+            expect_object(entry, "/v1/models data[]")
+            for entry in expect_list(listing.get("data"), "/v1/models data")
+        ]
+        if not entries:
+            raise BackendProtocolError("/v1/models lists no model")
+        if self._requested_model is None:
+            entry = entries[0]
+        else:
+            matches = [entry for entry in entries if entry.get("id") == self._requested_model]
+            if not matches:
+                served = ", ".join(repr(entry.get("id")) for entry in entries)
+                raise BackendRejected(
+                    f"model {self._requested_model!r} is not served at "
+                    f"{', '.join(self._engine.urls)} (served: {served})",
+                    404,
+                )
+            entry = matches[0]
+        model = entry.get("id")
+        if not isinstance(model, str) or not model:
+            raise BackendProtocolError(f"/v1/models entry has no id: {entry!r}")
+        return model, expect_int(entry, "max_model_len", f"/v1/models entry {model!r}")
+
+
+class VllmBackend(VllmServerBackend):
+    """Upstream vLLM: every prompt position comes back; the requested ranges are sliced here.
+
+    `prompt_logprobs=0` asks for the sent token only. Very early V1 servers (0.7.x) read 0 as
+    "off"; give 1 for those: the entry then also holds the top token, and the sent token is
+    found by its id either way.
+    """
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        model: str | None = None,
+        *,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        prompt_logprobs: int = 0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if prompt_logprobs < 0:
+            raise ValueError(f"prompt_logprobs must be >= 0, got {prompt_logprobs}")
+        super().__init__(
+            urls,
+            model,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            retries=retries,
+            backoff=backoff,
+            transport=transport,
+        )
+        self._prompt_logprobs = prompt_logprobs
+
+    async def _score_one(self, model: str, request: ScoreRequest) -> RangeLogprobs:
+        reply = await self._engine.post_json(
+            "/v1/completions",
+            {
+                "model": model,
+                "prompt": list(request.token_ids),
+                # vLLM refuses max_tokens 0 without echo; the one generated token is ignored.
+                "max_tokens": 1,
+                # V0 engines applied sampling settings to prompt positions too: keep them neutral.
+                "temperature": 0,
+                "top_p": 1,
+                "prompt_logprobs": self._prompt_logprobs,
+            },
+        )
+        return ranges_from_prompt_logprobs(request, reply)
+
+
+def ranges_from_prompt_logprobs(request: ScoreRequest, reply: Any) -> RangeLogprobs:
+    """Slice the requested ranges out of a `/v1/completions` answer, checking each position
+    read: the list is as long as the prompt and the entry holds the token that was sent."""
+    per_position = first_choice(reply).get("prompt_logprobs")
+    if per_position is None:
+        raise BackendProtocolError(
+            "the completion carries no prompt_logprobs; a vLLM 0.7.x server reads "
+            "prompt_logprobs=0 as off: configure prompt_logprobs=1"
+        )
+    positions = expect_list(per_position, "prompt_logprobs")
+    token_ids = list(request.token_ids)
+    if len(positions) != len(token_ids):
+        raise BackendProtocolError(
+            f"prompt_logprobs has {len(positions)} entries for a prompt of "
+            f"{len(token_ids)} tokens: the answer does not line up with the prompt"
+        )
+    result: RangeLogprobs = []
+    for start, end in request.ranges:
+        values: list[float] = []
+        for position in range(start, end):
+            token = token_ids[position]
+            entry = positions[position]
+            found = entry.get(str(token)) if isinstance(entry, dict) else None
+            if not isinstance(found, dict):
+                held = list(entry)[:3] if isinstance(entry, dict) else entry
+                raise BackendProtocolError(
+                    f"prompt_logprobs[{position}] does not score the sent token {token} "
+                    f"(it holds {held!r}): the answer does not line up with the prompt"
+                )
+            values.append(logprob_from_wire(found.get("logprob"), f"prompt_logprobs[{position}]"))
+        result.append(values)
+    return result
+
+
+def check_ranges(request: ScoreRequest, where: str) -> None:
+    """The port's contract on ranges; broken, it is the caller's bug, not the engine's."""
+    length = len(request.token_ids)
+    for start, end in request.ranges:
+        if not 1 <= start < end <= length:
+            raise ValueError(
+                f"{where}: range [{start}, {end}) is outside 1 <= start < end <= {length}"
+            )
+
+
+def logprob_from_wire(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise BackendProtocolError(f"{where}: logprob is {value!r}, not a number")
+    if value <= CLAMPED_NEG_INF:
+        return float("-inf")
+    return float(value)
+
+
+def first_choice(reply: Any) -> dict[str, Any]:
+    choices = expect_list(expect_object(reply, "completion").get("choices"), "choices")
+    if not choices:
+        raise BackendProtocolError("the completion has no choices")
+    return expect_object(choices[0], "choices[0]")
+
+
+def expect_object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BackendProtocolError(f"{where}: expected a JSON object, got {_kind(value)}")
+    return value
+
+
+def expect_list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise BackendProtocolError(f"{where}: expected a JSON list, got {_kind(value)}")
+    return value
+
+
+def expect_int(container: Any, key: str, where: str) -> int:
+    value = expect_object(container, where).get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BackendProtocolError(f"{where}.{key}: expected an integer, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
