@@ -97,12 +97,15 @@ class CandidateFeed:
             for candidate in snapshot():
                 yield CandidateEvent(EventKind.SNAPSHOT, candidate)
             yield CandidateEvent(EventKind.SNAPSHOT_END)
-            while not watcher.closed:
-                await watcher.wake.wait()
-                watcher.wake.clear()
-                while watcher.pending:
-                    _, event = watcher.pending.popitem(last=False)
-                    yield event
+            while True:
+                if not watcher.pending:
+                    if watcher.closed:
+                        return  # after delivering what was pending
+                    await watcher.wake.wait()
+                    watcher.wake.clear()
+                    continue
+                _, event = watcher.pending.popitem(last=False)
+                yield event
         finally:
             self._watchers.discard(watcher)
 

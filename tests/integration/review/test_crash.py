@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import grpc
-from ftreview.v1 import review_pb2 as S
 from ftreview.v1 import activity_pb2, activity_pb2_grpc, review_pb2_grpc
+from ftreview.v1 import review_pb2 as S
 from ftreview.wire import timestamp_ns, to_timestamp
 from review_support import Receiver, ReviewUnderTest, RunningFakeScorer, make_conversation, reply_ts
 
@@ -123,7 +123,9 @@ async def test_sigkill_mid_approvals_and_send_loses_nothing_acknowledged(
     approved = {
         timestamp_ns(c.timestamp)
         for c in (
-            await stub.ListCandidates(S.ListCandidatesRequest(statuses=[S.CANDIDATE_STATUS_APPROVED]))
+            await stub.ListCandidates(
+                S.ListCandidatesRequest(statuses=[S.CANDIDATE_STATUS_APPROVED])
+            )
         ).candidates
     }
     listed = {
@@ -131,8 +133,7 @@ async def test_sigkill_mid_approvals_and_send_loses_nothing_acknowledged(
         for c in (await stub.ListCandidates(S.ListCandidatesRequest())).candidates
     }
     trained = {
-        timestamp_ns(e.timestamp)
-        for e in (await stub.ListTrained(S.ListTrainedRequest())).entries
+        timestamp_ns(e.timestamp) for e in (await stub.ListTrained(S.ListTrainedRequest())).entries
     }
     # Every acknowledged approval is approved still, or was sent.
     assert set(acknowledged) <= approved | trained
@@ -148,8 +149,7 @@ async def test_sigkill_mid_approvals_and_send_loses_nothing_acknowledged(
     await stub.Send(S.SendRequest())
     assert set(receiver.trainings_per_reply.values()) == {1}
     after = {
-        timestamp_ns(e.timestamp)
-        for e in (await stub.ListTrained(S.ListTrainedRequest())).entries
+        timestamp_ns(e.timestamp) for e in (await stub.ListTrained(S.ListTrainedRequest())).entries
     }
     assert after == trained | approved
     await channel.close()

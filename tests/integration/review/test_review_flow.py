@@ -35,7 +35,9 @@ async def test_ingest_adds_pending_candidates_seen_by_a_watcher(
 ) -> None:
     fake_scorer.scorer.divergence[reply_text("a", 1)] = 3e-8  # below 1e-7: not a candidate
     watch = CandidateWatch(review.stub)
-    await watch.wait_for(lambda events: Kind.CANDIDATE_EVENT_KIND_SNAPSHOT_END in [e.kind for e in events])
+    await watch.wait_for(
+        lambda events: Kind.CANDIDATE_EVENT_KIND_SNAPSHOT_END in [e.kind for e in events]
+    )
 
     activity = await review.ingest_and_wait(make_conversation("a", 3))
 
@@ -43,8 +45,12 @@ async def test_ingest_adds_pending_candidates_seen_by_a_watcher(
     listed = await review.list()
     assert stamps(listed) == {reply_ts("a", 0), reply_ts("a", 2)}
     assert {c.status for c in listed} == {S.CANDIDATE_STATUS_PENDING}
-    await watch.wait_for(lambda events: len([e for e in events if e.kind == Kind.CANDIDATE_EVENT_KIND_ADDED]) == 2)
-    await watch.wait_for(lambda events: any(e.kind == Kind.CANDIDATE_EVENT_KIND_STATS for e in events))
+    await watch.wait_for(
+        lambda events: len([e for e in events if e.kind == Kind.CANDIDATE_EVENT_KIND_ADDED]) == 2
+    )
+    await watch.wait_for(
+        lambda events: any(e.kind == Kind.CANDIDATE_EVENT_KIND_STATS for e in events)
+    )
     stats_event = watch.of_kind(Kind.CANDIDATE_EVENT_KIND_STATS)[-1]
     assert stats_event.stats.responses_seen == 3
     assert stats_event.stats.conversation_id == "a"
@@ -137,7 +143,9 @@ async def test_only_the_ten_most_recent_rejections_are_kept(
         )
     rejected = await review.list(S.CANDIDATE_STATUS_REJECTED)
     assert stamps(rejected) == {reply_ts("r", i) for i in range(2, 12)}
-    await watch.wait_for(lambda events: len([e for e in events if e.kind == Kind.CANDIDATE_EVENT_KIND_REMOVED]) == 2)
+    await watch.wait_for(
+        lambda events: len([e for e in events if e.kind == Kind.CANDIDATE_EVENT_KIND_REMOVED]) == 2
+    )
     watch.close()
 
     await review.restart()
@@ -172,22 +180,26 @@ async def test_bad_input_is_refused_and_changes_nothing(review: ReviewUnderTest)
     config_before = review.config_path.read_bytes()
     before = await review.list()
 
+    stub, code = review.stub, grpc.StatusCode
+    pending, trained = to_timestamp(reply_ts("x", 0)), to_timestamp(reply_ts("x", 1))
+    empty = conversation_pb2.Conversation(id="empty")
     cases = [
-        (review.stub.Approve(S.ApproveRequest(timestamps=[to_timestamp(reply_ts("x", 0)), to_timestamp(123)])), grpc.StatusCode.NOT_FOUND),
-        (review.stub.Reject(S.RejectRequest(timestamps=[to_timestamp(999)])), grpc.StatusCode.NOT_FOUND),
-        (review.stub.Approve(S.ApproveRequest(timestamps=[to_timestamp(reply_ts("x", 0)), to_timestamp(reply_ts("x", 1))])), grpc.StatusCode.FAILED_PRECONDITION),
-        (review.stub.SetThreshold(S.SetThresholdRequest(value=math.nan)), grpc.StatusCode.INVALID_ARGUMENT),
-        (review.stub.SetThreshold(S.SetThresholdRequest(value=-1e-7)), grpc.StatusCode.INVALID_ARGUMENT),
-        (review.stub.SetThreshold(S.SetThresholdRequest(value=math.inf)), grpc.StatusCode.INVALID_ARGUMENT),
-        (review.stub.SetThreshold(S.SetThresholdRequest(steps=400)), grpc.StatusCode.INVALID_ARGUMENT),
-        (review.stub.Ingest(S.IngestRequest(conversation=conversation_pb2.Conversation(id="empty"))), grpc.StatusCode.INVALID_ARGUMENT),
-        (review.stub.GenerateAlternate(S.ReviewGenerateAlternateRequest(timestamp=to_timestamp(5))), grpc.StatusCode.NOT_FOUND),
-        (review.stub.SyncCandidates(S.SyncCandidatesRequest(conversation_ids=["nope"])), grpc.StatusCode.NOT_FOUND),
+        (stub.Approve(S.ApproveRequest(timestamps=[pending, to_timestamp(123)])), code.NOT_FOUND),
+        (stub.Reject(S.RejectRequest(timestamps=[to_timestamp(999)])), code.NOT_FOUND),
+        (stub.Approve(S.ApproveRequest(timestamps=[pending, trained])), code.FAILED_PRECONDITION),
+        (stub.SetThreshold(S.SetThresholdRequest(value=math.nan)), code.INVALID_ARGUMENT),
+        (stub.SetThreshold(S.SetThresholdRequest(value=-1e-7)), code.INVALID_ARGUMENT),
+        (stub.SetThreshold(S.SetThresholdRequest(value=math.inf)), code.INVALID_ARGUMENT),
+        (stub.SetThreshold(S.SetThresholdRequest(steps=400)), code.INVALID_ARGUMENT),
+        (stub.Ingest(S.IngestRequest(conversation=empty)), code.INVALID_ARGUMENT),
+        (stub.GenerateAlternate(S.ReviewGenerateAlternateRequest(timestamp=to_timestamp(5))),
+         code.NOT_FOUND),
+        (stub.SyncCandidates(S.SyncCandidatesRequest(conversation_ids=["nope"])), code.NOT_FOUND),
     ]  # fmt: skip
-    for call, code in cases:
+    for call, expected in cases:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call
-        assert caught.value.code() == code, caught.value.details()
+        assert caught.value.code() == expected, caught.value.details()
         assert caught.value.details()
 
     assert await review.list() == before

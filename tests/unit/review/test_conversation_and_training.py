@@ -1,0 +1,67 @@
+"""Contexts without memories, and the training examples built from them."""
+
+from __future__ import annotations
+
+import json
+
+from ftreview.v1 import conversation_pb2 as pb
+from ftreview.wire import to_timestamp
+
+from review_service import training
+from review_service.conversation import replies, reply_contexts
+from review_service.model import Candidate, ContextMessage
+
+
+def leaf(role: int, content: str, ts: int, memory: bool = False) -> pb.Node:
+    node = pb.Node(memory=memory, leaf=pb.Leaf(role=role, content=content))
+    node.timestamp.CopyFrom(to_timestamp(ts))
+    return node
+
+
+def test_a_memory_branch_removes_every_descendant_from_the_context() -> None:
+    inner = pb.Node(
+        branch=pb.Branch(label="notes", children=[leaf(pb.ROLE_USER, "deep memory", 3)])
+    )
+    memories = pb.Node(memory=True, branch=pb.Branch(label="m", children=[
+        leaf(pb.ROLE_SYSTEM, "cat is Biscuit", 2), inner,
+    ]))  # fmt: skip
+    conv = pb.Conversation(id="c", nodes=[
+        leaf(pb.ROLE_SYSTEM, "sys", 1), memories, leaf(pb.ROLE_USER, "name?", 4),
+        leaf(pb.ROLE_ASSISTANT, "Biscuit.", 5), leaf(pb.ROLE_ASSISTANT, "old log", 0),
+        leaf(pb.ROLE_ASSISTANT, "remembered reply", 6, memory=True),
+    ])  # fmt: skip
+    contexts = reply_contexts(conv)
+    assert replies(conv) == [5]  # unset timestamps and memory leaves are not trackable
+    assert [m.content for m in contexts[5]] == ["sys", "name?"]
+
+
+def candidate() -> Candidate:
+    context = (
+        ContextMessage("system", "sys", 1),
+        ContextMessage("user", "hi", 2),
+        ContextMessage("assistant", "hello", 3),
+        ContextMessage("user", "cat?", 4),
+    )
+    return Candidate(5, "c", "Biscuit.", context, 1.8, 3.0)
+
+
+def test_openai_example_trains_only_the_reply() -> None:
+    example = training.openai_example(candidate())
+    assert example["messages"][-1] == {"role": "assistant", "content": "Biscuit.", "weight": 1}
+    assert [m.get("weight") for m in example["messages"][:-1]] == [None, None, 0, None]
+
+
+def test_trl_example_puts_the_context_in_the_prompt() -> None:
+    example = training.trl_example(candidate())
+    assert [m["content"] for m in example["prompt"]] == ["sys", "hi", "hello", "cat?"]
+    assert example["completion"] == [{"role": "assistant", "content": "Biscuit."}]
+
+
+def test_the_endpoint_request_carries_one_stable_key_per_reply() -> None:
+    body = training.endpoint_request([candidate()], model="smol")
+    (example,) = body["examples"]
+    assert example["idempotency_key"] == training.idempotency_key(5) == "ftreview-reply-5"
+    assert body["model"] == "smol"
+    assert json.loads(training.jsonl([candidate()], "openai")) == training.openai_example(
+        candidate()
+    )
