@@ -318,17 +318,23 @@ _Event = activity_pb2.WatchActivitiesResponse
 class _ActivityMerge:
     """Merges the activity streams of several servers into one, with one SNAPSHOT_END.
 
-    Pure bookkeeping, shared by the thread-based sync merge and the task-based async one:
-    `event` says what to pass on, `source_ended` what to do when a source stops.
+    Until every source has finished its snapshot, the live events of the sources that
+    have are held back, so that, as on one server, everything before SNAPSHOT_END is
+    snapshot and everything after it is live. Pure bookkeeping, shared by the thread-based
+    sync merge and the task-based async one.
     """
 
     def __init__(self, sources: int) -> None:
         self._in_snapshot = sources
+        self._held: list[_Event] = []
 
     def event(self, event: _Event) -> list[_Event]:
-        if event.kind != _SNAPSHOT_END:
-            return [event]
-        return self._snapshot_done()
+        if event.kind == _SNAPSHOT_END:
+            return self._snapshot_done()
+        if self._in_snapshot and event.kind != activity_pb2.ACTIVITY_EVENT_KIND_SNAPSHOT:
+            self._held.append(event)
+            return []
+        return [event]
 
     def source_ended(self, error: FtreviewError | None, had_snapshot_end: bool) -> list[_Event]:
         """A source ended; an UNIMPLEMENTED one only leaves the merge."""
@@ -338,9 +344,10 @@ class _ActivityMerge:
 
     def _snapshot_done(self) -> list[_Event]:
         self._in_snapshot -= 1
-        if self._in_snapshot == 0:
-            return [_Event(kind=_SNAPSHOT_END)]
-        return []
+        if self._in_snapshot:
+            return []
+        released, self._held = self._held, []
+        return [_Event(kind=_SNAPSHOT_END), *released]
 
 
 # ---- Scorer ---------------------------------------------------------------------------------
