@@ -1,0 +1,119 @@
+"""What `score` and `stats` tell a user: every reply with its scores or why it is not a
+candidate, and the stats under the documented snake_case names."""
+
+from __future__ import annotations
+
+from ftreview.report import (
+    assistant_replies,
+    overall_stats_json,
+    progress_line,
+    reply_row_json,
+    reply_rows,
+    stats_json,
+)
+from ftreview.v1 import activity_pb2, conversation_pb2, review_pb2, scorer_pb2
+from ftreview.wire import to_timestamp
+
+T1, T2, T3, T4 = 1_700_000_000_000_000_001, 1_700_000_000_000_000_002, 0, 1_700_000_000_000_000_004
+
+
+def _leaf(role: int, content: str, ns: int, memory: bool = False) -> conversation_pb2.Node:
+    return conversation_pb2.Node(
+        timestamp=to_timestamp(ns),
+        memory=memory,
+        leaf=conversation_pb2.Leaf(role=role, content=content),
+    )
+
+
+def _conversation() -> conversation_pb2.Conversation:
+    memory = conversation_pb2.Node(
+        memory=True,
+        branch=conversation_pb2.Branch(
+            label="recalled",
+            children=[_leaf(conversation_pb2.ROLE_ASSISTANT, "old note", 99)],
+        ),
+    )
+    return conversation_pb2.Conversation(
+        id="c1",
+        nodes=[
+            memory,
+            _leaf(conversation_pb2.ROLE_USER, "cat?", 5),
+            _leaf(conversation_pb2.ROLE_ASSISTANT, "Biscuit.", T1),
+            _leaf(conversation_pb2.ROLE_ASSISTANT, "Hello.", T2),
+            _leaf(conversation_pb2.ROLE_ASSISTANT, "From an old log.", T3),
+            _leaf(conversation_pb2.ROLE_ASSISTANT, "Trained before.", T4),
+        ],
+    )
+
+
+def test_replies_are_the_non_memory_assistant_leaves_in_order() -> None:
+    replies = assistant_replies(_conversation())
+    assert [r.content for r in replies] == [
+        "Biscuit.",
+        "Hello.",
+        "From an old log.",
+        "Trained before.",
+    ]
+    assert replies[0].timestamp_ns == T1 and replies[0].node_path == "nodes[2]"
+
+
+def test_each_reply_is_a_candidate_with_scores_or_says_why_not() -> None:
+    candidate = review_pb2.Candidate(
+        timestamp=to_timestamp(T1), divergence=1.8, peak=4.2,
+        status=review_pb2.CANDIDATE_STATUS_APPROVED,
+    )  # fmt: skip
+    rows = reply_rows("c1", assistant_replies(_conversation()), [candidate], {T4}, None, False)
+    shapes = [reply_row_json(r, "f.json") for r in rows]
+    assert shapes[0] == {
+        "file": "f.json", "conversation_id": "c1", "timestamp_ns": T1,
+        "timestamp": "2023-11-14T22:13:20.000000001Z", "content": "Biscuit.",
+        "divergence": 1.8, "peak": 4.2, "candidate": True, "status": "approved",
+    }  # fmt: skip
+    assert [(s["candidate"], s.get("reason")) for s in shapes[1:]] == [
+        (False, "below_threshold"),
+        (False, "unset_timestamp"),
+        (False, "already_trained"),
+    ]
+    assert shapes[1]["divergence"] is None
+
+
+def test_a_failed_run_or_skipped_replies_change_the_reason() -> None:
+    replies = assistant_replies(_conversation())[1:2]
+    failed = reply_rows("c1", replies, [], set(), None, True)
+    skipped = reply_rows(
+        "c1", replies, [], set(), scorer_pb2.FinetuneScoringStats(skipped_too_long=1), False
+    )
+    assert failed[0].reason == "scoring_failed"
+    assert skipped[0].reason == "below_threshold_or_skipped"
+
+
+def test_stats_json_has_every_field_of_finetune_scoring_stats_in_snake_case() -> None:
+    stats = scorer_pb2.FinetuneScoringStats(
+        conversation_id="c1", responses_seen=12, max_divergence=3e-8, threshold=1e-7,
+        skipped_unset_timestamp=4, taken_at=to_timestamp(T1),
+    )  # fmt: skip
+    shape = stats_json(stats)
+    assert set(scorer_pb2.FinetuneScoringStats.DESCRIPTOR.fields_by_name) <= set(shape)
+    assert shape["responses_seen"] == 12 and shape["skipped_unset_timestamp"] == 4
+    assert shape["taken_at_ns"] == T1
+
+
+def test_overall_stats_put_the_last_run_on_top_with_counts_beside_it() -> None:
+    reply = review_pb2.GetStatsResponse(
+        last=scorer_pb2.FinetuneScoringStats(conversation_id="c2", responses_seen=3),
+        conversations=[scorer_pb2.FinetuneScoringStats(conversation_id="c1")],
+        pending=2, approved=1, threshold=1e-6,
+    )  # fmt: skip
+    shape = overall_stats_json(reply)
+    assert shape["conversation_id"] == "c2" and shape["responses_seen"] == 3
+    assert shape["pending"] == 2 and shape["approved"] == 1
+    assert shape["current_threshold"] == 1e-6
+    assert [c["conversation_id"] for c in shape["conversations"]] == ["c1"]
+
+
+def test_progress_line_draws_the_fraction_done() -> None:
+    activity = activity_pb2.Activity(
+        id="a", label="score c1", done=1, total=4, detail="with memories"
+    )
+    line = progress_line(activity, width=8)
+    assert line == "score c1 [##......] 1/4 with memories"
