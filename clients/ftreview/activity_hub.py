@@ -84,6 +84,7 @@ class Activity:
             self.message.done = self.message.total
         self.message.ended_at.CopyFrom(to_timestamp(time.time_ns()))
         self._hub._publish(_Kind.ACTIVITY_EVENT_KIND_ENDED, self.message)
+        self._hub._forget_old()
 
 
 class _Watcher:
