@@ -100,6 +100,8 @@ class Review:
         self._candidates = {c.timestamp_ns: c for c in store.load_candidates()}
         self._ledger = {e.timestamp_ns: e for e in store.load_ledger()}
         self._stats = {s.conversation_id: s for s in store.load_stats()}
+        # Timestamps of rejected candidates, so the cap check costs O(rejected), not O(list).
+        self._rejected = {ts for ts, c in self._candidates.items() if c.status == Status.REJECTED}
         self._last_config = config_file.load()
         self.feed = CandidateFeed()
         self._write_lock = asyncio.Lock()
@@ -135,9 +137,14 @@ class Review:
             self._ledger[entry.timestamp_ns] = entry
         for ts in change.delete:
             self._candidates.pop(ts, None)
+            self._rejected.discard(ts)
         for candidate in change.upsert:
             if candidate.timestamp_ns not in self._ledger:
                 self._candidates[candidate.timestamp_ns] = candidate
+                if candidate.status == Status.REJECTED:
+                    self._rejected.add(candidate.timestamp_ns)
+                else:
+                    self._rejected.discard(candidate.timestamp_ns)
         if change.stats is not None:
             self._stats[change.stats.conversation_id] = change.stats
 
@@ -261,7 +268,8 @@ class Review:
             changed = [new for old in targets if (new := rule(old, now)) != old]
             if not changed:
                 return None, [], targets
-            state = dict(self._candidates)
+            state = {ts: self._candidates[ts] for ts in self._rejected}
+            state.update({c.timestamp_ns: c for c in targets})
             state.update({c.timestamp_ns: c for c in changed})
             forgotten = sync.rejected_overflow(state.values())
             events = [

@@ -1,0 +1,201 @@
+"""Benchmark of the Review service: decisions and the candidate watch fan-out.
+
+    .venv/bin/python bench/bench_review.py [--ops 1500] [--rounds 40]
+
+Runs a real `python -m review_service` subprocess on a temporary home whose SQLite file is
+seeded with candidates (no Scorer needed: decisions and watches never call it), and drives
+it from this process over gRPC:
+
+- Approve/Reject throughput and latency (p50, p99) with 1 client and with 50 concurrent
+  clients (each on its own channel); every call decides a fresh candidate, so every call
+  is a real write (one SQLite transaction, synchronous=FULL);
+- WatchCandidates fan-out: time from sending a change until the last of 100 subscribers
+  has seen it, against 1 subscriber as the baseline.
+
+Not a test; prints a table and the ratios measured in this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from ftreview.v1 import review_pb2 as S
+from ftreview.v1 import review_pb2_grpc
+from ftreview.wire import timestamp_ns, to_timestamp
+
+from review_service.model import Candidate, ContextMessage
+from review_service.ports import StoreChange
+from review_service.server import DATABASE_NAME
+from review_service.store_sqlite import SqliteStore
+
+BASE = 1_772_000_000_000_000_000
+CONTEXT = (
+    ContextMessage("system", "You are a helpful assistant.", BASE),
+    ContextMessage("user", "What's my cat's name?", BASE + 1),
+)
+
+
+def seed(home: Path, count: int) -> list[int]:
+    store = SqliteStore(home / DATABASE_NAME)
+    stamps = [BASE + 1000 * (i + 1) for i in range(count)]
+    store.commit(
+        StoreChange(
+            upsert=[
+                Candidate(ts, "bench", f"Your cat is named Biscuit ({i}).", CONTEXT, 1.8, 3.1)
+                for i, ts in enumerate(stamps)
+            ]
+        )
+    )
+    store.close()
+    return stamps
+
+
+def start_review(home: Path) -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "review_service", "--listen", "127.0.0.1:0",
+         "--scorer", "127.0.0.1:1", "--home", str(home), "--log-level", "INFO"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert process.stderr is not None
+    for line in process.stderr:
+        match = re.search(r"review serving on [\w.]+:(\d+)", line)
+        if match:
+            return process, int(match.group(1))
+    raise SystemExit("the Review did not start")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def decisions(address: str, stamps: list[int], clients: int) -> dict[str, float]:
+    channels = [grpc.aio.insecure_channel(address) for _ in range(clients)]
+    stubs = [review_pb2_grpc.ReviewStub(c) for c in channels]
+    for stub in stubs:  # connect first, so connection setup is not timed
+        await stub.GetConfig(S.GetConfigRequest())
+    queue = list(reversed(stamps))
+    latencies: list[float] = []
+
+    async def client(stub: review_pb2_grpc.ReviewStub) -> None:
+        while queue:
+            ts = queue.pop()
+            index = (ts - BASE) // 1000
+            started = time.perf_counter()
+            if index % 2:
+                await stub.Reject(S.RejectRequest(timestamps=[to_timestamp(ts)], reason="bench"))
+            else:
+                await stub.Approve(S.ApproveRequest(timestamps=[to_timestamp(ts)]))
+            latencies.append(time.perf_counter() - started)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client(stub) for stub in stubs))
+    elapsed = time.perf_counter() - began
+    for channel in channels:
+        await channel.close()
+    return {
+        "ops": len(latencies),
+        "per_s": len(latencies) / elapsed,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+    }
+
+
+async def fan_out(
+    address: str, stamps: list[int], subscribers: int, rounds: int
+) -> dict[str, float]:
+    channels = [grpc.aio.insecure_channel(address) for _ in range(max(1, subscribers // 10))]
+    writer_channel = grpc.aio.insecure_channel(address)
+    writer = review_pb2_grpc.ReviewStub(writer_channel)
+    seen: dict[int, list[float]] = {}
+    ready = 0
+    all_ready = asyncio.Event()
+    waiting: dict[int, asyncio.Event] = {}
+
+    async def subscriber(stub: review_pb2_grpc.ReviewStub) -> None:
+        nonlocal ready
+        async for event in stub.WatchCandidates(S.WatchCandidatesRequest()):
+            if event.kind == S.CANDIDATE_EVENT_KIND_SNAPSHOT_END:
+                ready += 1
+                if ready == subscribers:
+                    all_ready.set()
+            elif event.kind == S.CANDIDATE_EVENT_KIND_STATUS_CHANGED:
+                ts = timestamp_ns(event.candidate.timestamp)
+                arrivals = seen.setdefault(ts, [])
+                arrivals.append(time.perf_counter())
+                if len(arrivals) == subscribers and ts in waiting:
+                    waiting[ts].set()
+
+    stubs = [review_pb2_grpc.ReviewStub(channels[i % len(channels)]) for i in range(subscribers)]
+    tasks = [asyncio.ensure_future(subscriber(stub)) for stub in stubs]
+    await asyncio.wait_for(all_ready.wait(), 60)
+    latencies = []
+    for ts in stamps[:rounds]:
+        waiting[ts] = asyncio.Event()
+        started = time.perf_counter()
+        await writer.Approve(S.ApproveRequest(timestamps=[to_timestamp(ts)]))
+        await asyncio.wait_for(waiting[ts].wait(), 30)
+        latencies.append(max(seen[ts]) - started)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for channel in [*channels, writer_channel]:
+        await channel.close()
+    return {
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+        "max_ms": 1000 * max(latencies),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ops", type=int, default=1500, help="decisions per client setting")
+    parser.add_argument("--rounds", type=int, default=40, help="changes per fan-out setting")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        stamps = seed(home, 2 * args.ops + 2 * args.rounds)
+        process, port = start_review(home)
+        address = f"127.0.0.1:{port}"
+        try:
+            one = await decisions(address, stamps[: args.ops], 1)
+            many = await decisions(address, stamps[args.ops : 2 * args.ops], 50)
+            rest = stamps[2 * args.ops :]
+            single = await fan_out(address, rest[: args.rounds], 1, args.rounds)
+            hundred = await fan_out(address, rest[args.rounds :], 100, args.rounds)
+        finally:
+            process.terminate()
+            process.wait(10)
+    print(f"Review benchmark  (python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+          f"SQLite WAL synchronous=FULL, server in a subprocess)")  # fmt: skip
+    print()
+    print("approve/reject, each call one fresh candidate (one transaction)")
+    print(f"{'clients':>8} {'ops':>6} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for label, r in (("1", one), ("50", many)):
+        row = f"{label:>8} {r['ops']:>6.0f} {r['per_s']:>9.0f}"
+        print(f"{row} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}")
+    print(f"throughput 50 vs 1 client: x{many['per_s'] / one['per_s']:.2f}")
+    print()
+    print(
+        f"WatchCandidates fan-out: Approve sent -> last subscriber saw it ({args.rounds} changes)"
+    )
+    print(f"{'subscribers':>11} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for label, r in (("1", single), ("100", hundred)):
+        print(f"{label:>11} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['max_ms']:>8.2f}")
+    print(f"p50 latency 100 vs 1 subscriber: x{hundred['p50_ms'] / single['p50_ms']:.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
