@@ -73,6 +73,8 @@ class Ending:
         text = f"{activity.label or activity.kind} {activity.state.value}"
         if activity.error:
             text += f": {activity.error}"
+        elif activity.detail:
+            text += f" ({activity.detail})"
         return text
 
 

@@ -12,6 +12,7 @@ awaited when it fails.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import re
@@ -168,6 +169,19 @@ class ReviewProcess:
 async def ingest(review: ReviewProcess, conversation: conversation_pb2.Conversation) -> None:
     async with AsyncReviewClient(review.address, scorer_address=review.scorer_address) as client:
         await client.ingest(conversation)
+
+
+async def ingest_and_wait(
+    review: ReviewProcess, conversation: conversation_pb2.Conversation, candidates: int
+) -> None:
+    """Ingest, then wait until the Review holds `candidates` candidates (scoring is async)."""
+    async with AsyncReviewClient(review.address, scorer_address=review.scorer_address) as client:
+        await client.ingest(conversation)
+        deadline = time.monotonic() + SCORING_TIMEOUT_S
+        while len(await client.list_candidates()) < candidates:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{candidates} candidates not scored in time")
+            await asyncio.sleep(0.1)
 
 
 async def wait_for(

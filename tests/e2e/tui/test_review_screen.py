@@ -26,6 +26,7 @@ from tests.e2e.tui.harness import (
     SCORING_TIMEOUT_S,
     ReviewProcess,
     ingest,
+    ingest_and_wait,
     memory_conversation,
     plain_conversation,
     table_rows,
@@ -77,7 +78,7 @@ async def open_with_candidates(pilot: Pilot[Any], count: int) -> None:
 async def test_list_is_sorted_by_divergence_and_keys_move_the_cursor(
     review: ReviewProcess, unique_base_ns: int
 ) -> None:
-    await ingest(review, memory_conversation(unique_base_ns))
+    await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
     async with screen(review).run_test(size=SCREEN_SIZE) as pilot:
         await open_with_candidates(pilot, 3)
         rows = table_rows(pilot)
@@ -103,7 +104,7 @@ async def test_list_is_sorted_by_divergence_and_keys_move_the_cursor(
 async def test_approve_reject_and_undo_are_stored_and_move_to_the_next_pending(
     review: ReviewProcess, unique_base_ns: int
 ) -> None:
-    await ingest(review, memory_conversation(unique_base_ns))
+    await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
     async with screen(review).run_test(size=SCREEN_SIZE) as pilot:
         await open_with_candidates(pilot, 3)
         first, second = row_timestamp(pilot, 0), row_timestamp(pilot, 1)
@@ -140,7 +141,7 @@ async def test_approve_reject_and_undo_are_stored_and_move_to_the_next_pending(
 async def test_g_generates_the_alternate_with_a_spinner_and_toggles_back(
     review: ReviewProcess, unique_base_ns: int
 ) -> None:
-    await ingest(review, memory_conversation(unique_base_ns))
+    await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
     async with screen(review).run_test(size=SCREEN_SIZE) as pilot:
         await open_with_candidates(pilot, 3)
         selected = row_timestamp(pilot, 0)
@@ -212,16 +213,21 @@ async def test_empty_list_shows_the_last_scoring_stats(
             "the stats of the scoring run",
             timeout=SCORING_TIMEOUT_S,
         )
+        async with AsyncReviewClient(review.address) as client:
+            last = (await client.get_stats()).last
+        assert last.responses_seen == 3, "three assistant replies"
         stats = text_of(pilot, "#empty")
-        assert re.search(r"replies seen\s+3\n", stats), stats
+        assert re.search(rf"replies seen\s+{last.responses_seen}\n", stats), stats
         assert re.search(r"above threshold\s+0\n", stats), stats
         assert re.search(r"max divergence\s+0 nats/token vs threshold 1e-07", stats), stats
-        assert "1 no timestamp" in text_of(pilot, "#empty")
+        skipped = f"{last.skipped_unset_timestamp} no timestamp"
+        assert (skipped in stats) == (last.skipped_unset_timestamp > 0), stats
+        assert "Press - to lower the threshold" in stats
         # The scoring run's end reached the status line through the activity stream.
         await wait_for(
             pilot, lambda: "succeeded" in text_of(pilot, "#activity"), "the activity's end"
         )
-        assert not app.query_one(DataTable).display
+        assert not app.query_one("#main").display, "no empty table beside the stats"
 
 
 async def test_a_reply_ingested_elsewhere_appears_without_a_key_press(
@@ -235,14 +241,14 @@ async def test_a_reply_ingested_elsewhere_appears_without_a_key_press(
 
         await ingest(review, memory_conversation(unique_base_ns))
         await open_with_candidates(pilot, 3)
-        assert app.query_one(DataTable).display
+        assert app.query_one("#main").display and not app.query_one("#empty").display
         assert "3 pending" in text_of(pilot, "#summary")
 
 
 async def test_the_screen_survives_a_review_restart(
     review: ReviewProcess, unique_base_ns: int
 ) -> None:
-    await ingest(review, memory_conversation(unique_base_ns))
+    await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
     async with screen(review).run_test(size=SCREEN_SIZE) as pilot:
         app = pilot.app
         assert isinstance(app, ReviewApp)

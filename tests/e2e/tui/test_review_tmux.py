@@ -17,12 +17,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from ftreview.client import AsyncReviewClient
 
 from tests.e2e.tui.harness import (
-    SCORING_TIMEOUT_S,
     ReviewProcess,
-    ingest,
+    ingest_and_wait,
     memory_conversation,
 )
 
@@ -38,28 +36,41 @@ class Tmux:
 
     def run(self, *args: str) -> str:
         result = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True
+            # Our own server (-L) without the user's config (-f /dev/null), so the pane has
+            # the size asked for and nothing else is touched.
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return result.stdout
 
     def start(self, command: list[str], width: int = 120, height: int = 36) -> None:
+        # The pane must size the screen from the terminal: COLUMNS/LINES inherited from the
+        # test process (pytest sets them) would pin it at 80x24.
+        shell_command = " ".join(["env", "-u", "COLUMNS", "-u", "LINES", *command])
         self.run(
             "new-session", "-d", "-s", self.session, "-x", str(width), "-y", str(height),
-            "-e", "TERM=xterm-256color", " ".join(command),
+            shell_command,
         )  # fmt: skip
         self.run("set-option", "-t", self.session, "remain-on-exit", "on")
 
     def pane(self) -> str:
         return self.run("capture-pane", "-p", "-t", self.session)
 
+    def describe(self) -> str:
+        size = self.run("list-panes", "-t", self.session, "-F", "#{pane_width}x#{pane_height}")
+        return f"pane {size.strip()}:\n{self.pane()}"
+
     def keys(self, *keys: str) -> None:
         self.run("send-keys", "-t", self.session, *keys)
 
     def exit_status(self) -> int | None:
-        dead, status = self.run(
+        """The command's exit status once it ended (the pane stays: remain-on-exit)."""
+        fields = self.run(
             "list-panes", "-t", self.session, "-F", "#{pane_dead} #{pane_dead_status}"
-        ).split()[:2]
-        return int(status) if dead == "1" else None
+        ).split()
+        return int(fields[1]) if fields[0] == "1" and len(fields) > 1 else None
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
@@ -76,25 +87,21 @@ def tmux() -> Iterator[Tmux]:
         terminal.kill()
 
 
-async def until(
-    check: Callable[[], bool], what: str, timeout: float, show: Callable[[], str]
+async def wait_pane(
+    tmux: Tmux, check: Callable[[str], bool], what: str, timeout: float = 30
 ) -> None:
+    """Poll the pane until `check(pane text)` holds; fail with the pane after `timeout`."""
     deadline = time.monotonic() + timeout
-    while not check():
+    while not check(tmux.pane()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; the pane shows:\n{show()}")
+            raise AssertionError(f"timed out waiting for {what}; {tmux.describe()}")
         await asyncio.sleep(0.1)
 
 
 async def test_ftreview_review_in_tmux(
     review: ReviewProcess, tmux: Tmux, unique_base_ns: int
 ) -> None:
-    await ingest(review, memory_conversation(unique_base_ns))
-    async with AsyncReviewClient(review.address, scorer_address=review.scorer_address) as client:
-        deadline = time.monotonic() + SCORING_TIMEOUT_S
-        while len(await client.list_candidates()) < 3:
-            assert time.monotonic() < deadline, "the conversation was not scored in time"
-            await asyncio.sleep(0.2)
+    await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
 
     tmux.start(
         [
@@ -105,18 +112,18 @@ async def test_ftreview_review_in_tmux(
             "review",
         ]
     )  # fmt: skip
-    await until(lambda: "3 pending" in tmux.pane(), "the list of 3 candidates", 60, tmux.pane)
+    await wait_pane(tmux, lambda pane: "3 pending" in pane, "the list of 3 candidates", 60)
     assert "Your cat is named Biscuit" in tmux.pane() or "Marisol" in tmux.pane()
 
     tmux.keys("a")
-    await until(lambda: "1 approved" in tmux.pane(), "the approval", 30, tmux.pane)
+    await wait_pane(tmux, lambda pane: "1 approved" in pane, "the approval")
     assert "approved" in tmux.pane().splitlines()[2], "the first row shows its new status"
 
     tmux.keys("?")
-    await until(lambda: "Token colours" in tmux.pane(), "the legend", 30, tmux.pane)
+    await wait_pane(tmux, lambda pane: "Token colours" in pane, "the legend")
     tmux.keys("Escape")
-    await until(lambda: "Token colours" not in tmux.pane(), "the legend to close", 30, tmux.pane)
+    await wait_pane(tmux, lambda pane: "Token colours" not in pane, "the legend to close")
 
     tmux.keys("q")
-    await until(lambda: tmux.exit_status() is not None, "ftreview review to exit", 30, tmux.pane)
+    await wait_pane(tmux, lambda _: tmux.exit_status() is not None, "ftreview review to exit")
     assert tmux.exit_status() == 0
