@@ -74,6 +74,11 @@ class Activity:
         self._end(pb.ACTIVITY_STATE_CANCELLED, reason, None)
 
     def _end(self, state: pb.ActivityState.ValueType, error: str, detail: str | None) -> None:
+        self._hub._call_in_loop(self._end_in_loop, state, error, detail)
+
+    def _end_in_loop(
+        self, state: pb.ActivityState.ValueType, error: str, detail: str | None
+    ) -> None:
         if self.ended:
             return
         self.message.state = state
