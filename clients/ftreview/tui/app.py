@@ -24,6 +24,12 @@ import asyncio
 import logging
 from pathlib import Path
 
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Footer, Static
+
 from ftreview.errors import FtreviewError, Unavailable
 from ftreview.tui.activities import ActivityBoard
 from ftreview.tui.board import Board, StatsView, Status
@@ -34,11 +40,6 @@ from ftreview.tui.widgets import (
     ReplyPanel,
     describe_stats,
 )
-from rich.text import Text
-from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical
-from textual.widgets import Footer, Static
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ftreview.tui.board import TokenView
 from rich.style import Style
 from rich.text import Text
+
+from ftreview.tui.board import TokenView
 
 # (lower bound in nats, background). A token takes the last band whose bound it reaches.
 WARM_BANDS: tuple[tuple[float, str], ...] = (

@@ -7,8 +7,6 @@ can never leave two widgets disagreeing about which reply is selected or what it
 
 from __future__ import annotations
 
-from ftreview.tui.board import CandidateView, StatsView, Status
-from ftreview.tui.highlight import highlight_tokens, legend_scale
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
@@ -16,6 +14,9 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
+
+from ftreview.tui.board import CandidateView, StatsView, Status
+from ftreview.tui.highlight import highlight_tokens, legend_scale
 
 STATUS_STYLE = {
     Status.PENDING: Style(color="yellow"),
