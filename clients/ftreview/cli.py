@@ -109,7 +109,7 @@ class ProgressBar:
 
     def started(self, activity: activity_pb2.Activity) -> None:
         if self._enabled and not self._live:
-            self._stream.write(f"scoring: {activity.label or activity.id}\n")
+            self._stream.write(f"started: {activity.label or activity.id}\n")
         self.update(activity)
 
     def ended(self, activity: activity_pb2.Activity) -> None:
@@ -901,6 +901,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader (`| head`) left: not an error of ours. Point stdout at /dev/null so
+        # the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:
         if debug:
             raise
