@@ -144,7 +144,9 @@ async def score_conversation(
         if ts and ts in exclude:
             score.reason = Reason.ALREADY_TRAINED
             stats.skipped_already_trained += 1
-        elif only and ts not in only:
+        elif only and ts and ts not in only:
+            # A reply without a timestamp cannot be named in `only`, nor remembered as
+            # scored: it is scored (and counted) on every pass.
             score.reason = Reason.NOT_REQUESTED
         else:
             wanted.append(score)

@@ -123,6 +123,12 @@ async def test_unset_timestamps_are_scored_and_counted_but_never_candidates(
     assert result.stats.max_divergence == untracked.divergence
     assert all(r.message.timestamp_ns for r in result.candidates)
 
+    # Asking for one named reply still scores and counts the one that cannot be named.
+    named = next(r.message.timestamp_ns for r in result.replies if r.message.timestamp_ns)
+    again = await _score(recorder, conversation, only=frozenset({named}))
+    assert all(r.scored for r in again.replies)
+    assert again.stats.skipped_unset_timestamp == 1
+
 
 async def test_only_new_replies_are_scored_and_trained_ones_never(
     recorder: Recorder, fixtures_dir: Path

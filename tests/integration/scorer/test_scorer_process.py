@@ -1,0 +1,68 @@
+"""`python -m scorer_service` as a real process: it says where it serves, and SIGTERM lets
+a call in flight finish before the process exits."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from ftreview.conversations import load_conversations
+from ftreview.v1 import activity_pb2, activity_pb2_grpc, scorer_pb2, scorer_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scorer_service", "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            raise AssertionError(f"the scorer exited with {process.returncode}")
+        found = re.search(r"scorer serving on (127\.0\.0\.1:\d+)", line)
+        if found:
+            return process, found.group(1)
+    process.kill()
+    raise AssertionError("the scorer never said it was serving")
+
+
+def test_sigterm_drains_the_call_in_flight(tmp_path: Path, fixtures_dir: Path) -> None:
+    process, address = _start(tmp_path)
+    try:
+        with grpc.insecure_channel(address) as channel:
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            stub = scorer_pb2_grpc.ScorerStub(channel)
+            conversation = load_conversations(fixtures_dir / "build-server.json")[0]
+            call = stub.ScoreConversation.future(
+                scorer_pb2.ScoreConversationRequest(conversation=conversation), timeout=120
+            )
+            # The signal comes once the server is working on the call.
+            activities = activity_pb2_grpc.ActivitiesStub(channel)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                listed = activities.ListActivities(activity_pb2.ListActivitiesRequest())
+                if any(a.state == activity_pb2.ACTIVITY_STATE_RUNNING for a in listed.activities):
+                    break
+                time.sleep(0.01)
+            else:
+                raise AssertionError("the scoring call never started")
+            process.send_signal(signal.SIGTERM)
+            response = call.result()
+            assert len(response.replies) == 4 and response.max_divergence > 1.0
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
