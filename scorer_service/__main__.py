@@ -16,21 +16,45 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
         prog="ftreview-scorer",
         description="Scores assistant replies by how much they lean on memories.",
     )
-    parser.add_argument("--listen", default="127.0.0.1:50051", metavar="HOST:PORT",
-                        help="where to serve gRPC (default %(default)s; port 0 picks one)")
-    parser.add_argument("--backend", choices=("local", "vllm", "vllm-score"), default="local",
-                        help="the engine that computes log-probabilities (default %(default)s)")
-    parser.add_argument("--backend-url", action="append", default=[], metavar="URL",
-                        dest="backend_urls",
-                        help="base URL of a vLLM server; repeat to spread over replicas")
-    parser.add_argument("--model", default=None, metavar="PATH",
-                        help="model folder or .gguf (local), or its tokenizer (remote "
-                        "engines); default: the embedded SmolLM2-135M-Instruct")
-    parser.add_argument("--served-model", default=None, metavar="NAME",
-                        help="model name on the remote engine (default: its first model)")
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1:50051",
+        metavar="HOST:PORT",
+        help="where to serve gRPC (default %(default)s; port 0 picks one)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("local", "vllm", "vllm-score"),
+        default="local",
+        help="the engine that computes log-probabilities (default %(default)s)",
+    )
+    parser.add_argument(
+        "--backend-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        dest="backend_urls",
+        help="base URL of a vLLM server; repeat to spread over replicas",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        metavar="PATH",
+        help="model folder or .gguf (local), or its tokenizer (remote "
+        "engines); default: the embedded SmolLM2-135M-Instruct",
+    )
+    parser.add_argument(
+        "--served-model",
+        default=None,
+        metavar="NAME",
+        help="model name on the remote engine (default: its first model)",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
-    parser.add_argument("--dtype", default="auto",
-                        help="float32, bfloat16 ... (default: float32 on CPU, bfloat16 on GPU)")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        help="float32, bfloat16 ... (default: float32 on CPU, bfloat16 on GPU)",
+    )
     args = parser.parse_args(argv)
     return ScorerConfig(
         listen=args.listen,

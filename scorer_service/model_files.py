@@ -77,15 +77,13 @@ def _cached_copy(gguf: Path) -> Path:
     if (target / "config.json").exists():
         return target
     log.info("de-quantizing %s once; later starts use %s", gguf.name, target)
-    model = transformers.AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name
-    )
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # transformers refuses to save a GGUF-loaded model while it is marked quantized; the
     # weights are plain floats by now.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
@@ -130,6 +128,6 @@ def load_model(model: str | None, device: str, dtype: Any) -> tuple[Any, Any, st
     loaded = transformers.AutoModelForCausalLM.from_pretrained(
         str(folder), local_files_only=True, dtype=dtype
     )
-    loaded.to(device)
-    loaded.eval()
+    loaded.to(device)  # type: ignore[arg-type]
+    loaded.eval()  # type: ignore[no-untyped-call]
     return loaded, tokenizer, name

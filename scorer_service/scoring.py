@@ -183,9 +183,7 @@ async def score_conversation(
         result.backend_requests = len(requests)
         if requests:
             logprobs = await backend.score(requests, progress)
-            for job, lp_with, lp_without in zip(
-                jobs, logprobs[0::2], logprobs[1::2], strict=True
-            ):
+            for job, lp_with, lp_without in zip(jobs, logprobs[0::2], logprobs[1::2], strict=True):
                 _fill(job, lp_with, lp_without)
     _judge(scores, threshold, stats)
     return result
@@ -287,9 +285,13 @@ def _cut_context(
     kept = [m for i, m in enumerate(before) if i not in gone] + [score.message]
     tokenized_without = build_token_ids(kept, tokenizer, Variant.WITHOUT_MEMORIES)
     range_without = tokenized_without.reply(score.message.path)
-    if range_without is None or range_without.problem or (
-        tokenized_with.token_ids[range_with.start : range_with.end]
-        != tokenized_without.token_ids[range_without.start : range_without.end]
+    if (
+        range_without is None
+        or range_without.problem
+        or (
+            tokenized_with.token_ids[range_with.start : range_with.end]
+            != tokenized_without.token_ids[range_without.start : range_without.end]
+        )
     ):
         score.reason = Reason.TOKENIZATION_MISMATCH
         score.problem = "the reply's tokens differ between the variants after the cut"

@@ -88,7 +88,8 @@ async def create_server(
 ) -> RunningScorer:
     """Start a Scorer on `config.listen`; a given backend and tokenizer are used as they are."""
     if backend is None or tokenizer is None:
-        backend, tokenizer = await asyncio.to_thread(build_backend, config)
+        built, tokenizer = await asyncio.to_thread(build_backend, config)
+        backend = built
     if context_length is None:
         try:
             context_length = (await backend.info()).context_length

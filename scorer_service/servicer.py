@@ -160,9 +160,7 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         messages = _messages(request.conversation, request.HasField("conversation"))
         max_new = request.max_new_tokens or alternate.DEFAULT_MAX_NEW_TOKENS
         if max_new > alternate.MAX_NEW_TOKENS_LIMIT:
-            raise InvalidConversation(
-                "max_new_tokens", f"at most {alternate.MAX_NEW_TOKENS_LIMIT}"
-            )
+            raise InvalidConversation("max_new_tokens", f"at most {alternate.MAX_NEW_TOKENS_LIMIT}")
         prompt = alternate.alternate_prompt(
             messages, timestamp_ns(request.reply_timestamp), self.tokenizer
         )

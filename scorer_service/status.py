@@ -7,11 +7,10 @@ client as UNKNOWN or with a traceback (the log keeps the traceback).
 
 from __future__ import annotations
 
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
-
 import grpc
 from ftreview.activity_hub import DuplicateActivity
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from scorer_service.errors import (
     BackendProtocolError,

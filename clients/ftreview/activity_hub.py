@@ -15,6 +15,7 @@ It depends only on asyncio and the generated messages, so any server can host on
 from __future__ import annotations
 
 import asyncio
+import builtins
 import threading
 import time
 import uuid
@@ -73,11 +74,11 @@ class Activity:
     def cancel(self, reason: str = "cancelled") -> None:
         self._end(pb.ACTIVITY_STATE_CANCELLED, reason, None)
 
-    def _end(self, state: pb.ActivityState.ValueType, error: str, detail: str | None) -> None:
+    def _end(self, state: pb.ActivityState, error: str, detail: str | None) -> None:
         self._hub._call_in_loop(self._end_in_loop, state, error, detail)
 
     def _end_in_loop(
-        self, state: pb.ActivityState.ValueType, error: str, detail: str | None
+        self, state: pb.ActivityState, error: str, detail: str | None
     ) -> None:
         if self.ended:
             return
@@ -101,7 +102,7 @@ class _Watcher:
         self.wake = asyncio.Event()
         self._seq = 0
 
-    def offer(self, kind: _Kind.ValueType, activity: pb.Activity) -> None:
+    def offer(self, kind: pb.ActivityEventKind, activity: pb.Activity) -> None:
         if self.activity_id and activity.id != self.activity_id:
             return
         event = pb.WatchActivitiesResponse(kind=kind)
@@ -129,9 +130,7 @@ class ActivityHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
 
-    def start(
-        self, kind: str, label: str, total: int = 0, activity_id: str = ""
-    ) -> Activity:
+    def start(self, kind: str, label: str, total: int = 0, activity_id: str = "") -> Activity:
         self._bind_loop()
         activity_id = activity_id or uuid.uuid4().hex
         if activity_id in self._activities:
@@ -154,8 +153,8 @@ class ActivityHub:
         activity = self._activities.get(activity_id)
         return None if activity is None else activity.message
 
-    def list(self, limit: int = 50) -> list[pb.Activity]:
-        copies = []
+    def list(self, limit: int = 50) -> builtins.list[pb.Activity]:
+        copies: list[pb.Activity] = []
         for activity in reversed(self._activities.values()):
             if len(copies) == limit:
                 break
@@ -164,7 +163,7 @@ class ActivityHub:
             copies.append(copy)
         return copies
 
-    def running(self) -> list[pb.Activity]:
+    def running(self) -> builtins.list[pb.Activity]:
         return [a.message for a in self._activities.values() if not a.ended]
 
     async def watch(self, activity_id: str = "") -> AsyncIterator[pb.WatchActivitiesResponse]:
@@ -216,7 +215,7 @@ class ActivityHub:
         else:
             self._loop.call_soon_threadsafe(fn, *args)
 
-    def _publish(self, kind: _Kind.ValueType, message: pb.Activity) -> None:
+    def _publish(self, kind: pb.ActivityEventKind, message: pb.Activity) -> None:
         for watcher in self._watchers:
             watcher.offer(kind, message)
 

@@ -29,7 +29,7 @@ from typing import Any
 from ftreview.v1 import conversation_pb2 as pb
 from ftreview.wire import NS_PER_SECOND, to_timestamp
 
-ROLES: dict[str, pb.Role.ValueType] = {
+ROLES: dict[str, pb.Role] = {
     "system": pb.ROLE_SYSTEM,
     "user": pb.ROLE_USER,
     "assistant": pb.ROLE_ASSISTANT,
@@ -156,7 +156,7 @@ def _fill_leaf(
     role: object,
     content: object,
     path: str,
-    roles: dict[str, pb.Role.ValueType],
+    roles: dict[str, pb.Role],
 ) -> None:
     if role not in roles:
         raise ConversationFileError(

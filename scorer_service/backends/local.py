@@ -51,7 +51,9 @@ class LocalBackend(ScoringBackend):
         self.forward_calls = 0  # batches run; tests and benchmarks read it
 
     @classmethod
-    def load(cls, model: str | None = None, device: str | None = None, dtype: str = "auto") -> LocalBackend:
+    def load(
+        cls, model: str | None = None, device: str | None = None, dtype: str = "auto"
+    ) -> LocalBackend:
         import torch
 
         from scorer_service.model_files import load_model
@@ -126,9 +128,7 @@ class LocalBackend(ScoringBackend):
             batches.append(current)
         return batches
 
-    def _score_batch(
-        self, requests: list[ScoreRequest], chunk_done: Any
-    ) -> list[RangeLogprobs]:
+    def _score_batch(self, requests: list[ScoreRequest], chunk_done: Any) -> list[RangeLogprobs]:
         import torch
         from transformers import DynamicCache
 

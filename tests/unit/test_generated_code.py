@@ -11,8 +11,9 @@ GENERATED = REPO / "clients" / "ftreview" / "v1"
 
 
 def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
-    subprocess.run([str(REPO / "scripts" / "gen-protos"), str(tmp_path)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [str(REPO / "scripts" / "gen-protos"), str(tmp_path)], check=True, capture_output=True
+    )
     fresh = tmp_path / "ftreview" / "v1"
     names = sorted(p.name for p in fresh.iterdir() if p.is_file())
     committed = sorted(p.name for p in GENERATED.iterdir() if p.is_file())

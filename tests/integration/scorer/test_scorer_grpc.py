@@ -38,8 +38,9 @@ def _conversation(fixtures_dir: Path, name: str) -> conversation_pb2.Conversatio
     return load_conversations(fixtures_dir / name)[0]
 
 
-async def test_tokenize_returns_reply_ranges(channel: grpc.aio.Channel, fixtures_dir: Path,
-                                             embedded_backend: LocalBackend) -> None:
+async def test_tokenize_returns_reply_ranges(
+    channel: grpc.aio.Channel, fixtures_dir: Path, embedded_backend: LocalBackend
+) -> None:
     stub = scorer_pb2_grpc.ScorerStub(channel)
     conversation = _conversation(fixtures_dir, "biscuit.json")
     with_memories = await stub.Tokenize(scorer_pb2.TokenizeRequest(conversation=conversation))
@@ -191,9 +192,7 @@ async def test_malformed_conversation_is_invalid_argument_naming_the_node(
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.ScoreConversation(
-            scorer_pb2.ScoreConversationRequest(
-                conversation=conversation, threshold=float("nan")
-            )
+            scorer_pb2.ScoreConversationRequest(conversation=conversation, threshold=float("nan"))
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 

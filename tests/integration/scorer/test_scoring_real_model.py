@@ -167,8 +167,11 @@ async def test_too_long_conversation_scores_each_reply_with_the_context_that_fit
     for turn in range(6):
         nodes.append({"role": "user", "content": f"Tell me fact number {turn} about owls."})
         nodes.append(
-            {"role": "assistant", "content": f"Owl fact {turn}: owls can turn their heads far.",
-             "timestamp": turn + 1}
+            {
+                "role": "assistant",
+                "content": f"Owl fact {turn}: owls can turn their heads far.",
+                "timestamp": turn + 1,
+            }
         )
     nodes.append({"role": "user", "content": "What's my cat's name?"})
     nodes.append({"role": "assistant", "content": "Your cat is named Biscuit.", "timestamp": 99})

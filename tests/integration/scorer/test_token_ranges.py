@@ -71,9 +71,10 @@ def test_embedded_tokenizer_ranges_decode_exactly(
 def test_other_chat_template_ranges_decode_exactly(tokenizer_dir: Path, fixtures_dir: Path) -> None:
     tokenizer = _tokenizer(tokenizer_dir, TURN_TEMPLATE, ("<start_of_turn>", "<end_of_turn>"))
     (conversation,) = load_conversations(fixtures_dir / "build-server.json")
-    assert "<start_of_turn>model\n" in build_token_ids(
-        flatten(conversation), tokenizer, Variant.WITH_MEMORIES
-    ).text
+    assert (
+        "<start_of_turn>model\n"
+        in build_token_ids(flatten(conversation), tokenizer, Variant.WITH_MEMORIES).text
+    )
     assert _assert_ranges_decode_to_contents(conversation, tokenizer) == 8
 
 

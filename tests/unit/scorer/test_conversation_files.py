@@ -94,15 +94,15 @@ def test_jsonl_and_protobuf_json_mapping(tmp_path: Path, fixtures_dir: Path) -> 
         ),
     ],
 )
-def test_bad_input_says_where_and_what(
-    tmp_path: Path, content: str, where: str, what: str
-) -> None:
+def test_bad_input_says_where_and_what(tmp_path: Path, content: str, where: str, what: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(content)
     with pytest.raises(ConversationFileError) as caught:
         load_conversations(path)
     message = str(caught.value)
-    assert message.startswith(str(tmp_path / where.split(":")[0])) and where.split(" ")[-1] in message
+    assert (
+        message.startswith(str(tmp_path / where.split(":")[0])) and where.split(" ")[-1] in message
+    )
     assert what in message
 
 
