@@ -174,6 +174,8 @@ async def _ingest_and_watch(
 
     The activity stream is open (its snapshot ended) before the first Ingest, and each
     Ingest names its activity, so not even a scoring run that ends at once can be missed.
+    The activity followed is the Review service's: it ends once the result is stored, so
+    the table read afterwards is complete.
     """
     if not wait:
         for run in runs:
@@ -201,7 +203,7 @@ async def _ingest_and_watch(
             bar.update(activity)
 
     async def follow() -> None:
-        async for event in client.scorer.watch_activities():
+        async for event in client.watch_activities():
             if event.kind == activity_pb2.ACTIVITY_EVENT_KIND_SNAPSHOT_END:
                 subscribed.set()
                 continue
@@ -246,7 +248,7 @@ async def _until(event: asyncio.Event, watcher: asyncio.Task[None], timeout_s: f
         waiter.cancel()
         if watcher in done:
             watcher.result()  # raises the stream's error
-            raise FtreviewError("the Scorer's activity stream ended before scoring did")
+            raise FtreviewError("the activity stream ended before scoring did")
         raise FtreviewError(f"scoring did not end within {timeout_s:g} s (--timeout)")
 
 

@@ -21,11 +21,13 @@
 - **Addresses.** The argument, else `FTREVIEW_SCORER_ADDR` / `FTREVIEW_REVIEW_ADDR`, else
   127.0.0.1:50051 (Scorer) / 127.0.0.1:50052 (Review).
 
-Activities: scoring and alternates run on the Scorer, sending on the Review service; each
-serves its own `Activities` stream. `ReviewClient.watch_activities` merges both (the Scorer
-at `scorer_address`), so one subscription sees every piece of work a review causes; a
-server that does not serve `Activities` is left out silently. The merged stream sends one
-SNAPSHOT_END, after every source has finished its snapshot.
+Activities: each server serves its own `Activities` stream. The Review service runs
+scoring (mirroring the Scorer's activity under the same id, ending once the result is
+stored) and sending; the Scorer runs alternates (and the scoring it mirrors).
+`ReviewClient.watch_activities` merges both (the Scorer at `scorer_address`), leaving out
+the Scorer's copy of scoring activities, so one subscription sees every piece of work a
+review causes, once; a server that does not serve `Activities` is left out silently. The
+merged stream sends one SNAPSHOT_END, after every source has finished its snapshot.
 
 This module never imports a UI library: the CLI and the review screen both build on it.
 """
@@ -318,19 +320,24 @@ _Event = activity_pb2.WatchActivitiesResponse
 class _ActivityMerge:
     """Merges the activity streams of several servers into one, with one SNAPSHOT_END.
 
-    Until every source has finished its snapshot, the live events of the sources that
+    `hidden` names, per source index, activity kinds to leave out (a Scorer's "score"
+    activities, which the Review service mirrors under the same id). Until every source has
+    finished its snapshot, the live events of the sources that
     have are held back, so that, as on one server, everything before SNAPSHOT_END is
     snapshot and everything after it is live. Pure bookkeeping, shared by the thread-based
     sync merge and the task-based async one.
     """
 
-    def __init__(self, sources: int) -> None:
+    def __init__(self, sources: int, hidden: dict[int, frozenset[str]] | None = None) -> None:
         self._in_snapshot = sources
         self._held: list[_Event] = []
+        self._hidden = hidden or {}
 
-    def event(self, event: _Event) -> list[_Event]:
+    def event(self, event: _Event, source: int = 0) -> list[_Event]:
         if event.kind == _SNAPSHOT_END:
             return self._snapshot_done()
+        if event.activity.kind in self._hidden.get(source, frozenset()):
+            return []
         if self._in_snapshot and event.kind != activity_pb2.ACTIVITY_EVENT_KIND_SNAPSHOT:
             self._held.append(event)
             return []
@@ -348,6 +355,13 @@ class _ActivityMerge:
             return []
         released, self._held = self._held, []
         return [_Event(kind=_SNAPSHOT_END), *released]
+
+
+# The Review service runs every scoring it starts as its own "score" activity, under the id
+# it also gives the Scorer, relaying the Scorer's progress and ending only once the result
+# is stored. Its activity is the one a client wants (a result read after the Scorer's ended
+# could still be missing), so the Scorer's copy (source 1) is left out of the merge.
+_REVIEW_MERGE_HIDDEN = {1: frozenset({"score"})}
 
 
 # ---- Scorer ---------------------------------------------------------------------------------
@@ -793,7 +807,7 @@ class ReviewClient:
 
 def _merge_sync(sources: Sequence[tuple[_Endpoint, Callable[[], Any]]]) -> Iterator[_Event]:
     """Reads each source's call on a daemon thread; closing the result cancels every call."""
-    merge = _ActivityMerge(len(sources))
+    merge = _ActivityMerge(len(sources), _REVIEW_MERGE_HIDDEN)
     inbox: queue.Queue[tuple[int, _Event | None, FtreviewError | None]] = queue.Queue()
     stop = threading.Event()
     calls: list[Any] = []
@@ -828,7 +842,7 @@ def _merge_sync(sources: Sequence[tuple[_Endpoint, Callable[[], Any]]]) -> Itera
                     continue
                 if event.kind == _SNAPSHOT_END:
                     saw_end[index] = True
-                yield from merge.event(event)
+                yield from merge.event(event, index)
         finally:
             stop.set()
             for call in calls:
@@ -1035,7 +1049,7 @@ class AsyncReviewClient:
             ),
             self.scorer.watch_activities(activity_id),
         ]
-        merge = _ActivityMerge(len(sources))
+        merge = _ActivityMerge(len(sources), _REVIEW_MERGE_HIDDEN)
         inbox: asyncio.Queue[tuple[int, _Event | None, FtreviewError | None]] = asyncio.Queue()
 
         async def pump(index: int, source: AsyncIterator[_Event]) -> None:
@@ -1061,7 +1075,7 @@ class AsyncReviewClient:
                     continue
                 if event.kind == _SNAPSHOT_END:
                     saw_end[index] = True
-                for merged in merge.event(event):
+                for merged in merge.event(event, index):
                     yield merged
         finally:
             for task in tasks:

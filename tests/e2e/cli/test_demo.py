@@ -20,7 +20,7 @@ def test_demo_scores_then_prints_candidates_and_stats_and_cleans_up(fixtures_dir
     assert result.returncode == 0, result.stderr
     assert "Your cat is named Biscuit." in result.stdout
     assert "max divergence" in result.stdout and "pending" in result.stdout
-    assert "succeeded: scoring" in result.stderr
+    assert "succeeded: score" in result.stderr
     home = re.search(r"\(home (\S+)\)", result.stderr)
     assert home, result.stderr
     assert not Path(home.group(1)).exists(), "the temporary home was left behind"

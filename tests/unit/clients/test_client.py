@@ -212,3 +212,18 @@ def test_merge_holds_live_events_until_every_snapshot_has_ended() -> None:
         (_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT_END, ""),
         (_Kind.ACTIVITY_EVENT_KIND_STARTED, "a"),
     ]
+
+
+def test_the_scorers_copy_of_a_scoring_activity_is_left_out_of_the_review_merge() -> None:
+    merge = client_module._ActivityMerge(2, client_module._REVIEW_MERGE_HIDDEN)
+    score = activity_pb2.WatchActivitiesResponse(
+        kind=_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT,
+        activity=activity_pb2.Activity(id="r1", kind="score"),
+    )
+    alternate = activity_pb2.WatchActivitiesResponse(
+        kind=_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT,
+        activity=activity_pb2.Activity(id="a1", kind="alternate"),
+    )
+    assert merge.event(score, 0) == [score]  # the Review's own
+    assert merge.event(score, 1) == []  # the Scorer's copy
+    assert merge.event(alternate, 1) == [alternate]
