@@ -19,13 +19,13 @@ from ftreview.wire import timestamp_ns
 from .errors import InvalidArgument
 from .model import ContextMessage
 
-ROLE_NAMES: dict[int, str] = {
+ROLE_NAMES: dict[pb.Role, str] = {
     pb.ROLE_SYSTEM: "system",
     pb.ROLE_USER: "user",
     pb.ROLE_ASSISTANT: "assistant",
     pb.ROLE_TOOL: "tool",
 }
-ROLE_VALUES: dict[str, pb.Role.ValueType] = {name: value for value, name in ROLE_NAMES.items()}
+ROLE_VALUES: dict[str, pb.Role] = {name: value for value, name in ROLE_NAMES.items()}
 
 
 @dataclass(frozen=True)

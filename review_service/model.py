@@ -96,3 +96,31 @@ class ScoredReply:
     scored: bool
     candidate: bool
     tokens: tuple[TokenValue, ...] = field(default=())
+    # Where the reply sits, e.g. "nodes[5]": the only handle on a reply without a timestamp.
+    node_path: str = ""
+    # Why it is not a candidate: a `ftreview.v1.NotCandidateReason` value (0 for a candidate).
+    reason: int = 0
+    context_tokens_cut: int = 0
+
+
+@dataclass(frozen=True)
+class LatestScore:
+    """The latest score of one reply, as the Review keeps it for `GetStats` (no per-token
+    values: candidates carry those).
+
+    A reply with a set timestamp is known by that timestamp (its identity everywhere); one
+    with an unset timestamp (0) by (conversation id, node path), and it counts only while
+    the stored conversation still has that content at that path.
+    """
+
+    conversation_id: str
+    timestamp_ns: int
+    node_path: str
+    content: str
+    scored: bool
+    divergence: float
+    peak: float
+    candidate: bool
+    reason: int  # a `ftreview.v1.NotCandidateReason` value; 0 for a candidate
+    context_tokens_cut: int = 0
+    scored_at_ns: int = 0

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from ftreview.v1 import conversation_pb2, scorer_pb2
 
-from .model import Candidate, ScoredReply, TrainedEntry
+from .model import Candidate, LatestScore, ScoredReply, TrainedEntry
 
 
 @dataclass
@@ -23,8 +23,10 @@ class StoreChange:
     upsert: list[Candidate] = field(default_factory=list)
     delete: list[int] = field(default_factory=list)
     trained: list[TrainedEntry] = field(default_factory=list)
-    # (timestamp_ns, conversation_id) of replies a scoring pass covered.
-    scored: list[tuple[int, str]] = field(default_factory=list)
+    # A scoring pass of one conversation: (conversation_id, the latest scores it gives; see
+    # `latest_scores.from_pass`). Scores with a set timestamp replace theirs; the pass's
+    # unset-timestamp scores replace all of that conversation's.
+    scores: tuple[str, list[LatestScore]] | None = None
     # (conversation_id, serialized Conversation) kept for rescoring and alternates.
     conversation: tuple[str, bytes] | None = None
     stats: scorer_pb2.FinetuneScoringStats | None = None
@@ -38,6 +40,7 @@ class CandidateStore(Protocol):
     def load_ledger(self) -> list[TrainedEntry]: ...
     def load_stats(self) -> list[scorer_pb2.FinetuneScoringStats]: ...
     def scored_replies(self, conversation_id: str) -> set[int]: ...
+    def latest_scores(self, conversation_id: str) -> list[LatestScore]: ...
     def conversation(self, conversation_id: str) -> bytes | None: ...
     def conversation_ids(self) -> list[str]: ...
     def commit(self, change: StoreChange) -> None: ...

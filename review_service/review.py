@@ -32,7 +32,7 @@ from ftreview.v1 import conversation_pb2, scorer_pb2
 from ftreview.wire import format_ns, to_timestamp
 
 from . import conversation as conv_rules
-from . import sync, training
+from . import latest_scores, sync, training
 from .config import ConfigFile, LearnConfig
 from .errors import (
     AlreadyExists,
@@ -43,7 +43,7 @@ from .errors import (
     ReviewError,
 )
 from .feed import CandidateEvent, CandidateFeed, EventKind
-from .model import Candidate, Status, TrainedEntry
+from .model import Candidate, LatestScore, ScoredReply, Status, TrainedEntry
 from .ports import CandidateStore, FinetuneEndpoint, Scorer, StoreChange
 
 log = logging.getLogger("review_service")
@@ -221,6 +221,31 @@ class Review:
             threshold=self._last_config.threshold,
         )
 
+    async def reply_scores(self, conversation_id: str) -> list[LatestScore]:
+        """The latest score of every assistant reply of a stored conversation, in
+        conversation order (see `latest_scores`); empty for an unknown conversation."""
+
+        def read() -> tuple[bytes | None, list[LatestScore]]:
+            return (
+                self._store.conversation(conversation_id),
+                self._store.latest_scores(conversation_id),
+            )
+
+        # Under the write lock, so the kept scores, the ledger and the candidates read
+        # here come from the same moment (no pass is half applied).
+        async with self._write_lock:
+            body, kept = await self._in_store_thread(read)
+            if body is None:
+                return []
+            conversation = conversation_pb2.Conversation.FromString(body)
+            return latest_scores.in_conversation_order(
+                conversation_id,
+                conv_rules.flatten(conversation),
+                kept,
+                self._ledger,
+                self._candidates,
+            )
+
     def watch(self) -> AsyncIterator[CandidateEvent]:
         return self.feed.watch(self.visible)
 
@@ -388,7 +413,7 @@ class Review:
     async def _sync(
         self,
         conversation: conversation_pb2.Conversation,
-        replies: list[Any],
+        replies: list[ScoredReply],
         stats: scorer_pb2.FinetuneScoringStats,
     ) -> int:
         cid = conversation.id
@@ -399,12 +424,11 @@ class Review:
             stats.taken_at.CopyFrom(to_timestamp(time.time_ns()))
 
         def plan() -> Plan[int]:
-            outcome = sync.merge_scores(
-                self._candidates, self._ledger, cid, replies, contexts, time.time_ns()
-            )
+            now = time.time_ns()
+            outcome = sync.merge_scores(self._candidates, self._ledger, cid, replies, contexts, now)
             change = StoreChange(
                 upsert=outcome.added + outcome.updated,
-                scored=[(r.timestamp_ns, cid) for r in replies if r.scored and r.timestamp_ns],
+                scores=(cid, latest_scores.from_pass(cid, replies, now)),
                 conversation=(cid, conversation.SerializeToString(deterministic=True)),
                 stats=stats,
             )

@@ -130,6 +130,9 @@ def _scored_reply(reply: scorer_pb2.ReplyScore) -> ScoredReply:
         peak=reply.peak,
         scored=reply.scored,
         candidate=reply.candidate,
+        node_path=reply.node_path,
+        reason=int(reply.reason),
+        context_tokens_cut=reply.context_tokens_cut,
         tokens=tuple(
             TokenValue(
                 token_id=t.token_id,

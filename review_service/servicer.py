@@ -14,7 +14,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 from ftreview.activity_hub import ActivityHub
@@ -38,7 +38,7 @@ from .errors import (
     ScorerUnavailable,
 )
 from .feed import CandidateEvent, EventKind
-from .model import Candidate, Status, TrainedEntry
+from .model import Candidate, LatestScore, Status, TrainedEntry
 from .review import Review
 
 log = logging.getLogger("review_service")
@@ -177,6 +177,20 @@ def candidate_to_wire(c: Candidate) -> review_pb2.Candidate:
     return message
 
 
+def latest_score_to_wire(s: LatestScore) -> scorer_pb2.ReplyScore:
+    return scorer_pb2.ReplyScore(
+        timestamp=to_timestamp(s.timestamp_ns),
+        node_path=s.node_path,
+        content=s.content,
+        divergence=s.divergence,
+        peak=s.peak,
+        scored=s.scored,
+        candidate=s.candidate,
+        reason=cast(scorer_pb2.NotCandidateReason, s.reason),
+        context_tokens_cut=s.context_tokens_cut,
+    )
+
+
 def trained_to_wire(e: TrainedEntry) -> review_pb2.TrainedEntry:
     return review_pb2.TrainedEntry(
         timestamp=to_timestamp(e.timestamp_ns),
@@ -198,7 +212,8 @@ def config_to_wire(config: LearnConfig, path: str) -> review_pb2.Config:
 
 
 def event_to_wire(event: CandidateEvent) -> review_pb2.WatchCandidatesResponse:
-    message = review_pb2.WatchCandidatesResponse(kind=_EVENT_TO_WIRE[event.kind])
+    kind = cast(review_pb2.CandidateEventKind, _EVENT_TO_WIRE[event.kind])
+    message = review_pb2.WatchCandidatesResponse(kind=kind)
     if event.candidate is not None:
         message.candidate.CopyFrom(candidate_to_wire(event.candidate))
     if isinstance(event.stats, scorer_pb2.FinetuneScoringStats):
@@ -224,7 +239,7 @@ def _deadline(context: grpc.aio.ServicerContext) -> float | None:
     return None if remaining is None else time.monotonic() + remaining
 
 
-class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc]
+class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unused-ignore]
     def __init__(self, review: Review) -> None:
         self._review = review
 
@@ -355,6 +370,9 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc]
         )
         if view.last is not None:
             response.last.CopyFrom(view.last)
+        if request.conversation_id:
+            scores = await self._review.reply_scores(request.conversation_id)
+            response.replies.extend(latest_score_to_wire(s) for s in scores)
         return response
 
     @_unary
@@ -387,7 +405,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc]
         return review_pb2.ListTrainedResponse(entries=[trained_to_wire(e) for e in entries])
 
 
-class ActivitiesServicer(activity_pb2_grpc.ActivitiesServicer):  # type: ignore[misc]
+class ActivitiesServicer(activity_pb2_grpc.ActivitiesServicer):  # type: ignore[misc, unused-ignore]
     """The Review's own activities: ingest (score + sync), send."""
 
     def __init__(self, hub: ActivityHub) -> None:

@@ -255,16 +255,16 @@ async def _until(event: asyncio.Event, watcher: asyncio.Task[None], timeout_s: f
 def _score_report(
     client: ReviewClient, runs: list[ScoringRun]
 ) -> tuple[list[tuple[ScoringRun, list[Any]]], dict[str, review_pb2.GetStatsResponse]]:
-    trained = {timestamp_ns(e.timestamp) for e in client.list_trained()}
+    """Each run's rows, from the latest score of every reply the Review service keeps
+    (`GetStats(conversation_id).replies`) and the candidates it lists."""
     results: list[tuple[ScoringRun, list[Any]]] = []
     stats: dict[str, review_pb2.GetStatsResponse] = {}
     for run in runs:
         conversation_id = run.conversation_id or run.conversation.id
+        stats[conversation_id] = client.get_stats(conversation_id)
         candidates = client.list_candidates(
             ["pending", "approved", "rejected"], conversation_id=conversation_id
         )
-        stats[conversation_id] = client.get_stats(conversation_id)
-        run_stats = _run_stats(stats[conversation_id], conversation_id)
         failed = run.activity is not None and run.activity.state in (
             activity_pb2.ACTIVITY_STATE_FAILED,
             activity_pb2.ACTIVITY_STATE_CANCELLED,
@@ -272,9 +272,8 @@ def _score_report(
         rows = reply_rows(
             conversation_id,
             assistant_replies(run.conversation),
+            stats[conversation_id].replies,
             candidates,
-            trained,
-            run_stats,
             failed,
         )
         results.append((run, rows))

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ftreview.client import activity_state_name, status_name
+from ftreview.client import activity_state_name, reason_name, status_name
 from ftreview.v1 import activity_pb2, conversation_pb2, review_pb2, scorer_pb2
 from ftreview.wire import format_ns, is_set, timestamp_ns
 
@@ -57,8 +57,8 @@ def assistant_replies(conversation: conversation_pb2.Conversation) -> list[Reply
 class ReplyRow:
     """One line of the `score` table: a reply, its scores, and whether it is a candidate.
 
-    `divergence` and `peak` are None when the Review service does not hold them: it keeps
-    the scores of candidates only, so a reply below the threshold shows its reason alone.
+    `divergence` and `peak` are None only when the Review service holds no score for the
+    reply (its scoring failed, or it was never scored); `reason` is empty for candidates.
     """
 
     conversation_id: str
@@ -74,49 +74,60 @@ class ReplyRow:
 def reply_rows(
     conversation_id: str,
     replies: Sequence[Reply],
+    scores: Iterable[scorer_pb2.ReplyScore],
     candidates: Iterable[review_pb2.Candidate],
-    trained_ns: set[int],
-    stats: scorer_pb2.FinetuneScoringStats | None,
     failed: bool,
 ) -> list[ReplyRow]:
-    """The table rows of one ingested conversation, from what the Review service holds.
+    """The table rows of one ingested conversation: each reply of the file, in order, with
+    the latest score the Review service keeps for it (`GetStats(conversation_id).replies`).
 
-    Reasons: `unset_timestamp`, `already_trained`, `scoring_failed`, `below_threshold`,
-    or `below_threshold_or_skipped` when the run also skipped replies as too long or
-    tokenizing differently (the stats count those, without naming them).
+    A reply is matched by its timestamp, or, when that is unset, by its node path (and
+    content). `candidate` is true for a reply the Review lists for review (pending,
+    approved or rejected: additive sync keeps it even when a later pass scored it lower)
+    or one its latest score calls a candidate; `reason` is the Scorer's
+    (`below_threshold`, `unset_timestamp`, `already_trained`, `too_long`,
+    `tokenization_mismatch`, `not_requested`), or, for a reply the Review holds no score
+    for, `scoring_failed` when this run failed and `not_scored` otherwise.
     """
-    by_ns = {timestamp_ns(c.timestamp): c for c in candidates}
-    skipped_other = bool(stats and (stats.skipped_too_long or stats.skipped_tokenization_mismatch))
+    by_ns: dict[int, scorer_pb2.ReplyScore] = {}
+    by_path: dict[tuple[str, str], scorer_pb2.ReplyScore] = {}
+    for score in scores:
+        ns = timestamp_ns(score.timestamp)
+        if is_set(ns):
+            by_ns[ns] = score
+        else:
+            by_path[(score.node_path, score.content)] = score
+    listed = {timestamp_ns(c.timestamp): c for c in candidates}
     rows: list[ReplyRow] = []
     for reply in replies:
-        found = by_ns.get(reply.timestamp_ns) if is_set(reply.timestamp_ns) else None
-        if found is not None:
-            rows.append(
-                ReplyRow(
-                    conversation_id,
-                    reply.timestamp_ns,
-                    reply.content,
-                    found.divergence,
-                    found.peak,
-                    True,
-                    status_name(found.status),
-                    "",
-                )
-            )
-            continue
-        if not is_set(reply.timestamp_ns):
-            reason = "unset_timestamp"
-        elif reply.timestamp_ns in trained_ns:
-            reason = "already_trained"
-        elif failed:
-            reason = "scoring_failed"
-        elif skipped_other:
-            reason = "below_threshold_or_skipped"
+        ns = reply.timestamp_ns
+        found = by_ns.get(ns) if is_set(ns) else by_path.get((reply.node_path, reply.content))
+        held = listed.get(ns) if is_set(ns) else None
+        divergence: float | None = None
+        peak: float | None = None
+        if found is not None and found.scored:
+            divergence, peak = found.divergence, found.peak
+        elif held is not None:
+            divergence, peak = held.divergence, held.peak
+        candidate = held is not None or (found is not None and found.candidate)
+        # A candidate the Review no longer lists was rejected and left the capped list.
+        status = status_name(held.status) if held is not None else "rejected"
+        if candidate:
+            reason = ""
+        elif found is not None:
+            reason = reason_name(found.reason) or "not_scored"
         else:
-            reason = "below_threshold"
+            reason = "scoring_failed" if failed else "not_scored"
         rows.append(
             ReplyRow(
-                conversation_id, reply.timestamp_ns, reply.content, None, None, False, "", reason
+                conversation_id,
+                ns,
+                reply.content,
+                divergence,
+                peak,
+                candidate,
+                status if candidate else "",
+                reason,
             )
         )
     return rows

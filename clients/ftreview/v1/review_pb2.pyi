@@ -273,7 +273,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("conversations", "last", "pending", "approved", "rejected", "trained", "threshold")
+    __slots__ = ("conversations", "last", "pending", "approved", "rejected", "trained", "threshold", "replies")
     CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
@@ -281,6 +281,7 @@ class GetStatsResponse(_message.Message):
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     TRAINED_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    REPLIES_FIELD_NUMBER: _ClassVar[int]
     conversations: _containers.RepeatedCompositeFieldContainer[_scorer_pb2.FinetuneScoringStats]
     last: _scorer_pb2.FinetuneScoringStats
     pending: int
@@ -288,7 +289,8 @@ class GetStatsResponse(_message.Message):
     rejected: int
     trained: int
     threshold: float
-    def __init__(self, conversations: _Optional[_Iterable[_Union[_scorer_pb2.FinetuneScoringStats, _Mapping]]] = ..., last: _Optional[_Union[_scorer_pb2.FinetuneScoringStats, _Mapping]] = ..., pending: _Optional[int] = ..., approved: _Optional[int] = ..., rejected: _Optional[int] = ..., trained: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
+    replies: _containers.RepeatedCompositeFieldContainer[_scorer_pb2.ReplyScore]
+    def __init__(self, conversations: _Optional[_Iterable[_Union[_scorer_pb2.FinetuneScoringStats, _Mapping]]] = ..., last: _Optional[_Union[_scorer_pb2.FinetuneScoringStats, _Mapping]] = ..., pending: _Optional[int] = ..., approved: _Optional[int] = ..., rejected: _Optional[int] = ..., trained: _Optional[int] = ..., threshold: _Optional[float] = ..., replies: _Optional[_Iterable[_Union[_scorer_pb2.ReplyScore, _Mapping]]] = ...) -> None: ...
 
 class GetConfigRequest(_message.Message):
     __slots__ = ()

@@ -114,6 +114,9 @@ def test_score_shows_each_reply_with_its_divergence_or_why_not(
     others = [r for ns, r in replies.items() if ns != BISCUIT_REPLY_NS]
     assert others and all(r["candidate"] is False for r in others)
     assert all(r["reason"] == "below_threshold" for r in others)
+    # Real numbers for every scored reply, not only for the candidate.
+    assert all(isinstance(r["divergence"], float) and r["divergence"] < 0.5 for r in others)
+    assert all(isinstance(r["peak"], float) for r in others)
     (run_report,) = report["runs"]
     assert run_report["state"] == "succeeded"
     assert run_report["stats"]["responses_seen"] == len(replies)
@@ -125,6 +128,24 @@ def test_score_table_and_progress_for_people(services: Services, fixtures_dir: P
     assert "no: unset timestamp" in result.stdout
     # Not a terminal: the progress bar writes the start and the end of the activity.
     assert "started:" in result.stderr and "succeeded:" in result.stderr
+
+
+def test_score_json_gives_numbers_for_every_reply_also_without_a_timestamp(
+    services: Services, fixtures_dir: Path
+) -> None:
+    # Scored by the test above already, so nothing is new: what is shown is what the Review
+    # kept from that pass, for the reply without a timestamp too.
+    report = run_json(services, "score", str(fixtures_dir / "old-log-unset-timestamps.json"))
+    old, timed = report["replies"]
+    assert old["content"].startswith("Ines is a luthier") and old["timestamp_ns"] == 0
+    assert (old["candidate"], old["reason"]) == (False, "unset_timestamp")
+    for reply in (old, timed):
+        assert isinstance(reply["divergence"], float) and isinstance(reply["peak"], float)
+        assert reply["peak"] >= reply["divergence"]
+    assert timed["timestamp_ns"] == 1772625601000000001
+    assert timed["candidate"] is True or timed["reason"] == "below_threshold"
+    (run_report,) = report["runs"]
+    assert run_report["stats"]["skipped_unset_timestamp"] == 1
 
 
 def test_score_no_wait_returns_the_activity(services: Services, fixtures_dir: Path) -> None:

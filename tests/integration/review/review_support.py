@@ -107,14 +107,15 @@ class FakeScorer(scorer_pb2_grpc.ScorerServicer):  # type: ignore[misc]
         for m in messages:
             if m.role != "assistant" or m.memory:
                 continue
-            reply = response.replies.add(content=m.content)
+            reply = response.replies.add(content=m.content, node_path=m.path)
             reply.timestamp.CopyFrom(to_timestamp(m.timestamp_ns))
             stats.responses_seen += 1
             if m.timestamp_ns in exclude:
                 reply.reason = scorer_pb2.NOT_CANDIDATE_REASON_ALREADY_TRAINED
                 stats.skipped_already_trained += 1
                 continue
-            if only and m.timestamp_ns not in only:
+            # As the Scorer does: an unset timestamp cannot be named in `only`; always scored.
+            if only and m.timestamp_ns and m.timestamp_ns not in only:
                 reply.reason = scorer_pb2.NOT_CANDIDATE_REASON_NOT_REQUESTED
                 continue
             d = self.divergence.get(m.content, 0.5 if has_memory else 0.0)

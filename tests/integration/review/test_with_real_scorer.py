@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from ftreview.conversations import load_conversations
-from ftreview.v1 import activity_pb2
+from ftreview.v1 import activity_pb2, scorer_pb2
 from ftreview.v1 import review_pb2 as S
 from review_support import ReviewUnderTest
 
@@ -23,6 +23,8 @@ async def test_ingest_through_the_real_scorer_then_approve_and_export(
     review = ReviewUnderTest(tmp_path / "home", scorer_address)
     await review.start()
     try:
+        # High enough that the generic reply is below it whatever its sign, far below Biscuit.
+        await review.stub.SetThreshold(S.SetThresholdRequest(value=0.5))
         activity = await review.ingest_and_wait(conversation, timeout=240)
         assert activity.state == activity_pb2.ACTIVITY_STATE_SUCCEEDED, activity.error
 
@@ -34,6 +36,16 @@ async def test_ingest_through_the_real_scorer_then_approve_and_export(
         stats = await review.stub.GetStats(S.GetStatsRequest(conversation_id="biscuit"))
         assert stats.conversations[0].responses_seen == 2
         assert stats.conversations[0].error == ""
+        # Every reply with its latest score, in conversation order, not just the candidate.
+        generic, named = stats.replies
+        assert generic.content == "Hello! How can I help you today?"
+        assert generic.scored and not generic.candidate
+        assert generic.reason == scorer_pb2.NOT_CANDIDATE_REASON_BELOW_THRESHOLD
+        assert -0.5 < generic.divergence < 0.5  # between -0.2 and 0.3 on the embedded model
+        assert generic.divergence != 0.0 and generic.peak >= generic.divergence
+        assert named.content == biscuit.content and named.candidate and named.scored
+        assert named.divergence > 1.0 and named.divergence == biscuit.divergence
+        assert named.peak == biscuit.peak and named.node_path == "nodes[5]"
 
         await review.stub.Approve(S.ApproveRequest(timestamps=[biscuit.timestamp]))
         exported = await review.stub.Export(S.ExportRequest(format=S.EXPORT_FORMAT_OPENAI))

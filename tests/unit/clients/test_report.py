@@ -57,34 +57,78 @@ def test_replies_are_the_non_memory_assistant_leaves_in_order() -> None:
     assert replies[0].timestamp_ns == T1 and replies[0].node_path == "nodes[2]"
 
 
-def test_each_reply_is_a_candidate_with_scores_or_says_why_not() -> None:
+def _score(
+    ns: int, divergence: float, reason: int = 0, *, path: str = "", content: str = "",
+    scored: bool = True, candidate: bool = False,
+) -> scorer_pb2.ReplyScore:  # fmt: skip
+    return scorer_pb2.ReplyScore(
+        timestamp=to_timestamp(ns), node_path=path, content=content, divergence=divergence,
+        peak=divergence * 3, scored=scored, candidate=candidate, reason=reason,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_each_reply_shows_its_scores_and_is_a_candidate_or_says_why_not() -> None:
     candidate = review_pb2.Candidate(
         timestamp=to_timestamp(T1), divergence=1.8, peak=4.2,
         status=review_pb2.CANDIDATE_STATUS_APPROVED,
     )  # fmt: skip
-    rows = reply_rows("c1", assistant_replies(_conversation()), [candidate], {T4}, None, False)
+    scores = [
+        _score(T1, 1.8, candidate=True),
+        _score(T2, -0.12, scorer_pb2.NOT_CANDIDATE_REASON_BELOW_THRESHOLD),
+        _score(
+            T3,
+            0.4,
+            scorer_pb2.NOT_CANDIDATE_REASON_UNSET_TIMESTAMP,
+            path="nodes[4]",
+            content="From an old log.",
+        ),
+        _score(T4, 0.9, scorer_pb2.NOT_CANDIDATE_REASON_ALREADY_TRAINED),
+    ]
+    rows = reply_rows("c1", assistant_replies(_conversation()), scores, [candidate], False)
     shapes = [reply_row_json(r, "f.json") for r in rows]
     assert shapes[0] == {
         "file": "f.json", "conversation_id": "c1", "timestamp_ns": T1,
         "timestamp": "2023-11-14T22:13:20.000000001Z", "content": "Biscuit.",
-        "divergence": 1.8, "peak": 4.2, "candidate": True, "status": "approved",
+        "divergence": 1.8, "peak": 1.8 * 3, "candidate": True, "status": "approved",
     }  # fmt: skip
-    assert [(s["candidate"], s.get("reason")) for s in shapes[1:]] == [
-        (False, "below_threshold"),
-        (False, "unset_timestamp"),
-        (False, "already_trained"),
+    assert [(s["candidate"], s.get("reason"), s["divergence"]) for s in shapes[1:]] == [
+        (False, "below_threshold", -0.12),
+        (False, "unset_timestamp", 0.4),
+        (False, "already_trained", 0.9),
     ]
-    assert shapes[1]["divergence"] is None
+    assert shapes[1]["peak"] == -0.12 * 3
 
 
-def test_a_failed_run_or_skipped_replies_change_the_reason() -> None:
+def test_a_refused_reply_has_no_numbers_and_the_scorers_reason() -> None:
     replies = assistant_replies(_conversation())[1:2]
-    failed = reply_rows("c1", replies, [], set(), None, True)
-    skipped = reply_rows(
-        "c1", replies, [], set(), scorer_pb2.FinetuneScoringStats(skipped_too_long=1), False
-    )
-    assert failed[0].reason == "scoring_failed"
-    assert skipped[0].reason == "below_threshold_or_skipped"
+    (row,) = reply_rows(
+        "c1", replies,
+        [_score(T2, 0.0, scorer_pb2.NOT_CANDIDATE_REASON_TOO_LONG, scored=False)], [], False,
+    )  # fmt: skip
+    assert (row.divergence, row.peak, row.candidate, row.reason) == (None, None, False, "too_long")
+
+
+def test_an_unset_timestamp_reply_is_matched_by_its_path_and_content() -> None:
+    replies = assistant_replies(_conversation())[2:3]
+    elsewhere = _score(T3, 0.4, 2, path="nodes[9]", content="From an old log.")
+    edited = _score(T3, 0.4, 2, path="nodes[4]", content="Something else.")
+    (row,) = reply_rows("c1", replies, [elsewhere, edited], [], False)
+    assert row.divergence is None and row.reason == "not_scored"
+
+
+def test_a_listed_candidate_stays_a_candidate_and_a_failed_run_says_so() -> None:
+    replies = assistant_replies(_conversation())[:2]
+    listed = review_pb2.Candidate(
+        timestamp=to_timestamp(T1), divergence=1.8, peak=4.2,
+        status=review_pb2.CANDIDATE_STATUS_PENDING,
+    )  # fmt: skip
+    # Rescored lower after the threshold went up: additive sync keeps it in the list.
+    lower = _score(T1, 0.5, scorer_pb2.NOT_CANDIDATE_REASON_BELOW_THRESHOLD)
+    kept, missing = reply_rows("c1", replies, [lower], [listed], True)
+    assert (kept.candidate, kept.status, kept.reason, kept.divergence) == (
+        True, "pending", "", 0.5,
+    )  # fmt: skip
+    assert (missing.divergence, missing.reason) == (None, "scoring_failed")
 
 
 def test_stats_json_has_every_field_of_finetune_scoring_stats_in_snake_case() -> None:
