@@ -55,6 +55,13 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
         default="auto",
         help="float32, bfloat16 ... (default: float32 on CPU, bfloat16 on GPU)",
     )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long calls in flight may finish (default 30)",
+    )
     args = parser.parse_args(argv)
     return ScorerConfig(
         listen=args.listen,
@@ -64,6 +71,7 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
         served_model=args.served_model,
         device=args.device,
         dtype=args.dtype,
+        grace_seconds=args.grace,
     )
 
 

@@ -43,7 +43,8 @@ class ScorerConfig:
     served_model: str | None = None
     device: str | None = None
     dtype: str = "auto"
-    grace_seconds: float = 10.0
+    # How long calls in flight may run on after SIGTERM.
+    grace_seconds: float = 30.0
 
 
 @dataclass

@@ -77,9 +77,7 @@ class Activity:
     def _end(self, state: pb.ActivityState, error: str, detail: str | None) -> None:
         self._hub._call_in_loop(self._end_in_loop, state, error, detail)
 
-    def _end_in_loop(
-        self, state: pb.ActivityState, error: str, detail: str | None
-    ) -> None:
+    def _end_in_loop(self, state: pb.ActivityState, error: str, detail: str | None) -> None:
         if self.ended:
             return
         self.message.state = state

@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "scorer_service", "--listen", "127.0.0.1:0"],
+        [sys.executable, "-m", "scorer_service", "--listen", "127.0.0.1:0", "--grace", "120"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -194,3 +194,34 @@ async def test_too_long_conversation_scores_each_reply_with_the_context_that_fit
     hopeless = await _score(recorder, conversation, context_length=30)
     assert hopeless.stats.skipped_too_long == len(hopeless.replies)
     assert all(r.reason is Reason.TOO_LONG for r in hopeless.replies)
+
+
+async def test_chunked_range_only_logprobs_equal_full_logits(
+    embedded_backend: LocalBackend, fixtures_dir: Path
+) -> None:
+    """Chunks through the KV cache (as on the CPU) give what one full pass gives: a chunk
+    that silently lost its past would be off by far more than float noise."""
+    import torch
+
+    from scorer_service.conversation import Variant
+    from scorer_service.tokenization import build_token_ids
+
+    (conversation,) = load_conversations(fixtures_dir / "build-server.json")
+    messages = flatten(conversation)
+    tokenized = build_token_ids(messages, embedded_backend.tokenizer, Variant.WITH_MEMORIES)
+    ranges = [(r.start, r.end) for r in tokenized.replies]
+    small_chunks = LocalBackend(
+        embedded_backend.model, embedded_backend.tokenizer, "smollm2", chunk_tokens=16
+    )
+    seen: list[tuple[int, int]] = []
+    (chunked,) = await small_chunks.score(
+        [ScoreRequest(tokenized.token_ids, ranges)], lambda d, t, _: seen.append((d, t))
+    )
+    ids = torch.tensor([tokenized.token_ids])
+    with torch.inference_mode():
+        full = torch.log_softmax(embedded_backend.model(input_ids=ids).logits[0].float(), -1)
+    for (start, end), values in zip(ranges, chunked, strict=True):
+        expected = [float(full[p - 1, tokenized.token_ids[p]]) for p in range(start, end)]
+        assert max(abs(a - b) for a, b in zip(values, expected, strict=True)) < 1e-3
+    chunks = -(-len(tokenized.token_ids) // 16)
+    assert seen == [(done, chunks) for done in range(1, chunks + 1)]
