@@ -46,6 +46,7 @@ def conversation(replies: int) -> list[Message]:
 def per_reply(backend: LocalBackend, messages: list[Message]) -> list[float]:
     """Two full forward passes per reply, each over the reply's own context."""
     model, tokenizer = backend.model, backend.tokenizer
+    device = next(model.parameters()).device
     divergences = []
     for index, message in enumerate(messages):
         if not message.is_reply:
@@ -54,7 +55,7 @@ def per_reply(backend: LocalBackend, messages: list[Message]) -> list[float]:
         for variant in Variant:
             tokenized = build_token_ids(messages[: index + 1], tokenizer, variant)
             reply = tokenized.replies[-1]
-            ids = torch.tensor([tokenized.token_ids])
+            ids = torch.tensor([tokenized.token_ids], device=device)
             with torch.inference_mode():
                 logprobs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
             targets = ids[0, reply.start : reply.end]

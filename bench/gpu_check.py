@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from bench_scoring import ours, per_reply  # the script folder is on sys.path
 from ftreview.conversations import parse_conversation
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from scorer_service.backends.base import ScoreRequest
 from scorer_service.backends.local import LocalBackend
-from scorer_service.conversation import Message, Variant, flatten
-from scorer_service.scoring import score_conversation
-from scorer_service.tokenization import build_token_ids
+from scorer_service.conversation import Message, flatten
 
 
 def conversation(replies: int, filler: int = 0) -> list[Message]:
@@ -44,38 +43,6 @@ def conversation(replies: int, filler: int = 0) -> list[Message]:
     return flatten(parse_conversation(nodes))
 
 
-def full_logits_divergences(model: Any, tokenizer: Any, messages: list[Message]) -> list[float]:
-    """Per reply, two full forward passes over its own context, full logits (the baseline)."""
-    device = next(model.parameters()).device
-    out = []
-    for index, message in enumerate(messages):
-        if not message.is_reply:
-            continue
-        means = []
-        for variant in Variant:
-            tokenized = build_token_ids(messages[: index + 1], tokenizer, variant)
-            reply = tokenized.replies[-1]
-            ids = torch.tensor([tokenized.token_ids], device=device)
-            with torch.inference_mode():
-                logprobs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
-            targets = ids[0, reply.start : reply.end]
-            picked = logprobs[reply.start - 1 : reply.end - 1].gather(1, targets.unsqueeze(1))
-            means.append(picked.squeeze(1))
-        out.append(float((means[0] - means[1]).mean()))
-    return out
-
-
-async def ours(backend: LocalBackend, messages: list[Message]) -> list[float]:
-    result = await score_conversation(
-        messages,
-        backend.tokenizer,
-        backend,
-        conversation_id="gpu",
-        context_length=backend.context_length,
-    )
-    return [r.divergence for r in result.replies]
-
-
 def main() -> None:
     folder = Path(sys.argv[1])
     assert torch.cuda.is_available(), "no GPU"
@@ -92,7 +59,7 @@ def main() -> None:
     fast16 = LocalBackend(bf16, tokenizer, "random-smollm2")
     ours32 = asyncio.run(ours(fast32, messages))
     ours16 = asyncio.run(ours(fast16, messages))
-    baseline = full_logits_divergences(fp32, tokenizer, messages)
+    baseline = per_reply(fast32, messages)
     worst = max(abs(a - b) for a, b in zip(ours32, baseline, strict=True))
     worst16 = max(abs(a - b) for a, b in zip(ours16, ours32, strict=True))
     spread = max(baseline) - min(baseline)
