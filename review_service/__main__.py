@@ -13,6 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ftreview.auth import TOKEN_ENV, read_token_file, resolve_token
+
 from .errors import ReviewError
 from .server import DEFAULT_LISTEN, DEFAULT_SCORER, ReviewConfig, default_home, serve
 
@@ -36,25 +38,58 @@ def parse_args(argv: list[str] | None) -> ReviewConfig:
         " (default $FTREVIEW_HOME or ~/.consciousness)",
     )
     parser.add_argument(
+        "--tls-cert", metavar="PATH", help="serve TLS with this PEM certificate (with --tls-key)"
+    )
+    parser.add_argument("--tls-key", metavar="PATH", help="the PEM private key of --tls-cert")
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help=f"require this bearer token on every call (default ${TOKEN_ENV}; none: open); "
+        "health and reflection stay open",
+    )
+    parser.add_argument(
+        "--scorer-tls-ca",
+        metavar="PATH",
+        help="reach the Scorer over TLS, trusting this PEM CA or self-signed certificate",
+    )
+    parser.add_argument(
+        "--scorer-token-file",
+        metavar="PATH",
+        help="bearer token for the Scorer (default: this server's own, --token-file or "
+        f"${TOKEN_ENV})",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    token = resolve_token(args.token_file)
     return ReviewConfig(
-        listen=args.listen, scorer=args.scorer, home=(args.home or default_home()).expanduser()
+        listen=args.listen,
+        scorer=args.scorer,
+        home=(args.home or default_home()).expanduser(),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        token=token,
+        scorer_tls_ca=args.scorer_tls_ca,
+        scorer_token=read_token_file(args.scorer_token_file) if args.scorer_token_file else token,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_args(argv)
+    try:
+        config = parse_args(argv)
+    except ValueError as error:  # a TLS or token setting that cannot work
+        print(f"ftreview-review: {error}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(serve(config))
     except ReviewError as error:
         print(f"ftreview-review: {error.message}", file=sys.stderr)
         return 2
-    except OSError as error:
+    except (OSError, ValueError) as error:
         print(f"ftreview-review: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

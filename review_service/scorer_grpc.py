@@ -33,21 +33,38 @@ def scorer_error(error: grpc.aio.AioRpcError, address: str) -> ReviewError:
         return ScorerUnavailable(f"the Scorer at {address} is unavailable: {details}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceeded(f"the Scorer at {address} did not answer in time: {details}")
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return ScorerFailed(
+            f"the Scorer at {address} refused the Review's call: {details} "
+            "(start the Review with --scorer-token-file or FTREVIEW_TOKEN)"
+        )
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return InvalidArgument("conversation", f"the Scorer refused it: {details}")
     return ScorerFailed(f"the Scorer at {address} failed ({code.name}): {details}")
 
 
 class GrpcScorer:
-    def __init__(self, address: str, max_message_bytes: int) -> None:
+    """The Scorer at `address`: over TLS when `credentials` are given, and with `token` as
+    a bearer token on every call when one is."""
+
+    def __init__(
+        self,
+        address: str,
+        max_message_bytes: int,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
+    ) -> None:
         self.address = address
-        self._channel = grpc.aio.insecure_channel(
-            address,
-            options=[
-                ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.max_send_message_length", max_message_bytes),
-            ],
-        )
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
+        if credentials is not None:
+            self._channel = grpc.aio.secure_channel(address, credentials, options=options)
+        else:
+            self._channel = grpc.aio.insecure_channel(address, options=options)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._scorer = scorer_pb2_grpc.ScorerStub(self._channel)
         self._activities = activity_pb2_grpc.ActivitiesStub(self._channel)
 
@@ -76,7 +93,7 @@ class GrpcScorer:
             request_id=request_id,
         )
         try:
-            response = await self._scorer.ScoreConversation(request)
+            response = await self._scorer.ScoreConversation(request, metadata=self._metadata)
         except grpc.aio.AioRpcError as error:
             raise scorer_error(error, self.address) from error
         return ScoringResult(
@@ -98,7 +115,9 @@ class GrpcScorer:
             request_id=request_id,
         )
         try:
-            response = await self._scorer.GenerateAlternate(request, timeout=timeout)
+            response = await self._scorer.GenerateAlternate(
+                request, timeout=timeout, metadata=self._metadata
+            )
         except grpc.aio.AioRpcError as error:
             raise scorer_error(error, self.address) from error
         return str(response.text)
@@ -106,7 +125,7 @@ class GrpcScorer:
     async def progress(self, activity_id: str) -> AsyncIterator[Progress]:
         """The Scorer's progress on one activity; ends quietly if it cannot be watched."""
         call = self._activities.WatchActivities(
-            activity_pb2.WatchActivitiesRequest(activity_id=activity_id)
+            activity_pb2.WatchActivitiesRequest(activity_id=activity_id), metadata=self._metadata
         )
         try:
             async for event in call:

@@ -6,7 +6,9 @@ Invariants:
 - stopping drains: health turns NOT_SERVING, candidate watches end cleanly, calls in flight
   get `drain_seconds` to finish, background scoring is cancelled (nothing half-written: each
   change is one transaction), and the database is closed last;
-- loopback by default; message sizes are bounded both ways.
+- loopback by default; message sizes are bounded both ways; TLS and a bearer token when
+  configured (`ftreview.auth`: health and reflection stay open), for this server and for
+  its own calls to the Scorer.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import grpc
 from ftreview.activity_hub import ActivityHub
+from ftreview.auth import ServerSecurity, channel_credentials
 from ftreview.v1 import activity_pb2, activity_pb2_grpc, review_pb2, review_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -55,6 +58,15 @@ class ReviewConfig:
     # How long Ingest waits to reach the Scorer before answering UNAVAILABLE.
     scorer_ready_timeout: float = 3.0
     drain_seconds: float = 5.0
+    # TLS for this server: a PEM certificate and its key, both or neither.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # The bearer token every call to this server must carry; None: open.
+    token: str | None = None
+    # Calling the Scorer: the CA (or self-signed certificate) to trust, None: plain text;
+    # and the token to send, None: none.
+    scorer_tls_ca: str | None = None
+    scorer_token: str | None = None
 
     @property
     def config_path(self) -> Path:
@@ -96,6 +108,8 @@ class ReviewServer:
 
 def create_server(config: ReviewConfig) -> tuple[ReviewServer, int]:
     """Build the server and bind `config.listen`; call from the loop that will run it."""
+    security = ServerSecurity(config.tls_cert, config.tls_key, config.token)
+    scorer_credentials = channel_credentials(config.scorer_tls_ca)
     config.home.mkdir(parents=True, exist_ok=True)
     config_file = ConfigFile(config.config_path)
     config_file.load()  # an unreadable config stops the start, with line and column
@@ -103,18 +117,24 @@ def create_server(config: ReviewConfig) -> tuple[ReviewServer, int]:
     hub = ActivityHub()
     review = Review(
         store,
-        GrpcScorer(config.scorer, config.max_message_bytes),
+        GrpcScorer(
+            config.scorer,
+            config.max_message_bytes,
+            credentials=scorer_credentials,
+            token=config.scorer_token,
+        ),
         HttpFinetuneEndpoint(),
         config_file,
         hub,
         scorer_ready_timeout=config.scorer_ready_timeout,
     )
     server = grpc.aio.server(
+        interceptors=security.interceptors(),
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     review_pb2_grpc.add_ReviewServicer_to_server(ReviewServicer(review), server)
     activity_pb2_grpc.add_ActivitiesServicer_to_server(ActivitiesServicer(hub), server)
@@ -130,7 +150,7 @@ def create_server(config: ReviewConfig) -> tuple[ReviewServer, int]:
         server,
     )
     try:
-        port = server.add_insecure_port(config.listen)
+        port = security.bind(server, config.listen, log)
     except RuntimeError as error:
         store.close()
         raise OSError(f"cannot listen on {config.listen}: {error}") from error
@@ -148,7 +168,13 @@ async def serve(config: ReviewConfig) -> None:
     """Serve until SIGTERM or SIGINT, then drain."""
     server, port = create_server(config)
     await server.start()
-    log.info("review serving on %s:%d", _host(config.listen), port)
+    log.info(
+        "review serving on %s:%d (%s%s)",
+        _host(config.listen),
+        port,
+        "TLS" if config.tls_cert else "plain text",
+        ", bearer token required" if config.token else "",
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

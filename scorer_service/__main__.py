@@ -7,6 +7,8 @@ import asyncio
 import logging
 import sys
 
+from ftreview.auth import TOKEN_ENV, resolve_token
+
 from scorer_service.model_files import ModelNotFound
 from scorer_service.server import ScorerConfig, serve
 
@@ -62,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
         metavar="SECONDS",
         help="on SIGTERM, how long calls in flight may finish (default 30)",
     )
+    add_security_flags(parser)
     args = parser.parse_args(argv)
     return ScorerConfig(
         listen=args.listen,
@@ -72,11 +75,31 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
         device=args.device,
         dtype=args.dtype,
         grace_seconds=args.grace,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        token=resolve_token(args.token_file),
+    )
+
+
+def add_security_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tls-cert", metavar="PATH", help="serve TLS with this PEM certificate (with --tls-key)"
+    )
+    parser.add_argument("--tls-key", metavar="PATH", help="the PEM private key of --tls-cert")
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help=f"require this bearer token on every call (default ${TOKEN_ENV}; none: open); "
+        "health and reflection stay open",
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_args(argv)
+    try:
+        config = parse_args(argv)
+    except ValueError as exc:  # a TLS or token setting that cannot work
+        print(f"ftreview-scorer: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("httpx", "transformers", "accelerate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -4,6 +4,9 @@
 separate from `serve`, which adds what a long-running process needs: one log line when
 serving, and a graceful drain on SIGTERM or Ctrl-C (health turns NOT_SERVING, new calls are
 refused, calls in flight get a grace period to finish).
+
+Plain text on loopback by default; with `tls_cert`/`tls_key` it serves TLS, and with `token`
+every call but health and reflection must carry it (`ftreview.auth`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import grpc
 from ftreview.activity_hub import ActivityHub
+from ftreview.auth import ServerSecurity
 from ftreview.v1 import activity_pb2, activity_pb2_grpc, scorer_pb2, scorer_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -45,6 +49,14 @@ class ScorerConfig:
     dtype: str = "auto"
     # How long calls in flight may run on after SIGTERM.
     grace_seconds: float = 30.0
+    # TLS: a PEM certificate (chain) and its key, both or neither; None: plain text.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # A shared bearer token every call must carry (health and reflection stay open).
+    token: str | None = None
+
+    def security(self) -> ServerSecurity:
+        return ServerSecurity(self.tls_cert, self.tls_key, self.token)
 
 
 @dataclass
@@ -88,6 +100,7 @@ async def create_server(
     context_length: int | None = None,
 ) -> RunningScorer:
     """Start a Scorer on `config.listen`; a given backend and tokenizer are used as they are."""
+    security = config.security()  # a half TLS setting fails before the model loads
     if backend is None or tokenizer is None:
         built, tokenizer = await asyncio.to_thread(build_backend, config)
         backend = built
@@ -99,10 +112,11 @@ async def create_server(
             context_length = 4096
     hub = ActivityHub()
     server = grpc.aio.server(
+        interceptors=security.interceptors(),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ]
+        ],
     )
     scorer_pb2_grpc.add_ScorerServicer_to_server(
         ScorerServicer(backend, tokenizer, context_length, hub), server
@@ -113,7 +127,7 @@ async def create_server(
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(config.listen)
+    port = security.bind(server, config.listen, log)
     if port == 0:
         raise OSError(f"cannot listen on {config.listen}")
     await server.start()
@@ -134,12 +148,14 @@ async def serve(config: ScorerConfig) -> None:
     host = config.listen.rsplit(":", 1)[0]
     info = await running.backend.info()
     log.info(
-        "scorer serving on %s:%d (backend %s, model %s, context %d)",
+        "scorer serving on %s:%d (backend %s, model %s, context %d; %s%s)",
         host,
         running.port,
         info.backend,
         info.model,
         info.context_length,
+        "TLS" if config.tls_cert else "plain text",
+        ", bearer token required" if config.token else "",
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -8,6 +8,9 @@ Invariants:
 - `--json` output is built in `ftreview.report` only and is documented in the README;
 - progress comes from the activity stream (`WatchActivities`), subscribed to before the
   call that starts the work, never from polling;
+- TLS and the bearer token are resolved once per command (`--tls-ca`/`$FTREVIEW_TLS_CA`,
+  `--token-file`/`$FTREVIEW_TOKEN`) and given to every client it makes, the review screen's
+  too; a refused token is one line that says which service refused and what to set;
 - this module does not import Textual: `review` and `demo` import the review screen inside
   the command, so scripts and servers never pay for (or depend on) the UI library.
 """
@@ -27,6 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import grpc
+
+from ftreview.auth import (
+    TLS_CA_ENV,
+    TOKEN_ENV,
+    TOKEN_HINT,
+    SecurityConfigError,
+    resolve_channel_credentials,
+    resolve_token,
+)
 from ftreview.client import (
     AsyncReviewClient,
     CandidateStatus,
@@ -37,7 +50,7 @@ from ftreview.client import (
     resolve_scorer_address,
     status_name,
 )
-from ftreview.errors import FtreviewError, NotFound, Unavailable
+from ftreview.errors import FtreviewError, NotFound, Unauthenticated, Unavailable
 from ftreview.local_services import LocalServices, ServiceOptions, ServiceStartError
 from ftreview.report import (
     activity_json,
@@ -295,7 +308,7 @@ def _score(args: argparse.Namespace, *, bar_enabled: bool = True) -> list[Scorin
     bar = ProgressBar(enabled=bar_enabled and not args.quiet)
 
     async def go() -> None:
-        async with AsyncReviewClient(args.review, scorer_address=args.scorer) as client:
+        async with _async_review_client(args) as client:
             await _ingest_and_watch(client, runs, not args.no_wait, bar, args.timeout)
 
     asyncio.run(go())
@@ -372,8 +385,34 @@ def _stats_or_none(
 # ---- data commands -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Connection:
+    """How every client of one command connects: TLS credentials and the bearer token."""
+
+    credentials: grpc.ChannelCredentials | None
+    token: str | None
+
+
+def _connection(args: argparse.Namespace) -> Connection:
+    found: Connection | None = getattr(args, "connection", None)
+    if found is None:
+        found = Connection(resolve_channel_credentials(args.tls_ca), resolve_token(args.token_file))
+        args.connection = found
+    return found
+
+
 def _review_client(args: argparse.Namespace) -> ReviewClient:
-    return ReviewClient(args.review, scorer_address=args.scorer)
+    c = _connection(args)
+    return ReviewClient(
+        args.review, scorer_address=args.scorer, credentials=c.credentials, token=c.token
+    )
+
+
+def _async_review_client(args: argparse.Namespace) -> AsyncReviewClient:
+    c = _connection(args)
+    return AsyncReviewClient(
+        args.review, scorer_address=args.scorer, credentials=c.credentials, token=c.token
+    )
 
 
 def _parse_id(text: str) -> int:
@@ -598,7 +637,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             )
 
     async def go() -> None:
-        async with AsyncReviewClient(args.review, scorer_address=args.scorer) as client:
+        async with _async_review_client(args) as client:
             ready = [asyncio.Event(), asyncio.Event()]
             tasks = [
                 asyncio.create_task(candidates(client, ready[0])),
@@ -652,8 +691,13 @@ def cmd_review(args: argparse.Namespace) -> int:
         client.get_config()  # fail here, in one line, if the service is not running
     from ftreview.tui.app import run_review  # the UI library loads only here
 
+    c = _connection(args)
     return run_review(
-        resolve_review_address(args.review), resolve_scorer_address(args.scorer), args.home
+        resolve_review_address(args.review),
+        resolve_scorer_address(args.scorer),
+        args.home,
+        credentials=c.credentials,
+        token=c.token,
     )
 
 
@@ -679,21 +723,35 @@ def _service_options(args: argparse.Namespace, echo: bool) -> ServiceOptions:
         backend=args.backend,
         backend_urls=args.backend_url or (),
         model=args.model,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_ca=args.tls_ca or os.environ.get(TLS_CA_ENV) or None,
+        token_file=args.token_file,
         startup_timeout_s=args.startup_timeout,
         echo=echo_line if echo else None,
     )
 
 
+def _check_tls_pair(args: argparse.Namespace) -> None:
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError(
+            "--tls-cert and --tls-key go together: give both (TLS) or neither (plain text)"
+        )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    _check_tls_pair(args)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     services = LocalServices(_service_options(args, echo=not args.quiet))
     try:
         services.start()
+        ca = services.trusted_ca
+        tls = f" {TLS_CA_ENV}={os.path.abspath(ca)}" if args.tls_cert and ca else ""
         print(
             f"scorer serving on {services.scorer_address}\n"
             f"review serving on {services.review_address}\n"
             f"export FTREVIEW_SCORER_ADDR={services.scorer_address} "
-            f"FTREVIEW_REVIEW_ADDR={services.review_address}",
+            f"FTREVIEW_REVIEW_ADDR={services.review_address}{tls}",
             flush=True,
         )
         _say("Ctrl-C stops both")
@@ -717,6 +775,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     files = args.files or _bundled_examples()
     if not files:
         raise UsageError("no example conversations found; give a file: ftreview demo FILE")
+    _check_tls_pair(args)
+    if args.tls_cert:  # the demo's own clients trust the services' certificate
+        args.tls_ca = args.tls_ca or os.environ.get(TLS_CA_ENV) or args.tls_cert
     temporary = None
     if not args.home:
         temporary = tempfile.mkdtemp(prefix="ftreview-demo-")
@@ -737,7 +798,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if _interactive() and not args.no_review:
             from ftreview.tui.app import run_review  # the UI library loads only here
 
-            return run_review(args.review, args.scorer, args.home)
+            c = _connection(args)
+            return run_review(
+                args.review, args.scorer, args.home, credentials=c.credentials, token=c.token
+            )
         _show_review_plainly(args)
         return 0
     except (_Stop, KeyboardInterrupt):
@@ -773,6 +837,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the Review service keeps its config and database "
         "(env FTREVIEW_HOME, default ~/.consciousness)",
     )
+    parser.add_argument(
+        "--tls-ca",
+        metavar="PATH",
+        help="connect over TLS, trusting this PEM CA or self-signed certificate "
+        f"(env {TLS_CA_ENV}; default: plain text)",
+    )
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help=f"send the bearer token in this file with every call (env {TOKEN_ENV} holds "
+        "the token itself); with `serve` or `demo`, both services require it",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(
@@ -798,6 +874,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--model", metavar="PATH", help="model directory or GGUF file (default: embedded)"
         )
+        p.add_argument(
+            "--tls-cert", metavar="PATH", help="both services serve TLS with this PEM certificate"
+        )
+        p.add_argument("--tls-key", metavar="PATH", help="the PEM private key of --tls-cert")
         p.add_argument("--startup-timeout", type=float, default=300.0, metavar="S")
 
     p = add("serve", cmd_serve, "run the Scorer and the Review service until Ctrl-C", json=False)
@@ -869,7 +949,26 @@ def build_parser() -> argparse.ArgumentParser:
 def _not_running_hint(error: Unavailable) -> str:
     what = f"the {error.service} service" if error.service == "Review" else f"the {error.service}"
     where = f" at {error.address}" if error.address else ""
+    text = error.message.lower()
+    # A server is there, but the two ends disagree about TLS: say so, not "not running".
+    if "handshake" in text or "ssl" in text:
+        return (
+            f"TLS with {what}{where} failed; if it serves plain text drop --tls-ca/"
+            f"{TLS_CA_ENV}, else check that the CA signed a certificate for this address "
+            f"({error.message})"
+        )
+    if "socket closed" in text:
+        return (
+            f"{what}{where} closed the connection; if it serves TLS, pass --tls-ca or set "
+            f"{TLS_CA_ENV}"
+        )
     return f"{what} is not running{where}; start it with `ftreview serve`"
+
+
+def _refused_line(error: Unauthenticated) -> str:
+    who = error.service.lower() or "the service"
+    where = f" at {error.address}" if error.address else ""
+    return f"{who}{where} refused the call: missing or wrong bearer token ({TOKEN_HINT})"
 
 
 def _error_line(error: FtreviewError) -> str:
@@ -886,9 +985,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
         return code
-    except UsageError as error:
+    except (UsageError, SecurityConfigError) as error:
         print(f"ftreview: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Unauthenticated as error:
+        if debug:
+            raise
+        print(f"ftreview: {_refused_line(error)}", file=sys.stderr)
+        return EXIT_FAILED
     except Unavailable as error:
         if debug:
             raise

@@ -8,7 +8,11 @@ Invariants:
   is resolved from the Scorer's "serving on HOST:PORT" log line);
 - `stop()` ends both: SIGTERM (the servers drain), then SIGKILL after a grace period, Review
   first so that it never calls a Scorer that is already gone. On Linux the children also get
-  SIGTERM if this process dies without stopping them, so no orphan keeps a port.
+  SIGTERM if this process dies without stopping them, so no orphan keeps a port;
+- TLS and token settings reach both children alike: each serves with the same certificate,
+  key and token, and the Review trusts the Scorer through `tls_ca` (else the certificate
+  itself, which is right for a self-signed one). A token from `$FTREVIEW_TOKEN` reaches the
+  children through their environment.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
+from ftreview.auth import channel_credentials
 from ftreview.client import ReviewClient, ScorerClient
 from ftreview.errors import FtreviewError
 
@@ -45,6 +50,12 @@ class ServiceOptions:
     backend: str | None = None
     backend_urls: Sequence[str] = ()
     model: str | None = None
+    # TLS for both services (both or neither), and the CA clients trust (default: the cert).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    # Passed to both services as --token-file; None: they read $FTREVIEW_TOKEN, if set.
+    token_file: str | None = None
     startup_timeout_s: float = 300.0
     stop_timeout_s: float = 30.0
     # Called with (service name, log line) for every line a child logs; None: keep quiet.
@@ -146,8 +157,24 @@ class LocalServices:
             scorer_argv += ["--backend-url", url]
         if options.model:
             scorer_argv += ["--model", options.model]
+        scorer_argv += self._security_flags()
         self.scorer = ChildService("Scorer", scorer_argv, options.echo)
         self.review = ChildService("Review service", [], options.echo)
+
+    @property
+    def trusted_ca(self) -> str | None:
+        """The file clients trust for TLS: `tls_ca`, else the (self-signed) certificate."""
+        return self.options.tls_ca or self.options.tls_cert
+
+    def _security_flags(self) -> list[str]:
+        flags: list[str] = []
+        if self.options.tls_cert:
+            flags += ["--tls-cert", self.options.tls_cert]
+        if self.options.tls_key:
+            flags += ["--tls-key", self.options.tls_key]
+        if self.options.token_file:
+            flags += ["--token-file", self.options.token_file]
+        return flags
 
     @property
     def scorer_address(self) -> str:
@@ -177,6 +204,9 @@ class LocalServices:
             ]  # fmt: skip
             if self.options.home:
                 review_argv += ["--home", self.options.home]
+            review_argv += self._security_flags()
+            if self.options.tls_cert and self.trusted_ca:
+                review_argv += ["--scorer-tls-ca", self.trusted_ca]
             self.review.argv = review_argv
             self.review.start()
             self.review.wait_address(deadline)
@@ -189,10 +219,12 @@ class LocalServices:
     def _wait_serving(self, child: ChildService, deadline: float) -> None:
         assert child.address is not None
         client: ScorerClient | ReviewClient
+        # Health needs no token; over TLS it needs the CA.
+        credentials = channel_credentials(self.trusted_ca) if self.options.tls_cert else None
         if child is self.scorer:
-            client = ScorerClient(child.address, timeout=2.0)
+            client = ScorerClient(child.address, timeout=2.0, credentials=credentials)
         else:
-            client = ReviewClient(child.address, timeout=2.0)
+            client = ReviewClient(child.address, timeout=2.0, credentials=credentials)
         with client:
             while True:
                 child.check_alive()

@@ -24,6 +24,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+import grpc
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -82,10 +83,19 @@ class ReviewApp(App[int]):
         Binding("q", "quit_review", "quit"),
     ]
 
-    def __init__(self, review_address: str, scorer_address: str) -> None:
+    def __init__(
+        self,
+        review_address: str,
+        scorer_address: str,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
+    ) -> None:
         super().__init__()
         self.review_address = review_address
         self.scorer_address = scorer_address
+        self._credentials = credentials
+        self._token = token
         self.board = Board()
         self.activities = ActivityBoard()
         self.config: ConfigView | None = None
@@ -138,6 +148,14 @@ class ReviewApp(App[int]):
             empty.update(Text(self.connection))
         self._draw_activity()
 
+    def _new_link(self) -> ServiceLink:
+        return ServiceLink(
+            self.review_address,
+            self.scorer_address,
+            credentials=self._credentials,
+            token=self._token,
+        )
+
     def _draw_summary(self) -> None:
         counts = self.board.counts()
         text = Text()
@@ -172,7 +190,7 @@ class ReviewApp(App[int]):
         delay = RECONNECT_FIRST_DELAY_S
         ever_connected = False
         while True:
-            link = ServiceLink(self.review_address, self.scorer_address)
+            link = self._new_link()
             try:
                 overview = await link.overview()
                 self.config = overview.config
@@ -226,7 +244,7 @@ class ReviewApp(App[int]):
         source = ACTIVITY_SOURCE
         delay = RECONNECT_FIRST_DELAY_S
         while True:
-            link = ServiceLink(self.review_address, self.scorer_address)
+            link = self._new_link()
             try:
                 async for event in link.watch_activities():
                     ending = self.activities.on_event(source, event)
@@ -399,12 +417,20 @@ def _configure_log(home: str | None) -> None:
     logger.setLevel(logging.INFO)
 
 
-def run_review(review_addr: str, scorer_addr: str, home: str | None = None) -> int:
+def run_review(
+    review_addr: str,
+    scorer_addr: str,
+    home: str | None = None,
+    *,
+    credentials: grpc.ChannelCredentials | None = None,
+    token: str | None = None,
+) -> int:
     """Run the review screen until the user quits; the process exit code.
 
     Needs a terminal: the CLI prints a plain listing instead when there is none.
+    `credentials` (TLS) and `token` (bearer) are used for both services.
     """
     _configure_log(home)
-    app = ReviewApp(review_addr, scorer_addr)
+    app = ReviewApp(review_addr, scorer_addr, credentials=credentials, token=token)
     app.run()
     return app.return_code or 0

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import grpc
+
 from ftreview.client import AsyncReviewClient
 from ftreview.tui.activities import ActivityEvent, ActivityEventKind, ActivityState, ActivityView
 from ftreview.tui.board import CandidateView, StatsView, Status, TokenView
@@ -128,10 +130,19 @@ def _config_view(message: review_pb2.Config) -> ConfigView:
 class ServiceLink:
     """A fresh client of the Review (and through it the Scorer), for one connection attempt."""
 
-    def __init__(self, review_address: str, scorer_address: str) -> None:
+    def __init__(
+        self,
+        review_address: str,
+        scorer_address: str,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
+    ) -> None:
         self.review_address = review_address
         self.scorer_address = scorer_address
-        self._review = AsyncReviewClient(review_address, scorer_address=scorer_address)
+        self._review = AsyncReviewClient(
+            review_address, scorer_address=scorer_address, credentials=credentials, token=token
+        )
 
     async def close(self) -> None:
         await self._review.close()
