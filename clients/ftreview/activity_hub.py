@@ -170,17 +170,23 @@ class ActivityHub:
         watcher = _Watcher(activity_id)
         self._watchers.add(watcher)
         try:
+            # The snapshot is built now, in the step that registered the watcher, from
+            # copies: an activity that ends while the snapshot is being sent must not
+            # look ended to the check below (its ENDED event is queued and still owed).
             if activity_id:
                 known = self._activities.get(activity_id)
-                snapshot = [known.message] if known is not None else []
+                live = [known.message] if known is not None else []
             else:
-                snapshot = self.running()
-            for message in snapshot:
+                live = self.running()
+            snapshot = []
+            for message in live:
                 event = pb.WatchActivitiesResponse(kind=_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT)
                 event.activity.CopyFrom(message)
+                snapshot.append(event)
+            for event in snapshot:
                 yield event
             yield pb.WatchActivitiesResponse(kind=_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT_END)
-            if activity_id and snapshot and snapshot[0].state in _ENDED_STATES:
+            if activity_id and snapshot and snapshot[0].activity.state in _ENDED_STATES:
                 return
             # Events published while the snapshot was sent are queued already; at worst
             # they repeat a value the snapshot showed.

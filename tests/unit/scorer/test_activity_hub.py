@@ -65,6 +65,27 @@ async def test_watching_a_finished_activity_returns_its_end_at_once() -> None:
     assert events[0].activity.HasField("ended_at")
 
 
+async def test_an_activity_ending_while_its_snapshot_is_sent_still_delivers_its_end() -> None:
+    # A watcher that saw the activity running must see it end: the stream may not stop
+    # after SNAPSHOT_END just because the activity ended while the snapshot was on its way
+    # (a Review ingest with nothing new to score ends that fast).
+    hub = ActivityHub()
+    activity = hub.start("score", "quick", activity_id="quick")
+    watch = hub.watch("quick")
+    first = await anext(watch)
+    assert first.kind == K.ACTIVITY_EVENT_KIND_SNAPSHOT
+    assert first.activity.state == pb.ACTIVITY_STATE_RUNNING
+    activity.succeed("nothing new to score")
+    rest = [event async for event in watch]
+    assert [e.kind for e in rest] == [
+        K.ACTIVITY_EVENT_KIND_SNAPSHOT_END,
+        K.ACTIVITY_EVENT_KIND_ENDED,
+    ]
+    assert rest[-1].activity.state == pb.ACTIVITY_STATE_SUCCEEDED
+    assert rest[-1].activity.detail == "nothing new to score"
+    assert hub.watcher_count == 0
+
+
 async def test_progress_from_a_worker_thread_arrives_in_order() -> None:
     hub = ActivityHub()
     watch = asyncio.create_task(_drain(hub, "threaded"))
