@@ -22,6 +22,7 @@ from pathlib import Path
 
 import grpc
 from ftreview.activity_hub import ActivityHub
+from ftreview.activity_service import ActivitiesServicer
 from ftreview.auth import ServerSecurity, channel_credentials
 from ftreview.v1 import activity_pb2, activity_pb2_grpc, review_pb2, review_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -32,7 +33,7 @@ from .config import CONFIG_NAME, ConfigFile
 from .finetune_http import HttpFinetuneEndpoint
 from .review import Review
 from .scorer_grpc import GrpcScorer
-from .servicer import ActivitiesServicer, ReviewServicer
+from .servicer import ReviewServicer
 from .store_sqlite import SqliteStore
 
 log = logging.getLogger("review_service")

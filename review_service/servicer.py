@@ -17,8 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 import grpc
-from ftreview.activity_hub import ActivityHub
-from ftreview.v1 import activity_pb2, activity_pb2_grpc, review_pb2, review_pb2_grpc, scorer_pb2
+from ftreview.v1 import review_pb2, review_pb2_grpc, scorer_pb2
 from ftreview.wire import timestamp_ns, to_timestamp
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
@@ -403,21 +402,3 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
     ) -> review_pb2.ListTrainedResponse:
         entries = self._review.trained()
         return review_pb2.ListTrainedResponse(entries=[trained_to_wire(e) for e in entries])
-
-
-class ActivitiesServicer(activity_pb2_grpc.ActivitiesServicer):  # type: ignore[misc, unused-ignore]
-    """The Review's own activities: ingest (score + sync), send."""
-
-    def __init__(self, hub: ActivityHub) -> None:
-        self._hub = hub
-
-    async def WatchActivities(
-        self, request: activity_pb2.WatchActivitiesRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[activity_pb2.WatchActivitiesResponse]:
-        async for event in self._hub.watch(request.activity_id):
-            yield event
-
-    async def ListActivities(
-        self, request: activity_pb2.ListActivitiesRequest, context: grpc.aio.ServicerContext
-    ) -> activity_pb2.ListActivitiesResponse:
-        return activity_pb2.ListActivitiesResponse(activities=self._hub.list(request.limit or 50))

@@ -19,13 +19,14 @@ from typing import Any
 
 import grpc
 from ftreview.activity_hub import ActivityHub
+from ftreview.activity_service import ActivitiesServicer
 from ftreview.auth import ServerSecurity
 from ftreview.v1 import activity_pb2, activity_pb2_grpc, scorer_pb2, scorer_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from scorer_service.backends.base import ScoringBackend
-from scorer_service.servicer import ActivitiesServicer, ScorerServicer
+from scorer_service.servicer import ScorerServicer
 
 log = logging.getLogger("scorer_service")
 

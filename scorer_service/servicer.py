@@ -11,12 +11,12 @@ import asyncio
 import functools
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 from ftreview.activity_hub import ActivityHub, DuplicateActivity
-from ftreview.v1 import activity_pb2, activity_pb2_grpc, scorer_pb2, scorer_pb2_grpc
+from ftreview.v1 import scorer_pb2, scorer_pb2_grpc
 from ftreview.wire import timestamp_ns, to_timestamp
 from grpc_status import rpc_status
 
@@ -200,22 +200,6 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
             device=info.device,
             version=__version__,
         )
-
-
-class ActivitiesServicer(activity_pb2_grpc.ActivitiesServicer):
-    def __init__(self, hub: ActivityHub) -> None:
-        self.hub = hub
-
-    async def WatchActivities(
-        self, request: activity_pb2.WatchActivitiesRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[activity_pb2.WatchActivitiesResponse]:
-        async for event in self.hub.watch(request.activity_id):
-            yield event
-
-    async def ListActivities(
-        self, request: activity_pb2.ListActivitiesRequest, context: grpc.aio.ServicerContext
-    ) -> activity_pb2.ListActivitiesResponse:
-        return activity_pb2.ListActivitiesResponse(activities=self.hub.list(request.limit or 50))
 
 
 def _stats_message(stats: scoring.ScoringStats) -> scorer_pb2.FinetuneScoringStats:
