@@ -8,6 +8,8 @@ in a real terminal, answers keys, and exits cleanly with q. It runs on its own t
 from __future__ import annotations
 
 import asyncio
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,6 +27,9 @@ from tests.e2e.tui.harness import (
 )
 
 FTREVIEW = Path(sys.executable).with_name("ftreview")
+
+
+EXIT_MARK = "command-exited-with-status-"
 
 
 class Tmux:
@@ -48,12 +53,14 @@ class Tmux:
     def start(self, command: list[str], width: int = 120, height: int = 36) -> None:
         # The pane must size the screen from the terminal: COLUMNS/LINES inherited from the
         # test process (pytest sets them) would pin it at 80x24.
-        shell_command = " ".join(["env", "-u", "COLUMNS", "-u", "LINES", *command])
+        # The shell prints the exit status into the pane: tmux's own #{pane_dead_status}
+        # is sometimes still empty after the pane died (seen here on tmux 3.3a).
+        program = " ".join(shlex.quote(part) for part in command)
+        shell_command = f"env -u COLUMNS -u LINES {program}; echo; echo {EXIT_MARK}$?; sleep 3600"
         self.run(
             "new-session", "-d", "-s", self.session, "-x", str(width), "-y", str(height),
             shell_command,
         )  # fmt: skip
-        self.run("set-option", "-t", self.session, "remain-on-exit", "on")
 
     def pane(self) -> str:
         return self.run("capture-pane", "-p", "-t", self.session)
@@ -66,11 +73,9 @@ class Tmux:
         self.run("send-keys", "-t", self.session, *keys)
 
     def exit_status(self) -> int | None:
-        """The command's exit status once it ended (the pane stays: remain-on-exit)."""
-        fields = self.run(
-            "list-panes", "-t", self.session, "-F", "#{pane_dead} #{pane_dead_status}"
-        ).split()
-        return int(fields[1]) if fields[0] == "1" and len(fields) > 1 else None
+        """The command's exit status once it ended, as the shell printed it in the pane."""
+        found = re.search(rf"{EXIT_MARK}(\d+)", self.pane())
+        return int(found.group(1)) if found else None
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
