@@ -83,8 +83,8 @@ class Tmux:
 
 @pytest.fixture
 def tmux() -> Iterator[Tmux]:
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed (apt-get install -y tmux)")
+    # .ci/run installs tmux; a missing one is a broken environment, not a pass.
+    assert shutil.which("tmux"), "tmux is not installed (apt-get install -y tmux)"
     terminal = Tmux()
     try:
         yield terminal
