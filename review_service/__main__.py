@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ftreview.auth import TOKEN_ENV, read_token_file, resolve_token
+from ftreview.auth import TOKEN_ENV, add_server_security_flags, read_token_file, resolve_token
 
 from .errors import ReviewError
 from .server import DEFAULT_LISTEN, DEFAULT_SCORER, ReviewConfig, default_home, serve
@@ -37,16 +37,7 @@ def parse_args(argv: list[str] | None) -> ReviewConfig:
         help="folder of config.json5 and review.sqlite3"
         " (default $FTREVIEW_HOME or ~/.consciousness)",
     )
-    parser.add_argument(
-        "--tls-cert", metavar="PATH", help="serve TLS with this PEM certificate (with --tls-key)"
-    )
-    parser.add_argument("--tls-key", metavar="PATH", help="the PEM private key of --tls-cert")
-    parser.add_argument(
-        "--token-file",
-        metavar="PATH",
-        help=f"require this bearer token on every call (default ${TOKEN_ENV}; none: open); "
-        "health and reflection stay open",
-    )
+    add_server_security_flags(parser)
     parser.add_argument(
         "--scorer-tls-ca",
         metavar="PATH",

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 
-from ftreview.auth import TOKEN_ENV, resolve_token
+from ftreview.auth import add_server_security_flags, resolve_token
 
 from scorer_service.model_files import ModelNotFound
 from scorer_service.server import ScorerConfig, serve
@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
         metavar="SECONDS",
         help="on SIGTERM, how long calls in flight may finish (default 30)",
     )
-    add_security_flags(parser)
+    add_server_security_flags(parser)
     args = parser.parse_args(argv)
     return ScorerConfig(
         listen=args.listen,
@@ -78,19 +78,6 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         token=resolve_token(args.token_file),
-    )
-
-
-def add_security_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--tls-cert", metavar="PATH", help="serve TLS with this PEM certificate (with --tls-key)"
-    )
-    parser.add_argument("--tls-key", metavar="PATH", help="the PEM private key of --tls-cert")
-    parser.add_argument(
-        "--token-file",
-        metavar="PATH",
-        help=f"require this bearer token on every call (default ${TOKEN_ENV}; none: open); "
-        "health and reflection stay open",
     )
 
 

@@ -18,6 +18,7 @@ each other.
 
 from __future__ import annotations
 
+import argparse
 import hmac
 import ipaddress
 import logging
@@ -214,3 +215,17 @@ def _refusal(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHand
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(refuse, **kwargs)
     return grpc.unary_unary_rpc_method_handler(refuse, **kwargs)
+
+
+def add_server_security_flags(parser: argparse.ArgumentParser) -> None:
+    """--tls-cert, --tls-key and --token-file, the same on every ftreview server."""
+    parser.add_argument(
+        "--tls-cert", metavar="PATH", help="serve TLS with this PEM certificate (with --tls-key)"
+    )
+    parser.add_argument("--tls-key", metavar="PATH", help="the PEM private key of --tls-cert")
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help=f"require this bearer token on every call (default ${TOKEN_ENV}; none: open); "
+        "health and reflection stay open",
+    )
