@@ -4,7 +4,7 @@ real Scorer serving it on 127.0.0.1 port 0."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -43,8 +43,3 @@ async def scorer(embedded_backend: LocalBackend) -> AsyncIterator[RunningScorer]
 @pytest.fixture(scope="session")
 def scorer_address(scorer: RunningScorer) -> str:
     return f"127.0.0.1:{scorer.port}"
-
-
-@pytest.fixture(scope="session")
-def repo_root() -> Iterator[Path]:
-    yield REPO

@@ -49,7 +49,6 @@ class LocalBackend(ScoringBackend):
         self.chunk_tokens = chunk_tokens
         self.batch_token_budget = batch_token_budget
         self._lock = threading.Lock()
-        self.forward_calls = 0  # batches run; tests and benchmarks read it
 
     @classmethod
     def load(
@@ -140,7 +139,6 @@ class LocalBackend(ScoringBackend):
         import torch
         from transformers import DynamicCache
 
-        self.forward_calls += 1
         device = next(self.model.parameters()).device
         longest = max(len(r.token_ids) for r in requests)
         # Right padding needs no attention mask in a causal model: a real token only sees
