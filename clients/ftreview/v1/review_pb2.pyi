@@ -20,6 +20,14 @@ class CandidateStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CANDIDATE_STATUS_REJECTED: _ClassVar[CandidateStatus]
     CANDIDATE_STATUS_SENT: _ClassVar[CandidateStatus]
 
+class TrainingJobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRAINING_JOB_STATE_UNSPECIFIED: _ClassVar[TrainingJobState]
+    TRAINING_JOB_STATE_QUEUED: _ClassVar[TrainingJobState]
+    TRAINING_JOB_STATE_RUNNING: _ClassVar[TrainingJobState]
+    TRAINING_JOB_STATE_SUCCEEDED: _ClassVar[TrainingJobState]
+    TRAINING_JOB_STATE_FAILED: _ClassVar[TrainingJobState]
+
 class CandidateOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CANDIDATE_ORDER_UNSPECIFIED: _ClassVar[CandidateOrder]
@@ -47,6 +55,11 @@ CANDIDATE_STATUS_PENDING: CandidateStatus
 CANDIDATE_STATUS_APPROVED: CandidateStatus
 CANDIDATE_STATUS_REJECTED: CandidateStatus
 CANDIDATE_STATUS_SENT: CandidateStatus
+TRAINING_JOB_STATE_UNSPECIFIED: TrainingJobState
+TRAINING_JOB_STATE_QUEUED: TrainingJobState
+TRAINING_JOB_STATE_RUNNING: TrainingJobState
+TRAINING_JOB_STATE_SUCCEEDED: TrainingJobState
+TRAINING_JOB_STATE_FAILED: TrainingJobState
 CANDIDATE_ORDER_UNSPECIFIED: CandidateOrder
 CANDIDATE_ORDER_DIVERGENCE: CandidateOrder
 CANDIDATE_ORDER_TIME: CandidateOrder
@@ -63,7 +76,7 @@ EXPORT_FORMAT_OPENAI: ExportFormat
 EXPORT_FORMAT_TRL: ExportFormat
 
 class Candidate(_message.Message):
-    __slots__ = ("timestamp", "conversation_id", "content", "divergence", "peak", "tokens", "alternate", "status", "scored_at", "decided_at", "reject_reason", "context")
+    __slots__ = ("timestamp", "conversation_id", "content", "divergence", "peak", "tokens", "alternate", "status", "scored_at", "decided_at", "reject_reason", "context", "question", "memories", "send_error")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +89,9 @@ class Candidate(_message.Message):
     DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
     REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    MEMORIES_FIELD_NUMBER: _ClassVar[int]
+    SEND_ERROR_FIELD_NUMBER: _ClassVar[int]
     timestamp: _timestamp_pb2.Timestamp
     conversation_id: str
     content: str
@@ -88,21 +104,60 @@ class Candidate(_message.Message):
     decided_at: _timestamp_pb2.Timestamp
     reject_reason: str
     context: _containers.RepeatedCompositeFieldContainer[_conversation_pb2.Message]
-    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., content: _Optional[str] = ..., divergence: _Optional[float] = ..., peak: _Optional[float] = ..., tokens: _Optional[_Iterable[_Union[_scorer_pb2.TokenScore, _Mapping]]] = ..., alternate: _Optional[str] = ..., status: _Optional[_Union[CandidateStatus, str]] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reject_reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[_conversation_pb2.Message, _Mapping]]] = ...) -> None: ...
+    question: str
+    memories: _containers.RepeatedCompositeFieldContainer[_scorer_pb2.MemoryAttribution]
+    send_error: str
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., content: _Optional[str] = ..., divergence: _Optional[float] = ..., peak: _Optional[float] = ..., tokens: _Optional[_Iterable[_Union[_scorer_pb2.TokenScore, _Mapping]]] = ..., alternate: _Optional[str] = ..., status: _Optional[_Union[CandidateStatus, str]] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reject_reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[_conversation_pb2.Message, _Mapping]]] = ..., question: _Optional[str] = ..., memories: _Optional[_Iterable[_Union[_scorer_pb2.MemoryAttribution, _Mapping]]] = ..., send_error: _Optional[str] = ...) -> None: ...
 
 class TrainedEntry(_message.Message):
-    __slots__ = ("timestamp", "conversation_id", "trained_at", "destination", "job_id")
+    __slots__ = ("timestamp", "conversation_id", "trained_at", "destination", "job_id", "divergence_before", "divergence_after", "adapter")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     TRAINED_AT_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    DIVERGENCE_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    DIVERGENCE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
     timestamp: _timestamp_pb2.Timestamp
     conversation_id: str
     trained_at: _timestamp_pb2.Timestamp
     destination: str
     job_id: str
-    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
+    divergence_before: float
+    divergence_after: float
+    adapter: str
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ..., job_id: _Optional[str] = ..., divergence_before: _Optional[float] = ..., divergence_after: _Optional[float] = ..., adapter: _Optional[str] = ...) -> None: ...
+
+class TrainingJob(_message.Message):
+    __slots__ = ("id", "state", "examples", "epochs", "adapter", "trained_divergence_before", "trained_divergence_after", "recall", "generic_loglik_change", "error", "created_at", "ended_at", "destination")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_DIVERGENCE_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_DIVERGENCE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    GENERIC_LOGLIK_CHANGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    state: TrainingJobState
+    examples: int
+    epochs: int
+    adapter: str
+    trained_divergence_before: float
+    trained_divergence_after: float
+    recall: float
+    generic_loglik_change: float
+    error: str
+    created_at: _timestamp_pb2.Timestamp
+    ended_at: _timestamp_pb2.Timestamp
+    destination: str
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[TrainingJobState, str]] = ..., examples: _Optional[int] = ..., epochs: _Optional[int] = ..., adapter: _Optional[str] = ..., trained_divergence_before: _Optional[float] = ..., trained_divergence_after: _Optional[float] = ..., recall: _Optional[float] = ..., generic_loglik_change: _Optional[float] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
     __slots__ = ("conversation", "request_id")
@@ -133,14 +188,20 @@ class SyncCandidatesResponse(_message.Message):
     def __init__(self, activity_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListCandidatesRequest(_message.Message):
-    __slots__ = ("statuses", "order", "conversation_id")
+    __slots__ = ("statuses", "order", "conversation_id", "search", "min_divergence", "max_divergence")
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
+    MIN_DIVERGENCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_DIVERGENCE_FIELD_NUMBER: _ClassVar[int]
     statuses: _containers.RepeatedScalarFieldContainer[CandidateStatus]
     order: CandidateOrder
     conversation_id: str
-    def __init__(self, statuses: _Optional[_Iterable[_Union[CandidateStatus, str]]] = ..., order: _Optional[_Union[CandidateOrder, str]] = ..., conversation_id: _Optional[str] = ...) -> None: ...
+    search: str
+    min_divergence: float
+    max_divergence: float
+    def __init__(self, statuses: _Optional[_Iterable[_Union[CandidateStatus, str]]] = ..., order: _Optional[_Union[CandidateOrder, str]] = ..., conversation_id: _Optional[str] = ..., search: _Optional[str] = ..., min_divergence: _Optional[float] = ..., max_divergence: _Optional[float] = ...) -> None: ...
 
 class ListCandidatesResponse(_message.Message):
     __slots__ = ("candidates",)
@@ -297,18 +358,24 @@ class GetConfigRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Config(_message.Message):
-    __slots__ = ("threshold", "finetune_url", "config_path", "finetune_timeout", "model")
+    __slots__ = ("threshold", "finetune_url", "config_path", "finetune_timeout", "model", "reject_reasons", "target_divergence", "max_forgetting")
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FINETUNE_URL_FIELD_NUMBER: _ClassVar[int]
     CONFIG_PATH_FIELD_NUMBER: _ClassVar[int]
     FINETUNE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    REJECT_REASONS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_DIVERGENCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_FORGETTING_FIELD_NUMBER: _ClassVar[int]
     threshold: float
     finetune_url: str
     config_path: str
     finetune_timeout: float
     model: str
-    def __init__(self, threshold: _Optional[float] = ..., finetune_url: _Optional[str] = ..., config_path: _Optional[str] = ..., finetune_timeout: _Optional[float] = ..., model: _Optional[str] = ...) -> None: ...
+    reject_reasons: _containers.RepeatedScalarFieldContainer[str]
+    target_divergence: float
+    max_forgetting: float
+    def __init__(self, threshold: _Optional[float] = ..., finetune_url: _Optional[str] = ..., config_path: _Optional[str] = ..., finetune_timeout: _Optional[float] = ..., model: _Optional[str] = ..., reject_reasons: _Optional[_Iterable[str]] = ..., target_divergence: _Optional[float] = ..., max_forgetting: _Optional[float] = ...) -> None: ...
 
 class SetThresholdRequest(_message.Message):
     __slots__ = ("value", "steps")
@@ -339,3 +406,43 @@ class ListTrainedResponse(_message.Message):
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[TrainedEntry]
     def __init__(self, entries: _Optional[_Iterable[_Union[TrainedEntry, _Mapping]]] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[TrainingJob]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[TrainingJob, _Mapping]]] = ...) -> None: ...
+
+class AskRequest(_message.Message):
+    __slots__ = ("question", "conversation_id", "max_new_tokens")
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    question: str
+    conversation_id: str
+    max_new_tokens: int
+    def __init__(self, question: _Optional[str] = ..., conversation_id: _Optional[str] = ..., max_new_tokens: _Optional[int] = ...) -> None: ...
+
+class AskResponse(_message.Message):
+    __slots__ = ("answer", "adapter")
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    answer: str
+    adapter: str
+    def __init__(self, answer: _Optional[str] = ..., adapter: _Optional[str] = ...) -> None: ...
+
+class GetConversationRequest(_message.Message):
+    __slots__ = ("conversation_id",)
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
+
+class GetConversationResponse(_message.Message):
+    __slots__ = ("conversation",)
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    conversation: _conversation_pb2.Conversation
+    def __init__(self, conversation: _Optional[_Union[_conversation_pb2.Conversation, _Mapping]] = ...) -> None: ...

@@ -104,6 +104,21 @@ class ReviewStub:
                 request_serializer=ftreview_dot_v1_dot_review__pb2.ListTrainedRequest.SerializeToString,
                 response_deserializer=ftreview_dot_v1_dot_review__pb2.ListTrainedResponse.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/ftreview.v1.Review/ListJobs',
+                request_serializer=ftreview_dot_v1_dot_review__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=ftreview_dot_v1_dot_review__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
+        self.Ask = channel.unary_unary(
+                '/ftreview.v1.Review/Ask',
+                request_serializer=ftreview_dot_v1_dot_review__pb2.AskRequest.SerializeToString,
+                response_deserializer=ftreview_dot_v1_dot_review__pb2.AskResponse.FromString,
+                _registered_method=True)
+        self.GetConversation = channel.unary_unary(
+                '/ftreview.v1.Review/GetConversation',
+                request_serializer=ftreview_dot_v1_dot_review__pb2.GetConversationRequest.SerializeToString,
+                response_deserializer=ftreview_dot_v1_dot_review__pb2.GetConversationResponse.FromString,
+                _registered_method=True)
 
 
 class ReviewServicer:
@@ -193,6 +208,25 @@ class ReviewServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Ask(self, request, context):
+        """What the current model answers without memories (does it know without being told?).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConversation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReviewServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -265,6 +299,21 @@ def add_ReviewServicer_to_server(servicer, server):
                     servicer.ListTrained,
                     request_deserializer=ftreview_dot_v1_dot_review__pb2.ListTrainedRequest.FromString,
                     response_serializer=ftreview_dot_v1_dot_review__pb2.ListTrainedResponse.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=ftreview_dot_v1_dot_review__pb2.ListJobsRequest.FromString,
+                    response_serializer=ftreview_dot_v1_dot_review__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'Ask': grpc.unary_unary_rpc_method_handler(
+                    servicer.Ask,
+                    request_deserializer=ftreview_dot_v1_dot_review__pb2.AskRequest.FromString,
+                    response_serializer=ftreview_dot_v1_dot_review__pb2.AskResponse.SerializeToString,
+            ),
+            'GetConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConversation,
+                    request_deserializer=ftreview_dot_v1_dot_review__pb2.GetConversationRequest.FromString,
+                    response_serializer=ftreview_dot_v1_dot_review__pb2.GetConversationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -645,6 +694,87 @@ class Review:
             '/ftreview.v1.Review/ListTrained',
             ftreview_dot_v1_dot_review__pb2.ListTrainedRequest.SerializeToString,
             ftreview_dot_v1_dot_review__pb2.ListTrainedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ftreview.v1.Review/ListJobs',
+            ftreview_dot_v1_dot_review__pb2.ListJobsRequest.SerializeToString,
+            ftreview_dot_v1_dot_review__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Ask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ftreview.v1.Review/Ask',
+            ftreview_dot_v1_dot_review__pb2.AskRequest.SerializeToString,
+            ftreview_dot_v1_dot_review__pb2.AskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ftreview.v1.Review/GetConversation',
+            ftreview_dot_v1_dot_review__pb2.GetConversationRequest.SerializeToString,
+            ftreview_dot_v1_dot_review__pb2.GetConversationResponse.FromString,
             options,
             channel_credentials,
             insecure,

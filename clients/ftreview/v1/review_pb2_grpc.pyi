@@ -45,6 +45,10 @@ class ReviewStub:
     GetConfig: _grpc.UnaryUnaryMultiCallable[_review_pb2.GetConfigRequest, _review_pb2.GetConfigResponse]
     SetThreshold: _grpc.UnaryUnaryMultiCallable[_review_pb2.SetThresholdRequest, _review_pb2.SetThresholdResponse]
     ListTrained: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListTrainedRequest, _review_pb2.ListTrainedResponse]
+    ListJobs: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListJobsRequest, _review_pb2.ListJobsResponse]
+    Ask: _grpc.UnaryUnaryMultiCallable[_review_pb2.AskRequest, _review_pb2.AskResponse]
+    """What the current model answers without memories (does it know without being told?)."""
+    GetConversation: _grpc.UnaryUnaryMultiCallable[_review_pb2.GetConversationRequest, _review_pb2.GetConversationResponse]
 
 @_typing.type_check_only
 class ReviewAsyncStub(ReviewStub):
@@ -63,6 +67,10 @@ class ReviewAsyncStub(ReviewStub):
     GetConfig: _aio.UnaryUnaryMultiCallable[_review_pb2.GetConfigRequest, _review_pb2.GetConfigResponse]  # type: ignore[assignment]
     SetThreshold: _aio.UnaryUnaryMultiCallable[_review_pb2.SetThresholdRequest, _review_pb2.SetThresholdResponse]  # type: ignore[assignment]
     ListTrained: _aio.UnaryUnaryMultiCallable[_review_pb2.ListTrainedRequest, _review_pb2.ListTrainedResponse]  # type: ignore[assignment]
+    ListJobs: _aio.UnaryUnaryMultiCallable[_review_pb2.ListJobsRequest, _review_pb2.ListJobsResponse]  # type: ignore[assignment]
+    Ask: _aio.UnaryUnaryMultiCallable[_review_pb2.AskRequest, _review_pb2.AskResponse]  # type: ignore[assignment]
+    """What the current model answers without memories (does it know without being told?)."""
+    GetConversation: _aio.UnaryUnaryMultiCallable[_review_pb2.GetConversationRequest, _review_pb2.GetConversationResponse]  # type: ignore[assignment]
 
 class ReviewServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -162,5 +170,27 @@ class ReviewServicer(metaclass=_abc_1.ABCMeta):
         request: _review_pb2.ListTrainedRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_review_pb2.ListTrainedResponse, _abc.Awaitable[_review_pb2.ListTrainedResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListJobs(
+        self,
+        request: _review_pb2.ListJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.ListJobsResponse, _abc.Awaitable[_review_pb2.ListJobsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Ask(
+        self,
+        request: _review_pb2.AskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.AskResponse, _abc.Awaitable[_review_pb2.AskResponse]]:
+        """What the current model answers without memories (does it know without being told?)."""
+
+    @_abc_1.abstractmethod
+    def GetConversation(
+        self,
+        request: _review_pb2.GetConversationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.GetConversationResponse, _abc.Awaitable[_review_pb2.GetConversationResponse]]: ...
 
 def add_ReviewServicer_to_server(servicer: ReviewServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

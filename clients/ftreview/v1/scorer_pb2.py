@@ -26,17 +26,17 @@ from ftreview.v1 import conversation_pb2 as ftreview_dot_v1_dot_conversation__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66treview/v1/scorer.proto\x12\x0b\x66treview.v1\x1a\x1e\x66treview/v1/conversation.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"z\n\tReplySpan\x12-\n\ttimestamp\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tnode_path\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\r\x12\x0b\n\x03\x65nd\x18\x04 \x01(\r\x12\x0f\n\x07\x63ontent\x18\x05 \x01(\t\"i\n\x0fTokenizeRequest\x12/\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x19.ftreview.v1.Conversation\x12%\n\x07variant\x18\x02 \x01(\x0e\x32\x14.ftreview.v1.Variant\"\\\n\x10TokenizeResponse\x12\x11\n\ttoken_ids\x18\x01 \x03(\r\x12\'\n\x07replies\x18\x02 \x03(\x0b\x32\x16.ftreview.v1.ReplySpan\x12\x0c\n\x04text\x18\x03 \x01(\t\"\x81\x01\n\nTokenScore\x12\x10\n\x08token_id\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x1d\n\x15logprob_with_memories\x18\x03 \x01(\x01\x12 \n\x18logprob_without_memories\x18\x04 \x01(\x01\x12\x12\n\ndivergence\x18\x05 \x01(\x01\"\x9a\x02\n\nReplyScore\x12-\n\ttimestamp\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tnode_path\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x12\n\ndivergence\x18\x04 \x01(\x01\x12\x0c\n\x04peak\x18\x05 \x01(\x01\x12\'\n\x06tokens\x18\x06 \x03(\x0b\x32\x17.ftreview.v1.TokenScore\x12\x0e\n\x06scored\x18\x07 \x01(\x08\x12\x11\n\tcandidate\x18\x08 \x01(\x08\x12/\n\x06reason\x18\t \x01(\x0e\x32\x1f.ftreview.v1.NotCandidateReason\x12\x1a\n\x12\x63ontext_tokens_cut\x18\n \x01(\r\"\x82\x03\n\x14\x46inetuneScoringStats\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x16\n\x0eresponses_seen\x18\x02 \x01(\r\x12\x18\n\x10responses_scored\x18\x03 \x01(\r\x12!\n\x19responses_above_threshold\x18\x04 \x01(\r\x12\x16\n\x0emax_divergence\x18\x05 \x01(\x01\x12\x11\n\tthreshold\x18\x06 \x01(\x01\x12\x1f\n\x17skipped_unset_timestamp\x18\x07 \x01(\r\x12\x1f\n\x17skipped_already_trained\x18\x08 \x01(\r\x12\x18\n\x10skipped_too_long\x18\t \x01(\r\x12%\n\x1dskipped_tokenization_mismatch\x18\n \x01(\r\x12\x11\n\ttruncated\x18\x0b \x01(\r\x12\r\n\x05\x65rror\x18\x0c \x01(\t\x12,\n\x08taken_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc9\x01\n\x18ScoreConversationRequest\x12/\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x19.ftreview.v1.Conversation\x12\x11\n\tthreshold\x18\x02 \x01(\x01\x12+\n\x07\x65xclude\x18\x03 \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04only\x18\x04 \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\xbd\x01\n\x19ScoreConversationResponse\x12\x13\n\x0b\x61\x63tivity_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12(\n\x07replies\x18\x03 \x03(\x0b\x32\x17.ftreview.v1.ReplyScore\x12\x16\n\x0emax_divergence\x18\x04 \x01(\x01\x12\x30\n\x05stats\x18\x05 \x01(\x0b\x32!.ftreview.v1.FinetuneScoringStats\"\xac\x01\n\x18GenerateAlternateRequest\x12/\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x19.ftreview.v1.Conversation\x12\x33\n\x0freply_timestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0emax_new_tokens\x18\x03 \x01(\r\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"S\n\x19GenerateAlternateResponse\x12\x13\n\x0b\x61\x63tivity_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0btoken_count\x18\x03 \x01(\r\"\x10\n\x0eGetInfoRequest\"\x80\x01\n\x0fGetInfoResponse\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x03 \x01(\r\x12\x14\n\x0c\x62\x61\x63kend_urls\x18\x04 \x03(\t\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t*[\n\x07Variant\x12\x17\n\x13VARIANT_UNSPECIFIED\x10\x00\x12\x19\n\x15VARIANT_WITH_MEMORIES\x10\x01\x12\x1c\n\x18VARIANT_WITHOUT_MEMORIES\x10\x02*\xb3\x02\n\x12NotCandidateReason\x12$\n NOT_CANDIDATE_REASON_UNSPECIFIED\x10\x00\x12(\n$NOT_CANDIDATE_REASON_BELOW_THRESHOLD\x10\x01\x12(\n$NOT_CANDIDATE_REASON_UNSET_TIMESTAMP\x10\x02\x12(\n$NOT_CANDIDATE_REASON_ALREADY_TRAINED\x10\x03\x12!\n\x1dNOT_CANDIDATE_REASON_TOO_LONG\x10\x04\x12.\n*NOT_CANDIDATE_REASON_TOKENIZATION_MISMATCH\x10\x05\x12&\n\"NOT_CANDIDATE_REASON_NOT_REQUESTED\x10\x06\x32\xdf\x02\n\x06Scorer\x12G\n\x08Tokenize\x12\x1c.ftreview.v1.TokenizeRequest\x1a\x1d.ftreview.v1.TokenizeResponse\x12\x62\n\x11ScoreConversation\x12%.ftreview.v1.ScoreConversationRequest\x1a&.ftreview.v1.ScoreConversationResponse\x12\x62\n\x11GenerateAlternate\x12%.ftreview.v1.GenerateAlternateRequest\x1a&.ftreview.v1.GenerateAlternateResponse\x12\x44\n\x07GetInfo\x12\x1b.ftreview.v1.GetInfoRequest\x1a\x1c.ftreview.v1.GetInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66treview/v1/scorer.proto\x12\x0b\x66treview.v1\x1a\x1e\x66treview/v1/conversation.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"z\n\tReplySpan\x12-\n\ttimestamp\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tnode_path\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\r\x12\x0b\n\x03\x65nd\x18\x04 \x01(\r\x12\x0f\n\x07\x63ontent\x18\x05 \x01(\t\"i\n\x0fTokenizeRequest\x12/\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x19.ftreview.v1.Conversation\x12%\n\x07variant\x18\x02 \x01(\x0e\x32\x14.ftreview.v1.Variant\"\\\n\x10TokenizeResponse\x12\x11\n\ttoken_ids\x18\x01 \x03(\r\x12\'\n\x07replies\x18\x02 \x03(\x0b\x32\x16.ftreview.v1.ReplySpan\x12\x0c\n\x04text\x18\x03 \x01(\t\"\x81\x01\n\nTokenScore\x12\x10\n\x08token_id\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x1d\n\x15logprob_with_memories\x18\x03 \x01(\x01\x12 \n\x18logprob_without_memories\x18\x04 \x01(\x01\x12\x12\n\ndivergence\x18\x05 \x01(\x01\"\xd0\x02\n\nReplyScore\x12-\n\ttimestamp\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tnode_path\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x12\n\ndivergence\x18\x04 \x01(\x01\x12\x0c\n\x04peak\x18\x05 \x01(\x01\x12\'\n\x06tokens\x18\x06 \x03(\x0b\x32\x17.ftreview.v1.TokenScore\x12\x0e\n\x06scored\x18\x07 \x01(\x08\x12\x11\n\tcandidate\x18\x08 \x01(\x08\x12/\n\x06reason\x18\t \x01(\x0e\x32\x1f.ftreview.v1.NotCandidateReason\x12\x1a\n\x12\x63ontext_tokens_cut\x18\n \x01(\r\x12\x34\n\x0c\x61ttributions\x18\x0b \x03(\x0b\x32\x1e.ftreview.v1.MemoryAttribution\"L\n\x11MemoryAttribution\x12\x11\n\tnode_path\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x13\n\x0b\x61ttribution\x18\x03 \x01(\x01\"\x82\x03\n\x14\x46inetuneScoringStats\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x16\n\x0eresponses_seen\x18\x02 \x01(\r\x12\x18\n\x10responses_scored\x18\x03 \x01(\r\x12!\n\x19responses_above_threshold\x18\x04 \x01(\r\x12\x16\n\x0emax_divergence\x18\x05 \x01(\x01\x12\x11\n\tthreshold\x18\x06 \x01(\x01\x12\x1f\n\x17skipped_unset_timestamp\x18\x07 \x01(\r\x12\x1f\n\x17skipped_already_trained\x18\x08 \x01(\r\x12\x18\n\x10skipped_too_long\x18\t \x01(\r\x12%\n\x1dskipped_tokenization_mismatch\x18\n \x01(\r\x12\x11\n\ttruncated\x18\x0b \x01(\r\x12\r\n\x05\x65rror\x18\x0c \x01(\t\x12,\n\x08taken_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe3\x01\n\x18ScoreConversationRequest\x12/\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x19.ftreview.v1.Conversation\x12\x11\n\tthreshold\x18\x02 \x01(\x01\x12+\n\x07\x65xclude\x18\x03 \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04only\x18\x04 \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x18\n\x10skip_attribution\x18\x06 \x01(\x08\"\xbd\x01\n\x19ScoreConversationResponse\x12\x13\n\x0b\x61\x63tivity_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12(\n\x07replies\x18\x03 \x03(\x0b\x32\x17.ftreview.v1.ReplyScore\x12\x16\n\x0emax_divergence\x18\x04 \x01(\x01\x12\x30\n\x05stats\x18\x05 \x01(\x0b\x32!.ftreview.v1.FinetuneScoringStats\"\xac\x01\n\x18GenerateAlternateRequest\x12/\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x19.ftreview.v1.Conversation\x12\x33\n\x0freply_timestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0emax_new_tokens\x18\x03 \x01(\r\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"S\n\x19GenerateAlternateResponse\x12\x13\n\x0b\x61\x63tivity_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0btoken_count\x18\x03 \x01(\r\"\x10\n\x0eGetInfoRequest\"\x91\x01\n\x0fGetInfoResponse\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x03 \x01(\r\x12\x14\n\x0c\x62\x61\x63kend_urls\x18\x04 \x03(\t\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x07 \x01(\t\"0\n\x12LoadAdapterRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"&\n\x13LoadAdapterResponse\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\"X\n\rAnswerRequest\x12/\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x19.ftreview.v1.Conversation\x12\x16\n\x0emax_new_tokens\x18\x02 \x01(\r\"/\n\x0e\x41nswerResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x02 \x01(\t*[\n\x07Variant\x12\x17\n\x13VARIANT_UNSPECIFIED\x10\x00\x12\x19\n\x15VARIANT_WITH_MEMORIES\x10\x01\x12\x1c\n\x18VARIANT_WITHOUT_MEMORIES\x10\x02*\xb3\x02\n\x12NotCandidateReason\x12$\n NOT_CANDIDATE_REASON_UNSPECIFIED\x10\x00\x12(\n$NOT_CANDIDATE_REASON_BELOW_THRESHOLD\x10\x01\x12(\n$NOT_CANDIDATE_REASON_UNSET_TIMESTAMP\x10\x02\x12(\n$NOT_CANDIDATE_REASON_ALREADY_TRAINED\x10\x03\x12!\n\x1dNOT_CANDIDATE_REASON_TOO_LONG\x10\x04\x12.\n*NOT_CANDIDATE_REASON_TOKENIZATION_MISMATCH\x10\x05\x12&\n\"NOT_CANDIDATE_REASON_NOT_REQUESTED\x10\x06\x32\xf4\x03\n\x06Scorer\x12G\n\x08Tokenize\x12\x1c.ftreview.v1.TokenizeRequest\x1a\x1d.ftreview.v1.TokenizeResponse\x12\x62\n\x11ScoreConversation\x12%.ftreview.v1.ScoreConversationRequest\x1a&.ftreview.v1.ScoreConversationResponse\x12\x62\n\x11GenerateAlternate\x12%.ftreview.v1.GenerateAlternateRequest\x1a&.ftreview.v1.GenerateAlternateResponse\x12\x44\n\x07GetInfo\x12\x1b.ftreview.v1.GetInfoRequest\x1a\x1c.ftreview.v1.GetInfoResponse\x12P\n\x0bLoadAdapter\x12\x1f.ftreview.v1.LoadAdapterRequest\x1a .ftreview.v1.LoadAdapterResponse\x12\x41\n\x06\x41nswer\x12\x1a.ftreview.v1.AnswerRequest\x1a\x1b.ftreview.v1.AnswerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ftreview.v1.scorer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VARIANT']._serialized_start=2042
-  _globals['_VARIANT']._serialized_end=2133
-  _globals['_NOTCANDIDATEREASON']._serialized_start=2136
-  _globals['_NOTCANDIDATEREASON']._serialized_end=2443
+  _globals['_VARIANT']._serialized_start=2446
+  _globals['_VARIANT']._serialized_end=2537
+  _globals['_NOTCANDIDATEREASON']._serialized_start=2540
+  _globals['_NOTCANDIDATEREASON']._serialized_end=2847
   _globals['_REPLYSPAN']._serialized_start=106
   _globals['_REPLYSPAN']._serialized_end=228
   _globals['_TOKENIZEREQUEST']._serialized_start=230
@@ -46,21 +46,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOKENSCORE']._serialized_start=432
   _globals['_TOKENSCORE']._serialized_end=561
   _globals['_REPLYSCORE']._serialized_start=564
-  _globals['_REPLYSCORE']._serialized_end=846
-  _globals['_FINETUNESCORINGSTATS']._serialized_start=849
-  _globals['_FINETUNESCORINGSTATS']._serialized_end=1235
-  _globals['_SCORECONVERSATIONREQUEST']._serialized_start=1238
-  _globals['_SCORECONVERSATIONREQUEST']._serialized_end=1439
-  _globals['_SCORECONVERSATIONRESPONSE']._serialized_start=1442
-  _globals['_SCORECONVERSATIONRESPONSE']._serialized_end=1631
-  _globals['_GENERATEALTERNATEREQUEST']._serialized_start=1634
-  _globals['_GENERATEALTERNATEREQUEST']._serialized_end=1806
-  _globals['_GENERATEALTERNATERESPONSE']._serialized_start=1808
-  _globals['_GENERATEALTERNATERESPONSE']._serialized_end=1891
-  _globals['_GETINFOREQUEST']._serialized_start=1893
-  _globals['_GETINFOREQUEST']._serialized_end=1909
-  _globals['_GETINFORESPONSE']._serialized_start=1912
-  _globals['_GETINFORESPONSE']._serialized_end=2040
-  _globals['_SCORER']._serialized_start=2446
-  _globals['_SCORER']._serialized_end=2797
+  _globals['_REPLYSCORE']._serialized_end=900
+  _globals['_MEMORYATTRIBUTION']._serialized_start=902
+  _globals['_MEMORYATTRIBUTION']._serialized_end=978
+  _globals['_FINETUNESCORINGSTATS']._serialized_start=981
+  _globals['_FINETUNESCORINGSTATS']._serialized_end=1367
+  _globals['_SCORECONVERSATIONREQUEST']._serialized_start=1370
+  _globals['_SCORECONVERSATIONREQUEST']._serialized_end=1597
+  _globals['_SCORECONVERSATIONRESPONSE']._serialized_start=1600
+  _globals['_SCORECONVERSATIONRESPONSE']._serialized_end=1789
+  _globals['_GENERATEALTERNATEREQUEST']._serialized_start=1792
+  _globals['_GENERATEALTERNATEREQUEST']._serialized_end=1964
+  _globals['_GENERATEALTERNATERESPONSE']._serialized_start=1966
+  _globals['_GENERATEALTERNATERESPONSE']._serialized_end=2049
+  _globals['_GETINFOREQUEST']._serialized_start=2051
+  _globals['_GETINFOREQUEST']._serialized_end=2067
+  _globals['_GETINFORESPONSE']._serialized_start=2070
+  _globals['_GETINFORESPONSE']._serialized_end=2215
+  _globals['_LOADADAPTERREQUEST']._serialized_start=2217
+  _globals['_LOADADAPTERREQUEST']._serialized_end=2265
+  _globals['_LOADADAPTERRESPONSE']._serialized_start=2267
+  _globals['_LOADADAPTERRESPONSE']._serialized_end=2305
+  _globals['_ANSWERREQUEST']._serialized_start=2307
+  _globals['_ANSWERREQUEST']._serialized_end=2395
+  _globals['_ANSWERRESPONSE']._serialized_start=2397
+  _globals['_ANSWERRESPONSE']._serialized_end=2444
+  _globals['_SCORER']._serialized_start=2850
+  _globals['_SCORER']._serialized_end=3350
 # @@protoc_insertion_point(module_scope)

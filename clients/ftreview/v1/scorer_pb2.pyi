@@ -84,7 +84,7 @@ class TokenScore(_message.Message):
     def __init__(self, token_id: _Optional[int] = ..., text: _Optional[str] = ..., logprob_with_memories: _Optional[float] = ..., logprob_without_memories: _Optional[float] = ..., divergence: _Optional[float] = ...) -> None: ...
 
 class ReplyScore(_message.Message):
-    __slots__ = ("timestamp", "node_path", "content", "divergence", "peak", "tokens", "scored", "candidate", "reason", "context_tokens_cut")
+    __slots__ = ("timestamp", "node_path", "content", "divergence", "peak", "tokens", "scored", "candidate", "reason", "context_tokens_cut", "attributions")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     NODE_PATH_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +95,7 @@ class ReplyScore(_message.Message):
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_TOKENS_CUT_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
     timestamp: _timestamp_pb2.Timestamp
     node_path: str
     content: str
@@ -105,7 +106,18 @@ class ReplyScore(_message.Message):
     candidate: bool
     reason: NotCandidateReason
     context_tokens_cut: int
-    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node_path: _Optional[str] = ..., content: _Optional[str] = ..., divergence: _Optional[float] = ..., peak: _Optional[float] = ..., tokens: _Optional[_Iterable[_Union[TokenScore, _Mapping]]] = ..., scored: _Optional[bool] = ..., candidate: _Optional[bool] = ..., reason: _Optional[_Union[NotCandidateReason, str]] = ..., context_tokens_cut: _Optional[int] = ...) -> None: ...
+    attributions: _containers.RepeatedCompositeFieldContainer[MemoryAttribution]
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node_path: _Optional[str] = ..., content: _Optional[str] = ..., divergence: _Optional[float] = ..., peak: _Optional[float] = ..., tokens: _Optional[_Iterable[_Union[TokenScore, _Mapping]]] = ..., scored: _Optional[bool] = ..., candidate: _Optional[bool] = ..., reason: _Optional[_Union[NotCandidateReason, str]] = ..., context_tokens_cut: _Optional[int] = ..., attributions: _Optional[_Iterable[_Union[MemoryAttribution, _Mapping]]] = ...) -> None: ...
+
+class MemoryAttribution(_message.Message):
+    __slots__ = ("node_path", "content", "attribution")
+    NODE_PATH_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    node_path: str
+    content: str
+    attribution: float
+    def __init__(self, node_path: _Optional[str] = ..., content: _Optional[str] = ..., attribution: _Optional[float] = ...) -> None: ...
 
 class FinetuneScoringStats(_message.Message):
     __slots__ = ("conversation_id", "responses_seen", "responses_scored", "responses_above_threshold", "max_divergence", "threshold", "skipped_unset_timestamp", "skipped_already_trained", "skipped_too_long", "skipped_tokenization_mismatch", "truncated", "error", "taken_at")
@@ -138,18 +150,20 @@ class FinetuneScoringStats(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ..., responses_seen: _Optional[int] = ..., responses_scored: _Optional[int] = ..., responses_above_threshold: _Optional[int] = ..., max_divergence: _Optional[float] = ..., threshold: _Optional[float] = ..., skipped_unset_timestamp: _Optional[int] = ..., skipped_already_trained: _Optional[int] = ..., skipped_too_long: _Optional[int] = ..., skipped_tokenization_mismatch: _Optional[int] = ..., truncated: _Optional[int] = ..., error: _Optional[str] = ..., taken_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ScoreConversationRequest(_message.Message):
-    __slots__ = ("conversation", "threshold", "exclude", "only", "request_id")
+    __slots__ = ("conversation", "threshold", "exclude", "only", "request_id", "skip_attribution")
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_FIELD_NUMBER: _ClassVar[int]
     ONLY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SKIP_ATTRIBUTION_FIELD_NUMBER: _ClassVar[int]
     conversation: _conversation_pb2.Conversation
     threshold: float
     exclude: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
     only: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
     request_id: str
-    def __init__(self, conversation: _Optional[_Union[_conversation_pb2.Conversation, _Mapping]] = ..., threshold: _Optional[float] = ..., exclude: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., only: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    skip_attribution: bool
+    def __init__(self, conversation: _Optional[_Union[_conversation_pb2.Conversation, _Mapping]] = ..., threshold: _Optional[float] = ..., exclude: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., only: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., request_id: _Optional[str] = ..., skip_attribution: _Optional[bool] = ...) -> None: ...
 
 class ScoreConversationResponse(_message.Message):
     __slots__ = ("activity_id", "conversation_id", "replies", "max_divergence", "stats")
@@ -192,17 +206,49 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("backend", "model", "context_length", "backend_urls", "device", "version")
+    __slots__ = ("backend", "model", "context_length", "backend_urls", "device", "version", "adapter")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     BACKEND_URLS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
     backend: str
     model: str
     context_length: int
     backend_urls: _containers.RepeatedScalarFieldContainer[str]
     device: str
     version: str
-    def __init__(self, backend: _Optional[str] = ..., model: _Optional[str] = ..., context_length: _Optional[int] = ..., backend_urls: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    adapter: str
+    def __init__(self, backend: _Optional[str] = ..., model: _Optional[str] = ..., context_length: _Optional[int] = ..., backend_urls: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., version: _Optional[str] = ..., adapter: _Optional[str] = ...) -> None: ...
+
+class LoadAdapterRequest(_message.Message):
+    __slots__ = ("path", "name")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    name: str
+    def __init__(self, path: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class LoadAdapterResponse(_message.Message):
+    __slots__ = ("adapter",)
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    adapter: str
+    def __init__(self, adapter: _Optional[str] = ...) -> None: ...
+
+class AnswerRequest(_message.Message):
+    __slots__ = ("conversation", "max_new_tokens")
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    conversation: _conversation_pb2.Conversation
+    max_new_tokens: int
+    def __init__(self, conversation: _Optional[_Union[_conversation_pb2.Conversation, _Mapping]] = ..., max_new_tokens: _Optional[int] = ...) -> None: ...
+
+class AnswerResponse(_message.Message):
+    __slots__ = ("text", "adapter")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    adapter: str
+    def __init__(self, text: _Optional[str] = ..., adapter: _Optional[str] = ...) -> None: ...

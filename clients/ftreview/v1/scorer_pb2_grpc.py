@@ -54,6 +54,16 @@ class ScorerStub:
                 request_serializer=ftreview_dot_v1_dot_scorer__pb2.GetInfoRequest.SerializeToString,
                 response_deserializer=ftreview_dot_v1_dot_scorer__pb2.GetInfoResponse.FromString,
                 _registered_method=True)
+        self.LoadAdapter = channel.unary_unary(
+                '/ftreview.v1.Scorer/LoadAdapter',
+                request_serializer=ftreview_dot_v1_dot_scorer__pb2.LoadAdapterRequest.SerializeToString,
+                response_deserializer=ftreview_dot_v1_dot_scorer__pb2.LoadAdapterResponse.FromString,
+                _registered_method=True)
+        self.Answer = channel.unary_unary(
+                '/ftreview.v1.Scorer/Answer',
+                request_serializer=ftreview_dot_v1_dot_scorer__pb2.AnswerRequest.SerializeToString,
+                response_deserializer=ftreview_dot_v1_dot_scorer__pb2.AnswerResponse.FromString,
+                _registered_method=True)
 
 
 class ScorerServicer:
@@ -83,6 +93,20 @@ class ScorerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LoadAdapter(self, request, context):
+        """Switch the engine to another adapter without a restart (the trainer promotes one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Answer(self, request, context):
+        """What the model says, without memories, after a conversation (a question asked cold).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScorerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +129,16 @@ def add_ScorerServicer_to_server(servicer, server):
                     servicer.GetInfo,
                     request_deserializer=ftreview_dot_v1_dot_scorer__pb2.GetInfoRequest.FromString,
                     response_serializer=ftreview_dot_v1_dot_scorer__pb2.GetInfoResponse.SerializeToString,
+            ),
+            'LoadAdapter': grpc.unary_unary_rpc_method_handler(
+                    servicer.LoadAdapter,
+                    request_deserializer=ftreview_dot_v1_dot_scorer__pb2.LoadAdapterRequest.FromString,
+                    response_serializer=ftreview_dot_v1_dot_scorer__pb2.LoadAdapterResponse.SerializeToString,
+            ),
+            'Answer': grpc.unary_unary_rpc_method_handler(
+                    servicer.Answer,
+                    request_deserializer=ftreview_dot_v1_dot_scorer__pb2.AnswerRequest.FromString,
+                    response_serializer=ftreview_dot_v1_dot_scorer__pb2.AnswerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +249,60 @@ class Scorer:
             '/ftreview.v1.Scorer/GetInfo',
             ftreview_dot_v1_dot_scorer__pb2.GetInfoRequest.SerializeToString,
             ftreview_dot_v1_dot_scorer__pb2.GetInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LoadAdapter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ftreview.v1.Scorer/LoadAdapter',
+            ftreview_dot_v1_dot_scorer__pb2.LoadAdapterRequest.SerializeToString,
+            ftreview_dot_v1_dot_scorer__pb2.LoadAdapterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Answer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ftreview.v1.Scorer/Answer',
+            ftreview_dot_v1_dot_scorer__pb2.AnswerRequest.SerializeToString,
+            ftreview_dot_v1_dot_scorer__pb2.AnswerResponse.FromString,
             options,
             channel_credentials,
             insecure,

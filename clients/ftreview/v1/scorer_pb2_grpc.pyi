@@ -35,6 +35,10 @@ class ScorerStub:
     ScoreConversation: _grpc.UnaryUnaryMultiCallable[_scorer_pb2.ScoreConversationRequest, _scorer_pb2.ScoreConversationResponse]
     GenerateAlternate: _grpc.UnaryUnaryMultiCallable[_scorer_pb2.GenerateAlternateRequest, _scorer_pb2.GenerateAlternateResponse]
     GetInfo: _grpc.UnaryUnaryMultiCallable[_scorer_pb2.GetInfoRequest, _scorer_pb2.GetInfoResponse]
+    LoadAdapter: _grpc.UnaryUnaryMultiCallable[_scorer_pb2.LoadAdapterRequest, _scorer_pb2.LoadAdapterResponse]
+    """Switch the engine to another adapter without a restart (the trainer promotes one)."""
+    Answer: _grpc.UnaryUnaryMultiCallable[_scorer_pb2.AnswerRequest, _scorer_pb2.AnswerResponse]
+    """What the model says, without memories, after a conversation (a question asked cold)."""
 
 @_typing.type_check_only
 class ScorerAsyncStub(ScorerStub):
@@ -43,6 +47,10 @@ class ScorerAsyncStub(ScorerStub):
     ScoreConversation: _aio.UnaryUnaryMultiCallable[_scorer_pb2.ScoreConversationRequest, _scorer_pb2.ScoreConversationResponse]  # type: ignore[assignment]
     GenerateAlternate: _aio.UnaryUnaryMultiCallable[_scorer_pb2.GenerateAlternateRequest, _scorer_pb2.GenerateAlternateResponse]  # type: ignore[assignment]
     GetInfo: _aio.UnaryUnaryMultiCallable[_scorer_pb2.GetInfoRequest, _scorer_pb2.GetInfoResponse]  # type: ignore[assignment]
+    LoadAdapter: _aio.UnaryUnaryMultiCallable[_scorer_pb2.LoadAdapterRequest, _scorer_pb2.LoadAdapterResponse]  # type: ignore[assignment]
+    """Switch the engine to another adapter without a restart (the trainer promotes one)."""
+    Answer: _aio.UnaryUnaryMultiCallable[_scorer_pb2.AnswerRequest, _scorer_pb2.AnswerResponse]  # type: ignore[assignment]
+    """What the model says, without memories, after a conversation (a question asked cold)."""
 
 class ScorerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -72,5 +80,21 @@ class ScorerServicer(metaclass=_abc_1.ABCMeta):
         request: _scorer_pb2.GetInfoRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_scorer_pb2.GetInfoResponse, _abc.Awaitable[_scorer_pb2.GetInfoResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def LoadAdapter(
+        self,
+        request: _scorer_pb2.LoadAdapterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scorer_pb2.LoadAdapterResponse, _abc.Awaitable[_scorer_pb2.LoadAdapterResponse]]:
+        """Switch the engine to another adapter without a restart (the trainer promotes one)."""
+
+    @_abc_1.abstractmethod
+    def Answer(
+        self,
+        request: _scorer_pb2.AnswerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scorer_pb2.AnswerResponse, _abc.Awaitable[_scorer_pb2.AnswerResponse]]:
+        """What the model says, without memories, after a conversation (a question asked cold)."""
 
 def add_ScorerServicer_to_server(servicer: ScorerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
