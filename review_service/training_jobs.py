@@ -1,0 +1,204 @@
+"""Following a fine-tuning job after the endpoint accepted it.
+
+The README's endpoint contract ends at "accepted"; an endpoint that also answers
+`GET {finetune_url}/jobs/{job_id}` (ftreview's own trainer does) lets the Review follow the
+job: its progress becomes an activity on the Review's stream, and its end (the adapter it
+promoted, or why it failed) becomes a `TrainingJob` the Review keeps and lists.
+
+Invariants:
+- following never changes what was sent: an endpoint without the jobs route (404, 405) or
+  one that stops answering leaves the job `accepted`, never failed, and the ledger as it is;
+- a job's state only moves forward (queued -> running -> succeeded | failed): a stale answer
+  from a replica that lags is ignored;
+- nothing here blocks the event loop: one poll at a time, at most every `poll` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import math
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+
+class JobState(enum.IntEnum):
+    """Values match ftreview.v1.TrainingJobState."""
+
+    UNSPECIFIED = 0
+    QUEUED = 1
+    RUNNING = 2
+    SUCCEEDED = 3
+    FAILED = 4
+
+    @property
+    def ended(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED)
+
+
+_STATES = {
+    "queued": JobState.QUEUED,
+    "running": JobState.RUNNING,
+    "succeeded": JobState.SUCCEEDED,
+    "failed": JobState.FAILED,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleResult:
+    """What one trained reply became, as the trainer measured it."""
+
+    idempotency_key: str
+    divergence_before: float | None = None
+    divergence_after: float | None = None
+    answer_before: str = ""
+    answer_after: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingJob:
+    id: str
+    destination: str
+    state: JobState = JobState.QUEUED
+    examples: int = 0
+    epochs: int = 0
+    step: int = 0
+    total_steps: int = 0
+    detail: str = ""
+    adapter: str = ""
+    adapter_path: str = ""
+    trained_divergence_before: float | None = None
+    trained_divergence_after: float | None = None
+    recall: float | None = None
+    generic_loglik_change: float | None = None
+    error: str = ""
+    created_at_ns: int = 0
+    ended_at_ns: int = 0
+    per_example: tuple[ExampleResult, ...] = ()
+
+    def merged(self, newer: TrainingJob) -> TrainingJob:
+        """`newer` unless it would move the state backwards."""
+        if newer.state < self.state:
+            return self
+        return dataclasses.replace(newer, created_at_ns=self.created_at_ns or newer.created_at_ns)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _count(value: Any) -> int:
+    number = _number(value)
+    return int(number) if number is not None and number >= 0 else 0
+
+
+def job_url(finetune_url: str, job_id: str) -> str:
+    return f"{finetune_url.rstrip('/')}/jobs/{job_id}"
+
+
+def parse_job(data: Any, job_id: str, destination: str) -> TrainingJob:
+    """A TrainingJob from the trainer's JSON; unknown or malformed fields are left empty."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    state = _STATES.get(str(data.get("state", "")).lower())
+    if state is None:
+        raise ValueError(f"unknown job state {data.get('state')!r}")
+    results = []
+    for item in data.get("per_example") or []:
+        if isinstance(item, dict) and isinstance(item.get("idempotency_key"), str):
+            results.append(
+                ExampleResult(
+                    item["idempotency_key"],
+                    _number(item.get("divergence_before")),
+                    _number(item.get("divergence_after")),
+                    str(item.get("answer_before") or ""),
+                    str(item.get("answer_after") or ""),
+                )
+            )
+    return TrainingJob(
+        id=job_id,
+        destination=destination,
+        state=state,
+        examples=_count(data.get("examples")),
+        epochs=_count(data.get("epochs")),
+        step=_count(data.get("step")),
+        total_steps=_count(data.get("total_steps")),
+        detail=str(data.get("detail") or ""),
+        adapter=str(data.get("adapter") or ""),
+        adapter_path=str(data.get("adapter_path") or ""),
+        trained_divergence_before=_number(data.get("trained_divergence_before")),
+        trained_divergence_after=_number(data.get("trained_divergence_after")),
+        recall=_number(data.get("recall")),
+        generic_loglik_change=_number(data.get("generic_loglik_change")),
+        error=str(data.get("error") or ""),
+        per_example=tuple(results),
+    )
+
+
+class NotFollowable(Exception):
+    """The endpoint has no jobs route, or stopped answering it: the job stays accepted."""
+
+
+class JobFollower:
+    """Polls one endpoint's jobs route until a job ends."""
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        poll: float = 0.5,
+        give_up_after: float = 60.0,
+    ) -> None:
+        self._client = httpx.AsyncClient(transport=transport)
+        self._poll = poll
+        self._give_up_after = give_up_after
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(self, finetune_url: str, job_id: str) -> TrainingJob:
+        url = job_url(finetune_url, job_id)
+        try:
+            response = await self._client.get(url, timeout=10)
+        except httpx.TransportError as error:
+            raise ConnectionError(f"{url}: {type(error).__name__}: {error}") from error
+        if response.status_code in (404, 405, 501):
+            raise NotFollowable(f"{url} answered {response.status_code}: no jobs route")
+        if response.status_code >= 400:
+            raise ConnectionError(f"{url} answered {response.status_code}")
+        try:
+            return parse_job(response.json(), job_id, finetune_url)
+        except ValueError as error:
+            raise NotFollowable(f"{url}: {error}") from error
+
+    async def follow(
+        self,
+        finetune_url: str,
+        job: TrainingJob,
+        on_update: Callable[[TrainingJob], None],
+    ) -> TrainingJob:
+        """Poll until the job ends; call `on_update` on every change. Raises NotFollowable
+        when the route is missing or silent for `give_up_after` seconds."""
+        loop = asyncio.get_running_loop()
+        silent_since: float | None = None
+        while not job.state.ended:
+            try:
+                fresh = await self.fetch(finetune_url, job.id)
+            except ConnectionError as error:
+                now = loop.time()
+                silent_since = silent_since or now
+                if now - silent_since > self._give_up_after:
+                    raise NotFollowable(f"{error} for {self._give_up_after:g}s") from error
+            else:
+                silent_since = None
+                merged = job.merged(fresh)
+                if merged != job:
+                    job = merged
+                    on_update(job)
+            if not job.state.ended:
+                await asyncio.sleep(self._poll)
+        return job
