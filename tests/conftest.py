@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scorer_service.backends.local import LocalBackend
-from scorer_service.server import ScorerServer, ScorerConfig, create_server
+from scorer_service.server import ScorerConfig, ScorerServer, create_server
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "conversations"

@@ -14,7 +14,8 @@ Invariants:
   call the servicer aborted itself is logged the same way, from the code it set;
 - a call cancelled by its caller (or its deadline) is not a failure: nothing is logged.
 
-Synchronous handlers are passed through unchanged: every ftreview servicer is async.
+A synchronous unary handler (the generated base of a method a servicer does not implement
+yet) runs in a worker thread, as gRPC would run it, inside the same guard.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             wrapped: Behavior = _streaming(behavior, method, handler.request_streaming)
         elif inspect.iscoroutinefunction(behavior):
             wrapped = _unary(behavior, method, handler.request_streaming)
+        elif not handler.request_streaming and not handler.response_streaming:
+            wrapped = _unary(_in_thread(behavior), method, False)
         else:
             return handler
         type_name = _request_type_name(handler.request_deserializer)
@@ -95,6 +98,13 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             request_deserializer=_tolerant(handler.request_deserializer, type_name),
             **{field: wrapped},
         )
+
+
+def _in_thread(behavior: Behavior) -> Behavior:
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        return await asyncio.to_thread(behavior, request, context)
+
+    return call
 
 
 def _unary(behavior: Behavior, method: str, request_streaming: bool) -> Behavior:

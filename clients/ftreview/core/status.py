@@ -38,6 +38,8 @@ STATUS_BY_ERROR: dict[type[Exception], grpc.StatusCode] = {
     TimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
     # Known failures of another service: INTERNAL, but with the message that says which.
     UpstreamFailed: grpc.StatusCode.INTERNAL,
+    # A method of the contract this server does not implement (the generated base raises it).
+    NotImplementedError: grpc.StatusCode.UNIMPLEMENTED,
 }
 # The caller's own mistakes: the log notes them without alarm (no traceback, INFO).
 CALLER_MISTAKES = frozenset(
@@ -49,6 +51,7 @@ CALLER_MISTAKES = frozenset(
         grpc.StatusCode.UNAUTHENTICATED,
         grpc.StatusCode.PERMISSION_DENIED,
         grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNIMPLEMENTED,
     }
 )
 INTERNAL_MESSAGE = "{method} failed inside the service; its log has the details"

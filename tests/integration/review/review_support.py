@@ -18,6 +18,8 @@ from typing import Any
 
 import grpc
 from ftreview.core.activity_hub import ActivityHub
+from ftreview.core.conversation import flatten
+from ftreview.core.defaults import DEFAULT_THRESHOLD
 from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import (
     activity_pb2,
@@ -29,8 +31,6 @@ from ftreview.v1 import (
     scorer_pb2_grpc,
 )
 
-from ftreview.core.conversation import flatten
-from ftreview.core.defaults import DEFAULT_THRESHOLD
 from review_service.server import ReviewConfig, ReviewServer, create_server
 
 BASE_NS = 1_772_000_000_000_000_000

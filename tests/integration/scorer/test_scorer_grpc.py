@@ -25,7 +25,7 @@ from grpc_status import rpc_status
 
 from scorer_service.backends.local import LocalBackend
 from scorer_service.backends.vllm import VllmBackend
-from scorer_service.server import ScorerServer, ScorerConfig, create_server
+from scorer_service.server import ScorerConfig, ScorerServer, create_server
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from scorer_service.backends.local import LocalBackend
-from scorer_service.server import ScorerServer, ScorerConfig, create_server
+from scorer_service.server import ScorerConfig, ScorerServer, create_server
 from tests.support.certificates import Certificate, self_signed
 
 TOKEN = "s3cret-token-for-tests"

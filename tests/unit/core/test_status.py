@@ -22,6 +22,7 @@ EXAMPLES: dict[type[Exception], Exception] = {
     errors.DeadlineExceeded: errors.DeadlineExceeded("the Scorer did not answer in time"),
     TimeoutError: TimeoutError("deadline passed"),
     errors.UpstreamFailed: errors.UpstreamFailed("the Scorer said: out of memory"),
+    NotImplementedError: NotImplementedError("Method not implemented!"),
 }
 
 
@@ -42,22 +43,23 @@ def test_every_error_in_the_table_has_its_code_message_and_details(
 
 
 # Each service's classes, and the code a client must see for them.
+Code = grpc.StatusCode
 SERVICE_ERRORS: list[tuple[Exception, grpc.StatusCode]] = [
-    (scorer_errors.InvalidConversation("conversation.nodes[0]", "bad"), grpc.StatusCode.INVALID_ARGUMENT),
-    (scorer_errors.ReplyNotFound("no reply at that timestamp"), grpc.StatusCode.NOT_FOUND),
-    (scorer_errors.BackendUnavailable("engine down"), grpc.StatusCode.UNAVAILABLE),
-    (scorer_errors.BackendRejected("context too long", 400), grpc.StatusCode.FAILED_PRECONDITION),
-    (scorer_errors.BackendProtocolError("position 7"), grpc.StatusCode.FAILED_PRECONDITION),
-    (DuplicateActivity("activity 'x' exists already"), grpc.StatusCode.ALREADY_EXISTS),
-    (review_errors.InvalidArgument("threshold", "must be finite"), grpc.StatusCode.INVALID_ARGUMENT),
-    (review_errors.NotFound("candidate", "x", "no such"), grpc.StatusCode.NOT_FOUND),
-    (review_errors.ConfigUnreadable("/h/config.json5", 3, 7, "bad token"), grpc.StatusCode.FAILED_PRECONDITION),
-    (review_errors.FailedPrecondition("x", "already sent"), grpc.StatusCode.FAILED_PRECONDITION),
-    (review_errors.AlreadyExists("request id used"), grpc.StatusCode.ALREADY_EXISTS),
-    (review_errors.ScorerUnavailable("scorer down"), grpc.StatusCode.UNAVAILABLE),
-    (review_errors.EndpointError("endpoint down"), grpc.StatusCode.UNAVAILABLE),
-    (review_errors.DeadlineExceeded("too slow"), grpc.StatusCode.DEADLINE_EXCEEDED),
-    (review_errors.ScorerFailed("scorer broke"), grpc.StatusCode.INTERNAL),
+    (scorer_errors.InvalidConversation("conversation.nodes[0]", "bad"), Code.INVALID_ARGUMENT),
+    (scorer_errors.ReplyNotFound("no reply at that timestamp"), Code.NOT_FOUND),
+    (scorer_errors.BackendUnavailable("engine down"), Code.UNAVAILABLE),
+    (scorer_errors.BackendRejected("context too long", 400), Code.FAILED_PRECONDITION),
+    (scorer_errors.BackendProtocolError("position 7"), Code.FAILED_PRECONDITION),
+    (DuplicateActivity("activity 'x' exists already"), Code.ALREADY_EXISTS),
+    (review_errors.InvalidArgument("threshold", "must be finite"), Code.INVALID_ARGUMENT),
+    (review_errors.NotFound("candidate", "x", "no such"), Code.NOT_FOUND),
+    (review_errors.ConfigUnreadable("/h/c.json5", 3, 7, "bad"), Code.FAILED_PRECONDITION),
+    (review_errors.FailedPrecondition("x", "already sent"), Code.FAILED_PRECONDITION),
+    (review_errors.AlreadyExists("request id used"), Code.ALREADY_EXISTS),
+    (review_errors.ScorerUnavailable("scorer down"), Code.UNAVAILABLE),
+    (review_errors.EndpointError("endpoint down"), Code.UNAVAILABLE),
+    (review_errors.DeadlineExceeded("too slow"), Code.DEADLINE_EXCEEDED),
+    (review_errors.ScorerFailed("scorer broke"), Code.INTERNAL),
 ]  # fmt: skip
 
 

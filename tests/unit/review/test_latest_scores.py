@@ -3,12 +3,12 @@ list follows the stored conversation."""
 
 from __future__ import annotations
 
+from ftreview.core.conversation import Message, flatten
 from ftreview.core.wire import to_timestamp
 from ftreview.v1 import conversation_pb2 as pb
 from ftreview.v1 import scorer_pb2
 
 from review_service import latest_scores
-from ftreview.core.conversation import Message, flatten
 from review_service.model import Candidate, LatestScore, ScoredReply, Status
 
 BELOW = scorer_pb2.NOT_CANDIDATE_REASON_BELOW_THRESHOLD
