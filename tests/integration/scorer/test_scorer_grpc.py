@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -258,3 +259,24 @@ async def test_duplicate_request_id_is_already_exists(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.ScoreConversation(request)
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_an_engine_failure_leaves_one_log_line_without_traceback(
+    scorer_with_dead_engine: ScorerServer, fixtures_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 7, item 9: the wrapper aborted twice and logged two ERROR tracebacks."""
+    caplog.set_level(logging.INFO)
+    address = f"127.0.0.1:{scorer_with_dead_engine.port}"
+    async with grpc.aio.insecure_channel(address) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await scorer_pb2_grpc.ScorerStub(channel).ScoreConversation(
+                scorer_pb2.ScoreConversationRequest(
+                    conversation=_conversation(fixtures_dir, "biscuit.json")
+                ),
+                timeout=30,
+            )
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    calls = [r for r in caplog.records if r.name == "ftreview.calls"]
+    assert [(r.levelno, r.exc_info) for r in calls] == [(logging.WARNING, None)]
+    assert "Scorer/ScoreConversation ended UNAVAILABLE" in calls[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
