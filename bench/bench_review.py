@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 
 import grpc
+from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import review_pb2 as S
 from ftreview.v1 import review_pb2_grpc
-from ftreview.wire import timestamp_ns, to_timestamp
 
 from review_service.model import Candidate, ContextMessage
 from review_service.ports import StoreChange

@@ -13,7 +13,12 @@ import logging
 import sys
 from pathlib import Path
 
-from ftreview.auth import TOKEN_ENV, add_server_security_flags, read_token_file, resolve_token
+from ftreview.core.security import (
+    TOKEN_ENV,
+    add_server_security_flags,
+    read_token_file,
+    resolve_token,
+)
 
 from .errors import ReviewError
 from .server import DEFAULT_LISTEN, DEFAULT_SCORER, ReviewConfig, default_home, serve

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import json5
+from ftreview.core.defaults import DEFAULT_THRESHOLD as DEFAULT_THRESHOLD
 from json5 import model as jm
 from json5.loader import ModelLoader
 
@@ -34,7 +35,6 @@ from .errors import ConfigUnreadable, InvalidArgument
 
 CONFIG_NAME = "config.json5"
 SECTION = "learn"
-DEFAULT_THRESHOLD = 1e-7
 
 
 @dataclass(frozen=True)

@@ -1,50 +1,34 @@
 """Domain errors of the Review service.
 
-Every failure a caller can cause or meet is one of these classes, so the servicer can map
-each to exactly one gRPC status code in one table (`servicer.ERROR_STATUS`); anything else
-is a bug and surfaces as INTERNAL, never UNKNOWN. Messages are written for the person who
-reads them: what failed and what to do.
+Every failure a caller can cause or meet is one of these classes; each extends the core
+class whose status code it takes (`ftreview.core.status` holds the one table, applied to
+every call by the status interceptor), so anything else is a bug and surfaces as INTERNAL,
+never UNKNOWN. Messages are written for the person who reads them: what failed and what to
+do.
 """
 
 from __future__ import annotations
 
+from ftreview.core import errors as core
 
-class ReviewError(Exception):
+
+class ReviewError(core.FtreviewServiceError):
     """Base of all errors the Review reports to its callers."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
-
-class InvalidArgument(ReviewError):
+class InvalidArgument(ReviewError, core.InvalidInput):
     """A request field is malformed (a NaN threshold, an empty conversation...)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.description = message
 
-
-class NotFound(ReviewError):
+class NotFound(ReviewError, core.NotFound):
     """No candidate (or conversation) with that identity is kept."""
 
-    def __init__(self, resource_type: str, name: str, message: str) -> None:
-        super().__init__(message)
-        self.resource_type = resource_type
-        self.name = name
 
-
-class FailedPrecondition(ReviewError):
+class FailedPrecondition(ReviewError, core.FailedPrecondition):
     """The request is well formed but the state does not allow it (approving a sent reply)."""
 
-    def __init__(self, subject: str, message: str, kind: str = "STATE") -> None:
-        super().__init__(message)
-        self.subject = subject
-        self.kind = kind
 
-
-class AlreadyExists(ReviewError):
+class AlreadyExists(ReviewError, core.AlreadyExists):
     """A request id names an activity that exists already."""
 
 
@@ -63,17 +47,17 @@ class ConfigUnreadable(FailedPrecondition):
         self.column = column
 
 
-class ScorerUnavailable(ReviewError):
+class ScorerUnavailable(ReviewError, core.Unavailable):
     """The Scorer service cannot be reached or its backend is down."""
 
 
-class ScorerFailed(ReviewError):
+class ScorerFailed(ReviewError, core.UpstreamFailed):
     """The Scorer answered with an error that is not about availability."""
 
 
-class DeadlineExceeded(ReviewError):
+class DeadlineExceeded(ReviewError, core.DeadlineExceeded):
     """The caller's deadline ran out while the Review waited on another service."""
 
 
-class EndpointError(ReviewError):
+class EndpointError(ReviewError, core.Unavailable):
     """The fine-tuning endpoint did not accept a request (reason in the message)."""

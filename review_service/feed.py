@@ -3,11 +3,11 @@
 Invariants:
 - a watcher sees a snapshot of the visible candidates, then every change after it; the
   snapshot is taken in the same step that registers the watcher, so nothing falls between;
-- a slow watcher never blocks the writer or other watchers: each watcher has its own
-  pending map, and a change to a candidate that is still waiting there replaces the waiting
-  event (one entry per candidate, so memory is bounded by the size of the list); the merged
-  kind keeps what the watcher needs (ADDED then UPDATED is still ADDED; anything then
-  REMOVED is REMOVED);
+- a slow watcher never blocks the writer or other watchers (`ftreview.core.fanout`): a
+  change to a candidate that is still waiting for a watcher replaces the waiting event (one
+  entry per candidate, so memory is bounded by the size of the list); the merged kind keeps
+  what the watcher needs (ADDED then UPDATED is still ADDED; anything then REMOVED is
+  REMOVED);
 - the latest stats per conversation are coalesced the same way.
 
 Use from one event loop.
@@ -15,12 +15,12 @@ Use from one event loop.
 
 from __future__ import annotations
 
-import asyncio
 import enum
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from ftreview.core.fanout import Fanout
 
 from .model import Candidate
 
@@ -55,63 +55,39 @@ def _merge(waiting: EventKind, new: EventKind) -> EventKind:
     return new
 
 
-class _Watcher:
-    def __init__(self) -> None:
-        self.pending: OrderedDict[object, CandidateEvent] = OrderedDict()
-        self.wake = asyncio.Event()
-        self.closed = False
-
-    def offer(self, key: object, event: CandidateEvent) -> None:
-        waiting = self.pending.get(key)
-        if waiting is not None and event.candidate is not None:
-            event = CandidateEvent(_merge(waiting.kind, event.kind), event.candidate)
-        self.pending[key] = event  # an existing key keeps its place in line
-        self.wake.set()
+def _coalesce(waiting: CandidateEvent, new: CandidateEvent) -> CandidateEvent:
+    if new.candidate is None:
+        return new  # stats: the latest wins
+    return CandidateEvent(_merge(waiting.kind, new.kind), new.candidate)
 
 
 class CandidateFeed:
     def __init__(self) -> None:
-        self._watchers: set[_Watcher] = set()
-        self._closed = False
+        self._fanout: Fanout[CandidateEvent] = Fanout(_coalesce)
 
     @property
     def watcher_count(self) -> int:
-        return len(self._watchers)
+        return self._fanout.watcher_count
 
     def publish(self, event: CandidateEvent) -> None:
         if event.candidate is not None:
             key: object = ("candidate", event.candidate.timestamp_ns)
         else:
             key = ("stats", getattr(event.stats, "conversation_id", ""))
-        for watcher in self._watchers:
-            watcher.offer(key, event)
+        self._fanout.publish(event, key)
 
     async def watch(self, snapshot: Callable[[], list[Candidate]]) -> AsyncIterator[CandidateEvent]:
         """Snapshot events, SNAPSHOT_END, then live changes until the feed closes."""
-        watcher = _Watcher()
-        if self._closed:
-            return
         # No await between registering and reading the snapshot: no change can fall between.
-        self._watchers.add(watcher)
-        try:
+        with self._fanout.watch() as watch:
+            if watch.closed:
+                return
             for candidate in snapshot():
                 yield CandidateEvent(EventKind.SNAPSHOT, candidate)
             yield CandidateEvent(EventKind.SNAPSHOT_END)
-            while True:
-                if not watcher.pending:
-                    if watcher.closed:
-                        return  # after delivering what was pending
-                    await watcher.wake.wait()
-                    watcher.wake.clear()
-                    continue
-                _, event = watcher.pending.popitem(last=False)
+            async for event in watch:
                 yield event
-        finally:
-            self._watchers.discard(watcher)
 
     def close(self) -> None:
         """End every watch (server shutdown): streams finish instead of being cut."""
-        self._closed = True
-        for watcher in self._watchers:
-            watcher.closed = True
-            watcher.wake.set()
+        self._fanout.close()

@@ -23,9 +23,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Container, Iterable, Mapping, Sequence
 
+from ftreview.core.conversation import Message
 from ftreview.v1 import scorer_pb2
 
-from .conversation import FlatMessage
 from .model import Candidate, LatestScore, ScoredReply
 
 # Replies a pass looked at without scoring them: their verdict is news, so it is kept.
@@ -63,7 +63,7 @@ def from_pass(
 
 def in_conversation_order(
     conversation_id: str,
-    messages: Sequence[FlatMessage],
+    messages: Sequence[Message],
     kept: Iterable[LatestScore],
     trained: Container[int],
     candidates: Mapping[int, Candidate],
@@ -87,13 +87,13 @@ def in_conversation_order(
         if message.role != "assistant" or message.memory:
             continue
         ns = message.timestamp_ns
-        found = by_ns.get(ns) if ns else by_path.get(message.path)
+        found = by_ns.get(ns) if ns else by_path.get(message.node_path)
         if found is not None and not ns and found.content != message.content:
             found = None  # another reply sat at this path when it was scored
         candidate = candidates.get(ns) if ns else None
         if found is None and candidate is not None:
             found = LatestScore(
-                conversation_id, ns, message.path, message.content, True,
+                conversation_id, ns, message.node_path, message.content, True,
                 candidate.divergence, candidate.peak, True, 0, 0, candidate.scored_at_ns,
             )  # fmt: skip
         if found is None:
@@ -103,10 +103,21 @@ def in_conversation_order(
                 else scorer_pb2.NOT_CANDIDATE_REASON_UNSET_TIMESTAMP
             )
             found = LatestScore(
-                conversation_id, ns, message.path, message.content, False, 0.0, 0.0, False, reason
+                conversation_id,
+                ns,
+                message.node_path,
+                message.content,
+                False,
+                0.0,
+                0.0,
+                False,
+                reason,
             )
         found = dataclasses.replace(
-            found, conversation_id=conversation_id, node_path=message.path, content=message.content
+            found,
+            conversation_id=conversation_id,
+            node_path=message.node_path,
+            content=message.content,
         )
         if ns and ns in trained:
             found = dataclasses.replace(

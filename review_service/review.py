@@ -27,9 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ftreview.activity_hub import Activity, ActivityHub, DuplicateActivity
+from ftreview.core.activity_hub import Activity, ActivityHub, DuplicateActivity
+from ftreview.core.wire import format_ns, to_timestamp
 from ftreview.v1 import conversation_pb2, scorer_pb2
-from ftreview.wire import format_ns, to_timestamp
 
 from . import conversation as conv_rules
 from . import latest_scores, sync, training

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import (
     activity_pb2,
     activity_pb2_grpc,
@@ -19,7 +20,6 @@ from ftreview.v1 import (
     scorer_pb2,
     scorer_pb2_grpc,
 )
-from ftreview.wire import timestamp_ns, to_timestamp
 
 from .errors import DeadlineExceeded, InvalidArgument, ReviewError, ScorerFailed, ScorerUnavailable
 from .model import ScoredReply, TokenValue

@@ -1,4 +1,4 @@
-"""Wiring and lifecycle of the Review server.
+"""The Review as a service of the shared lifecycle (`ftreview.core.server`).
 
 Invariants:
 - `create_server` builds everything and binds the port but serves nothing yet, so tests
@@ -6,28 +6,29 @@ Invariants:
 - stopping drains: health turns NOT_SERVING, candidate watches end cleanly, calls in flight
   get `drain_seconds` to finish, background scoring is cancelled (nothing half-written: each
   change is one transaction), and the database is closed last;
-- loopback by default; message sizes are bounded both ways; TLS and a bearer token when
-  configured (`ftreview.auth`: health and reflection stay open), for this server and for
-  its own calls to the Scorer.
+- TLS and a bearer token when configured, for this server (`ftreview.core.security`) and
+  for its own calls to the Scorer.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
-import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from ftreview.activity_hub import ActivityHub
-from ftreview.activity_service import ActivitiesServicer
-from ftreview.auth import ServerSecurity, channel_credentials
-from ftreview.v1 import activity_pb2, activity_pb2_grpc, review_pb2, review_pb2_grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
+from ftreview.core.activity_hub import ActivityHub
+from ftreview.core.defaults import (
+    MAX_MESSAGE_BYTES,
+    REVIEW_ADDRESS,
+    REVIEW_GRACE_SECONDS,
+    SCORER_ADDRESS,
+)
+from ftreview.core.security import ServerSecurity, channel_credentials
+from ftreview.core.server import ServerSettings, ServiceServer, serve_until_signalled
+from ftreview.core.server import create_server as create_service_server
+from ftreview.v1 import review_pb2, review_pb2_grpc
 
 from .config import CONFIG_NAME, ConfigFile
 from .finetune_http import HttpFinetuneEndpoint
@@ -36,14 +37,10 @@ from .scorer_grpc import GrpcScorer
 from .servicer import ReviewServicer
 from .store_sqlite import SqliteStore
 
-log = logging.getLogger("review_service")
-
-DEFAULT_LISTEN = "127.0.0.1:50052"
-DEFAULT_SCORER = "127.0.0.1:50051"
+DEFAULT_LISTEN = REVIEW_ADDRESS
+DEFAULT_SCORER = SCORER_ADDRESS
 DATABASE_NAME = "review.sqlite3"
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 REVIEW_SERVICE = review_pb2.DESCRIPTOR.services_by_name["Review"].full_name
-ACTIVITIES_SERVICE = activity_pb2.DESCRIPTOR.services_by_name["Activities"].full_name
 
 
 def default_home() -> Path:
@@ -58,7 +55,7 @@ class ReviewConfig:
     max_message_bytes: int = MAX_MESSAGE_BYTES
     # How long Ingest waits to reach the Scorer before answering UNAVAILABLE.
     scorer_ready_timeout: float = 3.0
-    drain_seconds: float = 5.0
+    drain_seconds: float = REVIEW_GRACE_SECONDS
     # TLS for this server: a PEM certificate and its key, both or neither.
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -77,39 +74,37 @@ class ReviewConfig:
     def database_path(self) -> Path:
         return self.home / DATABASE_NAME
 
+    def settings(self) -> ServerSettings:
+        security = ServerSecurity(self.tls_cert, self.tls_key, self.token)
+        return ServerSettings(self.listen, self.drain_seconds, security, self.max_message_bytes)
 
-class ReviewServer:
-    """A started-or-not Review server: `start`, `stop`, `wait_for_termination`."""
 
-    def __init__(self, server: grpc.aio.Server, review: Review, health: HealthServicer,
-                 drain_seconds: float) -> None:  # fmt: skip
-        self.grpc_server = server
+class ReviewService:
+    """What the Review fills into the lifecycle: its servicer, its hub, its store."""
+
+    name = "review"
+
+    def __init__(self, review: Review, hub: ActivityHub) -> None:
         self.review = review
-        self._health = health
-        self._drain_seconds = drain_seconds
-        self._stopped = False
+        self.hub = hub
 
-    async def start(self) -> None:
-        await self.grpc_server.start()
-        for name in ("", REVIEW_SERVICE, ACTIVITIES_SERVICE):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    def add_servicers(self, server: grpc.aio.Server) -> Sequence[str]:
+        review_pb2_grpc.add_ReviewServicer_to_server(ReviewServicer(self.review), server)
+        return [REVIEW_SERVICE]
 
-    async def stop(self, grace: float | None = None) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        await self._health.enter_graceful_shutdown()
+    def begin_drain(self) -> None:
         self.review.feed.close()
-        await self.grpc_server.stop(self._drain_seconds if grace is None else grace)
+
+    async def close(self) -> None:
         await self.review.close()
 
-    async def wait_for_termination(self) -> None:
-        await self.grpc_server.wait_for_termination()
+
+ReviewServer = ServiceServer[ReviewService]
 
 
 def create_server(config: ReviewConfig) -> tuple[ReviewServer, int]:
     """Build the server and bind `config.listen`; call from the loop that will run it."""
-    security = ServerSecurity(config.tls_cert, config.tls_key, config.token)
+    settings = config.settings()
     scorer_credentials = channel_credentials(config.scorer_tls_ca)
     config.home.mkdir(parents=True, exist_ok=True)
     config_file = ConfigFile(config.config_path)
@@ -129,58 +124,14 @@ def create_server(config: ReviewConfig) -> tuple[ReviewServer, int]:
         hub,
         scorer_ready_timeout=config.scorer_ready_timeout,
     )
-    server = grpc.aio.server(
-        interceptors=security.interceptors(),
-        options=[
-            ("grpc.max_receive_message_length", config.max_message_bytes),
-            ("grpc.max_send_message_length", config.max_message_bytes),
-            ("grpc.so_reuseport", 0),
-        ],
-    )
-    review_pb2_grpc.add_ReviewServicer_to_server(ReviewServicer(review), server)
-    activity_pb2_grpc.add_ActivitiesServicer_to_server(ActivitiesServicer(hub), server)
-    health = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
-        (
-            REVIEW_SERVICE,
-            ACTIVITIES_SERVICE,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
-    )
     try:
-        port = security.bind(server, config.listen, log)
-    except RuntimeError as error:
+        return create_service_server(settings, ReviewService(review, hub))
+    except OSError:
         store.close()
-        raise OSError(f"cannot listen on {config.listen}: {error}") from error
-    if port == 0:
-        store.close()
-        raise OSError(f"cannot listen on {config.listen}")
-    return ReviewServer(server, review, health, config.drain_seconds), port
-
-
-def _host(listen: str) -> str:
-    return listen.rsplit(":", 1)[0] if ":" in listen else listen
+        raise
 
 
 async def serve(config: ReviewConfig) -> None:
     """Serve until SIGTERM or SIGINT, then drain."""
     server, port = create_server(config)
-    await server.start()
-    log.info(
-        "review serving on %s:%d (%s%s)",
-        _host(config.listen),
-        port,
-        "TLS" if config.tls_cert else "plain text",
-        ", bearer token required" if config.token else "",
-    )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    await stopping.wait()
-    log.info("review draining (up to %gs)", config.drain_seconds)
-    await server.stop()
-    log.info("review stopped")
+    await serve_until_signalled(server, port)

@@ -1,130 +1,27 @@
 """gRPC in and out for the Review and its Activities.
 
 Invariants:
-- every domain error maps to exactly one status code through `ERROR_STATUS` (a test walks
-  the table), with `google.rpc` details saying which field, resource or precondition is at
-  fault; any other exception is logged with its traceback and answered INTERNAL, so a
-  client never sees UNKNOWN or a Python traceback;
+- domain errors leave as exceptions; the core's status interceptor maps each to exactly one
+  status code with `google.rpc` details (`ftreview.core.status`), and anything else to
+  INTERNAL, so a client never sees UNKNOWN or a Python traceback;
 - this is the only module that converts between wire messages and domain values.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar, cast
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import grpc
+from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import review_pb2, review_pb2_grpc, scorer_pb2
-from ftreview.wire import timestamp_ns, to_timestamp
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from .config import LearnConfig
-from .errors import (
-    AlreadyExists,
-    ConfigUnreadable,
-    DeadlineExceeded,
-    EndpointError,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    ReviewError,
-    ScorerFailed,
-    ScorerUnavailable,
-)
+from .errors import InvalidArgument
 from .feed import CandidateEvent, EventKind
 from .model import Candidate, LatestScore, Status, TrainedEntry
 from .review import Review
-
-log = logging.getLogger("review_service")
-
-# The one table. Order matters only for subclasses: the first match wins.
-ERROR_STATUS: list[tuple[type[ReviewError], grpc.StatusCode]] = [
-    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFound, grpc.StatusCode.NOT_FOUND),
-    (ConfigUnreadable, grpc.StatusCode.FAILED_PRECONDITION),
-    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
-    (ScorerUnavailable, grpc.StatusCode.UNAVAILABLE),
-    (EndpointError, grpc.StatusCode.UNAVAILABLE),
-    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
-    (ScorerFailed, grpc.StatusCode.INTERNAL),
-]
-
-_DOMAIN = "ftreview.review"
-
-
-def status_code_for(error: ReviewError) -> grpc.StatusCode:
-    for kind, code in ERROR_STATUS:
-        if isinstance(error, kind):
-            return code
-    return grpc.StatusCode.INTERNAL
-
-
-def rich_status(error: ReviewError) -> status_pb2.Status:
-    """The google.rpc.Status for a domain error, with details a client can act on."""
-    code = status_code_for(error)
-    details: list[Any] = []
-    if isinstance(error, InvalidArgument):
-        details.append(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=error.field, description=error.description
-                    )
-                ]
-            )
-        )
-    elif isinstance(error, NotFound):
-        details.append(
-            error_details_pb2.ResourceInfo(
-                resource_type=error.resource_type, resource_name=error.name
-            )
-        )
-    elif isinstance(error, FailedPrecondition):
-        details.append(
-            error_details_pb2.PreconditionFailure(
-                violations=[
-                    error_details_pb2.PreconditionFailure.Violation(
-                        type=error.kind, subject=error.subject, description=error.message
-                    )
-                ]
-            )
-        )
-    else:
-        details.append(
-            error_details_pb2.ErrorInfo(reason=type(error).__name__.upper(), domain=_DOMAIN)
-        )
-    packed = []
-    for detail in details:
-        any_detail = any_pb2.Any()
-        any_detail.Pack(detail)
-        packed.append(any_detail)
-    return status_pb2.Status(code=code.value[0], message=error.message, details=packed)
-
-
-R = TypeVar("R")
-Handler = Callable[..., Awaitable[R]]
-
-
-def _unary(method: Handler[R]) -> Handler[R]:
-    @functools.wraps(method)
-    async def guarded(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
-        try:
-            return await method(self, request, context)
-        except ReviewError as error:
-            await context.abort_with_status(rpc_status.to_status(rich_status(error)))
-        except Exception:
-            log.exception("%s failed", method.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
-        raise AssertionError("abort returns by raising")
-
-    return guarded
-
 
 # -- conversions ----------------------------------------------------------------------
 
@@ -242,7 +139,6 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
     def __init__(self, review: Review) -> None:
         self._review = review
 
-    @_unary
     async def Ingest(
         self, request: review_pb2.IngestRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.IngestResponse:
@@ -251,14 +147,12 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
         activity_id, cid = await self._review.ingest(request.conversation, request.request_id)
         return review_pb2.IngestResponse(activity_id=activity_id, conversation_id=cid)
 
-    @_unary
     async def SyncCandidates(
         self, request: review_pb2.SyncCandidatesRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.SyncCandidatesResponse:
         ids = await self._review.sync_candidates(list(request.conversation_ids))
         return review_pb2.SyncCandidatesResponse(activity_ids=ids)
 
-    @_unary
     async def ListCandidates(
         self, request: review_pb2.ListCandidatesRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.ListCandidatesResponse:
@@ -277,28 +171,24 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
                 object.__setattr__(event, "_wire", wire)
             yield wire
 
-    @_unary
     async def Approve(
         self, request: review_pb2.ApproveRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.ApproveResponse:
         done = await self._review.approve(_timestamps(request.timestamps))
         return review_pb2.ApproveResponse(candidates=[candidate_to_wire(c) for c in done])
 
-    @_unary
     async def Reject(
         self, request: review_pb2.RejectRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.RejectResponse:
         done = await self._review.reject(_timestamps(request.timestamps), request.reason)
         return review_pb2.RejectResponse(candidates=[candidate_to_wire(c) for c in done])
 
-    @_unary
     async def ClearDecision(
         self, request: review_pb2.ClearDecisionRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.ClearDecisionResponse:
         done = await self._review.clear_decision(_timestamps(request.timestamps))
         return review_pb2.ClearDecisionResponse(candidates=[candidate_to_wire(c) for c in done])
 
-    @_unary
     async def GenerateAlternate(
         self,
         request: review_pb2.ReviewGenerateAlternateRequest,
@@ -314,7 +204,6 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
         )
         return review_pb2.ReviewGenerateAlternateResponse(candidate=candidate_to_wire(candidate))
 
-    @_unary
     async def Send(
         self, request: review_pb2.SendRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.SendResponse:
@@ -331,7 +220,6 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
             activity_id=report.activity_id,
         )
 
-    @_unary
     async def Export(
         self, request: review_pb2.ExportRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.ExportResponse:
@@ -354,7 +242,6 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
             timestamps=[to_timestamp(ts) for ts in result.timestamps],
         )
 
-    @_unary
     async def GetStats(
         self, request: review_pb2.GetStatsRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.GetStatsResponse:
@@ -374,7 +261,6 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
             response.replies.extend(latest_score_to_wire(s) for s in scores)
         return response
 
-    @_unary
     async def GetConfig(
         self, request: review_pb2.GetConfigRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.GetConfigResponse:
@@ -382,7 +268,6 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
         path = str(self._review.config_file.path)
         return review_pb2.GetConfigResponse(config=config_to_wire(config, path))
 
-    @_unary
     async def SetThreshold(
         self, request: review_pb2.SetThresholdRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.SetThresholdResponse:
@@ -396,7 +281,6 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
         path = str(self._review.config_file.path)
         return review_pb2.SetThresholdResponse(config=config_to_wire(config, path))
 
-    @_unary
     async def ListTrained(
         self, request: review_pb2.ListTrainedRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.ListTrainedResponse:

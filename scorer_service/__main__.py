@@ -7,7 +7,8 @@ import asyncio
 import logging
 import sys
 
-from ftreview.auth import add_server_security_flags, resolve_token
+from ftreview.core.defaults import SCORER_ADDRESS, SCORER_GRACE_SECONDS
+from ftreview.core.security import add_server_security_flags, resolve_token
 
 from scorer_service.model_files import ModelNotFound
 from scorer_service.server import ScorerConfig, serve
@@ -20,7 +21,7 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
     )
     parser.add_argument(
         "--listen",
-        default="127.0.0.1:50051",
+        default=SCORER_ADDRESS,
         metavar="HOST:PORT",
         help="where to serve gRPC (default %(default)s; port 0 picks one)",
     )
@@ -60,9 +61,9 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
     parser.add_argument(
         "--grace",
         type=float,
-        default=30.0,
+        default=SCORER_GRACE_SECONDS,
         metavar="SECONDS",
-        help="on SIGTERM, how long calls in flight may finish (default 30)",
+        help="on SIGTERM, how long calls in flight may finish (default %(default)g)",
     )
     add_server_security_flags(parser)
     args = parser.parse_args(argv)

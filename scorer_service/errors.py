@@ -1,38 +1,51 @@
-"""Domain errors of the Scorer. They carry no gRPC types: the servicer maps each class to a
-status code in one table (`scorer_service.status`), so the domain and the backends stay
-testable without a server."""
+"""Domain errors of the Scorer. They carry no gRPC types: each extends the core class whose
+status code it takes (`ftreview.core.status` holds the one table), so the domain and the
+backends stay testable without a server."""
 
 from __future__ import annotations
 
+from ftreview.core.errors import (
+    FailedPrecondition,
+    FtreviewServiceError,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
 
-class ScorerError(Exception):
+
+class ScorerError(FtreviewServiceError):
     """Base of every error the Scorer reports to a caller."""
 
 
-class InvalidConversation(ScorerError):
-    """The conversation itself is at fault. `path` says where, e.g. "nodes[3].children[0]"."""
+class InvalidConversation(ScorerError, InvalidInput):
+    """A request field is at fault. `path` says which, e.g. "conversation.nodes[3]"."""
 
     def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}" if path else message)
+        InvalidInput.__init__(self, path, message)
         self.path = path
-        self.message = message
 
 
-class ReplyNotFound(ScorerError):
+class ReplyNotFound(ScorerError, NotFound):
     """A reply named by timestamp is not in the conversation."""
 
+    def __init__(self, message: str) -> None:
+        NotFound.__init__(self, "reply", "", message)
 
-class BackendUnavailable(ScorerError):
+
+class BackendUnavailable(ScorerError, Unavailable):
     """The engine could not be reached, or kept failing (5xx) after the bounded retries."""
 
 
-class BackendRejected(ScorerError):
+class BackendRejected(ScorerError, FailedPrecondition):
     """The engine refused the request (4xx): the message says why, e.g. context too long."""
 
     def __init__(self, message: str, status_code: int = 400) -> None:
-        super().__init__(message)
+        FailedPrecondition.__init__(self, "engine", message, kind="ENGINE_REJECTED")
         self.status_code = status_code
 
 
-class BackendProtocolError(ScorerError):
+class BackendProtocolError(ScorerError, FailedPrecondition):
     """The engine answered, but what came back does not line up with what was sent."""
+
+    def __init__(self, message: str) -> None:
+        FailedPrecondition.__init__(self, "engine", message, kind="ENGINE_PROTOCOL")

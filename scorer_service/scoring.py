@@ -24,6 +24,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ftreview.core.defaults import DEFAULT_THRESHOLD as DEFAULT_THRESHOLD
+
 from scorer_service.backends.base import ProgressCallback, ScoreRequest, ScoringBackend
 from scorer_service.conversation import Message, Variant, has_memories
 from scorer_service.tokenization import (
@@ -32,8 +34,6 @@ from scorer_service.tokenization import (
     TokenizedConversation,
     build_token_ids,
 )
-
-DEFAULT_THRESHOLD = 1e-7
 
 # A token one variant calls impossible (-inf, or vLLM's -9999 clamp) counts as this, so its
 # divergence is huge and finite instead of inf or NaN.
@@ -195,8 +195,8 @@ def _pair_ranges(
     """The reply's range in each variant; a reply whose tokens differ is reported, not scored."""
     pairs = []
     for score in wanted:
-        range_with = with_memories.reply(score.message.path)
-        range_without = without.reply(score.message.path)
+        range_with = with_memories.reply(score.message.node_path)
+        range_without = without.reply(score.message.node_path)
         assert range_with is not None and range_without is not None
         problem = range_with.problem or range_without.problem
         if not problem and (
@@ -255,7 +255,7 @@ def _cut_context(
     context_length: int,
 ) -> _Job | None:
     """The reply with as much earlier conversation as fits; memories and system kept."""
-    at = next(i for i, m in enumerate(messages) if m.path == score.message.path)
+    at = next(i for i, m in enumerate(messages) if m.node_path == score.message.node_path)
     before = list(messages[:at])
     droppable = [i for i, m in enumerate(before) if not (m.memory or m.role == "system")]
 
@@ -263,7 +263,7 @@ def _cut_context(
         gone = set(droppable[:dropped])
         kept = [m for i, m in enumerate(before) if i not in gone] + [score.message]
         tokenized = build_token_ids(kept, tokenizer, Variant.WITH_MEMORIES)
-        reply = tokenized.reply(score.message.path)
+        reply = tokenized.reply(score.message.node_path)
         if reply is None or reply.problem or reply.end > context_length:
             return None
         return tokenized, reply
@@ -284,7 +284,7 @@ def _cut_context(
     gone = set(droppable[:low])
     kept = [m for i, m in enumerate(before) if i not in gone] + [score.message]
     tokenized_without = build_token_ids(kept, tokenizer, Variant.WITHOUT_MEMORIES)
-    range_without = tokenized_without.reply(score.message.path)
+    range_without = tokenized_without.reply(score.message.node_path)
     if (
         range_without is None
         or range_without.problem

@@ -1,45 +1,44 @@
-"""Building and running the Scorer's gRPC server.
+"""The Scorer as a service of the shared lifecycle (`ftreview.core.server`).
 
-`create_server` binds and starts a server (port 0 picks a free port, for tests) and is
-separate from `serve`, which adds what a long-running process needs: one log line when
-serving, and a graceful drain on SIGTERM or Ctrl-C (health turns NOT_SERVING, new calls are
-refused, calls in flight get a grace period to finish).
-
-Plain text on loopback by default; with `tls_cert`/`tls_key` it serves TLS, and with `token`
-every call but health and reflection must carry it (`ftreview.auth`).
+`create_server` loads the engine (off the event loop) and builds and binds the server, but
+serves nothing until `start`; `serve` adds what a long-running process needs (one log line
+with the real address, a graceful drain on SIGTERM or Ctrl-C). An engine handed in by the
+caller stays the caller's: stopping the server closes only an engine it built itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from ftreview.activity_hub import ActivityHub
-from ftreview.activity_service import ActivitiesServicer
-from ftreview.auth import ServerSecurity
-from ftreview.v1 import activity_pb2, activity_pb2_grpc, scorer_pb2, scorer_pb2_grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from ftreview.core.activity_hub import ActivityHub
+from ftreview.core.defaults import SCORER_ADDRESS, SCORER_GRACE_SECONDS
+from ftreview.core.security import ServerSecurity
+from ftreview.core.server import (
+    ServerSettings,
+    ServiceServer,
+    serve_until_signalled,
+)
+from ftreview.core.server import create_server as create_service_server
+from ftreview.v1 import scorer_pb2, scorer_pb2_grpc
 
 from scorer_service.backends.base import ScoringBackend
 from scorer_service.servicer import ScorerServicer
 
 log = logging.getLogger("scorer_service")
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-SERVICE_NAMES = (
-    scorer_pb2.DESCRIPTOR.services_by_name["Scorer"].full_name,
-    activity_pb2.DESCRIPTOR.services_by_name["Activities"].full_name,
-)
+SCORER_SERVICE = scorer_pb2.DESCRIPTOR.services_by_name["Scorer"].full_name
+# Used until a remote engine that is down at start answers.
+FALLBACK_CONTEXT_LENGTH = 4096
 
 
 @dataclass
 class ScorerConfig:
-    listen: str = "127.0.0.1:50051"
+    listen: str = SCORER_ADDRESS
     backend: str = "local"
     backend_urls: list[str] = field(default_factory=list)
     # Local model path (folder or .gguf) or the tokenizer for a remote engine; None: embedded.
@@ -49,24 +48,46 @@ class ScorerConfig:
     device: str | None = None
     dtype: str = "auto"
     # How long calls in flight may run on after SIGTERM.
-    grace_seconds: float = 30.0
+    grace_seconds: float = SCORER_GRACE_SECONDS
     # TLS: a PEM certificate (chain) and its key, both or neither; None: plain text.
     tls_cert: str | None = None
     tls_key: str | None = None
     # A shared bearer token every call must carry (health and reflection stay open).
     token: str | None = None
 
-    def security(self) -> ServerSecurity:
-        return ServerSecurity(self.tls_cert, self.tls_key, self.token)
+    def settings(self) -> ServerSettings:
+        security = ServerSecurity(self.tls_cert, self.tls_key, self.token)
+        return ServerSettings(self.listen, self.grace_seconds, security)
 
 
-@dataclass
-class RunningScorer:
-    server: grpc.aio.Server
-    port: int
-    health: health.aio.HealthServicer
-    hub: ActivityHub
-    backend: ScoringBackend
+class ScorerService:
+    """What the Scorer fills into the lifecycle: its servicer, its hub, its engine."""
+
+    name = "scorer"
+
+    def __init__(
+        self, backend: ScoringBackend, tokenizer: Any, context_length: int, owns_backend: bool
+    ) -> None:
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.context_length = context_length
+        self.hub = ActivityHub()
+        self._owns_backend = owns_backend
+
+    def add_servicers(self, server: grpc.aio.Server) -> Sequence[str]:
+        servicer = ScorerServicer(self.backend, self.tokenizer, self.context_length, self.hub)
+        scorer_pb2_grpc.add_ScorerServicer_to_server(servicer, server)
+        return [SCORER_SERVICE]
+
+    def begin_drain(self) -> None:
+        """Nothing streams for long: calls in flight end within the grace period."""
+
+    async def close(self) -> None:
+        if self._owns_backend:
+            await self.backend.aclose()
+
+
+ScorerServer = ServiceServer[ScorerService]
 
 
 def build_backend(config: ScorerConfig) -> tuple[ScoringBackend, Any]:
@@ -99,69 +120,40 @@ async def create_server(
     backend: ScoringBackend | None = None,
     tokenizer: Any = None,
     context_length: int | None = None,
-) -> RunningScorer:
-    """Start a Scorer on `config.listen`; a given backend and tokenizer are used as they are."""
-    security = config.security()  # a half TLS setting fails before the model loads
-    if backend is None or tokenizer is None:
-        built, tokenizer = await asyncio.to_thread(build_backend, config)
-        backend = built
+) -> tuple[ScorerServer, int]:
+    """Build a Scorer bound to `config.listen`, not yet serving (`await server.start()`).
+
+    A given backend and tokenizer are used as they are and stay the caller's to close."""
+    settings = config.settings()  # a half TLS setting fails before the model loads
+    owns_backend = backend is None or tokenizer is None
+    if owns_backend:
+        backend, tokenizer = await asyncio.to_thread(build_backend, config)
+    assert backend is not None
     if context_length is None:
         try:
             context_length = (await backend.info()).context_length
         except Exception as exc:  # an engine that is down now may be up later
-            log.warning("could not ask the engine for its context length (%s); using 4096", exc)
-            context_length = 4096
-    hub = ActivityHub()
-    server = grpc.aio.server(
-        interceptors=security.interceptors(),
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ],
-    )
-    scorer_pb2_grpc.add_ScorerServicer_to_server(
-        ScorerServicer(backend, tokenizer, context_length, hub), server
-    )
-    activity_pb2_grpc.add_ActivitiesServicer_to_server(ActivitiesServicer(hub), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-    port = security.bind(server, config.listen, log)
-    if port == 0:
-        raise OSError(f"cannot listen on {config.listen}")
-    await server.start()
-    for name in ("", *SERVICE_NAMES):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningScorer(server, port, health_servicer, hub, backend)
-
-
-async def drain(running: RunningScorer, grace: float) -> None:
-    for name in ("", *SERVICE_NAMES):
-        await running.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    await running.server.stop(grace)
-    await running.backend.aclose()
+            log.warning(
+                "could not ask the engine for its context length (%s); using %d",
+                exc,
+                FALLBACK_CONTEXT_LENGTH,
+            )
+            context_length = FALLBACK_CONTEXT_LENGTH
+    service = ScorerService(backend, tokenizer, context_length, owns_backend)
+    try:
+        return create_service_server(settings, service)
+    except OSError:
+        await service.close()
+        raise
 
 
 async def serve(config: ScorerConfig) -> None:
-    running = await create_server(config)
-    host = config.listen.rsplit(":", 1)[0]
-    info = await running.backend.info()
-    log.info(
-        "scorer serving on %s:%d (backend %s, model %s, context %d; %s%s)",
-        host,
-        running.port,
-        info.backend,
-        info.model,
-        info.context_length,
-        "TLS" if config.tls_cert else "plain text",
-        ", bearer token required" if config.token else "",
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    log.info("draining (up to %.0f s for calls in flight)", config.grace_seconds)
-    await drain(running, config.grace_seconds)
+    """Serve until SIGTERM or SIGINT, then drain."""
+    server, port = await create_server(config)
+    service = server.service
+    try:
+        info = await service.backend.info()
+        engine = f"backend {info.backend}, model {info.model}"
+    except Exception as exc:  # the engine may come up later; each call says so meanwhile
+        engine = f"backend {config.backend} (not answering yet: {exc})"
+    await serve_until_signalled(server, port, f"{engine}, context {service.context_length}")

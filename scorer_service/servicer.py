@@ -2,32 +2,28 @@
 
 Every piece of long work runs as an activity, so any watcher sees it start, move and end,
 whatever happens to the call that started it (a failed backend fails the activity, a
-cancelled call cancels it). Errors leave through `status.error_status`, never as UNKNOWN.
+cancelled call cancels it). Errors leave as exceptions; the core's status interceptor turns
+them into statuses (never UNKNOWN).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import logging
 import math
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
-from ftreview.activity_hub import ActivityHub, DuplicateActivity
+from ftreview.core.activity_hub import ActivityHub
+from ftreview.core.status import error_status
+from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import scorer_pb2, scorer_pb2_grpc
-from ftreview.wire import timestamp_ns, to_timestamp
 from grpc_status import rpc_status
 
 from scorer_service import alternate, scoring
 from scorer_service.backends.base import ScoringBackend
 from scorer_service.conversation import Message, Variant, flatten
 from scorer_service.errors import InvalidConversation, ScorerError
-from scorer_service.status import error_status, rich_status
 from scorer_service.tokenization import build_token_ids
-
-log = logging.getLogger(__name__)
 
 _REASONS = {
     scoring.Reason.NONE: scorer_pb2.NOT_CANDIDATE_REASON_UNSPECIFIED,
@@ -38,31 +34,6 @@ _REASONS = {
     scoring.Reason.TOKENIZATION_MISMATCH: scorer_pb2.NOT_CANDIDATE_REASON_TOKENIZATION_MISMATCH,
     scoring.Reason.NOT_REQUESTED: scorer_pb2.NOT_CANDIDATE_REASON_NOT_REQUESTED,
 }
-
-Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
-
-
-def _mapped_errors(method: Handler) -> Handler:
-    """Aborts with the table's status for domain errors; INTERNAL (logged) for the rest."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        try:
-            return await method(self, request, context)
-        except (ScorerError, TimeoutError, DuplicateActivity) as exc:
-            await context.abort_with_status(rpc_status.to_status(error_status(exc)))
-        except Exception:
-            log.exception("%s failed", method.__name__)
-            await context.abort_with_status(
-                rpc_status.to_status(
-                    rich_status(
-                        grpc.StatusCode.INTERNAL,
-                        f"{method.__name__} failed inside the scorer; its log has the details",
-                    )
-                )
-            )
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _messages(request_conversation: Any, present: bool) -> list[Message]:
@@ -80,7 +51,6 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         self.context_length = context_length
         self.hub = hub
 
-    @_mapped_errors
     async def Tokenize(
         self, request: scorer_pb2.TokenizeRequest, context: grpc.aio.ServicerContext
     ) -> scorer_pb2.TokenizeResponse:
@@ -94,7 +64,7 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         response = scorer_pb2.TokenizeResponse(token_ids=tokenized.token_ids, text=tokenized.text)
         for reply in tokenized.replies:
             span = response.replies.add(
-                node_path=reply.message.path,
+                node_path=reply.message.node_path,
                 start=reply.start,
                 end=reply.end,
                 content=reply.message.content,
@@ -102,7 +72,6 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
             span.timestamp.CopyFrom(to_timestamp(reply.message.timestamp_ns))
         return response
 
-    @_mapped_errors
     async def ScoreConversation(
         self, request: scorer_pb2.ScoreConversationRequest, context: grpc.aio.ServicerContext
     ) -> scorer_pb2.ScoreConversationResponse:
@@ -153,7 +122,6 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
             response.replies.append(_reply_message(reply))
         return response
 
-    @_mapped_errors
     async def GenerateAlternate(
         self, request: scorer_pb2.GenerateAlternateRequest, context: grpc.aio.ServicerContext
     ) -> scorer_pb2.GenerateAlternateResponse:
@@ -185,7 +153,6 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
             activity_id=activity.id, text=generation.text, token_count=generation.token_count
         )
 
-    @_mapped_errors
     async def GetInfo(
         self, request: scorer_pb2.GetInfoRequest, context: grpc.aio.ServicerContext
     ) -> scorer_pb2.GetInfoResponse:
@@ -223,7 +190,7 @@ def _stats_message(stats: scoring.ScoringStats) -> scorer_pb2.FinetuneScoringSta
 
 def _reply_message(reply: scoring.ReplyScore) -> scorer_pb2.ReplyScore:
     message = scorer_pb2.ReplyScore(
-        node_path=reply.message.path,
+        node_path=reply.message.node_path,
         content=reply.message.content,
         divergence=reply.divergence,
         peak=reply.peak,

@@ -63,7 +63,7 @@ class TokenizedConversation:
 
     def reply(self, path: str) -> ReplyRange | None:
         for reply in self.replies:
-            if reply.message.path == path:
+            if reply.message.node_path == path:
                 return reply
         return None
 
@@ -111,7 +111,7 @@ def _render_with_spans(
 ) -> tuple[str, list[tuple[int, int] | None]]:
     text = render(tokenizer, messages)
     placeholders = [
-        Message(m.role, _PLACEHOLDER.format(i), m.timestamp_ns, m.memory, m.path)
+        Message(m.role, _PLACEHOLDER.format(i), m.timestamp_ns, m.memory, m.node_path)
         for i, m in enumerate(messages)
     ]
     skeleton = render(tokenizer, placeholders)

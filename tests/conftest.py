@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scorer_service.backends.local import LocalBackend
-from scorer_service.server import RunningScorer, ScorerConfig, create_server
+from scorer_service.server import ScorerConfig, ScorerServer, create_server
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "conversations"
@@ -30,16 +30,17 @@ def embedded_backend() -> LocalBackend:
 
 
 @pytest.fixture(scope="session")
-async def scorer(embedded_backend: LocalBackend) -> AsyncIterator[RunningScorer]:
-    running = await create_server(
+async def scorer(embedded_backend: LocalBackend) -> AsyncIterator[ScorerServer]:
+    running, _ = await create_server(
         ScorerConfig(listen="127.0.0.1:0"),
         backend=embedded_backend,
         tokenizer=embedded_backend.tokenizer,
     )
+    await running.start()
     yield running
-    await running.server.stop(None)
+    await running.stop(None)
 
 
 @pytest.fixture(scope="session")
-def scorer_address(scorer: RunningScorer) -> str:
+def scorer_address(scorer: ScorerServer) -> str:
     return f"127.0.0.1:{scorer.port}"

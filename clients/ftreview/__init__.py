@@ -1,8 +1,9 @@
 """ftreview: the client side of the ftreview services.
 
 `ftreview.v1` holds the code generated from `protos/ftreview/v1` (never edited by hand);
-`ftreview.wire` the few conversions every party needs; `ftreview.client` the typed
-clients; `ftreview.cli` the command. Importing this package imports nothing heavy.
+`ftreview.core` what the services and clients share (wire conversions, defaults, the
+conversation model); `ftreview.client` the typed clients; `ftreview.cli` the command.
+Importing this package imports nothing heavy.
 """
 
 from __future__ import annotations

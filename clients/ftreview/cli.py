@@ -50,6 +50,7 @@ from ftreview.client import (
     resolve_scorer_address,
     status_name,
 )
+from ftreview.core.wire import format_ns, timestamp_ns
 from ftreview.errors import FtreviewError, NotFound, Unauthenticated, Unavailable
 from ftreview.local_services import LocalServices, ServiceOptions, ServiceStartError
 from ftreview.report import (
@@ -70,7 +71,6 @@ from ftreview.report import (
     trained_json,
 )
 from ftreview.v1 import activity_pb2, conversation_pb2, review_pb2
-from ftreview.wire import format_ns, timestamp_ns
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

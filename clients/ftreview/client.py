@@ -9,7 +9,7 @@
   built here, in one place per RPC, shared by the sync and async classes.
 - **Proto results.** Results are the generated messages (`Candidate`, `Config`,
   `FinetuneScoringStats`, `Activity`, ...), typed by the committed `.pyi` stubs; a repeated
-  field comes back as a `list`. Use `ftreview.wire.timestamp_ns(candidate.timestamp)` for a
+  field comes back as a `list`. Use `ftreview.core.wire.timestamp_ns(candidate.timestamp)` for a
   reply's id and `status_name()` / `reason_name()` for the enums.
 - **Deadlines by default.** Every unary call has one: `timeout` (30 s) for quick calls,
   `long_timeout` (15 min) for calls that run the model or an HTTP endpoint (scoring,
@@ -46,6 +46,7 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ftreview.core.wire import to_timestamp
 from ftreview.errors import FtreviewError, Unimplemented, from_rpc_error
 from ftreview.v1 import (
     activity_pb2,
@@ -56,7 +57,6 @@ from ftreview.v1 import (
     scorer_pb2,
     scorer_pb2_grpc,
 )
-from ftreview.wire import to_timestamp
 
 __all__ = [
     "DEFAULT_REVIEW_ADDRESS",

@@ -26,8 +26,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ftreview.core.wire import NS_PER_SECOND, to_timestamp
 from ftreview.v1 import conversation_pb2 as pb
-from ftreview.wire import NS_PER_SECOND, to_timestamp
 
 ROLES: dict[str, pb.Role] = {
     "system": pb.ROLE_SYSTEM,

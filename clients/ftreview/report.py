@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftreview.client import activity_state_name, reason_name, status_name
+from ftreview.core.conversation import flatten
+from ftreview.core.wire import format_ns, is_set, timestamp_ns
 from ftreview.v1 import activity_pb2, conversation_pb2, review_pb2, scorer_pb2
-from ftreview.wire import format_ns, is_set, timestamp_ns
 
 JsonObject = dict[str, Any]
 
@@ -34,23 +35,9 @@ class Reply:
 
 def assistant_replies(conversation: conversation_pb2.Conversation) -> list[Reply]:
     """Every non-memory assistant leaf, in conversation order (what the Scorer scores)."""
-    found: list[Reply] = []
-
-    def walk(nodes: Iterable[conversation_pb2.Node], prefix: str, memory: bool) -> None:
-        for index, node in enumerate(nodes):
-            path = f"{prefix}[{index}]"
-            is_memory = memory or node.memory
-            if node.HasField("branch"):
-                walk(node.branch.children, f"{path}.children", is_memory)
-            elif (
-                node.HasField("leaf")
-                and node.leaf.role == conversation_pb2.ROLE_ASSISTANT
-                and not is_memory
-            ):
-                found.append(Reply(timestamp_ns(node.timestamp), node.leaf.content, path))
-
-    walk(conversation.nodes, "nodes", False)
-    return found
+    return [
+        Reply(m.timestamp_ns, m.content, m.node_path) for m in flatten(conversation) if m.is_reply
+    ]
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import grpc
 
 from ftreview.client import AsyncReviewClient
+from ftreview.core.wire import timestamp_ns
 from ftreview.tui.activities import ActivityEvent, ActivityEventKind, ActivityState, ActivityView
 from ftreview.tui.board import CandidateView, StatsView, Status, TokenView
 from ftreview.v1 import activity_pb2, review_pb2, scorer_pb2
-from ftreview.wire import timestamp_ns
 
 _STATUS_FROM_PB = {
     review_pb2.CANDIDATE_STATUS_PENDING: Status.PENDING,

@@ -13,10 +13,10 @@ from typing import Any
 
 import json5
 from ftreview.client import AsyncReviewClient
+from ftreview.core.wire import timestamp_ns
 from ftreview.tui.app import ReviewApp
 from ftreview.tui.widgets import LegendScreen
 from ftreview.v1 import review_pb2
-from ftreview.wire import timestamp_ns
 from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static

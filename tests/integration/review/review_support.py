@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from ftreview.activity_hub import ActivityHub
+from ftreview.core.activity_hub import ActivityHub
+from ftreview.core.conversation import flatten
+from ftreview.core.defaults import DEFAULT_THRESHOLD
+from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import (
     activity_pb2,
     activity_pb2_grpc,
@@ -27,9 +30,7 @@ from ftreview.v1 import (
     scorer_pb2,
     scorer_pb2_grpc,
 )
-from ftreview.wire import timestamp_ns, to_timestamp
 
-from review_service.conversation import flatten
 from review_service.server import ReviewConfig, ReviewServer, create_server
 
 BASE_NS = 1_772_000_000_000_000_000
@@ -97,7 +98,7 @@ class FakeScorer(scorer_pb2_grpc.ScorerServicer):  # type: ignore[misc]
         only = {timestamp_ns(t) for t in request.only}
         messages = flatten(request.conversation)
         has_memory = any(m.memory for m in messages)
-        threshold = request.threshold or 1e-7
+        threshold = request.threshold or DEFAULT_THRESHOLD
         response = scorer_pb2.ScoreConversationResponse(
             activity_id=activity.id, conversation_id=request.conversation.id
         )
@@ -107,7 +108,7 @@ class FakeScorer(scorer_pb2_grpc.ScorerServicer):  # type: ignore[misc]
         for m in messages:
             if m.role != "assistant" or m.memory:
                 continue
-            reply = response.replies.add(content=m.content, node_path=m.path)
+            reply = response.replies.add(content=m.content, node_path=m.node_path)
             reply.timestamp.CopyFrom(to_timestamp(m.timestamp_ns))
             stats.responses_seen += 1
             if m.timestamp_ns in exclude:

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import grpc
+from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import activity_pb2, activity_pb2_grpc, review_pb2_grpc
 from ftreview.v1 import review_pb2 as S
-from ftreview.wire import timestamp_ns, to_timestamp
 from review_support import Receiver, ReviewUnderTest, RunningFakeScorer, make_conversation, reply_ts
 
 from review_service.config import ConfigFile

@@ -8,8 +8,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import activity_pb2, conversation_pb2, review_pb2, scorer_pb2
-from ftreview.wire import timestamp_ns, to_timestamp
 from review_support import (
     BASE_NS,
     ReviewUnderTest,

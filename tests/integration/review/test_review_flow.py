@@ -8,8 +8,8 @@ import math
 
 import grpc
 import pytest
+from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import activity_pb2, conversation_pb2, review_pb2
-from ftreview.wire import timestamp_ns, to_timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from review_support import (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from ftreview.conversations import load_conversations
+from ftreview.core.wire import timestamp_ns
 from ftreview.v1 import (
     activity_pb2,
     activity_pb2_grpc,
@@ -18,14 +20,13 @@ from ftreview.v1 import (
     scorer_pb2,
     scorer_pb2_grpc,
 )
-from ftreview.wire import timestamp_ns
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from scorer_service.backends.local import LocalBackend
 from scorer_service.backends.vllm import VllmBackend
-from scorer_service.server import RunningScorer, ScorerConfig, create_server
+from scorer_service.server import ScorerConfig, ScorerServer, create_server
 
 
 @pytest.fixture
@@ -198,23 +199,24 @@ async def test_malformed_conversation_is_invalid_argument_naming_the_node(
 
 
 @pytest.fixture
-async def scorer_with_dead_engine(embedded_backend: LocalBackend) -> AsyncIterator[RunningScorer]:
+async def scorer_with_dead_engine(embedded_backend: LocalBackend) -> AsyncIterator[ScorerServer]:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
     backend = VllmBackend([dead], model="smollm2", retries=1, backoff=0.01, connect_timeout=1.0)
-    running = await create_server(
+    running, _ = await create_server(
         ScorerConfig(listen="127.0.0.1:0"),
         backend=backend,
         tokenizer=embedded_backend.tokenizer,
         context_length=8192,
     )
+    await running.start()
     yield running
-    await running.server.stop(None)
+    await running.stop(None)
 
 
 async def test_engine_down_fails_the_call_with_unavailable_and_the_server_stays_up(
-    scorer_with_dead_engine: RunningScorer, fixtures_dir: Path
+    scorer_with_dead_engine: ScorerServer, fixtures_dir: Path
 ) -> None:
     address = f"127.0.0.1:{scorer_with_dead_engine.port}"
     async with grpc.aio.insecure_channel(address) as channel:
@@ -257,3 +259,24 @@ async def test_duplicate_request_id_is_already_exists(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.ScoreConversation(request)
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_an_engine_failure_leaves_one_log_line_without_traceback(
+    scorer_with_dead_engine: ScorerServer, fixtures_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 7, item 9: the wrapper aborted twice and logged two ERROR tracebacks."""
+    caplog.set_level(logging.INFO)
+    address = f"127.0.0.1:{scorer_with_dead_engine.port}"
+    async with grpc.aio.insecure_channel(address) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await scorer_pb2_grpc.ScorerStub(channel).ScoreConversation(
+                scorer_pb2.ScoreConversationRequest(
+                    conversation=_conversation(fixtures_dir, "biscuit.json")
+                ),
+                timeout=30,
+            )
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    calls = [r for r in caplog.records if r.name == "ftreview.calls"]
+    assert [(r.levelno, r.exc_info) for r in calls] == [(logging.WARNING, None)]
+    assert "Scorer/ScoreConversation ended UNAVAILABLE" in calls[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

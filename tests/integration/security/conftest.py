@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from scorer_service.backends.local import LocalBackend
-from scorer_service.server import RunningScorer, ScorerConfig, create_server
+from scorer_service.server import ScorerConfig, ScorerServer, create_server
 from tests.support.certificates import Certificate, self_signed
 
 TOKEN = "s3cret-token-for-tests"
@@ -22,22 +22,23 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
 @pytest.fixture(scope="module")
 async def locked_scorer(
     embedded_backend: LocalBackend, certificate: Certificate
-) -> AsyncIterator[RunningScorer]:
+) -> AsyncIterator[ScorerServer]:
     config = ScorerConfig(
         listen="127.0.0.1:0",
         tls_cert=str(certificate.cert),
         tls_key=str(certificate.key),
         token=TOKEN,
     )
-    running = await create_server(
+    running, _ = await create_server(
         config, backend=embedded_backend, tokenizer=embedded_backend.tokenizer
     )
+    await running.start()
     yield running
-    await running.server.stop(None)
+    await running.stop(None)
 
 
 @pytest.fixture(scope="module")
-def locked_scorer_address(locked_scorer: RunningScorer) -> str:
+def locked_scorer_address(locked_scorer: ScorerServer) -> str:
     return f"127.0.0.1:{locked_scorer.port}"
 
 

@@ -14,9 +14,9 @@ import pytest
 from conftest import TOKEN
 from ftreview.auth import channel_credentials
 from ftreview.client import AsyncReviewClient
+from ftreview.core.wire import to_timestamp
 from ftreview.errors import Unauthenticated, Unavailable
 from ftreview.v1 import activity_pb2, activity_pb2_grpc, conversation_pb2
-from ftreview.wire import to_timestamp
 
 from review_service.server import ReviewConfig, ReviewServer, create_server
 from tests.support.certificates import Certificate

@@ -13,8 +13,8 @@ from ftreview.client import (
     resolve_review_address,
     resolve_scorer_address,
 )
+from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import activity_pb2, review_pb2
-from ftreview.wire import timestamp_ns, to_timestamp
 
 from tests.unit.clients.conftest import Serve
 from tests.unit.clients.fakes import FakeActivities, FakeReview

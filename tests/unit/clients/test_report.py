@@ -3,6 +3,7 @@ candidate, and the stats under the documented snake_case names."""
 
 from __future__ import annotations
 
+from ftreview.core.wire import to_timestamp
 from ftreview.report import (
     assistant_replies,
     overall_stats_json,
@@ -12,7 +13,6 @@ from ftreview.report import (
     stats_json,
 )
 from ftreview.v1 import activity_pb2, conversation_pb2, review_pb2, scorer_pb2
-from ftreview.wire import to_timestamp
 
 T1, T2, T3, T4 = 1_700_000_000_000_000_001, 1_700_000_000_000_000_002, 0, 1_700_000_000_000_000_004
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from ftreview.core.wire import to_timestamp
 from ftreview.v1 import conversation_pb2 as pb
-from ftreview.wire import to_timestamp
 
 from review_service import training
 from review_service.conversation import replies, reply_contexts

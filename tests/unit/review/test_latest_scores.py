@@ -3,12 +3,12 @@ list follows the stored conversation."""
 
 from __future__ import annotations
 
+from ftreview.core.conversation import Message, flatten
+from ftreview.core.wire import to_timestamp
 from ftreview.v1 import conversation_pb2 as pb
 from ftreview.v1 import scorer_pb2
-from ftreview.wire import to_timestamp
 
 from review_service import latest_scores
-from review_service.conversation import FlatMessage, flatten
 from review_service.model import Candidate, LatestScore, ScoredReply, Status
 
 BELOW = scorer_pb2.NOT_CANDIDATE_REASON_BELOW_THRESHOLD
@@ -27,7 +27,7 @@ def _leaf(role: int, content: str, ns: int = 0, memory: bool = False) -> pb.Node
     )
 
 
-def _conversation() -> list[FlatMessage]:
+def _conversation() -> list[Message]:
     conversation = pb.Conversation(
         id="c",
         nodes=[

@@ -12,8 +12,8 @@ from ftreview.conversations import (
     parse_conversation,
     parse_timestamp_ns,
 )
+from ftreview.core.wire import timestamp_ns
 from ftreview.v1 import conversation_pb2 as pb
-from ftreview.wire import timestamp_ns
 from google.protobuf import json_format
 
 

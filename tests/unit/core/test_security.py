@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from ftreview.auth import (
+from ftreview.core.security import (
     SecurityConfigError,
     ServerSecurity,
     is_loopback,

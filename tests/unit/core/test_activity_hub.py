@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from ftreview.activity_hub import ActivityHub, DuplicateActivity
+from ftreview.core.activity_hub import ActivityHub, DuplicateActivity
 from ftreview.v1 import activity_pb2 as pb
 
 K = pb.ActivityEventKind

@@ -1,5 +1,5 @@
-"""The `Activities` gRPC service over an `ActivityHub`: the same for every server that runs
-long work, so each serves it by adding this one servicer."""
+"""The `Activities` gRPC service over an `ActivityHub`: the same for every service that runs
+long work, so the server lifecycle (`ftreview.core.server`) adds it to each of them."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from ftreview.activity_hub import ActivityHub
+from ftreview.core.activity_hub import ActivityHub
 from ftreview.v1 import activity_pb2, activity_pb2_grpc
+
+ACTIVITIES_SERVICE = activity_pb2.DESCRIPTOR.services_by_name["Activities"].full_name
 
 
 class ActivitiesServicer(activity_pb2_grpc.ActivitiesServicer):  # type: ignore[misc, unused-ignore]
     def __init__(self, hub: ActivityHub) -> None:
         self.hub = hub
+
+    def add_to(self, server: grpc.aio.Server) -> None:
+        activity_pb2_grpc.add_ActivitiesServicer_to_server(self, server)
 
     async def WatchActivities(
         self, request: activity_pb2.WatchActivitiesRequest, context: grpc.aio.ServicerContext

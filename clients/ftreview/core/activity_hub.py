@@ -1,10 +1,10 @@
 """Activities: long work with an id, progress and an end, streamed to any number of watchers.
 
-Both servers run their long work (scoring, alternates, sending) through an `ActivityHub`
-and serve its `WatchActivities` stream. The invariants it keeps:
+Every service runs its long work (scoring, alternates, sending, training) through an
+`ActivityHub` and serves its `WatchActivities` stream. The invariants it keeps:
 
-- a slow watcher never blocks the work or other watchers: each watcher has its own queue,
-  and progress events waiting in it are coalesced to the latest value per activity;
+- a slow watcher never blocks the work or other watchers (`ftreview.core.fanout`): progress
+  events waiting for a watcher are coalesced to the latest value per activity;
 - start and end events are never dropped or reordered for an activity
   (started < progress... < ended);
 - a caller can watch an activity by id before it starts (clients name it with a request id).
@@ -22,8 +22,10 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 
+from ftreview.core.errors import AlreadyExists
+from ftreview.core.fanout import Fanout
+from ftreview.core.wire import to_timestamp
 from ftreview.v1 import activity_pb2 as pb
-from ftreview.wire import to_timestamp
 
 _Kind = pb.ActivityEventKind
 _ENDED_STATES = (
@@ -33,7 +35,7 @@ _ENDED_STATES = (
 )
 
 
-class DuplicateActivity(ValueError):
+class DuplicateActivity(AlreadyExists):
     """An activity with that id exists already (request ids must be unique)."""
 
 
@@ -91,39 +93,12 @@ class Activity:
         self._hub._forget_old()
 
 
-class _Watcher:
-    """One subscriber's queue. Progress for an activity replaces the one still waiting."""
-
-    def __init__(self, activity_id: str) -> None:
-        self.activity_id = activity_id
-        self.pending: OrderedDict[object, pb.WatchActivitiesResponse] = OrderedDict()
-        self.wake = asyncio.Event()
-        self._seq = 0
-
-    def offer(self, kind: pb.ActivityEventKind, activity: pb.Activity) -> None:
-        if self.activity_id and activity.id != self.activity_id:
-            return
-        event = pb.WatchActivitiesResponse(kind=kind)
-        event.activity.CopyFrom(activity)
-        if kind == _Kind.ACTIVITY_EVENT_KIND_PROGRESS:
-            key: object = ("progress", activity.id)
-            if key in self.pending:
-                self.pending[key] = event  # keeps its place in line, carries the latest value
-                self.wake.set()
-                return
-        else:
-            self._seq += 1
-            key = ("event", self._seq)
-        self.pending[key] = event
-        self.wake.set()
-
-
 class ActivityHub:
     """Creates activities and fans their events out to watchers. Use from one event loop."""
 
     def __init__(self, keep_finished: int = 200) -> None:
         self._activities: OrderedDict[str, Activity] = OrderedDict()
-        self._watchers: set[_Watcher] = set()
+        self._fanout: Fanout[pb.WatchActivitiesResponse] = Fanout()
         self._keep_finished = keep_finished
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -167,10 +142,9 @@ class ActivityHub:
     async def watch(self, activity_id: str = "") -> AsyncIterator[pb.WatchActivitiesResponse]:
         """Snapshot, SNAPSHOT_END, then live events. Watching one id ends after its end."""
         self._bind_loop()
-        watcher = _Watcher(activity_id)
-        self._watchers.add(watcher)
-        try:
-            # The snapshot is built now, in the step that registered the watcher, from
+        accept = None if not activity_id else (lambda e: e.activity.id == activity_id)
+        with self._fanout.watch(accept) as watch:
+            # The snapshot is built now, in the step that registered the watch, from
             # copies: an activity that ends while the snapshot is being sent must not
             # look ended to the check below (its ENDED event is queued and still owed).
             if activity_id:
@@ -190,20 +164,14 @@ class ActivityHub:
                 return
             # Events published while the snapshot was sent are queued already; at worst
             # they repeat a value the snapshot showed.
-            while True:
-                await watcher.wake.wait()
-                watcher.wake.clear()
-                while watcher.pending:
-                    _, event = watcher.pending.popitem(last=False)
-                    yield event
-                    if activity_id and event.kind == _Kind.ACTIVITY_EVENT_KIND_ENDED:
-                        return
-        finally:
-            self._watchers.discard(watcher)
+            async for event in watch:
+                yield event
+                if activity_id and event.kind == _Kind.ACTIVITY_EVENT_KIND_ENDED:
+                    return
 
     @property
     def watcher_count(self) -> int:
-        return len(self._watchers)
+        return self._fanout.watcher_count
 
     # -- internals -----------------------------------------------------------------------
 
@@ -220,8 +188,14 @@ class ActivityHub:
             self._loop.call_soon_threadsafe(fn, *args)
 
     def _publish(self, kind: pb.ActivityEventKind, message: pb.Activity) -> None:
-        for watcher in self._watchers:
-            watcher.offer(kind, message)
+        if not self._fanout.watcher_count:
+            return
+        event = pb.WatchActivitiesResponse(kind=kind)
+        event.activity.CopyFrom(message)
+        # Progress waiting for a watcher is replaced by newer progress of the same activity;
+        # start and end events are never coalesced.
+        key = ("progress", message.id) if kind == _Kind.ACTIVITY_EVENT_KIND_PROGRESS else None
+        self._fanout.publish(event, key)
 
     def _forget_old(self) -> None:
         finished = [k for k, a in self._activities.items() if a.ended]

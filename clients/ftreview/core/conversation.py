@@ -1,0 +1,95 @@
+"""The conversation model every party shares: one flattener, one set of rules.
+
+A `Conversation` on the wire is a tree (branches group messages, a memory branch makes
+every descendant memory). `flatten` turns it into the flat list of `Message`s in rendering
+order, each keeping the node path it came from ("nodes[2].children[0]"), so every error
+and every reply can say where it is. Invariants:
+
+- a conversation that flattens is one every service can render: it has nodes, every leaf
+  has a known role, every branch has children, no branch nests deeper than
+  `MAX_NESTING_DEPTH`, and every timestamp fits the 64-bit nanoseconds a reply is known
+  by; anything else is refused with `InvalidInput` naming "conversation.<node path>";
+- memory is inherited: a message is memory when it or any ancestor is marked memory, so a
+  memory can never leak into a context that must not see it.
+
+Plain Python over the generated messages: no gRPC, no service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ftreview.core.defaults import MAX_NESTING_DEPTH
+from ftreview.core.errors import InvalidInput
+from ftreview.core.wire import checked_timestamp_ns
+from ftreview.v1 import conversation_pb2 as pb
+
+ROLE_NAMES: dict[int, str] = {
+    pb.ROLE_SYSTEM: "system",
+    pb.ROLE_USER: "user",
+    pb.ROLE_ASSISTANT: "assistant",
+    pb.ROLE_TOOL: "tool",
+}
+ROLE_VALUES: dict[str, int] = {name: value for value, name in ROLE_NAMES.items()}
+FIELD = "conversation"
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+    timestamp_ns: int
+    memory: bool
+    node_path: str
+
+    @property
+    def is_reply(self) -> bool:
+        """An assistant message that is not a memory: what the Scorer scores."""
+        return self.role == "assistant" and not self.memory
+
+
+def flatten(conversation: pb.Conversation, max_depth: int = MAX_NESTING_DEPTH) -> list[Message]:
+    """Every leaf in rendering order; raises InvalidInput naming the node at fault."""
+    if not conversation.nodes:
+        raise InvalidInput(f"{FIELD}.nodes", "the conversation has no nodes")
+    messages: list[Message] = []
+    _walk(conversation.nodes, "nodes", False, 1, max_depth, messages)
+    return messages
+
+
+def validate(conversation: pb.Conversation, max_depth: int = MAX_NESTING_DEPTH) -> None:
+    """Refuse a conversation no service could render, naming the node at fault."""
+    flatten(conversation, max_depth)
+
+
+def _walk(
+    nodes: Iterable[pb.Node],
+    prefix: str,
+    in_memory: bool,
+    depth: int,
+    max_depth: int,
+    out: list[Message],
+) -> None:
+    for index, node in enumerate(nodes):
+        path = f"{prefix}[{index}]"
+        memory = in_memory or node.memory
+        kind = node.WhichOneof("kind")
+        if kind == "leaf":
+            role = ROLE_NAMES.get(node.leaf.role)
+            if role is None:
+                raise InvalidInput(
+                    f"{FIELD}.{path}", "unknown role (expected system, user, assistant or tool)"
+                )
+            ns = checked_timestamp_ns(node.timestamp, f"{FIELD}.{path}.timestamp")
+            out.append(Message(role, node.leaf.content, ns, memory, path))
+        elif kind == "branch":
+            if not node.branch.children:
+                raise InvalidInput(f"{FIELD}.{path}", "a branch needs at least one child")
+            if depth >= max_depth:
+                raise InvalidInput(
+                    f"{FIELD}.{path}", f"branches nest deeper than {max_depth} levels"
+                )
+            _walk(node.branch.children, f"{path}.children", memory, depth + 1, max_depth, out)
+        else:
+            raise InvalidInput(f"{FIELD}.{path}", "a node must be a leaf or a branch")
