@@ -49,12 +49,14 @@ def seed(home: Path, count: int) -> list[int]:
     store = SqliteStore(home / DATABASE_NAME)
     stamps = [BASE + 1000 * (i + 1) for i in range(count)]
     store.commit(
-        StoreChange(
-            upsert=[
-                Candidate(ts, "bench", f"Your cat is named Biscuit ({i}).", CONTEXT, 1.8, 3.1)
-                for i, ts in enumerate(stamps)
-            ]
-        )
+        [
+            StoreChange(
+                upsert=[
+                    Candidate(ts, "bench", f"Your cat is named Biscuit ({i}).", CONTEXT, 1.8, 3.1)
+                    for i, ts in enumerate(stamps)
+                ]
+            )
+        ]
     )
     store.close()
     return stamps

@@ -30,6 +30,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from .config import CONFIG_NAME, ConfigFile
+from .convert import WireConversations
 from .finetune_http import HttpFinetuneEndpoint
 from .review import Review
 from .scorer_grpc import GrpcScorer
@@ -127,6 +128,7 @@ def create_server(config: ReviewConfig) -> tuple[ReviewServer, int]:
         HttpFinetuneEndpoint(),
         config_file,
         hub,
+        codec=WireConversations(),
         scorer_ready_timeout=config.scorer_ready_timeout,
     )
     server = grpc.aio.server(

@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ftreview.wire import format_ns
-
-from .model import Candidate
+from .model import Candidate, format_ns
 
 FORMATS = ("openai", "trl")
 
