@@ -119,6 +119,7 @@ class Review:
         self._scorer = scorer
         self._endpoint = endpoint
         self._background = Background(hub)
+        self._closed = False
         self._last_config = config_file.load()
         self._decisions = Decisions(self._writer)
         self._scoring = Scoring(
@@ -145,6 +146,10 @@ class Review:
         return self._last_config
 
     async def close(self) -> None:
+        """Stop background work, finish queued writes, close the store (once)."""
+        if self._closed:
+            return
+        self._closed = True
         self.feed.close()
         await self._background.close()
         await self._writer.close()
