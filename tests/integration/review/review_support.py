@@ -9,6 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -131,6 +136,10 @@ class FakeScorer(scorer_pb2_grpc.ScorerServicer):  # type: ignore[misc]
             elif d > threshold:
                 reply.candidate = True
                 stats.responses_above_threshold += 1
+                for k, memory in enumerate(m for m in messages if m.memory):
+                    reply.attributions.add(
+                        node_path=memory.path, content=memory.content, attribution=d / (k + 1)
+                    )
             else:
                 reply.reason = scorer_pb2.NOT_CANDIDATE_REASON_BELOW_THRESHOLD
         response.max_divergence = stats.max_divergence
@@ -242,6 +251,52 @@ class ReviewUnderTest:
             review_pb2.ListCandidatesRequest(statuses=list(statuses))
         )
         return list(response.candidates)
+
+
+SERVING = re.compile(r"review serving on 127\.0\.0\.1:(\d+)")
+
+
+class ReviewProcess:
+    """A real `python -m review_service` subprocess on `home`, to kill and restart."""
+
+    def __init__(self, home: Path, scorer: str) -> None:
+        self.home = home
+        self.scorer = scorer
+        self.process: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "review_service", "--listen", "127.0.0.1:0",
+             "--scorer", self.scorer, "--home", str(self.home)],
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        stderr = self.process.stderr
+        assert stderr is not None
+        seen: list[str] = []
+
+        def read_until_serving() -> int:
+            for line in stderr:
+                seen.append(line)
+                match = SERVING.search(line)
+                if match:
+                    return int(match.group(1))
+            raise AssertionError("the Review exited before serving:\n" + "".join(seen))
+
+        self.port = await asyncio.wait_for(asyncio.to_thread(read_until_serving), 30)
+        # Keep draining stderr so the child never blocks on a full pipe.
+        asyncio.get_running_loop().run_in_executor(None, stderr.read)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(10)
 
 
 # -- a real HTTP fine-tuning receiver --------------------------------------------------
