@@ -316,6 +316,8 @@ class Receiver:
     fail_after_training: int = 0
     # Hold every answer until released (to make the client time out).
     hang: threading.Event | None = None
+    # Called (in the server's thread) after a request was trained, before it is answered.
+    after_training: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -349,19 +351,27 @@ def serve_receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers["Content-Length"])
-            body = json.loads(self.rfile.read(length))
+            try:
+                body = json.loads(self.rfile.read(length))
+            except ValueError:  # the sender died mid-request: nothing to train
+                self.send_error(400, "truncated request")
+                return
             if state.hang is not None:
                 state.hang.wait(30)
                 with state.lock:
                     state.requests.append(body)
                 return
             code, answer = state.handle(body)
+            trained_now = state.after_training
+            if trained_now is not None:
+                trained_now()  # trained, not answered yet: the window a crash test aims at
             data = json.dumps(answer).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # sender killed
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

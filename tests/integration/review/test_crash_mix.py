@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from review_service.training import idempotency_key
 
 KILLS = int(os.environ.get("FTREVIEW_CRASH_KILLS", "6"))
 SEED = int(os.environ.get("FTREVIEW_CRASH_SEED", "7"))
-REPLIES = 48
+REPLIES = 24  # per round: each round ingests a fresh conversation too
 WORKERS = 8
 STATUS = {
     S.CANDIDATE_STATUS_PENDING: "pending",
@@ -108,6 +109,24 @@ async def ship(stub: review_pb2_grpc.ReviewStub, rng: random.Random, tally: Tall
     return True
 
 
+async def kill_point_after_training(receiver: Receiver, loop: asyncio.AbstractEventLoop) -> None:
+    """Returns once the receiver has trained a request and holds its answer (the answer
+    waits for this thread's event, set after the kill), or after 5 s without a send."""
+    trained = asyncio.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        loop.call_soon_threadsafe(trained.set)
+        release.wait(10)
+
+    receiver.after_training = hold
+    try:
+        await asyncio.wait_for(trained.wait(), 5)
+    except TimeoutError:
+        pass
+    loop.call_later(0.5, release.set)
+
+
 async def check_after_restart(
     stub: review_pb2_grpc.ReviewStub, home: Path, replies: list[Reply], tally: Tally,
     receiver: Receiver,
@@ -158,15 +177,17 @@ async def test_random_mix_under_sigkill_keeps_every_acknowledged_change_and_trai
     await child.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{child.port}")
     setup = ReviewUnderTest(home, fake_scorer.address)
-    setup.stub = review_pb2_grpc.ReviewStub(channel)
-    setup.activities = activity_pb2_grpc.ActivitiesStub(channel)
-    scored = await setup.ingest_and_wait(make_conversation("mix", REPLIES))
-    assert scored.state == activity_pb2.ACTIVITY_STATE_SUCCEEDED, scored.error
-    replies = [Reply(reply_ts("mix", i)) for i in range(REPLIES)]
+    replies: list[Reply] = []
     tally = Tally()
 
-    for _ in range(KILLS):
+    for round_ in range(KILLS):
         stub = review_pb2_grpc.ReviewStub(channel)
+        setup.stub = stub
+        setup.activities = activity_pb2_grpc.ActivitiesStub(channel)
+        scored = await setup.ingest_and_wait(make_conversation(f"mix{round_}", REPLIES))
+        assert scored.state == activity_pb2.ACTIVITY_STATE_SUCCEEDED, scored.error
+        replies += [Reply(reply_ts(f"mix{round_}", i)) for i in range(REPLIES)]
+        live = [r for r in replies if not r.retired]
         some_acked = asyncio.Event()
 
         async def worker(
@@ -188,12 +209,17 @@ async def test_random_mix_under_sigkill_keeps_every_acknowledged_change_and_trai
             while await ship(stub, rng, tally):
                 acked.set()
 
-        tasks = [asyncio.ensure_future(worker(replies[i::WORKERS])) for i in range(WORKERS)] + [
+        tasks = [asyncio.ensure_future(worker(live[i::WORKERS])) for i in range(WORKERS)] + [
             asyncio.ensure_future(shipper())
         ]
         await asyncio.wait_for(some_acked.wait(), 30)
-        await asyncio.sleep(rng.uniform(0.0, 0.4))  # the random kill point
+        if round_ % 2:
+            await asyncio.sleep(rng.uniform(0.0, 0.4))  # a random kill point
+        else:
+            # The narrowest window: the receiver trained a send and has not answered yet.
+            await kill_point_after_training(receiver, asyncio.get_running_loop())
         child.kill()
+        receiver.after_training = None
         tally.kills += 1
         await asyncio.gather(*tasks)
         await channel.close()
