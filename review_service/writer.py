@@ -106,10 +106,10 @@ class Writer:
             writes: list[_Write[Any]] = []
             while True:
                 if item is None:
-                    await self._flush(writes)
+                    await self._flush_guarded(writes)
                     return
                 if isinstance(item, _Read):
-                    await self._flush(writes)
+                    await self._flush_guarded(writes)
                     writes = []
                     await _settle(item.future, item.work(self.view))
                 else:
@@ -117,7 +117,17 @@ class Writer:
                 if len(writes) >= MAX_BATCH or self._queue.empty():
                     break
                 item = self._queue.get_nowait()
+            await self._flush_guarded(writes)
+
+    async def _flush_guarded(self, writes: list[_Write[Any]]) -> None:
+        """A bug in a plan or a publish fails its batch's callers, never the writer (which
+        every later change waits on)."""
+        try:
             await self._flush(writes)
+        except Exception as error:
+            log.exception("the writer failed a batch of %d changes", len(writes))
+            for item in writes:
+                _fail(item.future, error)
 
     async def _flush(self, writes: list[_Write[Any]]) -> None:
         if not writes:
