@@ -25,20 +25,9 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from .model import (
-    Candidate,
-    ContextMessage,
-    LatestScore,
-    MemoryAttribution,
-    NotCandidateReason,
-    ScoringStats,
-    SendInFlight,
-    Status,
-    TokenValue,
-    TrainedEntry,
-)
+from . import store_rows
+from .model import Candidate, LatestScore, ScoringStats, SendInFlight, TrainedEntry
 from .ports import StoreChange
 
 SCHEMA_VERSION = 3
@@ -97,14 +86,6 @@ CREATE TABLE IF NOT EXISTS sends_in_flight (
 );
 """
 
-# Candidate columns added after schema version 2 (NULL in older rows means empty).
-_CANDIDATE_COLUMNS = (("question", "TEXT"), ("memories", "TEXT"), ("send_error", "TEXT"))
-_CANDIDATE_SELECT = (
-    "SELECT timestamp_ns, conversation_id, content, context, divergence, peak, tokens,"
-    " alternate, status, scored_at_ns, decided_at_ns, reject_reason, question, memories,"
-    " send_error FROM candidates"
-)
-
 
 class SqliteStore:
     def __init__(self, path: Path) -> None:
@@ -128,9 +109,9 @@ class SqliteStore:
                 if statement.strip():
                     db.execute(statement)
             for table, columns in (
-                ("scored_replies", _SCORE_COLUMNS),
-                ("unset_timestamp_scores", _SCORE_COLUMNS),
-                ("candidates", _CANDIDATE_COLUMNS),
+                ("scored_replies", store_rows.SCORE_COLUMNS),
+                ("unset_timestamp_scores", store_rows.SCORE_COLUMNS),
+                ("candidates", store_rows.CANDIDATE_COLUMNS),
             ):
                 present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
                 for name, kind in columns:
@@ -159,7 +140,10 @@ class SqliteStore:
     # -- reads --------------------------------------------------------------------------
 
     def load_candidates(self) -> list[Candidate]:
-        return [_candidate(row) for row in self._db.execute(_CANDIDATE_SELECT).fetchall()]
+        return [
+            store_rows.candidate(r)
+            for r in self._db.execute(store_rows.CANDIDATE_SELECT).fetchall()
+        ]
 
     def load_ledger(self) -> list[TrainedEntry]:
         rows = self._db.execute(
@@ -193,7 +177,7 @@ class SqliteStore:
 
     def latest_scores(self, conversation_id: str) -> list[LatestScore]:
         """The kept scores of a conversation's replies (rows without scores left out)."""
-        columns = ", ".join(name for name, _ in _SCORE_COLUMNS)
+        columns = ", ".join(name for name, _ in store_rows.SCORE_COLUMNS)
         rows = self._db.execute(
             f"SELECT conversation_id, timestamp_ns, {columns} FROM scored_replies"
             " WHERE conversation_id = ? AND scored IS NOT NULL"
@@ -201,7 +185,7 @@ class SqliteStore:
             " WHERE conversation_id = ? AND scored IS NOT NULL",
             (conversation_id, conversation_id),
         ).fetchall()
-        return [_latest_score(row) for row in rows]
+        return [store_rows.latest_score(row) for row in rows]
 
     def conversation_body(self, conversation_id: str) -> bytes | None:
         row = self._db.execute(
@@ -248,7 +232,7 @@ class SqliteStore:
             " decided_at_ns, reject_reason, question, memories, send_error)"
             " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
             " WHERE NOT EXISTS (SELECT 1 FROM trained WHERE timestamp_ns = ?)",
-            [(*_row(c), c.timestamp_ns) for c in change.upsert],
+            [(*store_rows.row(c), c.timestamp_ns) for c in change.upsert],
         )
         if change.scores is not None:
             self._keep_scores(*change.scores)
@@ -278,12 +262,12 @@ class SqliteStore:
         )  # fmt: skip
 
     def _keep_scores(self, conversation_id: str, scores: list[LatestScore]) -> None:
-        columns = ", ".join(name for name, _ in _SCORE_COLUMNS)
-        marks = ", ".join("?" for _ in _SCORE_COLUMNS)
+        columns = ", ".join(name for name, _ in store_rows.SCORE_COLUMNS)
+        marks = ", ".join("?" for _ in store_rows.SCORE_COLUMNS)
         self._db.executemany(
             f"INSERT OR REPLACE INTO scored_replies (timestamp_ns, conversation_id, {columns})"
             f" VALUES (?, ?, {marks})",
-            [(s.timestamp_ns, s.conversation_id, *_score_values(s)) for s in scores
+            [(s.timestamp_ns, s.conversation_id, *store_rows.score_values(s)) for s in scores
              if s.timestamp_ns],
         )  # fmt: skip
         self._db.execute(
@@ -292,105 +276,12 @@ class SqliteStore:
         self._db.executemany(
             f"INSERT OR REPLACE INTO unset_timestamp_scores (conversation_id, {columns})"
             f" VALUES (?, {marks})",
-            [(s.conversation_id, *_score_values(s)) for s in scores if not s.timestamp_ns],
+            [
+                (s.conversation_id, *store_rows.score_values(s))
+                for s in scores
+                if not s.timestamp_ns
+            ],
         )
-
-
-# The latest score of a reply, in both `scored_replies` and `unset_timestamp_scores`.
-# Nullable, because ALTER TABLE adds them to rows that predate them (see `_migrate`).
-_SCORE_COLUMNS = (
-    ("node_path", "TEXT"),
-    ("content", "TEXT"),
-    ("scored", "INTEGER"),
-    ("divergence", "REAL"),
-    ("peak", "REAL"),
-    ("candidate", "INTEGER"),
-    ("reason", "INTEGER"),  # a NotCandidateReason value
-    ("context_tokens_cut", "INTEGER"),
-    ("scored_at_ns", "INTEGER"),
-)
-
-
-def _score_values(s: LatestScore) -> tuple[Any, ...]:
-    return (
-        s.node_path,
-        s.content,
-        int(s.scored),
-        s.divergence,
-        s.peak,
-        int(s.candidate),
-        s.reason.value,
-        s.context_tokens_cut,
-        s.scored_at_ns,
-    )
-
-
-def _latest_score(row: tuple[Any, ...]) -> LatestScore:
-    (cid, ts, path, content, scored, divergence, peak, candidate, reason, cut, scored_at) = row
-    return LatestScore(
-        conversation_id=cid,
-        timestamp_ns=ts,
-        node_path=path or "",
-        content=content or "",
-        scored=bool(scored),
-        divergence=divergence or 0.0,
-        peak=peak or 0.0,
-        candidate=bool(candidate),
-        reason=NotCandidateReason(reason or 0),
-        context_tokens_cut=cut or 0,
-        scored_at_ns=scored_at or 0,
-    )
-
-
-def _row(c: Candidate) -> tuple[Any, ...]:
-    if c.status == Status.SENT:
-        raise ValueError("sent candidates live in the trained ledger, not in the list")
-    context = [[m.role, m.content, m.timestamp_ns] for m in c.context]
-    tokens = [
-        [t.token_id, t.text, t.logprob_with_memories, t.logprob_without_memories, t.divergence]
-        for t in c.tokens
-    ]
-    return (
-        c.timestamp_ns,
-        c.conversation_id,
-        c.content,
-        json.dumps(context, ensure_ascii=False),
-        c.divergence,
-        c.peak,
-        json.dumps(tokens, ensure_ascii=False),
-        c.alternate,
-        c.status.value,
-        c.scored_at_ns,
-        c.decided_at_ns,
-        c.reject_reason,
-        c.question,
-        json.dumps(
-            [[m.node_path, m.content, m.attribution] for m in c.memories], ensure_ascii=False
-        ),
-        c.send_error,
-    )
-
-
-def _candidate(row: tuple[Any, ...]) -> Candidate:
-    (ts, cid, content, context, divergence, peak, tokens, alternate, status, scored, decided,
-     reason, question, memories, send_error) = row  # fmt: skip
-    return Candidate(
-        timestamp_ns=ts,
-        conversation_id=cid,
-        content=content,
-        context=tuple(ContextMessage(r, t, n) for r, t, n in json.loads(context)),
-        divergence=divergence,
-        peak=peak,
-        tokens=tuple(TokenValue(*token) for token in json.loads(tokens)),
-        alternate=alternate,
-        status=Status(status),
-        scored_at_ns=scored,
-        decided_at_ns=decided,
-        reject_reason=reason,
-        question=question or "",
-        memories=tuple(MemoryAttribution(*m) for m in json.loads(memories or "[]")),
-        send_error=send_error or "",
-    )
 
 
 def _migrate_wire_stats(db: sqlite3.Connection) -> None:
