@@ -8,7 +8,9 @@ it from this process over gRPC:
 
 - Approve/Reject throughput and latency (p50, p99) with 1 client and with 50 concurrent
   clients (each on its own channel); every call decides a fresh candidate, so every call
-  is a real write (one SQLite transaction, synchronous=FULL);
+  is a real write (synchronous=FULL). Measured twice in the same run: with group commit
+  (concurrent decisions share one transaction) and, as the baseline, with one transaction
+  per decision (the writer's batch limited to 1, as before group commit);
 - WatchCandidates fan-out: time from sending a change until the last of 100 subscribers
   has seen it, against 1 subscriber as the baseline.
 
@@ -37,6 +39,7 @@ from review_service.model import Candidate, ContextMessage
 from review_service.ports import StoreChange
 from review_service.server import DATABASE_NAME
 from review_service.store_sqlite import SqliteStore
+from review_service.writer import MAX_BATCH
 
 BASE = 1_772_000_000_000_000_000
 CONTEXT = (
@@ -49,20 +52,29 @@ def seed(home: Path, count: int) -> list[int]:
     store = SqliteStore(home / DATABASE_NAME)
     stamps = [BASE + 1000 * (i + 1) for i in range(count)]
     store.commit(
-        StoreChange(
-            upsert=[
-                Candidate(ts, "bench", f"Your cat is named Biscuit ({i}).", CONTEXT, 1.8, 3.1)
-                for i, ts in enumerate(stamps)
-            ]
-        )
+        [
+            StoreChange(
+                upsert=[
+                    Candidate(ts, "bench", f"Your cat is named Biscuit ({i}).", CONTEXT, 1.8, 3.1)
+                    for i, ts in enumerate(stamps)
+                ]
+            )
+        ]
     )
     store.close()
     return stamps
 
 
-def start_review(home: Path) -> tuple[subprocess.Popen[str], int]:
+# Runs `python -m review_service` with the writer's batch limit set first (1: the baseline).
+LAUNCH = (
+    "import sys, review_service.writer as w; w.MAX_BATCH = int(sys.argv.pop(1)); "
+    "from review_service.__main__ import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def start_review(home: Path, max_batch: int) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "review_service", "--listen", "127.0.0.1:0",
+        [sys.executable, "-c", LAUNCH, str(max_batch), "--listen", "127.0.0.1:0",
          "--scorer", "127.0.0.1:1", "--home", str(home), "--log-level", "INFO"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -164,29 +176,38 @@ async def main() -> None:
     parser.add_argument("--ops", type=int, default=1500, help="decisions per client setting")
     parser.add_argument("--rounds", type=int, default=40, help="changes per fan-out setting")
     args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        stamps = seed(home, 2 * args.ops + 2 * args.rounds)
-        process, port = start_review(home)
-        address = f"127.0.0.1:{port}"
-        try:
-            one = await decisions(address, stamps[: args.ops], 1)
-            many = await decisions(address, stamps[args.ops : 2 * args.ops], 50)
-            rest = stamps[2 * args.ops :]
-            single = await fan_out(address, rest[: args.rounds], 1, args.rounds)
-            hundred = await fan_out(address, rest[args.rounds :], 100, args.rounds)
-        finally:
-            process.terminate()
-            process.wait(10)
+        stamps = seed(home, 4 * args.ops + 2 * args.rounds)
+        batches = iter([stamps[i * args.ops : (i + 1) * args.ops] for i in range(4)])
+        for label, max_batch in (("one transaction each", 1), ("group commit", MAX_BATCH)):
+            process, port = start_review(home, max_batch)
+            address = f"127.0.0.1:{port}"
+            try:
+                results[f"{label}, 1"] = await decisions(address, next(batches), 1)
+                results[f"{label}, 50"] = await decisions(address, next(batches), 50)
+                if max_batch != 1:
+                    rest = stamps[4 * args.ops :]
+                    single = await fan_out(address, rest[: args.rounds], 1, args.rounds)
+                    hundred = await fan_out(address, rest[args.rounds :], 100, args.rounds)
+            finally:
+                process.terminate()
+                process.wait(10)
     print(f"Review benchmark  (python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
           f"SQLite WAL synchronous=FULL, server in a subprocess)")  # fmt: skip
     print()
-    print("approve/reject, each call one fresh candidate (one transaction)")
-    print(f"{'clients':>8} {'ops':>6} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    for label, r in (("1", one), ("50", many)):
-        row = f"{label:>8} {r['ops']:>6.0f} {r['per_s']:>9.0f}"
+    print("approve/reject, each call one fresh candidate (a durable write)")
+    print(f"{'writer':>22} {'clients':>8} {'ops':>6} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for key, r in results.items():
+        label, clients = key.rsplit(", ", 1)
+        row = f"{label:>22} {clients:>8} {r['ops']:>6.0f} {r['per_s']:>9.0f}"
         print(f"{row} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}")
-    print(f"throughput 50 vs 1 client: x{many['per_s'] / one['per_s']:.2f}")
+    base, group = results["one transaction each, 50"], results["group commit, 50"]
+    print(
+        f"50 clients, group commit vs one transaction each: throughput "
+        f"x{group['per_s'] / base['per_s']:.2f}, p99 x{group['p99_ms'] / base['p99_ms']:.2f}"
+    )
     print()
     print(
         f"WatchCandidates fan-out: Approve sent -> last subscriber saw it ({args.rounds} changes)"

@@ -5,7 +5,9 @@ Invariants:
   and nothing else, so comments, key order, quoting, trailing commas and other sections
   stay byte-identical;
 - a write is atomic (temporary file in the same folder, fsync, rename, fsync of the
-  folder): a crash leaves the old file or the new one, never half of each;
+  folder): a crash leaves the old file or the new one, never half of each; the temporary
+  files a killed write left behind are removed when the service starts;
+- a config file that is a symbolic link stays one: writes go to the file it points to;
 - a file that does not parse is never overwritten; the error names its line and column;
 - `threshold` is always a finite positive number.
 
@@ -15,6 +17,7 @@ re-parses the result to check that exactly the intended value changed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -86,8 +89,16 @@ def check_threshold(value: float, field: str = "threshold") -> float:
     return value
 
 
+# A float spans about 10**-324 .. 10**308: beyond 700 steps every threshold leaves it.
+MAX_STEPS = 700
+
+
 def scale_threshold(value: float, steps: int) -> float:
     """`value` times 10**steps, in decimal so that 1e-7 up one step is exactly 1e-6."""
+    if not -MAX_STEPS <= steps <= MAX_STEPS:
+        raise InvalidArgument(
+            "steps", f"must be between -{MAX_STEPS} and {MAX_STEPS} (each step is 10x), got {steps}"
+        )
     scaled = float(Decimal(repr(value)).scaleb(steps))
     return check_threshold(scaled, "steps")
 
@@ -119,6 +130,17 @@ class ConfigFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Remove the temporary files of writes that were killed before their rename (call
+        at start, when no write of this service can be in progress); returns them."""
+        target = _target(self.path)
+        removed = []
+        for stale in target.parent.glob(f".{target.name}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+                removed.append(stale)
+        return removed
 
     # -- reading ------------------------------------------------------------------------
 
@@ -303,7 +325,13 @@ def _insert_pair(text: str, obj: jm.JSONObject, key: str, value_text: str) -> st
     return text[:close] + f" {key}: {value_text} " + text[close:]
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _target(path: Path) -> Path:
+    """The file a write must replace: `path`, or where its symbolic links lead."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _write_atomic(link: Path, text: str) -> None:
+    path = _target(link)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -23,17 +23,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Container, Iterable, Mapping, Sequence
 
-from ftreview.core.conversation import Message
-from ftreview.v1 import scorer_pb2
+from ftreview.core.values import Message
 
-from .model import Candidate, LatestScore, ScoredReply
+from .model import Candidate, LatestScore, NotCandidateReason, ScoredReply
 
 # Replies a pass looked at without scoring them: their verdict is news, so it is kept.
 _REFUSED = frozenset(
     {
-        scorer_pb2.NOT_CANDIDATE_REASON_TOO_LONG,
-        scorer_pb2.NOT_CANDIDATE_REASON_TOKENIZATION_MISMATCH,
-        scorer_pb2.NOT_CANDIDATE_REASON_UNSET_TIMESTAMP,
+        NotCandidateReason.TOO_LONG,
+        NotCandidateReason.TOKENIZATION_MISMATCH,
+        NotCandidateReason.UNSET_TIMESTAMP,
     }
 )
 
@@ -94,14 +93,11 @@ def in_conversation_order(
         if found is None and candidate is not None:
             found = LatestScore(
                 conversation_id, ns, message.node_path, message.content, True,
-                candidate.divergence, candidate.peak, True, 0, 0, candidate.scored_at_ns,
+                candidate.divergence, candidate.peak, True, NotCandidateReason.NONE, 0,
+                candidate.scored_at_ns,
             )  # fmt: skip
         if found is None:
-            reason = (
-                scorer_pb2.NOT_CANDIDATE_REASON_NOT_REQUESTED
-                if ns
-                else scorer_pb2.NOT_CANDIDATE_REASON_UNSET_TIMESTAMP
-            )
+            reason = NotCandidateReason.NOT_REQUESTED if ns else NotCandidateReason.UNSET_TIMESTAMP
             found = LatestScore(
                 conversation_id,
                 ns,
@@ -121,7 +117,7 @@ def in_conversation_order(
         )
         if ns and ns in trained:
             found = dataclasses.replace(
-                found, candidate=False, reason=scorer_pb2.NOT_CANDIDATE_REASON_ALREADY_TRAINED
+                found, candidate=False, reason=NotCandidateReason.ALREADY_TRAINED
             )
         listed.append(found)
     return listed

@@ -1,9 +1,10 @@
-"""The Review's domain values: candidates, their decisions, and the trained ledger.
+"""The Review's domain values: conversations, candidates, their decisions, scores, the ledger.
 
 A reply's identity is its `timestamp_ns` (an int, never a float: nanoseconds are part of
-the identity). All values here are immutable; a change is a new value, so the in-memory
-view, the SQLite rows and the events sent to watchers can never disagree about one object
-that someone mutated in place.
+the identity), and a timestamp names one reply of one conversation. All values here are
+immutable plain Python (no protobuf): a change is a new value, so the in-memory view, the
+SQLite rows and the events sent to watchers can never disagree about one object that
+someone mutated in place, and the rules are tested without a server.
 """
 
 from __future__ import annotations
@@ -11,9 +12,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from ftreview.core.values import Message
+
 # Only the most recently rejected are kept in the list (design §6); older ones are
 # forgotten (hidden, and never brought back by a rescoring pass).
 REJECTED_KEPT = 10
+
+# The range a reply timestamp may take: it is stored as SQLite INTEGER (int64 ns) and
+# travels as google.protobuf.Timestamp (years 0001..9999); int64 is the narrower.
+MIN_NS = -(2**63)
+MAX_NS = 2**63 - 1
 
 
 class Status(enum.Enum):
@@ -29,6 +37,29 @@ class Status(enum.Enum):
 
 
 VISIBLE = (Status.PENDING, Status.APPROVED, Status.REJECTED)
+
+
+class NotCandidateReason(enum.Enum):
+    """Why a scored reply is not a candidate. The values are what the store keeps (the
+    numbering of the wire enum, so rows written by earlier versions read back)."""
+
+    NONE = 0
+    BELOW_THRESHOLD = 1
+    UNSET_TIMESTAMP = 2
+    ALREADY_TRAINED = 3
+    TOO_LONG = 4
+    TOKENIZATION_MISMATCH = 5
+    NOT_REQUESTED = 6
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A conversation as the Review keeps it: its id, its flattened messages, and its wire
+    encoding (`body`, opaque here: stored as is and forwarded to the Scorer)."""
+
+    id: str
+    messages: tuple[Message, ...]
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -52,6 +83,15 @@ class TokenValue:
 
 
 @dataclass(frozen=True)
+class MemoryAttribution:
+    """How much a reply leaned on one memory (leave-one-out divergence, nats/token)."""
+
+    node_path: str
+    content: str
+    attribution: float
+
+
+@dataclass(frozen=True)
 class Candidate:
     """A reply that leaned on memories the model has not learned, and its review state."""
 
@@ -68,6 +108,12 @@ class Candidate:
     scored_at_ns: int = 0
     decided_at_ns: int = 0
     reject_reason: str = ""
+    # The user turn the reply answered ("" when none).
+    question: str = ""
+    # The memories in its prompt, largest attribution first (empty until the Scorer says).
+    memories: tuple[MemoryAttribution, ...] = ()
+    # The fine-tuning endpoint's last refusal of this reply, kept until it is sent.
+    send_error: str = ""
 
     @property
     def visible(self) -> bool:
@@ -86,6 +132,20 @@ class TrainedEntry:
 
 
 @dataclass(frozen=True)
+class SendInFlight:
+    """A reply posted (or about to be) to an endpoint whose answer is not recorded yet.
+
+    Written before the POST and removed once the answer is: after a crash in between, the
+    endpoint may have trained the reply, so it is held back from export and re-sent only
+    under the same idempotency key (which the endpoint trains at most once)."""
+
+    timestamp_ns: int
+    idempotency_key: str
+    url: str
+    started_at_ns: int
+
+
+@dataclass(frozen=True)
 class ScoredReply:
     """What one scoring pass said about one assistant reply."""
 
@@ -98,9 +158,29 @@ class ScoredReply:
     tokens: tuple[TokenValue, ...] = field(default=())
     # Where the reply sits, e.g. "nodes[5]": the only handle on a reply without a timestamp.
     node_path: str = ""
-    # Why it is not a candidate: a `ftreview.v1.NotCandidateReason` value (0 for a candidate).
-    reason: int = 0
+    reason: NotCandidateReason = NotCandidateReason.NONE
     context_tokens_cut: int = 0
+    # Candidates only: the memories it leaned on, largest first.
+    attributions: tuple[MemoryAttribution, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScoringStats:
+    """One snapshot that explains a scoring pass of one conversation (or its failure)."""
+
+    conversation_id: str
+    threshold: float = 0.0
+    responses_seen: int = 0
+    responses_scored: int = 0
+    responses_above_threshold: int = 0
+    max_divergence: float = 0.0
+    skipped_unset_timestamp: int = 0
+    skipped_already_trained: int = 0
+    skipped_too_long: int = 0
+    skipped_tokenization_mismatch: int = 0
+    truncated: int = 0
+    error: str = ""  # empty on success
+    taken_at_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,6 +201,6 @@ class LatestScore:
     divergence: float
     peak: float
     candidate: bool
-    reason: int  # a `ftreview.v1.NotCandidateReason` value; 0 for a candidate
+    reason: NotCandidateReason
     context_tokens_cut: int = 0
     scored_at_ns: int = 0

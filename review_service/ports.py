@@ -1,19 +1,27 @@
-"""The interfaces the Review's core depends on: the store, the Scorer, the endpoint.
+"""The interfaces the Review's domain depends on: the store, the Scorer, the endpoint, and
+the decoding of a stored conversation.
 
-Invariant: the core (`review.Review`) knows these shapes only, never SQLite, gRPC or HTTP,
-so its rules are tested with the real adapters or stand-ins alike, and an adapter can change
+Invariant: the domain knows these shapes only, never SQLite, gRPC, protobuf or HTTP; every
+port takes and returns the plain values of `model`. So the rules are tested against
+in-memory fakes (tests/unit/review) and the real adapters alike, and an adapter can change
 (another store, another endpoint protocol) without touching a rule.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ftreview.v1 import conversation_pb2, scorer_pb2
-
-from .model import Candidate, LatestScore, ScoredReply, TrainedEntry
+from .model import (
+    Candidate,
+    Conversation,
+    LatestScore,
+    ScoredReply,
+    ScoringStats,
+    SendInFlight,
+    TrainedEntry,
+)
 
 
 @dataclass
@@ -27,31 +35,54 @@ class StoreChange:
     # `latest_scores.from_pass`). Scores with a set timestamp replace theirs; the pass's
     # unset-timestamp scores replace all of that conversation's.
     scores: tuple[str, list[LatestScore]] | None = None
-    # (conversation_id, serialized Conversation) kept for rescoring and alternates.
-    conversation: tuple[str, bytes] | None = None
-    stats: scorer_pb2.FinetuneScoringStats | None = None
+    # Kept for rescoring, alternates and GetConversation.
+    conversation: Conversation | None = None
+    stats: ScoringStats | None = None
+    # Reply timestamp -> the conversation that holds it (a timestamp names one reply of one
+    # conversation; a claim is never moved to another conversation).
+    owners: dict[int, str] = field(default_factory=dict)
+    # Sends about to be posted, and the replies whose send answer is now recorded.
+    sends_started: list[SendInFlight] = field(default_factory=list)
+    sends_ended: list[int] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (
+            self.upsert or self.delete or self.trained or self.scores or self.conversation
+            or self.stats or self.owners or self.sends_started or self.sends_ended
+        )  # fmt: skip
 
 
 class CandidateStore(Protocol):
-    """Durable candidates, ledger, scored replies, conversations and stats. Blocking calls;
-    the core runs them on one worker thread, in order."""
+    """Durable candidates, ledger, scored replies, conversations, stats, reply owners and
+    sends in flight. Blocking calls; the domain runs them on one worker thread, in order."""
 
     def load_candidates(self) -> list[Candidate]: ...
     def load_ledger(self) -> list[TrainedEntry]: ...
-    def load_stats(self) -> list[scorer_pb2.FinetuneScoringStats]: ...
+    def load_stats(self) -> list[ScoringStats]: ...
+    def load_owners(self) -> dict[int, str]: ...
+    def load_sends_in_flight(self) -> list[SendInFlight]: ...
     def scored_replies(self, conversation_id: str) -> set[int]: ...
     def latest_scores(self, conversation_id: str) -> list[LatestScore]: ...
-    def conversation(self, conversation_id: str) -> bytes | None: ...
+    def conversation_body(self, conversation_id: str) -> bytes | None: ...
     def conversation_ids(self) -> list[str]: ...
-    def commit(self, change: StoreChange) -> None: ...
+    def commit(self, changes: Sequence[StoreChange]) -> None:
+        """Write all `changes` in one transaction (all or none), durable on return."""
+        ...
+
     def close(self) -> None: ...
+
+
+class ConversationCodec(Protocol):
+    """Reads back the wire encoding of a stored conversation (`Conversation.body`)."""
+
+    def decode(self, body: bytes) -> Conversation: ...
 
 
 @dataclass(frozen=True)
 class ScoringResult:
     replies: list[ScoredReply]
     max_divergence: float
-    stats: scorer_pb2.FinetuneScoringStats
+    stats: ScoringStats
 
 
 @dataclass(frozen=True)
@@ -67,7 +98,7 @@ class Scorer(Protocol):
     async def ready(self, timeout: float) -> None: ...
     async def score(
         self,
-        conversation: conversation_pb2.Conversation,
+        conversation: Conversation,
         threshold: float,
         exclude: list[int],
         only: list[int],
@@ -75,7 +106,7 @@ class Scorer(Protocol):
     ) -> ScoringResult: ...
     async def alternate(
         self,
-        conversation: conversation_pb2.Conversation,
+        conversation: Conversation,
         reply_timestamp_ns: int,
         request_id: str,
         timeout: float | None,

@@ -1,6 +1,7 @@
 """The Scorer, reached over gRPC through the generated stubs only.
 
-Invariant: the Review never imports the Scorer's Python modules (design §7); every Scorer
+Invariants: the Review's domain values go in and come out (the wire messages stay here and
+in `convert`); the Review never imports the Scorer's Python modules (design §7); every Scorer
 failure becomes a Review domain error here, at this one boundary, with the cause chained:
 UNAVAILABLE (the Scorer or its backend is down) -> `ScorerUnavailable`, an expired deadline
 -> `DeadlineExceeded`, anything else -> `ScorerFailed` with the Scorer's own message.
@@ -16,13 +17,13 @@ from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import (
     activity_pb2,
     activity_pb2_grpc,
-    conversation_pb2,
     scorer_pb2,
     scorer_pb2_grpc,
 )
 
+from .convert import attributions_from_wire, conversation_to_wire, reason_from_wire, stats_from_wire
 from .errors import DeadlineExceeded, InvalidArgument, ReviewError, ScorerFailed, ScorerUnavailable
-from .model import ScoredReply, TokenValue
+from .model import Conversation, ScoredReply, TokenValue
 from .ports import Progress, ScoringResult
 
 
@@ -79,14 +80,14 @@ class GrpcScorer:
 
     async def score(
         self,
-        conversation: conversation_pb2.Conversation,
+        conversation: Conversation,
         threshold: float,
         exclude: list[int],
         only: list[int],
         request_id: str,
     ) -> ScoringResult:
         request = scorer_pb2.ScoreConversationRequest(
-            conversation=conversation,
+            conversation=conversation_to_wire(conversation),
             threshold=threshold,
             exclude=[to_timestamp(ts) for ts in exclude],
             only=[to_timestamp(ts) for ts in only],
@@ -99,18 +100,18 @@ class GrpcScorer:
         return ScoringResult(
             replies=[_scored_reply(reply) for reply in response.replies],
             max_divergence=response.max_divergence,
-            stats=response.stats,
+            stats=stats_from_wire(response.stats),
         )
 
     async def alternate(
         self,
-        conversation: conversation_pb2.Conversation,
+        conversation: Conversation,
         reply_timestamp_ns: int,
         request_id: str,
         timeout: float | None,
     ) -> str:
         request = scorer_pb2.GenerateAlternateRequest(
-            conversation=conversation,
+            conversation=conversation_to_wire(conversation),
             reply_timestamp=to_timestamp(reply_timestamp_ns),
             request_id=request_id,
         )
@@ -150,7 +151,8 @@ def _scored_reply(reply: scorer_pb2.ReplyScore) -> ScoredReply:
         scored=reply.scored,
         candidate=reply.candidate,
         node_path=reply.node_path,
-        reason=int(reply.reason),
+        reason=reason_from_wire(reply.reason),
+        attributions=attributions_from_wire(reply.attributions),
         context_tokens_cut=reply.context_tokens_cut,
         tokens=tuple(
             TokenValue(

@@ -31,6 +31,7 @@ from ftreview.core.server import create_server as create_service_server
 from ftreview.v1 import review_pb2, review_pb2_grpc
 
 from .config import CONFIG_NAME, ConfigFile
+from .convert import WireConversations
 from .finetune_http import HttpFinetuneEndpoint
 from .review import Review
 from .scorer_grpc import GrpcScorer
@@ -122,6 +123,7 @@ def create_server(config: ReviewConfig) -> tuple[ReviewServer, int]:
         HttpFinetuneEndpoint(),
         config_file,
         hub,
+        codec=WireConversations(),
         scorer_ready_timeout=config.scorer_ready_timeout,
     )
     try:

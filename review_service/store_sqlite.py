@@ -1,14 +1,17 @@
-"""SQLite store of candidates, the trained ledger, scored replies, conversations and stats.
+"""SQLite store of candidates, the trained ledger, scored replies, conversations, stats,
+reply owners and sends in flight.
 
 Invariants:
 - the schema only grows, and an existing database file opens: tables are created when
   missing and columns added when missing (`_migrate`, one transaction), so a file written
   by an older version keeps its candidates and ledger. Rows of `scored_replies` written
   before the latest scores were kept have NULL scores: they still mark their reply as
-  scored (incremental ingest skips it) but carry no score to list;
-- every `StoreChange` is one transaction (BEGIN IMMEDIATE ... COMMIT) in WAL mode with
-  `synchronous=FULL`: when `commit` returns, the change survives a crash of the process and
-  of the machine, so the service may tell its caller it succeeded;
+  scored (incremental ingest skips it) but carry no score to list. Reply owners of a file
+  from before they were kept are taken from its ledger, candidates and scored replies;
+- every `commit` is one transaction (BEGIN IMMEDIATE ... COMMIT) in WAL mode with
+  `synchronous=FULL`, whatever the number of changes in it: when `commit` returns, they all
+  survive a crash of the process and of the machine (and none did if it raised), so the
+  service may tell their callers they succeeded;
 - a reply in the trained ledger is never written back as a candidate (checked here too, so
   no caller bug can resurrect a trained reply).
 
@@ -17,17 +20,17 @@ Used from one thread at a time (the core's store thread).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from ftreview.v1 import scorer_pb2
-
-from .model import Candidate, ContextMessage, LatestScore, Status, TokenValue, TrainedEntry
+from . import store_rows
+from .model import Candidate, LatestScore, ScoringStats, SendInFlight, TrainedEntry
 from .ports import StoreChange
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,9 +70,19 @@ CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY,
     body BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS stats (
+CREATE TABLE IF NOT EXISTS scoring_stats (
     conversation_id TEXT PRIMARY KEY,
-    body BLOB NOT NULL
+    json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reply_owners (
+    timestamp_ns INTEGER PRIMARY KEY,
+    conversation_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sends_in_flight (
+    timestamp_ns INTEGER PRIMARY KEY,
+    idempotency_key TEXT NOT NULL,
+    url TEXT NOT NULL,
+    started_at_ns INTEGER NOT NULL
 );
 """
 
@@ -87,19 +100,31 @@ class SqliteStore:
         self._migrate()
 
     def _migrate(self) -> None:
-        """Creates what is missing, in one transaction: tables, then the latest-score
-        columns (the same path for a new file and for one from schema version 1)."""
+        """Creates what is missing, in one transaction: tables, then the columns added
+        since (the same path for a new file and for one from any earlier version)."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            for table in ("scored_replies", "unset_timestamp_scores"):
+            for table, columns in (
+                ("scored_replies", store_rows.SCORE_COLUMNS),
+                ("unset_timestamp_scores", store_rows.SCORE_COLUMNS),
+                ("candidates", store_rows.CANDIDATE_COLUMNS),
+            ):
                 present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-                for name, kind in _SCORE_COLUMNS:
+                for name, kind in columns:
                     if name not in present:
                         db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+            # Owners of a file from before they were kept: the ledger's first, then the
+            # list's, then the scored replies' (OR IGNORE: the first claim wins).
+            for table in ("trained", "candidates", "scored_replies"):
+                db.execute(
+                    "INSERT OR IGNORE INTO reply_owners (timestamp_ns, conversation_id)"
+                    f" SELECT timestamp_ns, conversation_id FROM {table} WHERE timestamp_ns != 0"
+                )
+            _migrate_wire_stats(db)
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -115,11 +140,10 @@ class SqliteStore:
     # -- reads --------------------------------------------------------------------------
 
     def load_candidates(self) -> list[Candidate]:
-        rows = self._db.execute(
-            "SELECT timestamp_ns, conversation_id, content, context, divergence, peak, tokens,"
-            " alternate, status, scored_at_ns, decided_at_ns, reject_reason FROM candidates"
-        ).fetchall()
-        return [_candidate(row) for row in rows]
+        return [
+            store_rows.candidate(r)
+            for r in self._db.execute(store_rows.CANDIDATE_SELECT).fetchall()
+        ]
 
     def load_ledger(self) -> list[TrainedEntry]:
         rows = self._db.execute(
@@ -128,9 +152,19 @@ class SqliteStore:
         ).fetchall()
         return [TrainedEntry(*row) for row in rows]
 
-    def load_stats(self) -> list[scorer_pb2.FinetuneScoringStats]:
-        rows = self._db.execute("SELECT body FROM stats ORDER BY conversation_id").fetchall()
-        return [scorer_pb2.FinetuneScoringStats.FromString(row[0]) for row in rows]
+    def load_stats(self) -> list[ScoringStats]:
+        rows = self._db.execute("SELECT json FROM scoring_stats ORDER BY conversation_id")
+        return [ScoringStats(**json.loads(row[0])) for row in rows.fetchall()]
+
+    def load_owners(self) -> dict[int, str]:
+        return dict(self._db.execute("SELECT timestamp_ns, conversation_id FROM reply_owners"))
+
+    def load_sends_in_flight(self) -> list[SendInFlight]:
+        rows = self._db.execute(
+            "SELECT timestamp_ns, idempotency_key, url, started_at_ns FROM sends_in_flight"
+            " ORDER BY timestamp_ns"
+        ).fetchall()
+        return [SendInFlight(*row) for row in rows]
 
     def scored_replies(self, conversation_id: str) -> set[int]:
         # NULL: scored before the scores were kept. 0: refused (too long...), try again.
@@ -143,7 +177,7 @@ class SqliteStore:
 
     def latest_scores(self, conversation_id: str) -> list[LatestScore]:
         """The kept scores of a conversation's replies (rows without scores left out)."""
-        columns = ", ".join(name for name, _ in _SCORE_COLUMNS)
+        columns = ", ".join(name for name, _ in store_rows.SCORE_COLUMNS)
         rows = self._db.execute(
             f"SELECT conversation_id, timestamp_ns, {columns} FROM scored_replies"
             " WHERE conversation_id = ? AND scored IS NOT NULL"
@@ -151,9 +185,9 @@ class SqliteStore:
             " WHERE conversation_id = ? AND scored IS NOT NULL",
             (conversation_id, conversation_id),
         ).fetchall()
-        return [_latest_score(row) for row in rows]
+        return [store_rows.latest_score(row) for row in rows]
 
-    def conversation(self, conversation_id: str) -> bytes | None:
+    def conversation_body(self, conversation_id: str) -> bytes | None:
         row = self._db.execute(
             "SELECT body FROM conversations WHERE id = ?", (conversation_id,)
         ).fetchone()
@@ -164,58 +198,76 @@ class SqliteStore:
 
     # -- the one write path -------------------------------------------------------------
 
-    def commit(self, change: StoreChange) -> None:
+    def commit(self, changes: Sequence[StoreChange]) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            for entry in change.trained:
-                db.execute(
-                    "INSERT OR IGNORE INTO trained (timestamp_ns, conversation_id, trained_at_ns,"
-                    " destination, job_id) VALUES (?, ?, ?, ?, ?)",
-                    (
-                        entry.timestamp_ns,
-                        entry.conversation_id,
-                        entry.trained_at_ns,
-                        entry.destination,
-                        entry.job_id,
-                    ),
-                )
-            db.executemany(
-                "DELETE FROM candidates WHERE timestamp_ns = ?", [(ts,) for ts in change.delete]
-            )
-            for candidate in change.upsert:
-                db.execute(
-                    "INSERT OR REPLACE INTO candidates (timestamp_ns, conversation_id, content,"
-                    " context, divergence, peak, tokens, alternate, status, scored_at_ns,"
-                    " decided_at_ns, reject_reason)"
-                    " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
-                    " WHERE NOT EXISTS (SELECT 1 FROM trained WHERE timestamp_ns = ?)",
-                    (*_row(candidate), candidate.timestamp_ns),
-                )
-            if change.scores is not None:
-                self._keep_scores(*change.scores)
-            if change.conversation is not None:
-                db.execute(
-                    "INSERT OR REPLACE INTO conversations (id, body) VALUES (?, ?)",
-                    change.conversation,
-                )
-            if change.stats is not None:
-                db.execute(
-                    "INSERT OR REPLACE INTO stats (conversation_id, body) VALUES (?, ?)",
-                    (change.stats.conversation_id, change.stats.SerializeToString()),
-                )
+            for change in changes:
+                self._write(change)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
 
+    def _write(self, change: StoreChange) -> None:
+        db = self._db
+        for entry in change.trained:
+            db.execute(
+                "INSERT OR IGNORE INTO trained (timestamp_ns, conversation_id, trained_at_ns,"
+                " destination, job_id) VALUES (?, ?, ?, ?, ?)",
+                (
+                    entry.timestamp_ns,
+                    entry.conversation_id,
+                    entry.trained_at_ns,
+                    entry.destination,
+                    entry.job_id,
+                ),
+            )
+        db.executemany(
+            "DELETE FROM candidates WHERE timestamp_ns = ?", [(ts,) for ts in change.delete]
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO candidates (timestamp_ns, conversation_id, content,"
+            " context, divergence, peak, tokens, alternate, status, scored_at_ns,"
+            " decided_at_ns, reject_reason, question, memories, send_error)"
+            " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+            " WHERE NOT EXISTS (SELECT 1 FROM trained WHERE timestamp_ns = ?)",
+            [(*store_rows.row(c), c.timestamp_ns) for c in change.upsert],
+        )
+        if change.scores is not None:
+            self._keep_scores(*change.scores)
+        if change.conversation is not None:
+            db.execute(
+                "INSERT OR REPLACE INTO conversations (id, body) VALUES (?, ?)",
+                (change.conversation.id, change.conversation.body),
+            )
+        if change.stats is not None:
+            db.execute(
+                "INSERT OR REPLACE INTO scoring_stats (conversation_id, json) VALUES (?, ?)",
+                (change.stats.conversation_id, json.dumps(dataclasses.asdict(change.stats))),
+            )
+        db.executemany(
+            "INSERT OR IGNORE INTO reply_owners (timestamp_ns, conversation_id) VALUES (?, ?)",
+            list(change.owners.items()),
+        )
+        db.executemany(
+            "DELETE FROM sends_in_flight WHERE timestamp_ns = ?",
+            [(ts,) for ts in change.sends_ended],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO sends_in_flight (timestamp_ns, idempotency_key, url,"
+            " started_at_ns) VALUES (?, ?, ?, ?)",
+            [(s.timestamp_ns, s.idempotency_key, s.url, s.started_at_ns)
+             for s in change.sends_started],
+        )  # fmt: skip
+
     def _keep_scores(self, conversation_id: str, scores: list[LatestScore]) -> None:
-        columns = ", ".join(name for name, _ in _SCORE_COLUMNS)
-        marks = ", ".join("?" for _ in _SCORE_COLUMNS)
+        columns = ", ".join(name for name, _ in store_rows.SCORE_COLUMNS)
+        marks = ", ".join("?" for _ in store_rows.SCORE_COLUMNS)
         self._db.executemany(
             f"INSERT OR REPLACE INTO scored_replies (timestamp_ns, conversation_id, {columns})"
             f" VALUES (?, ?, {marks})",
-            [(s.timestamp_ns, s.conversation_id, *_score_values(s)) for s in scores
+            [(s.timestamp_ns, s.conversation_id, *store_rows.score_values(s)) for s in scores
              if s.timestamp_ns],
         )  # fmt: skip
         self._db.execute(
@@ -224,94 +276,41 @@ class SqliteStore:
         self._db.executemany(
             f"INSERT OR REPLACE INTO unset_timestamp_scores (conversation_id, {columns})"
             f" VALUES (?, {marks})",
-            [(s.conversation_id, *_score_values(s)) for s in scores if not s.timestamp_ns],
+            [
+                (s.conversation_id, *store_rows.score_values(s))
+                for s in scores
+                if not s.timestamp_ns
+            ],
         )
 
 
-# The latest score of a reply, in both `scored_replies` and `unset_timestamp_scores`.
-# Nullable, because ALTER TABLE adds them to rows that predate them (see `_migrate`).
-_SCORE_COLUMNS = (
-    ("node_path", "TEXT"),
-    ("content", "TEXT"),
-    ("scored", "INTEGER"),
-    ("divergence", "REAL"),
-    ("peak", "REAL"),
-    ("candidate", "INTEGER"),
-    ("reason", "INTEGER"),  # a ftreview.v1.NotCandidateReason value
-    ("context_tokens_cut", "INTEGER"),
-    ("scored_at_ns", "INTEGER"),
-)
+def _migrate_wire_stats(db: sqlite3.Connection) -> None:
+    """Moves the stats of a schema-2 file (one protobuf message per row, table `stats`)
+    into `scoring_stats`, then drops the old table. The one place the store reads a wire
+    message, and only once per file."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'stats'").fetchone():
+        return
+    from ftreview.v1 import scorer_pb2
 
-
-def _score_values(s: LatestScore) -> tuple[Any, ...]:
-    return (
-        s.node_path,
-        s.content,
-        int(s.scored),
-        s.divergence,
-        s.peak,
-        int(s.candidate),
-        s.reason,
-        s.context_tokens_cut,
-        s.scored_at_ns,
-    )
-
-
-def _latest_score(row: tuple[Any, ...]) -> LatestScore:
-    (cid, ts, path, content, scored, divergence, peak, candidate, reason, cut, scored_at) = row
-    return LatestScore(
-        conversation_id=cid,
-        timestamp_ns=ts,
-        node_path=path or "",
-        content=content or "",
-        scored=bool(scored),
-        divergence=divergence or 0.0,
-        peak=peak or 0.0,
-        candidate=bool(candidate),
-        reason=reason or 0,
-        context_tokens_cut=cut or 0,
-        scored_at_ns=scored_at or 0,
-    )
-
-
-def _row(c: Candidate) -> tuple[Any, ...]:
-    if c.status == Status.SENT:
-        raise ValueError("sent candidates live in the trained ledger, not in the list")
-    context = [[m.role, m.content, m.timestamp_ns] for m in c.context]
-    tokens = [
-        [t.token_id, t.text, t.logprob_with_memories, t.logprob_without_memories, t.divergence]
-        for t in c.tokens
-    ]
-    return (
-        c.timestamp_ns,
-        c.conversation_id,
-        c.content,
-        json.dumps(context, ensure_ascii=False),
-        c.divergence,
-        c.peak,
-        json.dumps(tokens, ensure_ascii=False),
-        c.alternate,
-        c.status.value,
-        c.scored_at_ns,
-        c.decided_at_ns,
-        c.reject_reason,
-    )
-
-
-def _candidate(row: tuple[Any, ...]) -> Candidate:
-    (ts, cid, content, context, divergence, peak, tokens, alternate, status, scored, decided,
-     reason) = row  # fmt: skip
-    return Candidate(
-        timestamp_ns=ts,
-        conversation_id=cid,
-        content=content,
-        context=tuple(ContextMessage(r, t, n) for r, t, n in json.loads(context)),
-        divergence=divergence,
-        peak=peak,
-        tokens=tuple(TokenValue(*token) for token in json.loads(tokens)),
-        alternate=alternate,
-        status=Status(status),
-        scored_at_ns=scored,
-        decided_at_ns=decided,
-        reject_reason=reason,
-    )
+    for cid, body in db.execute("SELECT conversation_id, body FROM stats").fetchall():
+        wire = scorer_pb2.FinetuneScoringStats.FromString(body)
+        stats = ScoringStats(
+            conversation_id=cid,
+            threshold=wire.threshold,
+            responses_seen=wire.responses_seen,
+            responses_scored=wire.responses_scored,
+            responses_above_threshold=wire.responses_above_threshold,
+            max_divergence=wire.max_divergence,
+            skipped_unset_timestamp=wire.skipped_unset_timestamp,
+            skipped_already_trained=wire.skipped_already_trained,
+            skipped_too_long=wire.skipped_too_long,
+            skipped_tokenization_mismatch=wire.skipped_tokenization_mismatch,
+            truncated=wire.truncated,
+            error=wire.error,
+            taken_at_ns=wire.taken_at.seconds * 1_000_000_000 + wire.taken_at.nanos,
+        )
+        db.execute(
+            "INSERT OR IGNORE INTO scoring_stats (conversation_id, json) VALUES (?, ?)",
+            (cid, json.dumps(dataclasses.asdict(stats))),
+        )
+    db.execute("DROP TABLE stats")

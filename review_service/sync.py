@@ -18,7 +18,8 @@ import dataclasses
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .model import REJECTED_KEPT, Candidate, ContextMessage, ScoredReply, Status
+from .model import REJECTED_KEPT, Candidate, ScoredReply, Status
+from .replies import Given
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,11 @@ def merge_scores(
     trained: Container[int],
     conversation_id: str,
     replies: Sequence[ScoredReply],
-    contexts: Mapping[int, tuple[ContextMessage, ...]],
+    given: Mapping[int, Given],
     now_ns: int,
 ) -> SyncOutcome:
-    """Merge one scoring pass into the known candidates (additively)."""
+    """Merge one scoring pass into the known candidates (additively). A pass that carries
+    no attribution (the reply is below the threshold now) keeps the memories known."""
     added: list[Candidate] = []
     updated: list[Candidate] = []
     for reply in replies:
@@ -51,6 +53,8 @@ def merge_scores(
                 divergence=reply.divergence,
                 peak=reply.peak,
                 tokens=reply.tokens,
+                memories=reply.attributions or existing.memories,
+                question=existing.question or _question(given, ts),
                 scored_at_ns=now_ns,
             )
             if fresh != existing:
@@ -61,14 +65,20 @@ def merge_scores(
                     timestamp_ns=ts,
                     conversation_id=conversation_id,
                     content=reply.content,
-                    context=contexts.get(ts, ()),
+                    context=given[ts].context if ts in given else (),
                     divergence=reply.divergence,
                     peak=reply.peak,
                     tokens=reply.tokens,
                     scored_at_ns=now_ns,
+                    question=_question(given, ts),
+                    memories=reply.attributions,
                 )
             )
     return SyncOutcome(added=added, updated=updated)
+
+
+def _question(given: Mapping[int, Given], ts: int) -> str:
+    return given[ts].question if ts in given else ""
 
 
 def approve(candidate: Candidate, now_ns: int) -> Candidate:
@@ -80,6 +90,7 @@ def approve(candidate: Candidate, now_ns: int) -> Candidate:
 
 
 def reject(candidate: Candidate, reason: str, now_ns: int) -> Candidate:
+    """Rejected with `reason`; an empty reason keeps the reason given before."""
     if candidate.status == Status.REJECTED and (not reason or reason == candidate.reject_reason):
         return candidate
     return dataclasses.replace(

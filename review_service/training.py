@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ftreview.core.wire import format_ns
+from ftreview.core.values import format_ns
 
 from .model import Candidate
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 
-from ftreview.core.conversation import Message, flatten
+from ftreview.core.conversation import flatten
+from ftreview.core.values import Message
 
 __all__ = ["Message", "Variant", "flatten", "has_memories", "select"]
 

@@ -50,7 +50,8 @@ from ftreview.client import (
     resolve_scorer_address,
     status_name,
 )
-from ftreview.core.wire import format_ns, timestamp_ns
+from ftreview.core.values import format_ns
+from ftreview.core.wire import timestamp_ns
 from ftreview.errors import FtreviewError, NotFound, Unauthenticated, Unavailable
 from ftreview.local_services import LocalServices, ServiceOptions, ServiceStartError
 from ftreview.report import (

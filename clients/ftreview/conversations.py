@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import calendar
 import datetime
-import hashlib
 import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ftreview.core.wire import NS_PER_SECOND, to_timestamp
+from ftreview.core.conversation import derived_id
+from ftreview.core.values import NS_PER_SECOND
+from ftreview.core.wire import to_timestamp
 from ftreview.v1 import conversation_pb2 as pb
 
 ROLES: dict[str, pb.Role] = {
@@ -104,15 +105,6 @@ def parse_conversation(data: object, where: str = "") -> pb.Conversation:
     if not conversation.id:
         conversation.id = derived_id(conversation)
     return conversation
-
-
-def derived_id(conversation: pb.Conversation) -> str:
-    """A stable id from the content: the same conversation always gets the same id."""
-    copy = pb.Conversation()
-    copy.CopyFrom(conversation)
-    copy.id = ""
-    digest = hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
-    return f"c-{digest[:16]}"
 
 
 def _parse_node(node: Any, path: str) -> pb.Node:

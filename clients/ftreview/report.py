@@ -15,7 +15,8 @@ from typing import Any
 
 from ftreview.client import activity_state_name, reason_name, status_name
 from ftreview.core.conversation import flatten
-from ftreview.core.wire import format_ns, is_set, timestamp_ns
+from ftreview.core.values import format_ns, is_set
+from ftreview.core.wire import timestamp_ns
 from ftreview.v1 import activity_pb2, conversation_pb2, review_pb2, scorer_pb2
 
 JsonObject = dict[str, Any]

@@ -17,11 +17,12 @@ Plain Python over the generated messages: no gRPC, no service.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from ftreview.core.defaults import MAX_NESTING_DEPTH
 from ftreview.core.errors import InvalidInput
+from ftreview.core.values import Message
 from ftreview.core.wire import checked_timestamp_ns
 from ftreview.v1 import conversation_pb2 as pb
 
@@ -35,20 +36,6 @@ ROLE_VALUES: dict[str, int] = {name: value for value, name in ROLE_NAMES.items()
 FIELD = "conversation"
 
 
-@dataclass(frozen=True)
-class Message:
-    role: str
-    content: str
-    timestamp_ns: int
-    memory: bool
-    node_path: str
-
-    @property
-    def is_reply(self) -> bool:
-        """An assistant message that is not a memory: what the Scorer scores."""
-        return self.role == "assistant" and not self.memory
-
-
 def flatten(conversation: pb.Conversation, max_depth: int = MAX_NESTING_DEPTH) -> list[Message]:
     """Every leaf in rendering order; raises InvalidInput naming the node at fault."""
     if not conversation.nodes:
@@ -56,6 +43,24 @@ def flatten(conversation: pb.Conversation, max_depth: int = MAX_NESTING_DEPTH) -
     messages: list[Message] = []
     _walk(conversation.nodes, "nodes", False, 1, max_depth, messages)
     return messages
+
+
+def derived_id(conversation: pb.Conversation) -> str:
+    """An id for a conversation that has none, stable while the conversation grows.
+
+    It is derived from the first message that is not a memory (its role, content and
+    timestamp): an agent that appends turns, or recalls other memories, keeps one id, so
+    its replies stay owned by one conversation. With no such message, the whole content.
+    """
+    first = next((m for m in flatten(conversation) if not m.memory), None)
+    if first is not None:
+        seed = f"{first.role}\0{first.content}\0{first.timestamp_ns}".encode()
+    else:
+        copy = pb.Conversation()
+        copy.CopyFrom(conversation)
+        copy.id = ""
+        seed = copy.SerializeToString(deterministic=True)
+    return f"c-{hashlib.sha256(seed).hexdigest()[:16]}"
 
 
 def validate(conversation: pb.Conversation, max_depth: int = MAX_NESTING_DEPTH) -> None:

@@ -12,9 +12,8 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ftreview.core.errors import InvalidInput
+from ftreview.core.values import NS_PER_SECOND
 
-NS_PER_SECOND = 1_000_000_000
-UNSET_NS = 0
 MIN_NS = -(2**63)
 MAX_NS = 2**63 - 1
 
@@ -40,14 +39,3 @@ def to_timestamp(ns: int) -> Timestamp:
     """A wire timestamp for `ns` nanoseconds since the epoch (exact, negative allowed)."""
     seconds, nanos = divmod(ns, NS_PER_SECOND)
     return Timestamp(seconds=seconds, nanos=nanos)
-
-
-def is_set(ns: int) -> bool:
-    return ns != UNSET_NS
-
-
-def format_ns(ns: int) -> str:
-    """RFC 3339 with all nine fractional digits, or "unset"."""
-    if not is_set(ns):
-        return "unset"
-    return to_timestamp(ns).ToJsonString()

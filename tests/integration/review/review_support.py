@@ -9,6 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -132,6 +137,10 @@ class FakeScorer(scorer_pb2_grpc.ScorerServicer):  # type: ignore[misc]
             elif d > threshold:
                 reply.candidate = True
                 stats.responses_above_threshold += 1
+                for k, memory in enumerate(m for m in messages if m.memory):
+                    reply.attributions.add(
+                        node_path=memory.path, content=memory.content, attribution=d / (k + 1)
+                    )
             else:
                 reply.reason = scorer_pb2.NOT_CANDIDATE_REASON_BELOW_THRESHOLD
         response.max_divergence = stats.max_divergence
@@ -245,6 +254,52 @@ class ReviewUnderTest:
         return list(response.candidates)
 
 
+SERVING = re.compile(r"review serving on 127\.0\.0\.1:(\d+)")
+
+
+class ReviewProcess:
+    """A real `python -m review_service` subprocess on `home`, to kill and restart."""
+
+    def __init__(self, home: Path, scorer: str) -> None:
+        self.home = home
+        self.scorer = scorer
+        self.process: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "review_service", "--listen", "127.0.0.1:0",
+             "--scorer", self.scorer, "--home", str(self.home)],
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        stderr = self.process.stderr
+        assert stderr is not None
+        seen: list[str] = []
+
+        def read_until_serving() -> int:
+            for line in stderr:
+                seen.append(line)
+                match = SERVING.search(line)
+                if match:
+                    return int(match.group(1))
+            raise AssertionError("the Review exited before serving:\n" + "".join(seen))
+
+        self.port = await asyncio.wait_for(asyncio.to_thread(read_until_serving), 30)
+        # Keep draining stderr so the child never blocks on a full pipe.
+        asyncio.get_running_loop().run_in_executor(None, stderr.read)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(10)
+
+
 # -- a real HTTP fine-tuning receiver --------------------------------------------------
 
 
@@ -262,6 +317,8 @@ class Receiver:
     fail_after_training: int = 0
     # Hold every answer until released (to make the client time out).
     hang: threading.Event | None = None
+    # Called (in the server's thread) after a request was trained, before it is answered.
+    after_training: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -295,19 +352,27 @@ def serve_receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers["Content-Length"])
-            body = json.loads(self.rfile.read(length))
+            try:
+                body = json.loads(self.rfile.read(length))
+            except ValueError:  # the sender died mid-request: nothing to train
+                self.send_error(400, "truncated request")
+                return
             if state.hang is not None:
                 state.hang.wait(30)
                 with state.lock:
                     state.requests.append(body)
                 return
             code, answer = state.handle(body)
+            trained_now = state.after_training
+            if trained_now is not None:
+                trained_now()  # trained, not answered yet: the window a crash test aims at
             data = json.dumps(answer).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # sender killed
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

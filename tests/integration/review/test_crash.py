@@ -5,65 +5,25 @@ change is there and that the ledger and the candidate list agree."""
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import grpc
 from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import activity_pb2, activity_pb2_grpc, review_pb2_grpc
 from ftreview.v1 import review_pb2 as S
-from review_support import Receiver, ReviewUnderTest, RunningFakeScorer, make_conversation, reply_ts
+from review_support import (
+    Receiver,
+    ReviewProcess,
+    ReviewUnderTest,
+    RunningFakeScorer,
+    make_conversation,
+    reply_ts,
+)
 
 from review_service.config import ConfigFile
 from review_service.training import idempotency_key
 
-SERVING = re.compile(r"review serving on 127\.0\.0\.1:(\d+)")
 REPLIES = 60
-
-
-class ReviewProcess:
-    def __init__(self, home: Path, scorer: str) -> None:
-        self.home = home
-        self.scorer = scorer
-        self.process: subprocess.Popen[str] | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "review_service", "--listen", "127.0.0.1:0",
-             "--scorer", self.scorer, "--home", str(self.home)],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        stderr = self.process.stderr
-        assert stderr is not None
-        seen: list[str] = []
-
-        def read_until_serving() -> int:
-            for line in stderr:
-                seen.append(line)
-                match = SERVING.search(line)
-                if match:
-                    return int(match.group(1))
-            raise AssertionError("the Review exited before serving:\n" + "".join(seen))
-
-        self.port = await asyncio.wait_for(asyncio.to_thread(read_until_serving), 30)
-        # Keep draining stderr so the child never blocks on a full pipe.
-        asyncio.get_running_loop().run_in_executor(None, stderr.read)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def terminate(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(10)
 
 
 async def test_sigkill_mid_approvals_and_send_loses_nothing_acknowledged(

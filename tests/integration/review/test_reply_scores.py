@@ -21,6 +21,7 @@ from review_support import (
 )
 
 from review_service.server import DATABASE_NAME
+from review_service.store_sqlite import SCHEMA_VERSION
 
 S = review_pb2
 SUCCEEDED = activity_pb2.ACTIVITY_STATE_SUCCEEDED
@@ -193,4 +194,4 @@ async def test_a_database_from_before_these_scores_opens_and_keeps_everything(
     version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     db.close()
     assert {"divergence", "peak", "candidate", "reason", "node_path", "content"} <= columns
-    assert version == ("2",)
+    assert version == (str(SCHEMA_VERSION),)

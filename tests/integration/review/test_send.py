@@ -9,7 +9,8 @@ import threading
 
 import grpc
 import pytest
-from ftreview.core.wire import format_ns, timestamp_ns, to_timestamp
+from ftreview.core.values import format_ns
+from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import review_pb2 as S
 from review_support import CandidateWatch, Receiver, ReviewUnderTest, make_conversation, reply_ts
 

@@ -111,3 +111,47 @@ def test_crlf_files_keep_their_line_endings(tmp_path: Path) -> None:
     path.write_bytes(original)
     ConfigFile(path).step_threshold(1)
     assert path.read_bytes() == original.replace(b"threshold: 1e-7,", b"threshold: 1e-6,")
+
+
+def test_temporaries_of_a_killed_write_are_removed_at_start(tmp_path: Path) -> None:
+    config = ConfigFile(tmp_path / "config.json5")
+    config.set_threshold(2e-7)
+    stale = [tmp_path / ".config.json5.abc123.tmp", tmp_path / ".config.json5.x.tmp"]
+    for path in stale:
+        path.write_text("{learn: {threshold: 3e-7")  # half written when the kill came
+    other = tmp_path / ".other.json5.abc.tmp"
+    other.write_text("not ours")
+
+    removed = config.remove_stale_temporaries()
+
+    assert sorted(removed) == sorted(stale)
+    assert not any(path.exists() for path in stale) and other.exists()
+    assert config.load().threshold == 2e-7
+
+
+def test_a_symlinked_config_is_written_through_to_its_target(tmp_path: Path) -> None:
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    target = dotfiles / "ftreview.json5"
+    target.write_text("// mine\n{learn: {threshold: 1e-7}}\n")
+    link = tmp_path / "home" / "config.json5"
+    link.parent.mkdir()
+    link.symlink_to(target)
+
+    ConfigFile(link).set_threshold(5e-7)
+
+    assert link.is_symlink() and link.resolve() == target
+    assert target.read_text() == "// mine\n{learn: {threshold: 5e-7}}\n"
+    assert ConfigFile(link).load().threshold == 5e-7
+    assert list(link.parent.iterdir()) == [link]  # no temporary left beside the link
+
+
+@pytest.mark.parametrize("steps", [2**31, -(2**31), 2**31 - 1, 701, -701])
+def test_absurd_steps_are_refused_naming_the_field(tmp_path: Path, steps: int) -> None:
+    config = ConfigFile(tmp_path / "config.json5")
+    config.set_threshold(1e-7)
+    before = config.path.read_bytes()
+    with pytest.raises(InvalidArgument) as caught:
+        config.step_threshold(steps)
+    assert caught.value.field == "steps"
+    assert config.path.read_bytes() == before

@@ -7,8 +7,8 @@ import json
 from ftreview.core.wire import to_timestamp
 from ftreview.v1 import conversation_pb2 as pb
 
-from review_service import training
-from review_service.conversation import replies, reply_contexts
+from review_service import replies, training
+from review_service.convert import conversation_from_wire
 from review_service.model import Candidate, ContextMessage
 
 
@@ -30,9 +30,12 @@ def test_a_memory_branch_removes_every_descendant_from_the_context() -> None:
         leaf(pb.ROLE_ASSISTANT, "Biscuit.", 5), leaf(pb.ROLE_ASSISTANT, "old log", 0),
         leaf(pb.ROLE_ASSISTANT, "remembered reply", 6, memory=True),
     ])  # fmt: skip
-    contexts = reply_contexts(conv)
-    assert replies(conv) == [5]  # unset timestamps and memory leaves are not trackable
-    assert [m.content for m in contexts[5]] == ["sys", "name?"]
+    conversation = conversation_from_wire(conv)
+    given = replies.given(conversation)
+    # unset timestamps and memory leaves are not trackable
+    assert replies.replies(conversation) == [5]
+    assert [m.content for m in given[5].context] == ["sys", "name?"]
+    assert given[5].question == "name?"
 
 
 def candidate() -> Candidate:

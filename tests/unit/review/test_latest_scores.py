@@ -3,56 +3,51 @@ list follows the stored conversation."""
 
 from __future__ import annotations
 
-from ftreview.core.conversation import Message, flatten
-from ftreview.core.wire import to_timestamp
-from ftreview.v1 import conversation_pb2 as pb
-from ftreview.v1 import scorer_pb2
-
 from review_service import latest_scores
-from review_service.model import Candidate, LatestScore, ScoredReply, Status
+from review_service.model import (
+    Candidate,
+    LatestScore,
+    Message,
+    NotCandidateReason,
+    ScoredReply,
+    Status,
+)
 
-BELOW = scorer_pb2.NOT_CANDIDATE_REASON_BELOW_THRESHOLD
-UNSET = scorer_pb2.NOT_CANDIDATE_REASON_UNSET_TIMESTAMP
-TRAINED = scorer_pb2.NOT_CANDIDATE_REASON_ALREADY_TRAINED
-TOO_LONG = scorer_pb2.NOT_CANDIDATE_REASON_TOO_LONG
-NOT_REQUESTED = scorer_pb2.NOT_CANDIDATE_REASON_NOT_REQUESTED
+NONE = NotCandidateReason.NONE
+BELOW = NotCandidateReason.BELOW_THRESHOLD
+UNSET = NotCandidateReason.UNSET_TIMESTAMP
+TRAINED = NotCandidateReason.ALREADY_TRAINED
+TOO_LONG = NotCandidateReason.TOO_LONG
+NOT_REQUESTED = NotCandidateReason.NOT_REQUESTED
 T1, T2, T3 = 1_772_000_000_000_000_001, 1_772_000_000_000_000_002, 1_772_000_000_000_000_003
 
 
-def _leaf(role: int, content: str, ns: int = 0, memory: bool = False) -> pb.Node:
-    return pb.Node(
-        timestamp=to_timestamp(ns),
-        memory=memory,
-        leaf=pb.Leaf(role=role, content=content),
-    )
-
-
 def _conversation() -> list[Message]:
-    conversation = pb.Conversation(
-        id="c",
-        nodes=[
-            _leaf(pb.ROLE_SYSTEM, "Memory: the cat is Biscuit.", 5, memory=True),
-            _leaf(pb.ROLE_ASSISTANT, "A memory reply.", 6, memory=True),
-            _leaf(pb.ROLE_USER, "cat?"),
-            _leaf(pb.ROLE_ASSISTANT, "From an old log."),  # nodes[3], unset timestamp
-            _leaf(pb.ROLE_ASSISTANT, "Biscuit.", T1),  # nodes[4]
-            _leaf(pb.ROLE_ASSISTANT, "Hello.", T2),  # nodes[5]
-            _leaf(pb.ROLE_ASSISTANT, "Sent already.", T3),  # nodes[6]
-        ],
-    )
-    return flatten(conversation)
+    return [
+        Message("system", "Memory: the cat is Biscuit.", 5, True, "nodes[0]"),
+        Message("assistant", "A memory reply.", 6, True, "nodes[1]"),
+        Message("user", "cat?", 0, False, "nodes[2]"),
+        Message("assistant", "From an old log.", 0, False, "nodes[3]"),
+        Message("assistant", "Biscuit.", T1, False, "nodes[4]"),
+        Message("assistant", "Hello.", T2, False, "nodes[5]"),
+        Message("assistant", "Sent already.", T3, False, "nodes[6]"),
+    ]
 
 
-def _reply(ns: int, reason: int = 0, *, scored: bool = True, path: str = "") -> ScoredReply:
+def _reply(
+    ns: int, reason: NotCandidateReason = NONE, *, scored: bool = True, path: str = ""
+) -> ScoredReply:
     return ScoredReply(
-        ns, f"reply {ns}", 0.25, 0.75, scored=scored, candidate=scored and reason == 0,
+        ns, f"reply {ns}", 0.25, 0.75, scored=scored, candidate=scored and reason == NONE,
         node_path=path, reason=reason,
     )  # fmt: skip
 
 
-def _kept(ns: int, path: str, content: str, divergence: float, reason: int) -> LatestScore:
+def _kept(
+    ns: int, path: str, content: str, divergence: float, reason: NotCandidateReason
+) -> LatestScore:
     return LatestScore(
-        "c", ns, path, content, True, divergence, divergence * 2, reason == 0, reason
+        "c", ns, path, content, True, divergence, divergence * 2, reason == NONE, reason
     )
 
 
@@ -70,7 +65,7 @@ def test_a_pass_keeps_what_it_looked_at_and_leaves_the_rest_alone() -> None:
         now_ns=9,
     )
     assert [(k.timestamp_ns, k.scored, k.reason, k.divergence) for k in kept] == [
-        (T1, True, 0, 0.25),
+        (T1, True, NONE, 0.25),
         (T2, True, BELOW, 0.25),
         (0, True, UNSET, 0.25),
         (T3, False, TOO_LONG, 0.0),
@@ -82,7 +77,7 @@ def test_every_reply_is_listed_in_order_with_its_latest_score_or_why_not() -> No
     kept = [
         _kept(T2, "nodes[5]", "Hello.", -0.1, BELOW),
         _kept(0, "nodes[3]", "From an old log.", 0.4, UNSET),
-        _kept(T3, "nodes[6]", "Sent already.", 2.0, 0),
+        _kept(T3, "nodes[6]", "Sent already.", 2.0, NONE),
     ]
     listed = latest_scores.in_conversation_order("c", _conversation(), kept, {T3}, {})
     assert [(s.content, s.node_path, s.scored, s.divergence, s.candidate, s.reason)

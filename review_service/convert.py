@@ -1,0 +1,249 @@
+"""Conversion between wire messages and the Review's domain values (the servicer's half;
+the Scorer adapter has the other, `scorer_grpc`).
+
+Invariants:
+- this module and `scorer_grpc` are the only ones of the Review that touch protobuf: the
+  domain sees `model` values only;
+- a wire value the domain cannot hold is refused here, naming the field: a timestamp
+  outside google.protobuf.Timestamp's range or outside int64 nanoseconds (the store's
+  INTEGER), an unknown enum value. So no such value can fail later, deep in SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import cast
+
+from ftreview.core.values import NS_PER_SECOND
+from ftreview.core.wire import to_timestamp
+from ftreview.v1 import conversation_pb2, review_pb2, scorer_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from . import conversation as wire_conversation
+from .config import LearnConfig
+from .errors import InvalidArgument
+from .feed import CandidateEvent, EventKind
+from .model import (
+    MAX_NS,
+    MIN_NS,
+    Candidate,
+    Conversation,
+    LatestScore,
+    MemoryAttribution,
+    NotCandidateReason,
+    ScoringStats,
+    Status,
+    TrainedEntry,
+)
+
+# google.protobuf.Timestamp: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
+_INT64_RANGE = "1677-09-21T00:12:43Z .. 2262-04-11T23:47:16Z (int64 nanoseconds)"
+
+STATUS_TO_WIRE = {
+    Status.PENDING: review_pb2.CANDIDATE_STATUS_PENDING,
+    Status.APPROVED: review_pb2.CANDIDATE_STATUS_APPROVED,
+    Status.REJECTED: review_pb2.CANDIDATE_STATUS_REJECTED,
+    Status.SENT: review_pb2.CANDIDATE_STATUS_SENT,
+    Status.FORGOTTEN: review_pb2.CANDIDATE_STATUS_REJECTED,
+}
+_STATUS_FROM_WIRE = {
+    review_pb2.CANDIDATE_STATUS_PENDING: Status.PENDING,
+    review_pb2.CANDIDATE_STATUS_APPROVED: Status.APPROVED,
+    review_pb2.CANDIDATE_STATUS_REJECTED: Status.REJECTED,
+    review_pb2.CANDIDATE_STATUS_SENT: Status.SENT,
+}
+_ROLE_TO_WIRE = {name: value for value, name in wire_conversation.ROLE_NAMES.items()}
+_EVENT_TO_WIRE = {
+    kind: review_pb2.CandidateEventKind.Value(f"CANDIDATE_EVENT_KIND_{kind.name}")
+    for kind in EventKind
+}
+_REASON_FROM_WIRE = {
+    int(scorer_pb2.NOT_CANDIDATE_REASON_UNSPECIFIED): NotCandidateReason.NONE,
+    **{
+        int(scorer_pb2.NotCandidateReason.Value(f"NOT_CANDIDATE_REASON_{reason.name}")): reason
+        for reason in NotCandidateReason
+        if reason is not NotCandidateReason.NONE
+    },
+}
+_REASON_TO_WIRE = {reason: wire for wire, reason in _REASON_FROM_WIRE.items()}
+
+
+# -- from the wire ----------------------------------------------------------------------
+
+
+def timestamp_from_wire(ts: Timestamp, field: str) -> int:
+    """Nanoseconds of a wire timestamp the domain can hold, or InvalidArgument on `field`."""
+    if not _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS or not 0 <= ts.nanos < NS_PER_SECOND:
+        raise InvalidArgument(
+            field,
+            f"not a valid timestamp (seconds={ts.seconds}, nanos={ts.nanos}); a timestamp lies "
+            "in years 0001..9999 with nanos in 0..999999999",
+        )
+    ns = ts.seconds * NS_PER_SECOND + ts.nanos
+    if not MIN_NS <= ns <= MAX_NS:
+        raise InvalidArgument(field, f"outside {_INT64_RANGE}, the range a reply can be kept in")
+    return ns
+
+
+def timestamps_from_wire(values: Iterable[Timestamp], field: str = "timestamps") -> list[int]:
+    return [timestamp_from_wire(ts, f"{field}[{i}]") for i, ts in enumerate(values)]
+
+
+def statuses_from_wire(values: Iterable[int]) -> list[Status]:
+    out = []
+    for i, value in enumerate(values):
+        if value not in _STATUS_FROM_WIRE:
+            raise InvalidArgument(f"statuses[{i}]", f"unknown candidate status {value}")
+        out.append(_STATUS_FROM_WIRE[cast(review_pb2.CandidateStatus, value)])
+    return out
+
+
+def conversation_from_wire(wire: conversation_pb2.Conversation) -> Conversation:
+    """A checked conversation with an id (the given one, or one derived from its content),
+    flattened once; refuses a node the Scorer could not render, naming it."""
+    wire_conversation.validate(wire)
+    wire = wire_conversation.with_id(wire)
+    messages = tuple(wire_conversation.flatten(wire))
+    return Conversation(wire.id, messages, wire.SerializeToString(deterministic=True))
+
+
+class WireConversations:
+    """The `ConversationCodec` port: stored conversations are kept in their wire encoding."""
+
+    def decode(self, body: bytes) -> Conversation:
+        return conversation_from_wire(conversation_pb2.Conversation.FromString(body))
+
+
+def conversation_to_wire(conversation: Conversation) -> conversation_pb2.Conversation:
+    return conversation_pb2.Conversation.FromString(conversation.body)
+
+
+def stats_from_wire(wire: scorer_pb2.FinetuneScoringStats) -> ScoringStats:
+    return ScoringStats(
+        conversation_id=wire.conversation_id,
+        threshold=wire.threshold,
+        responses_seen=wire.responses_seen,
+        responses_scored=wire.responses_scored,
+        responses_above_threshold=wire.responses_above_threshold,
+        max_divergence=wire.max_divergence,
+        skipped_unset_timestamp=wire.skipped_unset_timestamp,
+        skipped_already_trained=wire.skipped_already_trained,
+        skipped_too_long=wire.skipped_too_long,
+        skipped_tokenization_mismatch=wire.skipped_tokenization_mismatch,
+        truncated=wire.truncated,
+        error=wire.error,
+        taken_at_ns=wire.taken_at.seconds * NS_PER_SECOND + wire.taken_at.nanos,
+    )
+
+
+def reason_from_wire(value: int) -> NotCandidateReason:
+    # A reason this Review does not know yet (a newer Scorer) reads as "none given".
+    return _REASON_FROM_WIRE.get(int(value), NotCandidateReason.NONE)
+
+
+def attributions_from_wire(
+    values: Iterable[scorer_pb2.MemoryAttribution],
+) -> tuple[MemoryAttribution, ...]:
+    found = [MemoryAttribution(a.node_path, a.content, a.attribution) for a in values]
+    return tuple(sorted(found, key=lambda a: -a.attribution))
+
+
+# -- to the wire ------------------------------------------------------------------------
+
+
+def stats_to_wire(s: ScoringStats) -> scorer_pb2.FinetuneScoringStats:
+    wire = scorer_pb2.FinetuneScoringStats(
+        conversation_id=s.conversation_id,
+        responses_seen=s.responses_seen,
+        responses_scored=s.responses_scored,
+        responses_above_threshold=s.responses_above_threshold,
+        max_divergence=s.max_divergence,
+        threshold=s.threshold,
+        skipped_unset_timestamp=s.skipped_unset_timestamp,
+        skipped_already_trained=s.skipped_already_trained,
+        skipped_too_long=s.skipped_too_long,
+        skipped_tokenization_mismatch=s.skipped_tokenization_mismatch,
+        truncated=s.truncated,
+        error=s.error,
+    )
+    if s.taken_at_ns:
+        wire.taken_at.CopyFrom(to_timestamp(s.taken_at_ns))
+    return wire
+
+
+def candidate_to_wire(c: Candidate) -> review_pb2.Candidate:
+    message = review_pb2.Candidate(
+        timestamp=to_timestamp(c.timestamp_ns),
+        conversation_id=c.conversation_id,
+        content=c.content,
+        divergence=c.divergence,
+        peak=c.peak,
+        alternate=c.alternate,
+        status=STATUS_TO_WIRE[c.status],
+        reject_reason=c.reject_reason,
+        question=c.question,
+        send_error=c.send_error,
+    )
+    message.scored_at.CopyFrom(to_timestamp(c.scored_at_ns))
+    if c.decided_at_ns:
+        message.decided_at.CopyFrom(to_timestamp(c.decided_at_ns))
+    for t in c.tokens:
+        message.tokens.add(
+            token_id=t.token_id,
+            text=t.text,
+            logprob_with_memories=t.logprob_with_memories,
+            logprob_without_memories=t.logprob_without_memories,
+            divergence=t.divergence,
+        )
+    for m in c.context:
+        item = message.context.add(role=_ROLE_TO_WIRE.get(m.role, 0), content=m.content)
+        item.timestamp.CopyFrom(to_timestamp(m.timestamp_ns))
+    for a in c.memories:
+        message.memories.add(node_path=a.node_path, content=a.content, attribution=a.attribution)
+    return message
+
+
+def latest_score_to_wire(s: LatestScore) -> scorer_pb2.ReplyScore:
+    return scorer_pb2.ReplyScore(
+        timestamp=to_timestamp(s.timestamp_ns),
+        node_path=s.node_path,
+        content=s.content,
+        divergence=s.divergence,
+        peak=s.peak,
+        scored=s.scored,
+        candidate=s.candidate,
+        reason=cast(scorer_pb2.NotCandidateReason, _REASON_TO_WIRE[s.reason]),
+        context_tokens_cut=s.context_tokens_cut,
+    )
+
+
+def trained_to_wire(e: TrainedEntry) -> review_pb2.TrainedEntry:
+    return review_pb2.TrainedEntry(
+        timestamp=to_timestamp(e.timestamp_ns),
+        conversation_id=e.conversation_id,
+        trained_at=to_timestamp(e.trained_at_ns),
+        destination=e.destination,
+        job_id=e.job_id,
+    )
+
+
+def config_to_wire(config: LearnConfig, path: str) -> review_pb2.Config:
+    return review_pb2.Config(
+        threshold=config.threshold,
+        finetune_url=config.finetune_url,
+        config_path=path,
+        finetune_timeout=config.finetune_timeout,
+        model=config.model,
+    )
+
+
+def event_to_wire(event: CandidateEvent) -> review_pb2.WatchCandidatesResponse:
+    kind = cast(review_pb2.CandidateEventKind, _EVENT_TO_WIRE[event.kind])
+    message = review_pb2.WatchCandidatesResponse(kind=kind)
+    if event.candidate is not None:
+        message.candidate.CopyFrom(candidate_to_wire(event.candidate))
+    if isinstance(event.stats, ScoringStats):
+        message.stats.CopyFrom(stats_to_wire(event.stats))
+    return message

@@ -1,0 +1,72 @@
+"""Approve, reject and undo: a person's decisions on listed candidates (design §6).
+
+Invariants:
+- a decision names listed candidates only; if one of them cannot be decided (unknown,
+  forgotten, trained), nothing of the call changes;
+- approve and reject are idempotent (deciding again what is decided writes nothing and
+  keeps the first decision time) and reversible until the candidate is sent;
+- only the `REJECTED_KEPT` most recently rejected stay listed: a rejection that pushes one
+  out forgets it in the same transaction, and watchers see it leave.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+from . import sync
+from .errors import InvalidArgument
+from .feed import CandidateEvent, EventKind
+from .model import Candidate, Status
+from .ports import StoreChange
+from .view import View
+from .writer import Writer
+
+Rule = Callable[[Candidate, int], Candidate]
+
+
+class Decisions:
+    def __init__(self, writer: Writer) -> None:
+        self._writer = writer
+
+    async def approve(self, timestamps: list[int]) -> list[Candidate]:
+        return await self._decide(timestamps, sync.approve)
+
+    async def reject(self, timestamps: list[int], reason: str = "") -> list[Candidate]:
+        return await self._decide(timestamps, lambda c, now: sync.reject(c, reason, now))
+
+    async def clear_decision(self, timestamps: list[int]) -> list[Candidate]:
+        return await self._decide(timestamps, lambda c, now: sync.clear_decision(c))
+
+    async def _decide(self, timestamps: list[int], rule: Rule) -> list[Candidate]:
+        if not timestamps:
+            raise InvalidArgument("timestamps", "name at least one candidate")
+        unique = list(dict.fromkeys(timestamps))
+
+        def plan(view: View) -> tuple[StoreChange | None, list[CandidateEvent], list[Candidate]]:
+            now = time.time_ns()
+            targets = [view.decidable(ts) for ts in unique]  # all valid, or nothing changes
+            changed = [new for old in targets if (new := rule(old, now)) != old]
+            if not changed:
+                return None, [], targets
+            state = {ts: view.candidates[ts] for ts in view.rejected}
+            state.update({c.timestamp_ns: c for c in targets})
+            state.update({c.timestamp_ns: c for c in changed})
+            forgotten = sync.rejected_overflow(state.values())
+            events = [
+                CandidateEvent(_change_kind(view.candidates[c.timestamp_ns], c), c) for c in changed
+            ]
+            events += [
+                CandidateEvent(EventKind.REMOVED, dataclasses.replace(c, status=Status.REJECTED))
+                for c in forgotten
+            ]
+            state.update({c.timestamp_ns: c for c in forgotten})
+            result = [state[ts] for ts in unique]
+            return StoreChange(upsert=changed + forgotten), events, result
+
+        return await self._writer.mutate(plan)
+
+
+def _change_kind(old: Candidate, new: Candidate) -> EventKind:
+    return EventKind.STATUS_CHANGED if old.status != new.status else EventKind.UPDATED

@@ -1,0 +1,264 @@
+"""Shipping approved replies out: Send to the fine-tuning endpoint, Export as JSONL.
+
+Invariants (design §6, issue 7):
+- a reply is marked trained only after the endpoint's answer names its idempotency key as
+  accepted (or an export with `mark_trained` handed it out), in the same transaction that
+  takes it off the list;
+- a send in flight is recorded (reply, idempotency key, URL) before the POST and cleared
+  only when the answer is recorded. A reply whose send outcome is unknown (a crash, a
+  timeout, a 5xx) may have been trained: it is held back from every export, with the
+  reason on the candidate, and only a Send (same idempotency key, which the endpoint trains
+  at most once) settles it. So no reply is trained twice;
+- sends and exports run one at a time, so two of them never hand out the same reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ftreview.core.values import format_ns
+
+from . import training
+from .config import ConfigFile, LearnConfig
+from .errors import EndpointError, FailedPrecondition, InvalidArgument
+from .feed import CandidateEvent, EventKind
+from .model import Candidate, SendInFlight, Status, TrainedEntry
+from .ports import FinetuneEndpoint, StoreChange
+from .tasks import Background
+from .view import View
+from .writer import Writer
+
+
+@dataclass(frozen=True)
+class SendReport:
+    accepted: list[int]
+    # (timestamp_ns, reason); these stay approved.
+    failed: list[tuple[int, str]]
+    job_id: str
+    activity_id: str
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    jsonl: str
+    timestamps: list[int]
+
+
+Outcome = tuple[StoreChange | None, list[CandidateEvent], None]
+
+
+def in_flight_reason(send: SendInFlight) -> str:
+    return (
+        f"a send to {send.url} began at {format_ns(send.started_at_ns)} and its answer was not "
+        "recorded; the endpoint may have trained it, so it is held back from export until a "
+        "send settles it (the same idempotency key trains it at most once)"
+    )
+
+
+class Shipping:
+    def __init__(
+        self,
+        writer: Writer,
+        endpoint: FinetuneEndpoint,
+        background: Background,
+        config_file: ConfigFile,
+        load_config: Callable[[], LearnConfig],
+    ) -> None:
+        self._writer = writer
+        self._endpoint = endpoint
+        self._background = background
+        self._config_file = config_file
+        self._load_config = load_config
+        self._lock = asyncio.Lock()
+
+    def _chosen(self, timestamps: list[int], statuses: set[Status], verb: str) -> list[Candidate]:
+        view = self._writer.view
+        if not timestamps:
+            return sorted(
+                (c for c in view.candidates.values() if c.status in statuses),
+                key=lambda c: c.timestamp_ns,
+            )
+        chosen = []
+        for ts in dict.fromkeys(timestamps):
+            candidate = view.decidable(ts)
+            if candidate.status not in statuses:
+                raise FailedPrecondition(
+                    format_ns(ts),
+                    f"candidate {format_ns(ts)} is {candidate.status.value}; "
+                    f"only {'/'.join(sorted(s.value for s in statuses))} ones can be {verb}",
+                )
+            chosen.append(candidate)
+        return chosen
+
+    # -- send ---------------------------------------------------------------------------
+
+    async def send(
+        self, timestamps: list[int], request_id: str = "", deadline: float | None = None
+    ) -> SendReport:
+        """POST approved candidates to `learn.finetune_url`; `deadline` is monotonic time."""
+        config = self._load_config()
+        url = config.finetune_url
+        if not url:
+            raise FailedPrecondition(
+                "learn.finetune_url",
+                'no fine-tuning endpoint is set: add  finetune_url: "https://host/path"  to the '
+                f"`learn` section of {self._config_file.path} (or use export to write JSONL)",
+                kind="CONFIG",
+            )
+        async with self._lock:
+            chosen = self._chosen(timestamps, {Status.APPROVED}, "sent")
+            if not chosen:
+                return SendReport([], [], "", "")
+            activity = self._background.start_activity(
+                "send", f"send {len(chosen)} to {url}", request_id or uuid.uuid4().hex, len(chosen)
+            )
+            accepted: list[int] = []
+            failed: list[tuple[int, str]] = []
+            job_ids: list[str] = []
+            try:
+                size = config.finetune_batch_size
+                for start in range(0, len(chosen), size):
+                    batch = [c.timestamp_ns for c in chosen[start : start + size]]
+                    ok, refused, job_id = await self._send_batch(batch, url, config, deadline)
+                    accepted += ok
+                    failed += refused
+                    if job_id and job_id not in job_ids:
+                        job_ids.append(job_id)
+                    activity.progress(start + len(batch))
+            except BaseException:
+                activity.cancel("send was interrupted; unsent candidates stay approved")
+                raise
+            summary = f"{len(accepted)} accepted, {len(failed)} not"
+            if failed and not accepted:
+                activity.fail(f"{summary}: {failed[0][1]}")
+            else:
+                activity.succeed(summary)
+            return SendReport(accepted, failed, ",".join(job_ids), activity.id)
+
+    async def _send_batch(
+        self, batch: list[int], url: str, config: LearnConfig, deadline: float | None
+    ) -> tuple[list[int], list[tuple[int, str]], str]:
+        timeout = config.finetune_timeout
+        if deadline is not None:
+            timeout = min(timeout, deadline - time.monotonic())
+            if timeout <= 0:
+                return [], [(ts, "the call's deadline ran out") for ts in batch], ""
+        started = await self._writer.mutate(lambda view: _start_sends(view, batch, url))
+        if not started:
+            return [], [], ""
+        body = training.endpoint_request(started, config.model)
+        try:
+            reply = await self._endpoint.post(url, body, timeout, config.finetune_retries)
+        except EndpointError as error:
+            unsure = f"{error.message} (the endpoint may have it: send again to settle it)"
+            stamps = [c.timestamp_ns for c in started]
+            await self._writer.mutate(lambda view: _unsettled(view, stamps, unsure))
+            return [], [(ts, error.message) for ts in stamps], ""
+        ok = [c for c in started if training.idempotency_key(c.timestamp_ns) in reply.accepted]
+        refused = {
+            c.timestamp_ns: reply.rejected.get(
+                training.idempotency_key(c.timestamp_ns), "the endpoint did not acknowledge it"
+            )
+            for c in started
+            if c not in ok
+        }
+        await self._writer.mutate(lambda view: _settle(view, ok, refused, url, reply.job_id))
+        return [c.timestamp_ns for c in ok], list(refused.items()), reply.job_id
+
+    # -- export -------------------------------------------------------------------------
+
+    async def export(
+        self, fmt: str, statuses: Iterable[Status], timestamps: list[int], mark_trained: bool
+    ) -> ExportResult:
+        if fmt not in training.FORMATS:
+            raise InvalidArgument("format", f"choose one of {', '.join(training.FORMATS)}")
+        wanted = set(statuses) or {Status.APPROVED}
+        async with self._lock:
+            sends = self._writer.view.sends
+            chosen = self._chosen(timestamps, wanted, "exported")
+            for candidate in chosen:
+                send = sends.get(candidate.timestamp_ns)
+                if timestamps and send is not None:
+                    raise FailedPrecondition(
+                        format_ns(candidate.timestamp_ns),
+                        f"candidate {format_ns(candidate.timestamp_ns)}: {in_flight_reason(send)}",
+                        kind="SEND_IN_FLIGHT",
+                    )
+            chosen = [c for c in chosen if c.timestamp_ns not in sends]
+            text = training.jsonl(chosen, fmt)
+            if mark_trained and chosen:
+                destination = f"export:{fmt}"
+                await self._writer.mutate(lambda view: _mark_trained(view, chosen, destination))
+        return ExportResult(text, [c.timestamp_ns for c in chosen])
+
+
+# -- plans (pure functions of the staged view) --------------------------------------------
+
+
+def _start_sends(
+    view: View, batch: list[int], url: str
+) -> tuple[StoreChange | None, list[CandidateEvent], list[Candidate]]:
+    """Record the sends about to be posted: the replies still approved and not trained."""
+    now = time.time_ns()
+    started: list[Candidate] = []
+    records: list[SendInFlight] = []
+    for ts in batch:
+        current = view.candidates.get(ts)
+        if current is None or current.status != Status.APPROVED or ts in view.ledger:
+            continue
+        started.append(current)
+        records.append(SendInFlight(ts, training.idempotency_key(ts), url, now))
+    if not records:
+        return None, [], []
+    return StoreChange(sends_started=records), [], started
+
+
+def _unsettled(view: View, stamps: list[int], reason: str) -> Outcome:
+    """No answer: the sends stay in flight; the candidates say why they are held back."""
+    fresh = [
+        dataclasses.replace(c, send_error=reason)
+        for ts in stamps
+        if (c := view.candidates.get(ts)) is not None and c.visible and c.send_error != reason
+    ]
+    events = [CandidateEvent(EventKind.UPDATED, c) for c in fresh]
+    return StoreChange(upsert=fresh), events, None
+
+
+def _settle(
+    view: View, ok: list[Candidate], refused: dict[int, str], url: str, job_id: str
+) -> Outcome:
+    """The answer: accepted replies go to the ledger, refused ones keep the reason."""
+    change, events, _ = _mark_trained(view, ok, url, job_id)
+    assert change is not None
+    change.sends_ended += [c.timestamp_ns for c in ok] + list(refused)
+    for ts, reason in refused.items():
+        current = view.candidates.get(ts)
+        if current is not None and current.visible:
+            fresh = dataclasses.replace(current, send_error=reason)
+            change.upsert.append(fresh)
+            events.append(CandidateEvent(EventKind.UPDATED, fresh))
+    return change, events, None
+
+
+def _mark_trained(
+    view: View, batch: list[Candidate], destination: str, job_id: str = ""
+) -> Outcome:
+    now = time.time_ns()
+    entries = [
+        TrainedEntry(c.timestamp_ns, c.conversation_id, now, destination, job_id)
+        for c in batch
+        if c.timestamp_ns not in view.ledger
+    ]
+    events = []
+    for c in batch:
+        current = view.candidates.get(c.timestamp_ns)
+        if current is not None and current.visible:
+            sent = dataclasses.replace(current, status=Status.SENT)
+            events.append(CandidateEvent(EventKind.REMOVED, sent))
+    change = StoreChange(trained=entries, delete=[c.timestamp_ns for c in batch])
+    return change, events, None

@@ -1,0 +1,125 @@
+"""Rows of the SQLite store: how each domain value is written to a row and read back.
+
+Invariant: a value read back equals the value written (`candidate(row(c)) == c`); columns
+added by later schema versions are NULL in older rows and read as empty.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .model import (
+    Candidate,
+    ContextMessage,
+    LatestScore,
+    MemoryAttribution,
+    NotCandidateReason,
+    Status,
+    TokenValue,
+)
+
+# Candidate columns added after schema version 2 (NULL in older rows means empty).
+CANDIDATE_COLUMNS = (("question", "TEXT"), ("memories", "TEXT"), ("send_error", "TEXT"))
+CANDIDATE_SELECT = (
+    "SELECT timestamp_ns, conversation_id, content, context, divergence, peak, tokens,"
+    " alternate, status, scored_at_ns, decided_at_ns, reject_reason, question, memories,"
+    " send_error FROM candidates"
+)
+
+
+# The latest score of a reply, in both `scored_replies` and `unset_timestamp_scores`.
+# Nullable, because ALTER TABLE adds them to rows that predate them (see `_migrate`).
+SCORE_COLUMNS = (
+    ("node_path", "TEXT"),
+    ("content", "TEXT"),
+    ("scored", "INTEGER"),
+    ("divergence", "REAL"),
+    ("peak", "REAL"),
+    ("candidate", "INTEGER"),
+    ("reason", "INTEGER"),  # a NotCandidateReason value
+    ("context_tokens_cut", "INTEGER"),
+    ("scored_at_ns", "INTEGER"),
+)
+
+
+def score_values(s: LatestScore) -> tuple[Any, ...]:
+    return (
+        s.node_path,
+        s.content,
+        int(s.scored),
+        s.divergence,
+        s.peak,
+        int(s.candidate),
+        s.reason.value,
+        s.context_tokens_cut,
+        s.scored_at_ns,
+    )
+
+
+def latest_score(row: tuple[Any, ...]) -> LatestScore:
+    (cid, ts, path, content, scored, divergence, peak, candidate, reason, cut, scored_at) = row
+    return LatestScore(
+        conversation_id=cid,
+        timestamp_ns=ts,
+        node_path=path or "",
+        content=content or "",
+        scored=bool(scored),
+        divergence=divergence or 0.0,
+        peak=peak or 0.0,
+        candidate=bool(candidate),
+        reason=NotCandidateReason(reason or 0),
+        context_tokens_cut=cut or 0,
+        scored_at_ns=scored_at or 0,
+    )
+
+
+def row(c: Candidate) -> tuple[Any, ...]:
+    if c.status == Status.SENT:
+        raise ValueError("sent candidates live in the trained ledger, not in the list")
+    context = [[m.role, m.content, m.timestamp_ns] for m in c.context]
+    tokens = [
+        [t.token_id, t.text, t.logprob_with_memories, t.logprob_without_memories, t.divergence]
+        for t in c.tokens
+    ]
+    return (
+        c.timestamp_ns,
+        c.conversation_id,
+        c.content,
+        json.dumps(context, ensure_ascii=False),
+        c.divergence,
+        c.peak,
+        json.dumps(tokens, ensure_ascii=False),
+        c.alternate,
+        c.status.value,
+        c.scored_at_ns,
+        c.decided_at_ns,
+        c.reject_reason,
+        c.question,
+        json.dumps(
+            [[m.node_path, m.content, m.attribution] for m in c.memories], ensure_ascii=False
+        ),
+        c.send_error,
+    )
+
+
+def candidate(row: tuple[Any, ...]) -> Candidate:
+    (ts, cid, content, context, divergence, peak, tokens, alternate, status, scored, decided,
+     reason, question, memories, send_error) = row  # fmt: skip
+    return Candidate(
+        timestamp_ns=ts,
+        conversation_id=cid,
+        content=content,
+        context=tuple(ContextMessage(r, t, n) for r, t, n in json.loads(context)),
+        divergence=divergence,
+        peak=peak,
+        tokens=tuple(TokenValue(*token) for token in json.loads(tokens)),
+        alternate=alternate,
+        status=Status(status),
+        scored_at_ns=scored,
+        decided_at_ns=decided,
+        reject_reason=reason,
+        question=question or "",
+        memories=tuple(MemoryAttribution(*m) for m in json.loads(memories or "[]")),
+        send_error=send_error or "",
+    )

@@ -1,0 +1,116 @@
+"""The in-memory view of what the store holds: candidates, ledger, stats, reply owners and
+sends in flight.
+
+Invariants:
+- a view is what the store held after one committed transaction; it is replaced whole
+  after the next commit, never changed in place while someone may read it. `copy` is
+  cheap (the tables are shared until the copy first writes one of them), so the writer
+  can stage a batch of changes on a copy and publish it only once they are durable;
+- `apply` is the one place that turns a `StoreChange` into view state, mirroring what the
+  store does with it (a trained reply never comes back as a candidate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ftreview.core.values import format_ns
+
+from .errors import FailedPrecondition, NotFound
+from .model import (
+    Candidate,
+    ScoringStats,
+    SendInFlight,
+    Status,
+    TrainedEntry,
+)
+from .ports import StoreChange
+
+_TABLES = ("candidates", "ledger", "stats", "rejected", "owners", "sends")
+
+
+class View:
+    def __init__(
+        self,
+        candidates: Iterable[Candidate] = (),
+        ledger: Iterable[TrainedEntry] = (),
+        stats: Iterable[ScoringStats] = (),
+        owners: dict[int, str] | None = None,
+        sends: Iterable[SendInFlight] = (),
+    ) -> None:
+        self.candidates = {c.timestamp_ns: c for c in candidates}
+        self.ledger = {e.timestamp_ns: e for e in ledger}
+        self.stats = {s.conversation_id: s for s in stats}
+        # Timestamps of rejected candidates, so the cap check costs O(rejected), not O(list).
+        self.rejected = {ts for ts, c in self.candidates.items() if c.status == Status.REJECTED}
+        self.owners = dict(owners or {})
+        self.sends = {s.timestamp_ns: s for s in sends}
+        self._owned: set[str] = set(_TABLES)
+
+    def copy(self) -> View:
+        twin = View.__new__(View)
+        for name in _TABLES:
+            setattr(twin, name, getattr(self, name))
+        twin._owned = set()
+        return twin
+
+    def _writable(self, name: str) -> Any:
+        if name not in self._owned:
+            setattr(self, name, getattr(self, name).copy())
+            self._owned.add(name)
+        return getattr(self, name)
+
+    def apply(self, change: StoreChange) -> None:
+        if change.trained:
+            ledger = self._writable("ledger")
+            for entry in change.trained:
+                ledger.setdefault(entry.timestamp_ns, entry)
+        if change.delete or change.upsert:
+            candidates = self._writable("candidates")
+            rejected = self._writable("rejected")
+            for ts in change.delete:
+                candidates.pop(ts, None)
+                rejected.discard(ts)
+            for candidate in change.upsert:
+                if candidate.timestamp_ns in self.ledger:
+                    continue
+                candidates[candidate.timestamp_ns] = candidate
+                if candidate.status == Status.REJECTED:
+                    rejected.add(candidate.timestamp_ns)
+                else:
+                    rejected.discard(candidate.timestamp_ns)
+        if change.stats is not None:
+            self._writable("stats")[change.stats.conversation_id] = change.stats
+        if change.owners:
+            owners = self._writable("owners")
+            for ts, cid in change.owners.items():
+                owners.setdefault(ts, cid)
+        if change.sends_started or change.sends_ended:
+            sends = self._writable("sends")
+            for ts in change.sends_ended:
+                sends.pop(ts, None)
+            for send in change.sends_started:
+                sends[send.timestamp_ns] = send
+
+    def decidable(self, ts: int) -> Candidate:
+        """The listed candidate `ts`, or the reason it cannot be decided."""
+        entry = self.ledger.get(ts)
+        if entry is not None:
+            raise FailedPrecondition(
+                format_ns(ts),
+                f"reply {format_ns(ts)} was sent to fine-tuning already ({entry.destination}); "
+                "a trained reply cannot be decided again",
+                kind="ALREADY_TRAINED",
+            )
+        candidate = self.candidates.get(ts)
+        if candidate is None or not candidate.visible:
+            why = " (rejected and no longer kept)" if candidate is not None else ""
+            raise NotFound("candidate", format_ns(ts), f"no candidate {format_ns(ts)}{why}")
+        return candidate
+
+    def counts(self) -> dict[Status, int]:
+        counts = {status: 0 for status in Status}
+        for candidate in self.candidates.values():
+            counts[candidate.status] += 1
+        return counts

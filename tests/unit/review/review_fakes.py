@@ -1,0 +1,205 @@
+"""In-memory ports for the Review's domain: a Scorer that scores by a table, a recording
+fine-tuning endpoint, and a conversation codec, all plain Python (no gRPC, no HTTP), so the
+rules are tested on the domain alone. The store is the real SQLite store on a temp file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftreview.core.activity_hub import ActivityHub
+from ftreview.v1 import activity_pb2
+
+from review_service.config import ConfigFile
+from review_service.errors import EndpointError, ScorerFailed, ScorerUnavailable
+from review_service.model import (
+    Conversation,
+    MemoryAttribution,
+    Message,
+    NotCandidateReason,
+    ScoredReply,
+    ScoringStats,
+    TokenValue,
+)
+from review_service.ports import EndpointReply, Progress, ScoringResult
+from review_service.review import Review
+from review_service.store_sqlite import SqliteStore
+
+BASE_NS = 1_772_000_000_000_000_000
+
+
+def reply_ts(cid: str, i: int) -> int:
+    return BASE_NS + (sum(map(ord, cid)) % 1000) * 1_000_000 + (i + 1) * 1000 + 7
+
+
+def conversation(cid: str, turns: int, *, at: Callable[[str, int], int] = reply_ts) -> Conversation:
+    """A system prompt, one memory, then `turns` question/reply pairs."""
+    messages = [
+        Message("system", "You are helpful.", BASE_NS, False, "nodes[0]"),
+        Message("system", f"Memory of {cid}.", BASE_NS + 1, True, "nodes[1].children[0]"),
+    ]
+    for i in range(turns):
+        messages.append(
+            Message("user", f"question {i}", at(cid, i) - 1, False, f"nodes[{2 + 2 * i}]")
+        )
+        messages.append(
+            Message("assistant", f"{cid} reply {i}", at(cid, i), False, f"nodes[{3 + 2 * i}]")
+        )
+    return JsonConversations.make(cid, messages)
+
+
+class JsonConversations:
+    """The codec port: a conversation's body is its messages as JSON."""
+
+    @staticmethod
+    def make(cid: str, messages: list[Message]) -> Conversation:
+        body = json.dumps([cid, [m.__dict__ for m in messages]]).encode()
+        return Conversation(cid, tuple(messages), body)
+
+    def decode(self, body: bytes) -> Conversation:
+        cid, messages = json.loads(body)
+        return Conversation(cid, tuple(Message(**m) for m in messages), body)
+
+
+class TableScorer:
+    """Scores by table (`divergence[content]`, else 0.5 with memories), as the Scorer's
+    contract says: excluded replies are not scored, `only` limits the scored ones, unset
+    timestamps are always scored and never candidates; candidates carry attributions."""
+
+    def __init__(self) -> None:
+        self.divergence: dict[str, float] = {}
+        self.down = False
+        self.broken = ""  # when set, `score` fails with this message
+        self.calls: list[tuple[str, list[int], list[int]]] = []
+        self.gate: asyncio.Event | None = None
+
+    async def ready(self, timeout: float) -> None:
+        if self.down:
+            raise ScorerUnavailable("the Scorer is down")
+
+    async def score(
+        self, conversation: Conversation, threshold: float, exclude: list[int], only: list[int],
+        request_id: str,
+    ) -> ScoringResult:  # fmt: skip
+        self.calls.append((conversation.id, exclude, only))
+        if self.broken:
+            raise ScorerFailed(self.broken)
+        if self.gate is not None:
+            await self.gate.wait()
+        memories = [m for m in conversation.messages if m.memory]
+        replies: list[ScoredReply] = []
+        for m in conversation.messages:
+            if m.role != "assistant" or m.memory:
+                continue
+            if m.timestamp_ns in exclude or (
+                only and m.timestamp_ns and m.timestamp_ns not in only
+            ):
+                reason = (
+                    NotCandidateReason.ALREADY_TRAINED
+                    if m.timestamp_ns in exclude
+                    else NotCandidateReason.NOT_REQUESTED
+                )
+                replies.append(ScoredReply(m.timestamp_ns, m.content, 0, 0, False, False,
+                                           node_path=m.node_path, reason=reason))  # fmt: skip
+                continue
+            d = self.divergence.get(m.content, 0.5 if memories else 0.0)
+            candidate = m.timestamp_ns != 0 and d > threshold
+            reason = (
+                NotCandidateReason.NONE if candidate
+                else NotCandidateReason.UNSET_TIMESTAMP if m.timestamp_ns == 0
+                else NotCandidateReason.BELOW_THRESHOLD
+            )  # fmt: skip
+            attributions = tuple(
+                MemoryAttribution(mem.node_path, mem.content, d / (k + 1))
+                for k, mem in enumerate(memories)
+            ) if candidate else ()  # fmt: skip
+            replies.append(ScoredReply(
+                m.timestamp_ns, m.content, d, 2 * d, True, candidate,
+                (TokenValue(1, m.content[:4], -1.0, -1.0 - d, d),), m.node_path, reason,
+                attributions=attributions,
+            ))  # fmt: skip
+        scored = [r for r in replies if r.scored]
+        top = max((r.divergence for r in scored), default=0.0)
+        stats = ScoringStats(
+            conversation.id, threshold, responses_seen=len(replies), responses_scored=len(scored),
+            responses_above_threshold=sum(r.candidate for r in replies), max_divergence=top,
+        )  # fmt: skip
+        return ScoringResult(replies, top, stats)
+
+    async def alternate(
+        self, conversation: Conversation, reply_timestamp_ns: int, request_id: str,
+        timeout: float | None,
+    ) -> str:  # fmt: skip
+        if self.down:
+            raise ScorerUnavailable("the Scorer is down")
+        return f"alternate of {reply_timestamp_ns}"
+
+    async def progress(self, activity_id: str) -> AsyncIterator[Progress]:
+        return
+        yield  # an async generator that reports nothing
+
+    async def close(self) -> None:
+        pass
+
+
+@dataclass
+class RecordingEndpoint:
+    """Keeps the endpoint contract: trains each idempotency key once. `during_post` runs
+    while a request is being answered (to look at the store mid-send)."""
+
+    trained: set[str] = field(default_factory=set)
+    posts: int = 0
+    refuse: dict[str, str] = field(default_factory=dict)
+    fail: str = ""  # when set: train, then answer with this error (outcome unknown)
+    during_post: Callable[[dict[str, Any]], None] | None = None
+
+    async def post(
+        self, url: str, body: dict[str, Any], timeout: float, retries: int
+    ) -> EndpointReply:
+        self.posts += 1
+        if self.during_post is not None:
+            self.during_post(body)
+        accepted: set[str] = set()
+        rejected: dict[str, str] = {}
+        for example in body["examples"]:
+            key = example["idempotency_key"]
+            if key in self.refuse:
+                rejected[key] = self.refuse[key]
+                continue
+            self.trained.add(key)  # a key seen before is acknowledged, not trained again
+            accepted.add(key)
+        if self.fail:
+            raise EndpointError(self.fail)
+        return EndpointReply("job-1", accepted, rejected)
+
+    async def close(self) -> None:
+        pass
+
+
+def open_review(
+    home: Path, scorer: TableScorer, endpoint: RecordingEndpoint | None = None
+) -> Review:
+    return Review(
+        SqliteStore(home / "review.sqlite3"), scorer, endpoint or RecordingEndpoint(),
+        ConfigFile(home / "config.json5"), ActivityHub(), codec=JsonConversations(),
+    )  # fmt: skip
+
+
+async def ended(review: Review, activity_id: str) -> activity_pb2.Activity:
+    """Follow an activity of the Review's hub to its end."""
+    async for event in review.hub.watch(activity_id):
+        if event.activity.state not in (
+            activity_pb2.ACTIVITY_STATE_UNSPECIFIED,
+            activity_pb2.ACTIVITY_STATE_RUNNING,
+        ):
+            return event.activity
+    raise AssertionError(f"activity {activity_id} did not end")
+
+
+async def ingest(review: Review, conv: Conversation) -> activity_pb2.Activity:
+    activity_id, _ = await review.ingest(conv)
+    return await asyncio.wait_for(ended(review, activity_id), 10)

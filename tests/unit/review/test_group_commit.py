@@ -1,0 +1,140 @@
+"""Group commit: concurrent decisions share transactions, and acknowledged still means
+durable; a refused decision and a failed transaction fail alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from ftreview.core.activity_hub import ActivityHub
+from review_fakes import (
+    JsonConversations,
+    RecordingEndpoint,
+    TableScorer,
+    conversation,
+    ingest,
+    reply_ts,
+)
+
+from review_service.config import ConfigFile
+from review_service.errors import NotFound
+from review_service.model import Status
+from review_service.ports import StoreChange
+from review_service.review import Review
+from review_service.store_sqlite import SqliteStore
+
+CLIENTS = 50
+
+
+class FailingStore(SqliteStore):
+    """The real store, refusing any transaction that would write `poison`."""
+
+    poison = -1
+
+    def commit(self, changes: Sequence[StoreChange]) -> None:
+        if any(c.timestamp_ns == self.poison for change in changes for c in change.upsert):
+            raise OSError("disk full (injected)")
+        super().commit(changes)
+
+
+def open_with(store: SqliteStore, home: Path) -> Review:
+    return Review(
+        store, TableScorer(), RecordingEndpoint(), ConfigFile(home / "config.json5"),
+        ActivityHub(), codec=JsonConversations(),
+    )  # fmt: skip
+
+
+async def test_fifty_concurrent_decisions_share_transactions_and_all_are_durable(
+    tmp_path: Path,
+) -> None:
+    review = open_with(SqliteStore(tmp_path / "db"), tmp_path)
+    await ingest(review, conversation("g", CLIENTS))
+    stamps = [reply_ts("g", i) for i in range(CLIENTS)]
+    before = review.writer.transactions
+
+    async def decide(i: int) -> None:
+        if i % 5 == 0:  # 10 rejections: all kept
+            await review.reject([stamps[i]], "no")
+        elif i % 5 == 1:
+            await review.approve([stamps[i]])
+            await review.clear_decision([stamps[i]])
+        else:
+            await review.approve([stamps[i]])
+
+    expected = {0: Status.REJECTED, 1: Status.PENDING}
+
+    await asyncio.gather(*(decide(i) for i in range(CLIENTS)))
+    changes = review.writer.changes
+    transactions = review.writer.transactions - before
+    await review.close()
+
+    assert transactions < CLIENTS  # shared: 60 changes in a few transactions
+    reopened = {c.timestamp_ns: c for c in SqliteStore(tmp_path / "db").load_candidates()}
+    for i, ts in enumerate(stamps):
+        assert reopened[ts].status == expected.get(i % 5, Status.APPROVED)
+    assert changes > CLIENTS
+
+
+async def test_a_refused_decision_in_a_batch_leaves_the_others_alone(tmp_path: Path) -> None:
+    review = open_with(SqliteStore(tmp_path / "db"), tmp_path)
+    try:
+        await ingest(review, conversation("m", 4))
+        stamps = [reply_ts("m", i) for i in range(4)]
+        results = await asyncio.gather(
+            review.approve([stamps[0]]),
+            review.approve([stamps[1], 42]),  # 42 is no candidate: this call changes nothing
+            review.reject([stamps[2]]),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], NotFound)
+        statuses = {c.timestamp_ns: c.status for c in review.candidates()}
+        assert statuses == {
+            stamps[0]: Status.APPROVED, stamps[1]: Status.PENDING,
+            stamps[2]: Status.REJECTED, stamps[3]: Status.PENDING,
+        }  # fmt: skip
+    finally:
+        await review.close()
+
+
+async def test_a_failed_shared_transaction_fails_only_its_bad_change(tmp_path: Path) -> None:
+    store = FailingStore(tmp_path / "db")
+    review = open_with(store, tmp_path)
+    try:
+        await ingest(review, conversation("f", 3))
+        stamps = [reply_ts("f", i) for i in range(3)]
+        store.poison = stamps[1]
+        results = await asyncio.gather(
+            *(review.approve([ts]) for ts in stamps), return_exceptions=True
+        )
+        assert isinstance(results[1], OSError)
+        assert not isinstance(results[0], BaseException) and not isinstance(
+            results[2], BaseException
+        )
+        statuses = {c.timestamp_ns: c.status for c in review.candidates()}
+        assert statuses == {
+            stamps[0]: Status.APPROVED, stamps[1]: Status.PENDING, stamps[2]: Status.APPROVED
+        }  # fmt: skip
+    finally:
+        await review.close()
+    reopened = {c.timestamp_ns: c.status for c in SqliteStore(tmp_path / "db").load_candidates()}
+    assert reopened == statuses
+
+
+async def test_a_caller_that_goes_away_does_not_cancel_its_change(tmp_path: Path) -> None:
+    review = open_with(SqliteStore(tmp_path / "db"), tmp_path)
+    try:
+        await ingest(review, conversation("c", 1))
+        call = asyncio.ensure_future(review.approve([reply_ts("c", 0)]))
+        await asyncio.sleep(0)  # queued
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        # The writer still commits it: a read queued behind it sees it.
+        status = await review.writer.read(
+            lambda: None, lambda _, view: view.candidates[reply_ts("c", 0)].status
+        )
+        assert status == Status.APPROVED
+    finally:
+        await review.close()

@@ -1,0 +1,143 @@
+"""Send and export on the domain alone: a send in flight is recorded before the POST, an
+answer settles it, an unknown outcome holds the reply back from export until a send (same
+idempotency key) settles it, and an endpoint's refusal stays on the candidate."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from review_fakes import RecordingEndpoint, TableScorer, conversation, ingest, open_review, reply_ts
+
+from review_service.config import ConfigFile
+from review_service.errors import FailedPrecondition
+from review_service.model import SendInFlight, Status
+from review_service.ports import StoreChange
+from review_service.review import Review
+from review_service.store_sqlite import SqliteStore
+from review_service.training import idempotency_key
+
+URL = "http://trainer.test/finetune"
+
+
+@pytest.fixture
+def endpoint() -> RecordingEndpoint:
+    return RecordingEndpoint()
+
+
+@pytest.fixture
+async def review(tmp_path: Path, endpoint: RecordingEndpoint) -> AsyncIterator[Review]:
+    ConfigFile(tmp_path / "config.json5").set_value("finetune_url", URL)
+    running = open_review(tmp_path, TableScorer(), endpoint)
+    yield running
+    await running.close()
+
+
+async def approved(review: Review, cid: str, n: int) -> list[int]:
+    await ingest(review, conversation(cid, n))
+    stamps = [reply_ts(cid, i) for i in range(n)]
+    await review.approve(stamps)
+    return stamps
+
+
+def sends_in_flight(home: Path) -> list[tuple[Any, ...]]:
+    db = sqlite3.connect(home / "review.sqlite3")
+    try:
+        return db.execute(
+            "SELECT timestamp_ns, idempotency_key, url FROM sends_in_flight"
+        ).fetchall()
+    finally:
+        db.close()
+
+
+async def test_the_send_is_recorded_before_the_post_and_cleared_by_the_answer(
+    tmp_path: Path, review: Review, endpoint: RecordingEndpoint
+) -> None:
+    stamps = await approved(review, "ok", 2)
+    seen_while_posting: list[list[tuple[Any, ...]]] = []
+    endpoint.during_post = lambda body: seen_while_posting.append(sends_in_flight(tmp_path))
+
+    report = await review.send([])
+
+    assert sorted(report.accepted) == stamps and report.failed == []
+    assert sorted(seen_while_posting[0]) == [(ts, idempotency_key(ts), URL) for ts in stamps]
+    assert sends_in_flight(tmp_path) == []
+    assert {e.timestamp_ns for e in review.trained()} == set(stamps)
+    assert review.candidates() == []
+
+
+async def test_an_unknown_outcome_holds_the_reply_back_until_a_send_settles_it(
+    tmp_path: Path, review: Review, endpoint: RecordingEndpoint
+) -> None:
+    first, second = await approved(review, "lost", 2)
+    endpoint.fail = "http://trainer.test/finetune answered 500: trainer crashed"  # after training
+
+    report = await review.send([first])
+
+    assert report.accepted == [] and "500" in report.failed[0][1]
+    held = {c.timestamp_ns: c for c in review.candidates()}[first]
+    assert held.status == Status.APPROVED and "send again to settle it" in held.send_error
+    exported = await review.export("openai", [], [], mark_trained=True)
+    assert exported.timestamps == [second]  # held back, never exported as new
+    with pytest.raises(FailedPrecondition) as caught:
+        await review.export("openai", [], [first], mark_trained=False)
+    assert caught.value.kind == "SEND_IN_FLIGHT"
+
+    endpoint.fail = ""
+    again = await review.send([])
+    assert again.accepted == [first]
+    assert endpoint.trained == {idempotency_key(first)}  # the same key, trained once
+    assert sends_in_flight(tmp_path) == []
+
+
+async def test_a_send_in_flight_when_the_process_died_is_held_back_after_a_restart(
+    tmp_path: Path, review: Review, endpoint: RecordingEndpoint
+) -> None:
+    first, second = await approved(review, "crash", 2)
+    await review.close()
+    # What a SIGKILL between the POST and the answer's transaction leaves behind.
+    store = SqliteStore(tmp_path / "review.sqlite3")
+    store.commit([StoreChange(sends_started=[SendInFlight(first, idempotency_key(first), URL, 5)])])
+    store.close()
+    review = open_review(tmp_path, TableScorer(), endpoint)
+    try:
+        held = {c.timestamp_ns: c for c in review.candidates()}[first]
+        assert URL in held.send_error and "held back from export" in held.send_error
+        exported = await review.export("trl", [Status.APPROVED], [], mark_trained=True)
+        assert exported.timestamps == [second]
+        report = await review.send([])
+        assert report.accepted == [first]
+        assert {e.timestamp_ns for e in review.trained()} == {first, second}
+    finally:
+        await review.close()
+
+
+async def test_a_refusal_stays_on_the_candidate_until_it_is_sent(
+    review: Review, endpoint: RecordingEndpoint
+) -> None:
+    first, second = await approved(review, "part", 2)
+    endpoint.refuse[idempotency_key(second)] = "example too long"
+
+    report = await review.send([])
+
+    assert report.accepted == [first]
+    assert report.failed == [(second, "example too long")]
+    (left,) = review.candidates()
+    assert (left.timestamp_ns, left.status, left.send_error) == (
+        second, Status.APPROVED, "example too long",
+    )  # fmt: skip
+    # A refusal is an answer: nothing is in flight, so export may hand it out.
+    assert (await review.export("openai", [], [], mark_trained=False)).timestamps == [second]
+
+
+async def test_send_without_a_url_explains_how_to_set_one(tmp_path: Path) -> None:
+    review = open_review(tmp_path, TableScorer())
+    try:
+        await approved(review, "nourl", 1)
+        with pytest.raises(FailedPrecondition, match="finetune_url"):
+            await review.send([])
+    finally:
+        await review.close()
