@@ -3,7 +3,6 @@ real Scorer serving it on 127.0.0.1 port 0."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,9 +11,7 @@ import pytest
 from scorer_service.backends.local import LocalBackend
 from scorer_service.server import ScorerConfig, ScorerServer, create_server
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "conversations"
-FIXTURES = Path(os.environ.get("FTREVIEW_FIXTURES", SHARED_FIXTURES))
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "conversations"
 
 
 @pytest.fixture(scope="session")

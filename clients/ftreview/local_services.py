@@ -5,7 +5,8 @@ Invariants:
   service, so a caller's first request cannot race the start-up; until then a child that
   exits is reported with the tail of its log instead of a hang;
 - the Scorer starts first and the Review service is given the Scorer's real address (port 0
-  is resolved from the Scorer's "serving on HOST:PORT" log line);
+  is resolved from the Scorer's "serving on HOST:PORT" log line); given `scorer_address`,
+  no Scorer is started and the one there must answer SERVING;
 - `stop()` ends both: SIGTERM (the servers drain), then SIGKILL after a grace period, Review
   first so that it never calls a Scorer that is already gone. On Linux the children also get
   SIGTERM if this process dies without stopping them, so no orphan keeps a port;
@@ -46,6 +47,8 @@ class ServiceStartError(RuntimeError):
 class ServiceOptions:
     scorer_listen: str = "127.0.0.1:50051"
     review_listen: str = "127.0.0.1:50052"
+    # A Scorer already running there is used (checked for SERVING) instead of starting one.
+    scorer_address: str | None = None
     home: str | None = None
     backend: str | None = None
     backend_urls: Sequence[str] = ()
@@ -196,8 +199,11 @@ class LocalServices:
     def start(self) -> None:
         deadline = time.monotonic() + self.options.startup_timeout_s
         try:
-            self.scorer.start()
-            scorer_address = self.scorer.wait_address(deadline)
+            if self.options.scorer_address:
+                scorer_address = self.scorer.address = self.options.scorer_address
+            else:
+                self.scorer.start()
+                scorer_address = self.scorer.wait_address(deadline)
             review_argv = [
                 self.scorer.argv[0], "-m", "review_service",
                 "--listen", self.options.review_listen, "--scorer", scorer_address,

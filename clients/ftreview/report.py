@@ -1,4 +1,5 @@
-"""What the `ftreview` command prints: the stable `--json` shapes and the human tables.
+"""What the `ftreview` command prints: the stable `--json` shapes and the human tables
+(rich `Table`s, drawn by the CLI).
 
 Invariant: every `--json` shape is built here and only here, from explicit field lists (not
 from a generic proto-to-dict dump), so that a field added to a proto cannot silently change
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from rich.table import Table
 
 from ftreview.client import activity_state_name, reason_name, status_name
 from ftreview.core.conversation import flatten
@@ -259,20 +262,19 @@ def number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns; the last column is not padded (it holds free text)."""
-    widths = [len(h) for h in headers]
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
+    """Left-aligned columns without borders; every cell on one line, the last column
+    (free text) cut with an ellipsis when the terminal is too narrow for it."""
+    shown = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    for i, header in enumerate(headers):
+        last = i == len(headers) - 1
+        shown.add_column(header, no_wrap=True, overflow="ellipsis" if last else "fold")
     for row in rows:
-        for i, cell in enumerate(row[:-1]):
-            widths[i] = max(widths[i], len(cell))
-    lines = []
-    for row in [list(headers), *rows]:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
-        lines.append("  ".join([*cells, row[-1]]).rstrip())
-    return "\n".join(lines)
+        shown.add_row(*row)
+    return shown
 
 
-def reply_table(rows: Sequence[ReplyRow]) -> str:
+def reply_table(rows: Sequence[ReplyRow]) -> Table:
     return table(
         ["ID", "DIVERGENCE", "PEAK", "CANDIDATE", "REPLY"],
         [
@@ -288,7 +290,7 @@ def reply_table(rows: Sequence[ReplyRow]) -> str:
     )
 
 
-def candidate_table(candidates: Sequence[review_pb2.Candidate]) -> str:
+def candidate_table(candidates: Sequence[review_pb2.Candidate]) -> Table:
     return table(
         ["ID", "STATUS", "DIVERGENCE", "PEAK", "REPLY"],
         [
@@ -300,6 +302,21 @@ def candidate_table(candidates: Sequence[review_pb2.Candidate]) -> str:
                 one_line(c.content, 70),
             ]
             for c in candidates
+        ],
+    )
+
+
+def trained_table(entries: Sequence[review_pb2.TrainedEntry]) -> Table:
+    return table(
+        ["ID", "TRAINED AT", "JOB", "DESTINATION"],
+        [
+            [
+                str(timestamp_ns(e.timestamp)),
+                format_ns(timestamp_ns(e.trained_at)),
+                e.job_id or "-",
+                e.destination,
+            ]
+            for e in entries
         ],
     )
 

@@ -86,14 +86,12 @@ class ReviewApp(App[int]):
     def __init__(
         self,
         review_address: str,
-        scorer_address: str,
         *,
         credentials: grpc.ChannelCredentials | None = None,
         token: str | None = None,
     ) -> None:
         super().__init__()
         self.review_address = review_address
-        self.scorer_address = scorer_address
         self._credentials = credentials
         self._token = token
         self.board = Board()
@@ -151,7 +149,6 @@ class ReviewApp(App[int]):
     def _new_link(self) -> ServiceLink:
         return ServiceLink(
             self.review_address,
-            self.scorer_address,
             credentials=self._credentials,
             token=self._token,
         )
@@ -419,7 +416,6 @@ def _configure_log(home: str | None) -> None:
 
 def run_review(
     review_addr: str,
-    scorer_addr: str,
     home: str | None = None,
     *,
     credentials: grpc.ChannelCredentials | None = None,
@@ -428,9 +424,9 @@ def run_review(
     """Run the review screen until the user quits; the process exit code.
 
     Needs a terminal: the CLI prints a plain listing instead when there is none.
-    `credentials` (TLS) and `token` (bearer) are used for both services.
+    `credentials` (TLS) and `token` (bearer) are used for the Review.
     """
     _configure_log(home)
-    app = ReviewApp(review_addr, scorer_addr, credentials=credentials, token=token)
+    app = ReviewApp(review_addr, credentials=credentials, token=token)
     app.run()
     return app.return_code or 0

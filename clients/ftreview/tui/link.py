@@ -133,16 +133,12 @@ class ServiceLink:
     def __init__(
         self,
         review_address: str,
-        scorer_address: str,
         *,
         credentials: grpc.ChannelCredentials | None = None,
         token: str | None = None,
     ) -> None:
         self.review_address = review_address
-        self.scorer_address = scorer_address
-        self._review = AsyncReviewClient(
-            review_address, scorer_address=scorer_address, credentials=credentials, token=token
-        )
+        self._review = AsyncReviewClient(review_address, credentials=credentials, token=token)
 
     async def close(self) -> None:
         await self._review.close()

@@ -81,7 +81,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockedService
 def run(
     services: LockedServices, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    base = clean_env(FTREVIEW_SCORER_ADDR=services.scorer, FTREVIEW_REVIEW_ADDR=services.review)
+    base = clean_env(FTREVIEW_REVIEW_ADDR=services.review)
     return subprocess.run(
         [*FTREVIEW, *args], capture_output=True, text=True, env={**base, **(env or {})},
         timeout=600,
@@ -110,7 +110,7 @@ def test_the_environment_works_as_well_as_the_flags(services: LockedServices) ->
 def test_score_goes_through_the_review_to_the_scorer(
     services: LockedServices, fixtures_dir: Path
 ) -> None:
-    # Ingest, the activity streams of both services, and the Review's own call to the
+    # Ingest, the Review's activity stream, and the Review's own call to the
     # Scorer (made with the CA and token `serve` gave it) all carry TLS and the token.
     result = run(services, *secure(services), "score", str(fixtures_dir / "no-memories.json"),
                  "--json")  # fmt: skip

@@ -167,7 +167,7 @@ class ReviewProcess:
 
 
 async def ingest(review: ReviewProcess, conversation: conversation_pb2.Conversation) -> None:
-    async with AsyncReviewClient(review.address, scorer_address=review.scorer_address) as client:
+    async with AsyncReviewClient(review.address) as client:
         await client.ingest(conversation)
 
 
@@ -175,7 +175,7 @@ async def ingest_and_wait(
     review: ReviewProcess, conversation: conversation_pb2.Conversation, candidates: int
 ) -> None:
     """Ingest, then wait until the Review holds `candidates` candidates (scoring is async)."""
-    async with AsyncReviewClient(review.address, scorer_address=review.scorer_address) as client:
+    async with AsyncReviewClient(review.address) as client:
         await client.ingest(conversation)
         deadline = time.monotonic() + SCORING_TIMEOUT_S
         while len(await client.list_candidates()) < candidates:

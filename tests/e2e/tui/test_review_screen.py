@@ -44,7 +44,7 @@ STATUS_NAMES = {
 
 
 async def stored_candidates(review: ReviewProcess) -> dict[int, review_pb2.Candidate]:
-    async with AsyncReviewClient(review.address, scorer_address=review.scorer_address) as client:
+    async with AsyncReviewClient(review.address) as client:
         return {timestamp_ns(c.timestamp): c for c in await client.list_candidates()}
 
 
@@ -53,7 +53,7 @@ async def stored_status(review: ReviewProcess, timestamp: int) -> str:
 
 
 def screen(review: ReviewProcess) -> ReviewApp:
-    return ReviewApp(review.address, review.scorer_address)
+    return ReviewApp(review.address)
 
 
 def cursor_row(pilot: Pilot[Any]) -> int:

@@ -112,7 +112,6 @@ async def test_ftreview_review_in_tmux(
         [
             str(FTREVIEW),
             "--review", review.address,
-            "--scorer", review.scorer_address,
             "--home", str(review.home),
             "review",
         ]

@@ -8,7 +8,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
-from ftreview.v1 import activity_pb2, activity_pb2_grpc, review_pb2, review_pb2_grpc
+from ftreview.v1 import (
+    activity_pb2,
+    activity_pb2_grpc,
+    conversation_pb2,
+    review_pb2,
+    review_pb2_grpc,
+    scorer_pb2,
+    scorer_pb2_grpc,
+)
 from grpc_status import rpc_status
 
 
@@ -52,6 +60,19 @@ class FakeReview(review_pb2_grpc.ReviewServicer):
         reply = review_pb2.GetConfigResponse(config=review_pb2.Config(threshold=1e-7))
         return self._answer("GetConfig", request, context, reply)
 
+    def ListJobs(self, request: Any, context: grpc.ServicerContext) -> Any:
+        reply = review_pb2.ListJobsResponse(jobs=[review_pb2.TrainingJob(id="job-1")])
+        return self._answer("ListJobs", request, context, reply)
+
+    def Ask(self, request: Any, context: grpc.ServicerContext) -> Any:
+        reply = review_pb2.AskResponse(answer=f"echo: {request.question}", adapter="v1")
+        return self._answer("Ask", request, context, reply)
+
+    def GetConversation(self, request: Any, context: grpc.ServicerContext) -> Any:
+        conversation = conversation_pb2.Conversation(id=request.conversation_id)
+        reply = review_pb2.GetConversationResponse(conversation=conversation)
+        return self._answer("GetConversation", request, context, reply)
+
     def WatchCandidates(
         self, request: Any, context: grpc.ServicerContext
     ) -> Iterator[review_pb2.WatchCandidatesResponse]:
@@ -81,3 +102,18 @@ class FakeActivities(activity_pb2_grpc.ActivitiesServicer):
     ) -> Iterator[activity_pb2.WatchActivitiesResponse]:
         self.requests.append(request)
         yield from self.events
+
+
+class FakeScorer(scorer_pb2_grpc.ScorerServicer):
+    """Records every request and answers LoadAdapter and Answer."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, Any]] = []
+
+    def LoadAdapter(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.requests.append(("LoadAdapter", request))
+        return scorer_pb2.LoadAdapterResponse(adapter=request.name or "folder-name")
+
+    def Answer(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.requests.append(("Answer", request))
+        return scorer_pb2.AnswerResponse(text="Biscuit", adapter="v1")

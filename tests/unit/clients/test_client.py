@@ -4,20 +4,29 @@ way, and present streams as iterators that end the call when the caller stops.""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from ftreview import client as client_module
+from ftreview import errors
 from ftreview.client import (
     AsyncReviewClient,
+    AsyncScorerClient,
     ReviewClient,
+    ScorerClient,
     resolve_review_address,
     resolve_scorer_address,
 )
+from ftreview.client.base import stream, unary
+from ftreview.client.common import ServerCalls
+from ftreview.client.review import ReviewCalls
+from ftreview.client.scorer import ScorerCalls
 from ftreview.core.wire import timestamp_ns, to_timestamp
-from ftreview.v1 import activity_pb2, review_pb2
+from ftreview.v1 import activity_pb2, conversation_pb2, review_pb2, scorer_pb2
+from google.protobuf.descriptor import ServiceDescriptor
 
 from tests.unit.clients.conftest import Serve
-from tests.unit.clients.fakes import FakeActivities, FakeReview
+from tests.unit.clients.fakes import FakeActivities, FakeReview, FakeScorer
 
 # A reply id with every nanosecond digit in use: a float would round it.
 REPLY_NS = 1_718_000_000_123_456_789
@@ -86,16 +95,20 @@ async def test_set_threshold_sends_a_value_or_steps(serve: Serve) -> None:
 def test_unary_calls_carry_a_deadline(serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[object] = []
     fake = FakeReview()
-    with ReviewClient(serve(review=fake), timeout=7.5) as client:
-        original = client._stub.GetConfig
+    with ReviewClient(serve(review=fake), timeout=7.5, long_timeout=99.0) as client:
+        stub = client._stubs["review"]
+        for name in ("GetConfig", "Send"):
+            original = getattr(stub, name)
 
-        def spy(request: object, **kwargs: object) -> object:
-            seen.append(kwargs.get("timeout"))
-            return original(request, **kwargs)
+            def spy(request: object, original: object = original, **kwargs: object) -> object:
+                seen.append(kwargs.get("timeout"))
+                return original(request, **kwargs)  # type: ignore[operator]
 
-        monkeypatch.setattr(client._stub, "GetConfig", spy)
+            monkeypatch.setattr(stub, name, spy)
         client.get_config()
-    assert seen == [7.5]
+        with pytest.raises(errors.Unimplemented):
+            client.send()
+    assert seen == [7.5, 99.0]
 
 
 async def test_breaking_out_of_watch_candidates_cancels_the_call(serve: Serve) -> None:
@@ -129,101 +142,97 @@ def _activity(activity_id: str, kind: int, state: int = 1) -> activity_pb2.Watch
     )
 
 
-def _end() -> activity_pb2.WatchActivitiesResponse:
-    return activity_pb2.WatchActivitiesResponse(kind=_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT_END)
-
-
-def _merged_scenario() -> tuple[FakeActivities, FakeActivities]:
-    review = FakeActivities(
-        [_activity("send-1", _Kind.ACTIVITY_EVENT_KIND_SNAPSHOT), _end(),
+def _review_activities() -> FakeActivities:
+    return FakeActivities(
+        [_activity("send-1", _Kind.ACTIVITY_EVENT_KIND_SNAPSHOT),
+         activity_pb2.WatchActivitiesResponse(kind=_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT_END),
+         _activity("score-1", _Kind.ACTIVITY_EVENT_KIND_STARTED),
          _activity("send-1", _Kind.ACTIVITY_EVENT_KIND_ENDED, state=2)]
     )  # fmt: skip
-    scorer = FakeActivities(
-        [_end(), _activity("score-1", _Kind.ACTIVITY_EVENT_KIND_STARTED),
-         _activity("score-1", _Kind.ACTIVITY_EVENT_KIND_ENDED, state=3)]
-    )  # fmt: skip
-    return review, scorer
 
 
-async def test_review_watch_activities_merges_review_and_scorer_with_one_snapshot_end(
-    serve: Serve,
-) -> None:
-    review_acts, scorer_acts = _merged_scenario()
-    review = serve(review=FakeReview(), activities=review_acts)
-    scorer = serve(activities=scorer_acts)
-    async with AsyncReviewClient(review, scorer_address=scorer) as client:
+async def test_watch_activities_is_the_review_stream_alone(serve: Serve) -> None:
+    """The Review relays the Scorer's progress itself: its client needs no Scorer."""
+    activities = _review_activities()
+    address = serve(review=FakeReview(), activities=activities)
+    async with AsyncReviewClient(address) as client:
         events = [e async for e in client.watch_activities("x")]
-    ends = [i for i, e in enumerate(events) if e.kind == _Kind.ACTIVITY_EVENT_KIND_SNAPSHOT_END]
-    assert len(ends) == 1
-    # The snapshot precedes the single end marker.
-    assert (
-        events.index(next(e for e in events if e.kind == _Kind.ACTIVITY_EVENT_KIND_SNAPSHOT))
-        < ends[0]
-    )
-    ended = {e.activity.id for e in events if e.kind == _Kind.ACTIVITY_EVENT_KIND_ENDED}
-    assert ended == {"send-1", "score-1"}
-    assert [r.activity_id for r in review_acts.requests] == ["x"]
-    assert [r.activity_id for r in scorer_acts.requests] == ["x"]
+    with ReviewClient(address) as blocking:
+        assert list(blocking.watch_activities("x")) == events
+    assert events == activities.events
+    assert [r.activity_id for r in activities.requests] == ["x", "x"]
 
 
-def test_sync_watch_activities_merges_the_same_way(serve: Serve) -> None:
-    review_acts, scorer_acts = _merged_scenario()
-    review = serve(review=FakeReview(), activities=review_acts)
-    scorer = serve(activities=scorer_acts)
-    with ReviewClient(review, scorer_address=scorer) as client:
-        events = list(client.watch_activities())
-    kinds = [e.kind for e in events]
-    assert kinds.count(_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT_END) == 1
-    assert {e.activity.id for e in events if e.kind == _Kind.ACTIVITY_EVENT_KIND_ENDED} == {
-        "send-1",
-        "score-1",
-    }
+def _rpc_names(service: ServiceDescriptor) -> set[str]:
+    return {re.sub(r"(?<!^)(?=[A-Z])", "_", m.name).lower() for m in service.methods}
 
 
-async def test_a_review_server_without_activities_leaves_only_the_scorers(serve: Serve) -> None:
-    _, scorer_acts = _merged_scenario()
-    review = serve(review=FakeReview())  # no Activities service: UNIMPLEMENTED
-    scorer = serve(activities=scorer_acts)
-    async with AsyncReviewClient(review, scorer_address=scorer) as client:
-        events = [e async for e in client.watch_activities()]
-    assert [e.kind for e in events] == [
-        _Kind.ACTIVITY_EVENT_KIND_SNAPSHOT_END,
-        _Kind.ACTIVITY_EVENT_KIND_STARTED,
-        _Kind.ACTIVITY_EVENT_KIND_ENDED,
-    ]
+@pytest.mark.parametrize(
+    ("calls", "services"),
+    [
+        (ReviewCalls, [review_pb2.DESCRIPTOR.services_by_name["Review"]]),
+        (ScorerCalls, [scorer_pb2.DESCRIPTOR.services_by_name["Scorer"]]),
+    ],
+)
+def test_every_rpc_of_the_contract_is_described_once_for_both_clients(
+    calls: type, services: list[ServiceDescriptor]
+) -> None:
+    described = {name for name, value in vars(calls).items() if isinstance(value, unary | stream)}
+    assert _rpc_names(services[0]) <= described
+    shared = {"health", "list_activities", "watch_activities"}
+    assert shared <= {n for n, v in vars(ServerCalls).items() if isinstance(v, unary | stream)}
+
+
+async def test_sync_and_async_send_the_same_requests_for_the_new_calls(serve: Serve) -> None:
+    fake = FakeReview()
+    address = serve(review=fake)
+
+    with ReviewClient(address) as client:
+        jobs = client.list_jobs()
+        answer = client.ask("What is my cat called?", conversation_id="c1", max_new_tokens=9)
+        conversation = client.get_conversation("c1")
+        client.list_candidates(search="cat", min_divergence=0.5, conversation_id="c1")
+    blocking = list(fake.requests)
+    fake.requests.clear()
+    async with AsyncReviewClient(address) as aclient:
+        assert await aclient.list_jobs() == jobs
+        assert (
+            await aclient.ask("What is my cat called?", conversation_id="c1", max_new_tokens=9)
+            == answer
+        )
+        assert await aclient.get_conversation("c1") == conversation
+        await aclient.list_candidates(search="cat", min_divergence=0.5, conversation_id="c1")
+    assert fake.requests == blocking
+
+    assert [j.id for j in jobs] == ["job-1"]
+    assert (answer.answer, answer.adapter) == ("echo: What is my cat called?", "v1")
+    assert conversation.id == "c1"
+    sent = dict(blocking)
+    assert sent["Ask"].max_new_tokens == 9 and sent["Ask"].conversation_id == "c1"
+    listing = sent["ListCandidates"]
+    assert listing.search == "cat" and listing.min_divergence == 0.5
+    # An unset bound is absent, not 0: "no upper bound" is not "below 0".
+    assert listing.HasField("min_divergence") and not listing.HasField("max_divergence")
+
+
+async def test_scorer_load_adapter_and_answer(serve: Serve) -> None:
+    fake = FakeScorer()
+    address = serve(scorer=fake)
+    question = conversation_pb2.Conversation(id="q")
+    with ScorerClient(address) as client:
+        assert client.load_adapter("/adapters/v3", name="v3") == "v3"
+        assert client.load_adapter("/adapters/v4") == "folder-name"
+    async with AsyncScorerClient(address) as aclient:
+        answered = await aclient.answer(question, max_new_tokens=5)
+    assert (answered.text, answered.adapter) == ("Biscuit", "v1")
+    assert [name for name, _ in fake.requests] == ["LoadAdapter", "LoadAdapter", "Answer"]
+    assert fake.requests[0][1].path == "/adapters/v3"
+    answer_request = fake.requests[2][1]
+    assert answer_request.max_new_tokens == 5 and answer_request.conversation.id == "q"
 
 
 def test_status_and_reason_names() -> None:
     assert client_module.status_name(review_pb2.CANDIDATE_STATUS_APPROVED) == "approved"
     assert client_module.reason_name(1) == "below_threshold"
     assert client_module.activity_state_name(3) == "failed"
-
-
-def test_merge_holds_live_events_until_every_snapshot_has_ended() -> None:
-    merge = client_module._ActivityMerge(2)
-    out = []
-    out += merge.event(_end())  # the first server's snapshot is done
-    out += merge.event(_activity("a", _Kind.ACTIVITY_EVENT_KIND_STARTED))  # live, held
-    out += merge.event(_activity("b", _Kind.ACTIVITY_EVENT_KIND_SNAPSHOT))  # second's snapshot
-    assert [e.kind for e in out] == [_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT]
-    out += merge.event(_end())
-    assert [(e.kind, e.activity.id) for e in out] == [
-        (_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT, "b"),
-        (_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT_END, ""),
-        (_Kind.ACTIVITY_EVENT_KIND_STARTED, "a"),
-    ]
-
-
-def test_the_scorers_copy_of_a_scoring_activity_is_left_out_of_the_review_merge() -> None:
-    merge = client_module._ActivityMerge(2, client_module._REVIEW_MERGE_HIDDEN)
-    score = activity_pb2.WatchActivitiesResponse(
-        kind=_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT,
-        activity=activity_pb2.Activity(id="r1", kind="score"),
-    )
-    alternate = activity_pb2.WatchActivitiesResponse(
-        kind=_Kind.ACTIVITY_EVENT_KIND_SNAPSHOT,
-        activity=activity_pb2.Activity(id="a1", kind="alternate"),
-    )
-    assert merge.event(score, 0) == [score]  # the Review's own
-    assert merge.event(score, 1) == []  # the Scorer's copy
-    assert merge.event(alternate, 1) == [alternate]
+    assert client_module.job_state_name(review_pb2.TRAINING_JOB_STATE_SUCCEEDED) == "succeeded"

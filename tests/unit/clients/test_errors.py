@@ -104,7 +104,7 @@ async def test_async_client_raises_the_same_typed_error(serve: Serve) -> None:
 
 
 async def test_a_stream_raises_typed_errors_too() -> None:
-    async with AsyncReviewClient("127.0.0.1:1", scorer_address="127.0.0.1:1") as client:
+    async with AsyncReviewClient("127.0.0.1:1") as client:
         with pytest.raises(errors.Unavailable) as caught:
             async for _ in client.watch_candidates():
                 pass

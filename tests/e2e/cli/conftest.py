@@ -1,0 +1,142 @@
+"""Services for the CLI's tests, each test on state of its own.
+
+One `ftreview serve` (both services, the embedded model, port 0) runs for the module: its
+Scorer is the expensive part and keeps no state a test can see. Every test that needs a
+Review gets a fresh one (`ftreview serve --scorer ADDR`'s path: a Review child against that
+Scorer, on a home of its own), so no test depends on another having run, or run first.
+
+`cli` runs the command in this process (`ftreview.cli.main`, output captured), which is
+fast; `run_ftreview` runs it as a subprocess, for exit codes, pipes and signals.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ftreview.cli import main
+from ftreview.local_services import LocalServices, ServiceOptions
+
+FTREVIEW = [sys.executable, "-m", "ftreview"]
+STARTUP_S = 300
+
+
+class Lines:
+    """A child's pipe read on a thread, so a test can wait for a line with a deadline
+    (select() on a buffered text pipe misses lines already in the buffer)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: Any) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def next(self, deadline: float) -> str | None:
+        """The next line, or None at end of stream or at the deadline."""
+        try:
+            return self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+
+
+@dataclass
+class Stack:
+    """`ftreview serve` as a user starts it."""
+
+    process: subprocess.Popen[str]
+    scorer: str
+    review: str
+
+
+def start_serve(*flags: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """`ftreview serve --quiet FLAGS...` on free ports; its process and printed addresses."""
+    process = subprocess.Popen(
+        [*FTREVIEW, "serve", "--quiet", "--scorer-listen", "127.0.0.1:0",
+         "--review-listen", "127.0.0.1:0", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    lines = Lines(process.stdout)
+    addresses: dict[str, str] = {}
+    deadline = time.monotonic() + STARTUP_S
+    while len(addresses) < 2:
+        line = lines.next(deadline)
+        assert line, "ftreview serve did not report both addresses"
+        match = re.match(r"(scorer|review) serving on (\S+)", line)
+        if match:
+            addresses[match.group(1)] = match.group(2)
+    return process, addresses
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("home")
+    process, addresses = start_serve("--home", str(home))
+    yield Stack(process, addresses["scorer"], addresses["review"])
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class Review:
+    address: str
+    home: Path
+
+
+@pytest.fixture
+def review(stack: Stack, tmp_path: Path) -> Iterator[Review]:
+    """A fresh Review service (its own home) against the module's Scorer."""
+    home = tmp_path / "home"
+    options = ServiceOptions(
+        scorer_address=stack.scorer, review_listen="127.0.0.1:0", home=str(home)
+    )
+    with LocalServices(options) as services:
+        yield Review(services.review_address, home)
+
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(review: Review, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """`cli("candidates", "--json")` -> (exit code, stdout, stderr), in this process."""
+    monkeypatch.setenv("FTREVIEW_REVIEW_ADDR", review.address)
+    for name in ("FTREVIEW_TOKEN", "FTREVIEW_TLS_CA", "FTREVIEW_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()  # drop what came before
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def run_ftreview(
+    address: str, *args: str, check: bool = True, **popen: Any
+) -> subprocess.CompletedProcess[str]:
+    """`ftreview ARGS` as a subprocess, talking to the Review at `address`."""
+    env = {**os.environ, "FTREVIEW_REVIEW_ADDR": address}
+    result = subprocess.run(
+        [*FTREVIEW, *args], capture_output=True, text=True, env=env, timeout=600, **popen
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
