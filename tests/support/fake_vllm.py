@@ -106,6 +106,9 @@ class FakeVllm:
     def __init__(self, model: str = MODEL, max_model_len: int = MAX_MODEL_LEN) -> None:
         self.model = model
         self.max_model_len = max_model_len
+        # Real vLLM never writes NaN or Infinity (Starlette refuses them); a test that
+        # stands in for a broken engine or proxy turns this on.
+        self.non_finite_json = False
         self._script = _Script()
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         server.daemon_threads = True
@@ -404,7 +407,9 @@ class _Handler(BaseHTTPRequestHandler):
     def send_json(self, exchange: Exchange, status: int, payload: dict[str, Any]) -> bool:
         exchange.response = payload
         # Compact, as Starlette's JSONResponse encodes it.
-        body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+        body = json.dumps(
+            payload, separators=(",", ":"), allow_nan=self.fake.non_finite_json
+        ).encode()
         return self.send_body(exchange, status, body, "application/json")
 
     def send_body(self, exchange: Exchange, status: int, body: bytes, content_type: str) -> bool:
