@@ -290,9 +290,7 @@ def logprob_from_wire(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         raise BackendProtocolError(f"{where}: logprob is {value!r}, not a number")
     if value > POSITIVE_LOGPROB_TOLERANCE:
-        raise BackendProtocolError(
-            f"{where}: logprob is {value!r}, above 0: not a log-probability"
-        )
+        raise BackendProtocolError(f"{where}: logprob is {value!r}, above 0: not a log-probability")
     if value <= CLAMPED_NEG_INF:
         return float("-inf")
     return min(float(value), 0.0)
