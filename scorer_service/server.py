@@ -26,6 +26,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from scorer_service.backends.base import ScoringBackend
+from scorer_service.errors import ScorerError
 from scorer_service.servicer import ScorerServicer
 
 log = logging.getLogger("scorer_service")
@@ -106,11 +107,12 @@ async def create_server(
         built, tokenizer = await asyncio.to_thread(build_backend, config)
         backend = built
     if context_length is None:
+        # An engine that is down now may be up later: the Scorer starts anyway, answers
+        # UNAVAILABLE per call meanwhile, and learns the context length once it answers.
         try:
             context_length = (await backend.info()).context_length
-        except Exception as exc:  # an engine that is down now may be up later
-            log.warning("could not ask the engine for its context length (%s); using 4096", exc)
-            context_length = 4096
+        except ScorerError as exc:
+            log.warning("the engine is not answering yet (%s); will ask again per call", exc)
     hub = ActivityHub()
     server = grpc.aio.server(
         interceptors=security.interceptors(),
@@ -147,14 +149,16 @@ async def drain(running: RunningScorer, grace: float) -> None:
 async def serve(config: ScorerConfig) -> None:
     running = await create_server(config)
     host = config.listen.rsplit(":", 1)[0]
-    info = await running.backend.info()
+    try:
+        info = await running.backend.info()
+        engine = f"backend {info.backend}, model {info.model}, context {info.context_length}"
+    except ScorerError:
+        engine = f"backend {config.backend}, engine not answering yet"
     log.info(
-        "scorer serving on %s:%d (backend %s, model %s, context %d; %s%s)",
+        "scorer serving on %s:%d (%s; %s%s)",
         host,
         running.port,
-        info.backend,
-        info.model,
-        info.context_length,
+        engine,
         "TLS" if config.tls_cert else "plain text",
         ", bearer token required" if config.token else "",
     )

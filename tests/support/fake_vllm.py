@@ -103,14 +103,16 @@ class _Script:
 class FakeVllm:
     """A scriptable vLLM on 127.0.0.1 at an ephemeral port. Use as a context manager."""
 
-    def __init__(self, model: str = MODEL, max_model_len: int = MAX_MODEL_LEN) -> None:
+    def __init__(
+        self, model: str = MODEL, max_model_len: int = MAX_MODEL_LEN, port: int = 0
+    ) -> None:
         self.model = model
         self.max_model_len = max_model_len
         # Real vLLM never writes NaN or Infinity (Starlette refuses them); a test that
         # stands in for a broken engine or proxy turns this on.
         self.non_finite_json = False
         self._script = _Script()
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         server.daemon_threads = True
         server.fake = self  # type: ignore[attr-defined]
         self._server = server
