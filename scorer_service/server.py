@@ -92,7 +92,11 @@ def build_backend(config: ScorerConfig) -> tuple[ScoringBackend, Any]:
             VllmScoreBackend(config.backend_urls, config.served_model),
             load_tokenizer(config.model),
         )
-    raise ValueError(f"unknown backend {config.backend!r} (local, vllm or vllm-score)")
+    if config.backend == "sglang":
+        from scorer_service.backends.sglang import SglangBackend
+
+        return SglangBackend(config.backend_urls, config.served_model), load_tokenizer(config.model)
+    raise ValueError(f"unknown backend {config.backend!r} (local, vllm, vllm-score or sglang)")
 
 
 async def create_server(

@@ -103,6 +103,9 @@ class _Script:
 class FakeVllm:
     """A scriptable vLLM on 127.0.0.1 at an ephemeral port. Use as a context manager."""
 
+    # The request handler class; another engine's stand-in gives its own.
+    handler: type[BaseHTTPRequestHandler]
+
     def __init__(
         self, model: str = MODEL, max_model_len: int = MAX_MODEL_LEN, port: int = 0
     ) -> None:
@@ -112,7 +115,7 @@ class FakeVllm:
         # stands in for a broken engine or proxy turns this on.
         self.non_finite_json = False
         self._script = _Script()
-        server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", port), self.handler)
         server.daemon_threads = True
         server.fake = self  # type: ignore[attr-defined]
         self._server = server
@@ -473,3 +476,6 @@ def _wire(value: float | None) -> float | None:
     if value is None:
         return None
     return max(value, CLAMPED_NEG_INF)  # vLLM's clamp: its JSON encoder refuses -inf
+
+
+FakeVllm.handler = _Handler
