@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from ftreview.conversations import load_conversations
+from ftreview.conversations import load_conversations, parse_conversation
 from ftreview.v1 import activity_pb2, activity_pb2_grpc, scorer_pb2, scorer_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -105,3 +105,46 @@ def test_starts_while_its_engine_is_down_and_learns_the_context_once_it_answers(
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_sigterm_ends_a_busy_scorer_within_its_grace_period(tmp_path: Path) -> None:
+    """A 1,500-turn conversation on an engine that never answers: once the grace period
+    ends, the call is cancelled and the process exits."""
+    turns: list[dict[str, object]] = [
+        {"role": "system", "content": "Memory: the user's cat is named Biscuit.", "memory": True}
+    ]
+    for turn in range(1500):
+        turns.append({"role": "user", "content": f"Question {turn}: tell me about owls."})
+        turns.append(
+            {"role": "assistant", "content": f"Answer {turn}: owls fly.", "timestamp": turn + 1}
+        )
+    conversation = parse_conversation({"id": "busy", "nodes": turns})
+    grace = 2.0
+    with FakeVllm(max_model_len=2048) as fake:
+        fake.stall_next(100, path="/v1/completions")
+        process, address = _start(
+            tmp_path, "--backend", "vllm", "--backend-url", fake.url, "--grace", str(grace)
+        )
+        try:
+            with grpc.insecure_channel(address) as channel:
+                call = scorer_pb2_grpc.ScorerStub(channel).ScoreConversation.future(
+                    scorer_pb2.ScoreConversationRequest(conversation=conversation), timeout=300
+                )
+                deadline = time.monotonic() + 60
+                while not fake.requests_to("/v1/completions"):
+                    assert time.monotonic() < deadline, "the scorer never reached the engine"
+                    time.sleep(0.01)
+                signalled = time.monotonic()
+                process.send_signal(signal.SIGTERM)
+                assert process.wait(timeout=grace + 10) == 0
+                took = time.monotonic() - signalled
+                with pytest.raises(grpc.RpcError) as caught:
+                    call.result()
+                assert caught.value.code() in (
+                    grpc.StatusCode.CANCELLED,
+                    grpc.StatusCode.UNAVAILABLE,
+                )
+            assert grace <= took < grace + 10
+        finally:
+            if process.poll() is None:
+                process.kill()
