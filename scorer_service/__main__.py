@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
     )
     parser.add_argument(
         "--backend",
-        choices=("local", "vllm", "vllm-score"),
+        choices=("local", "vllm", "vllm-score", "sglang"),
         default="local",
         help="the engine that computes log-probabilities (default %(default)s)",
     )
@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
         default=[],
         metavar="URL",
         dest="backend_urls",
-        help="base URL of a vLLM server; repeat to spread over replicas",
+        help="base URL of a vLLM or SGLang server; repeat to spread over replicas",
     )
     parser.add_argument(
         "--model",

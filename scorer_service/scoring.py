@@ -12,22 +12,36 @@ Cost invariants: a whole conversation is one backend request per variant (two in
 asking only for the positions inside reply ranges; a conversation without memory nodes
 makes no backend call (every divergence is exactly 0); replies excluded (trained) or not
 asked for are never sent. Only a conversation longer than the model's context adds
-requests: each reply that does not fit is scored with as much of its earlier context as
-fits, memories and system messages kept, and the stats count it.
+requests: replies that do not fit are scored in windows of the conversation, memories and
+system messages kept (`planning`), and the stats count them. Candidates add one request
+per memory before them (leave-one-out attribution), all in one backend call, after the
+two-variant pass has said which replies are candidates.
+
+Nothing here runs on the event loop but the awaits: rendering, tokenizing and planning run
+in a worker thread that stops at its next check once the call is cancelled, and the backend
+is not asked for another prompt group after that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ftreview.core.defaults import DEFAULT_THRESHOLD as DEFAULT_THRESHOLD
 
-from scorer_service.backends.base import ProgressCallback, ScoreRequest, ScoringBackend
+from scorer_service.backends.base import (
+    ProgressCallback,
+    RangeLogprobs,
+    ScoreRequest,
+    ScoringBackend,
+)
 from scorer_service.conversation import Message, Variant, has_memories
+from scorer_service.planning import Cancelled, Job, PlannedReply, Planner, check
 from scorer_service.tokenization import (
     ChatTokenizer,
     ReplyRange,
@@ -75,6 +89,18 @@ class ReplyScore:
     reason: Reason = Reason.NOT_REQUESTED
     problem: str = ""
     context_tokens_cut: int = 0
+    # Candidates only, largest first: how much the reply leaned on each memory before it.
+    attributions: list[MemoryAttribution] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MemoryAttribution:
+    """The reply's divergence between the full context and the context without only this
+    memory (leave-one-out), in nats per token."""
+
+    node_path: str
+    content: str
+    attribution: float
 
 
 @dataclass
@@ -111,17 +137,6 @@ class ScoringResult:
         return [r for r in self.replies if r.candidate]
 
 
-@dataclass
-class _Job:
-    """The requests that score some replies: one per variant."""
-
-    with_memories: TokenizedConversation
-    without_memories: TokenizedConversation
-    prompt_with: int
-    prompt_without: int
-    replies: list[tuple[ReplyScore, ReplyRange, ReplyRange]]
-
-
 async def score_conversation(
     messages: Sequence[Message],
     tokenizer: ChatTokenizer,
@@ -133,60 +148,193 @@ async def score_conversation(
     exclude: frozenset[int] = frozenset(),
     only: frozenset[int] = frozenset(),
     progress: ProgressCallback | None = None,
+    attribution: bool = True,
+    cancel: threading.Event | None = None,
 ) -> ScoringResult:
-    threshold = threshold if threshold > 0 else DEFAULT_THRESHOLD
-    stats = ScoringStats(conversation_id, threshold)
-    scores = [ReplyScore(m) for m in messages if m.is_reply]
-    stats.responses_seen = len(scores)
-    wanted: list[ReplyScore] = []
-    for score in scores:
-        ts = score.message.timestamp_ns
-        if ts and ts in exclude:
-            score.reason = Reason.ALREADY_TRAINED
-            stats.skipped_already_trained += 1
-        elif only and ts and ts not in only:
-            # A reply without a timestamp cannot be named in `only`, nor remembered as
-            # scored: it is scored (and counted) on every pass.
-            score.reason = Reason.NOT_REQUESTED
-        else:
-            wanted.append(score)
-    result = ScoringResult(scores, stats)
-    if not wanted:
-        return result
+    """Score the conversation; tokenizing and planning run in a worker thread that stops at
+    its next check once `cancel` is set (set here when this coroutine is cancelled)."""
+    cancel = cancel if cancel is not None else threading.Event()
+    try:
+        scoring = await asyncio.to_thread(
+            _Scoring.prepare,
+            messages,
+            tokenizer,
+            conversation_id=conversation_id,
+            context_length=context_length,
+            threshold=threshold if threshold > 0 else DEFAULT_THRESHOLD,
+            exclude=exclude,
+            only=only,
+            cancel=cancel,
+        )
+        results = await _run(backend, scoring.requests(), progress, cancel)
+        await asyncio.to_thread(scoring.fill, results)
+        if attribution:
+            loo = await asyncio.to_thread(scoring.attribution_requests)
+            if loo:
+                # Every leave-one-out prompt in one call: the engine batches them.
+                values = await _run(backend, [loo], None, cancel)
+                await asyncio.to_thread(scoring.attribute, values)
+    except (asyncio.CancelledError, Cancelled):
+        cancel.set()
+        raise asyncio.CancelledError from None
+    return scoring.result
 
-    with_memories = build_token_ids(messages, tokenizer, Variant.WITH_MEMORIES)
-    without = build_token_ids(messages, tokenizer, Variant.WITHOUT_MEMORIES)
-    pairs = _pair_ranges(wanted, with_memories, without)
-    if not has_memories(list(messages)):
-        for score, range_with, _ in pairs:
-            score.tokens = [
-                TokenDivergence(with_memories.token_ids[i], with_memories.token_text(i), 0.0, 0.0)
-                for i in range(range_with.start, range_with.end)
+
+async def _run(
+    backend: ScoringBackend,
+    batches: list[list[ScoreRequest]],
+    progress: ProgressCallback | None,
+    cancel: threading.Event,
+) -> list[RangeLogprobs]:
+    """One backend call per batch (a job's variants share a padded batch), stopping between
+    them once cancelled."""
+    results: list[RangeLogprobs] = []
+    for number, batch in enumerate(batches, 1):
+        check(cancel)
+        step = progress if len(batches) == 1 else None
+        results.extend(await backend.score(batch, step))
+        if progress is not None and len(batches) > 1:
+            progress(number, len(batches), f"scored prompt group {number} of {len(batches)}")
+    return results
+
+
+class _Scoring:
+    """One conversation's scoring state, built and filled off the event loop."""
+
+    def __init__(self, result: ScoringResult, planner: Planner | None, jobs: list[Job]) -> None:
+        self.result = result
+        self.planner = planner
+        self.jobs = jobs
+        self._by_path = {r.message.node_path: r for r in result.replies}
+        self._logprobs_with: dict[str, list[float]] = {}
+        self._loo: list[tuple[Job, Message, list[PlannedReply]]] = []
+
+    @classmethod
+    def prepare(
+        cls,
+        messages: Sequence[Message],
+        tokenizer: ChatTokenizer,
+        *,
+        conversation_id: str,
+        context_length: int,
+        threshold: float,
+        exclude: frozenset[int],
+        only: frozenset[int],
+        cancel: threading.Event,
+    ) -> _Scoring:
+        stats = ScoringStats(conversation_id, threshold)
+        scores = [ReplyScore(m) for m in messages if m.is_reply]
+        stats.responses_seen = len(scores)
+        wanted: list[ReplyScore] = []
+        for score in scores:
+            ts = score.message.timestamp_ns
+            if ts and ts in exclude:
+                score.reason = Reason.ALREADY_TRAINED
+                stats.skipped_already_trained += 1
+            elif only and ts and ts not in only:
+                # A reply without a timestamp cannot be named in `only`, nor remembered as
+                # scored: it is scored (and counted) on every pass.
+                score.reason = Reason.NOT_REQUESTED
+            else:
+                wanted.append(score)
+        result = ScoringResult(scores, stats)
+        if not wanted:
+            return cls(result, None, [])
+        check(cancel)
+        with_memories = build_token_ids(messages, tokenizer, Variant.WITH_MEMORIES)
+        check(cancel)
+        without = build_token_ids(messages, tokenizer, Variant.WITHOUT_MEMORIES)
+        check(cancel)
+        pairs = _pair_ranges(wanted, with_memories, without)
+        if not has_memories(list(messages)):
+            for score, range_with, _ in pairs:
+                score.tokens = [
+                    TokenDivergence(
+                        with_memories.token_ids[i], with_memories.token_text(i), 0.0, 0.0
+                    )
+                    for i in range(range_with.start, range_with.end)
+                ]
+                score.scored = True
+            _judge(scores, threshold, stats)
+            return cls(result, None, [])
+        planner = Planner(messages, tokenizer, with_memories, without, context_length, cancel)
+        jobs, too_long = planner.plan([(s.message.node_path, rw, ro) for s, rw, ro in pairs])
+        for path in too_long:
+            score = next(s for s in wanted if s.message.node_path == path)
+            score.reason, score.problem = Reason.TOO_LONG, too_long[path]
+        return cls(result, planner, jobs)
+
+    def requests(self) -> list[list[ScoreRequest]]:
+        batches = [
+            [
+                ScoreRequest(job.prompt_with, [r.range_with for r in job.replies]),
+                ScoreRequest(job.prompt_without, [r.range_without for r in job.replies]),
             ]
-            score.scored = True
-    else:
-        jobs = _plan(pairs, with_memories, without, messages, tokenizer, context_length)
+            for job in self.jobs
+        ]
+        self.result.backend_requests = 2 * len(batches)
+        return batches
+
+    def fill(self, results: list[RangeLogprobs]) -> None:
+        if self.planner is None:
+            return  # judged already: no memories, or nothing wanted
+        ids = self.planner.with_memories
+        for job, lp_with, lp_without in zip(self.jobs, results[0::2], results[1::2], strict=True):
+            for planned, with_values, without_values in zip(
+                job.replies, lp_with, lp_without, strict=True
+            ):
+                score = self._by_path[planned.path]
+                first = planned.original.start
+                score.tokens = [
+                    TokenDivergence(
+                        ids.token_ids[first + offset],
+                        ids.token_text(first + offset),
+                        _floored(a),
+                        _floored(b),
+                    )
+                    for offset, (a, b) in enumerate(zip(with_values, without_values, strict=True))
+                ]
+                score.context_tokens_cut = planned.context_tokens_cut
+                score.scored = True
+        _judge(self.result.replies, self.result.stats.threshold, self.result.stats)
+
+    def attribution_requests(self) -> list[ScoreRequest]:
+        """One prompt per memory per job that holds candidates: the job's with-memories
+        prompt without that memory, scored at the candidates after the memory."""
+        if self.planner is None:
+            return []
+        messages = self.planner.messages
         requests: list[ScoreRequest] = []
-        for job in jobs:
-            requests.append(
-                ScoreRequest(
-                    job.with_memories.token_ids[: job.prompt_with],
-                    [(rw.start, rw.end) for _, rw, _ in job.replies],
+        for job in self.jobs:
+            candidates = [r for r in job.replies if self._by_path[r.path].candidate]
+            for memory in (i for i in job.kept if messages[i].memory):
+                after = [r for r in candidates if self.planner.message_index(r.path) > memory]
+                if not after:
+                    continue
+                built = self.planner.leave_one_out(job, memory, after)
+                if built is None:
+                    continue
+                tokens, ranges = built
+                requests.append(ScoreRequest(tokens, ranges))
+                self._loo.append((job, messages[memory], after))
+        self.result.backend_requests += len(requests)
+        return requests
+
+    def attribute(self, results: list[RangeLogprobs]) -> None:
+        for (_, memory, replies), per_reply in zip(self._loo, results, strict=True):
+            for planned, values in zip(replies, per_reply, strict=True):
+                score = self._by_path[planned.path]
+                differences = [
+                    token.logprob_with - _floored(value)
+                    for token, value in zip(score.tokens, values, strict=True)
+                ]
+                score.attributions.append(
+                    MemoryAttribution(
+                        memory.node_path, memory.content, math.fsum(differences) / len(differences)
+                    )
                 )
-            )
-            requests.append(
-                ScoreRequest(
-                    job.without_memories.token_ids[: job.prompt_without],
-                    [(ro.start, ro.end) for _, _, ro in job.replies],
-                )
-            )
-        result.backend_requests = len(requests)
-        if requests:
-            logprobs = await backend.score(requests, progress)
-            for job, lp_with, lp_without in zip(jobs, logprobs[0::2], logprobs[1::2], strict=True):
-                _fill(job, lp_with, lp_without)
-    _judge(scores, threshold, stats)
-    return result
+        for score in self.result.replies:
+            score.attributions.sort(key=lambda a: a.attribution, reverse=True)
 
 
 def _pair_ranges(
@@ -209,119 +357,6 @@ def _pair_ranges(
             continue
         pairs.append((score, range_with, range_without))
     return pairs
-
-
-def _plan(
-    pairs: list[tuple[ReplyScore, ReplyRange, ReplyRange]],
-    with_memories: TokenizedConversation,
-    without: TokenizedConversation,
-    messages: Sequence[Message],
-    tokenizer: ChatTokenizer,
-    context_length: int,
-) -> list[_Job]:
-    """One job for every reply that fits the context; one more per reply that needed a cut.
-
-    A prompt is cut right after its last requested reply: later tokens cannot change the
-    log-probabilities of earlier ones, and the shorter prompt fits more often.
-    """
-    fitting = [p for p in pairs if p[1].end <= context_length]
-    jobs: list[_Job] = []
-    if fitting:
-        jobs.append(
-            _Job(
-                with_memories,
-                without,
-                max(p[1].end for p in fitting),
-                max(p[2].end for p in fitting),
-                fitting,
-            )
-        )
-    for score, range_with, _ in pairs:
-        if range_with.end <= context_length:
-            continue
-        job = _cut_context(score, range_with, messages, tokenizer, context_length)
-        if job is None:
-            score.reason = Reason.TOO_LONG
-        else:
-            jobs.append(job)
-    return jobs
-
-
-def _cut_context(
-    score: ReplyScore,
-    original: ReplyRange,
-    messages: Sequence[Message],
-    tokenizer: ChatTokenizer,
-    context_length: int,
-) -> _Job | None:
-    """The reply with as much earlier conversation as fits; memories and system kept."""
-    at = next(i for i, m in enumerate(messages) if m.node_path == score.message.node_path)
-    before = list(messages[:at])
-    droppable = [i for i, m in enumerate(before) if not (m.memory or m.role == "system")]
-
-    def attempt(dropped: int) -> tuple[TokenizedConversation, ReplyRange] | None:
-        gone = set(droppable[:dropped])
-        kept = [m for i, m in enumerate(before) if i not in gone] + [score.message]
-        tokenized = build_token_ids(kept, tokenizer, Variant.WITH_MEMORIES)
-        reply = tokenized.reply(score.message.node_path)
-        if reply is None or reply.problem or reply.end > context_length:
-            return None
-        return tokenized, reply
-
-    # Fewest dropped messages that fit: the fit only improves as more are dropped.
-    low, high = 0, len(droppable)
-    if attempt(high) is None:
-        return None
-    while low < high:
-        middle = (low + high) // 2
-        if attempt(middle) is None:
-            low = middle + 1
-        else:
-            high = middle
-    fitted = attempt(low)
-    assert fitted is not None
-    tokenized_with, range_with = fitted
-    gone = set(droppable[:low])
-    kept = [m for i, m in enumerate(before) if i not in gone] + [score.message]
-    tokenized_without = build_token_ids(kept, tokenizer, Variant.WITHOUT_MEMORIES)
-    range_without = tokenized_without.reply(score.message.node_path)
-    if (
-        range_without is None
-        or range_without.problem
-        or (
-            tokenized_with.token_ids[range_with.start : range_with.end]
-            != tokenized_without.token_ids[range_without.start : range_without.end]
-        )
-    ):
-        score.reason = Reason.TOKENIZATION_MISMATCH
-        score.problem = "the reply's tokens differ between the variants after the cut"
-        return None
-    score.context_tokens_cut = original.start - range_with.start
-    return _Job(
-        tokenized_with,
-        tokenized_without,
-        range_with.end,
-        range_without.end,
-        [(score, range_with, range_without)],
-    )
-
-
-def _fill(job: _Job, lp_with: list[list[float]], lp_without: list[list[float]]) -> None:
-    for (score, range_with, _), with_values, without_values in zip(
-        job.replies, lp_with, lp_without, strict=True
-    ):
-        score.tokens = [
-            TokenDivergence(
-                job.with_memories.token_ids[position],
-                job.with_memories.token_text(position),
-                _floored(a),
-                _floored(b),
-            )
-            for position, a, b in zip(
-                range(range_with.start, range_with.end), with_values, without_values, strict=True
-            )
-        ]
-        score.scored = True
 
 
 def _floored(logprob: float) -> float:

@@ -27,13 +27,12 @@ from ftreview.core.server import create_server as create_service_server
 from ftreview.v1 import scorer_pb2, scorer_pb2_grpc
 
 from scorer_service.backends.base import ScoringBackend
+from scorer_service.errors import ScorerError
 from scorer_service.servicer import ScorerServicer
 
 log = logging.getLogger("scorer_service")
 
 SCORER_SERVICE = scorer_pb2.DESCRIPTOR.services_by_name["Scorer"].full_name
-# Used until a remote engine that is down at start answers.
-FALLBACK_CONTEXT_LENGTH = 4096
 
 
 @dataclass
@@ -66,7 +65,11 @@ class ScorerService:
     name = "scorer"
 
     def __init__(
-        self, backend: ScoringBackend, tokenizer: Any, context_length: int, owns_backend: bool
+        self,
+        backend: ScoringBackend,
+        tokenizer: Any,
+        context_length: int | None,
+        owns_backend: bool,
     ) -> None:
         self.backend = backend
         self.tokenizer = tokenizer
@@ -112,7 +115,11 @@ def build_backend(config: ScorerConfig) -> tuple[ScoringBackend, Any]:
             VllmScoreBackend(config.backend_urls, config.served_model),
             load_tokenizer(config.model),
         )
-    raise ValueError(f"unknown backend {config.backend!r} (local, vllm or vllm-score)")
+    if config.backend == "sglang":
+        from scorer_service.backends.sglang import SglangBackend
+
+        return SglangBackend(config.backend_urls, config.served_model), load_tokenizer(config.model)
+    raise ValueError(f"unknown backend {config.backend!r} (local, vllm, vllm-score or sglang)")
 
 
 async def create_server(
@@ -132,13 +139,8 @@ async def create_server(
     if context_length is None:
         try:
             context_length = (await backend.info()).context_length
-        except Exception as exc:  # an engine that is down now may be up later
-            log.warning(
-                "could not ask the engine for its context length (%s); using %d",
-                exc,
-                FALLBACK_CONTEXT_LENGTH,
-            )
-            context_length = FALLBACK_CONTEXT_LENGTH
+        except ScorerError as exc:  # an engine that is down now may be up later
+            log.warning("the engine is not answering yet (%s); will ask again per call", exc)
     service = ScorerService(backend, tokenizer, context_length, owns_backend)
     try:
         return create_service_server(settings, service)
@@ -156,4 +158,5 @@ async def serve(config: ScorerConfig) -> None:
         engine = f"backend {info.backend}, model {info.model}"
     except Exception as exc:  # the engine may come up later; each call says so meanwhile
         engine = f"backend {config.backend} (not answering yet: {exc})"
-    await serve_until_signalled(server, port, f"{engine}, context {service.context_length}")
+    context = service.context_length or "not known yet"
+    await serve_until_signalled(server, port, f"{engine}, context {context}")

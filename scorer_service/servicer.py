@@ -21,8 +21,9 @@ from grpc_status import rpc_status
 
 from scorer_service import alternate, scoring
 from scorer_service.backends.base import ScoringBackend
-from scorer_service.conversation import Message, Variant, flatten
+from scorer_service.conversation import Message, Variant, flatten, has_memories
 from scorer_service.errors import InvalidConversation, ScorerError
+from scorer_service.limits import check_size
 from scorer_service.tokenization import build_token_ids
 
 _REASONS = {
@@ -36,25 +37,45 @@ _REASONS = {
 }
 
 
+# A conversation without memories makes no engine call, so no context length bounds it.
+_NO_ENGINE_NEEDED = 2**62
+
+
 def _messages(request_conversation: Any, present: bool) -> list[Message]:
+    """The request's messages, refused beyond the size limits; run it off the loop."""
     if not present:
         raise InvalidConversation("", "the request has no conversation")
-    return flatten(request_conversation)
+    messages = flatten(request_conversation)
+    check_size(messages)
+    return messages
 
 
 class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
     def __init__(
-        self, backend: ScoringBackend, tokenizer: Any, context_length: int, hub: ActivityHub
+        self,
+        backend: ScoringBackend,
+        tokenizer: Any,
+        context_length: int | None,
+        hub: ActivityHub,
     ) -> None:
         self.backend = backend
         self.tokenizer = tokenizer
+        # None until the engine has said it: a Scorer starts while its engine is down.
         self.context_length = context_length
         self.hub = hub
+
+    async def _context_length(self) -> int:
+        """The engine's context length, asked until it answers (UNAVAILABLE meanwhile)."""
+        if self.context_length is None:
+            self.context_length = (await self.backend.info()).context_length
+        return self.context_length
 
     async def Tokenize(
         self, request: scorer_pb2.TokenizeRequest, context: grpc.aio.ServicerContext
     ) -> scorer_pb2.TokenizeResponse:
-        messages = _messages(request.conversation, request.HasField("conversation"))
+        messages = await asyncio.to_thread(
+            _messages, request.conversation, request.HasField("conversation")
+        )
         variant = (
             Variant.WITHOUT_MEMORIES
             if request.variant == scorer_pb2.VARIANT_WITHOUT_MEMORIES
@@ -75,7 +96,9 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
     async def ScoreConversation(
         self, request: scorer_pb2.ScoreConversationRequest, context: grpc.aio.ServicerContext
     ) -> scorer_pb2.ScoreConversationResponse:
-        messages = _messages(request.conversation, request.HasField("conversation"))
+        messages = await asyncio.to_thread(
+            _messages, request.conversation, request.HasField("conversation")
+        )
         threshold = request.threshold
         if math.isnan(threshold) or math.isinf(threshold) or threshold < 0:
             raise InvalidConversation("threshold", "must be a finite positive number (0: default)")
@@ -86,16 +109,21 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
             activity_id=request.request_id,
         )
         try:
+            # Only a conversation with memories needs the engine, and so its context length.
+            context_length = (
+                await self._context_length() if has_memories(messages) else _NO_ENGINE_NEEDED
+            )
             result = await scoring.score_conversation(
                 messages,
                 self.tokenizer,
                 self.backend,
                 conversation_id=conversation_id,
-                context_length=self.context_length,
+                context_length=context_length,
                 threshold=threshold,
                 exclude=frozenset(timestamp_ns(t) for t in request.exclude),
                 only=frozenset(timestamp_ns(t) for t in request.only),
                 progress=activity.progress,
+                attribution=not request.skip_attribution,
             )
         except asyncio.CancelledError:
             activity.cancel("the caller went away or its deadline passed")
@@ -125,12 +153,17 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
     async def GenerateAlternate(
         self, request: scorer_pb2.GenerateAlternateRequest, context: grpc.aio.ServicerContext
     ) -> scorer_pb2.GenerateAlternateResponse:
-        messages = _messages(request.conversation, request.HasField("conversation"))
         max_new = request.max_new_tokens or alternate.DEFAULT_MAX_NEW_TOKENS
         if max_new > alternate.MAX_NEW_TOKENS_LIMIT:
             raise InvalidConversation("max_new_tokens", f"at most {alternate.MAX_NEW_TOKENS_LIMIT}")
-        prompt = alternate.alternate_prompt(
-            messages, timestamp_ns(request.reply_timestamp), self.tokenizer
+        messages = await asyncio.to_thread(
+            _messages, request.conversation, request.HasField("conversation")
+        )
+        prompt = await asyncio.to_thread(
+            alternate.alternate_prompt,
+            messages,
+            timestamp_ns(request.reply_timestamp),
+            self.tokenizer,
         )
         activity = self.hub.start(
             "alternate",
@@ -159,6 +192,7 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         from ftreview import __version__
 
         info = await self.backend.info()
+        self.context_length = self.context_length or info.context_length
         return scorer_pb2.GetInfoResponse(
             backend=info.backend,
             model=info.model,
@@ -200,6 +234,12 @@ def _reply_message(reply: scoring.ReplyScore) -> scorer_pb2.ReplyScore:
         context_tokens_cut=reply.context_tokens_cut,
     )
     message.timestamp.CopyFrom(to_timestamp(reply.message.timestamp_ns))
+    for attribution in reply.attributions:
+        message.attributions.add(
+            node_path=attribution.node_path,
+            content=attribution.content,
+            attribution=attribution.attribution,
+        )
     for token in reply.tokens:
         message.tokens.add(
             token_id=token.token_id,

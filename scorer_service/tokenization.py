@@ -56,6 +56,10 @@ class TokenizedConversation:
     # Character span of each token in `text`.
     offsets: list[tuple[int, int]]
     replies: list[ReplyRange]
+    # The messages rendered (the variant's) and each one's content span in `text` (None: the
+    # template changed it). Planning cuts the prompt along these without rendering again.
+    messages: tuple[Message, ...] = ()
+    content_spans: tuple[tuple[int, int] | None, ...] = ()
 
     def token_text(self, index: int) -> str:
         start, end = self.offsets[index]
@@ -103,7 +107,9 @@ def build_token_ids(
             replies.append(ReplyRange(message, 0, 0, "the reply is empty"))
         else:
             replies.append(_token_range(message, span, starts, ends))
-    return TokenizedConversation(variant, text, token_ids, offsets, replies)
+    return TokenizedConversation(
+        variant, text, token_ids, offsets, replies, tuple(chosen), tuple(spans)
+    )
 
 
 def _render_with_spans(

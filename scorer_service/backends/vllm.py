@@ -279,12 +279,21 @@ def check_ranges(request: ScoreRequest, where: str) -> None:
             )
 
 
+# A log-probability is at most 0. Engines compute log-softmax in float32 (or lower), whose
+# rounding can land a hair above 0 for a near-certain token; beyond this it is an engine fault.
+POSITIVE_LOGPROB_TOLERANCE = 1e-3
+
+
 def logprob_from_wire(value: object, where: str) -> float:
+    """A wire log-probability as a float in [-inf, 0]; NaN, +inf or a positive value refused:
+    scored, it would become a NaN or nonsense divergence reported as OK."""
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         raise BackendProtocolError(f"{where}: logprob is {value!r}, not a number")
+    if value > POSITIVE_LOGPROB_TOLERANCE:
+        raise BackendProtocolError(f"{where}: logprob is {value!r}, above 0: not a log-probability")
     if value <= CLAMPED_NEG_INF:
         return float("-inf")
-    return float(value)
+    return min(float(value), 0.0)
 
 
 def first_choice(reply: Any) -> dict[str, Any]:

@@ -379,6 +379,43 @@ async def test_vllm_refuses_an_answer_that_does_not_line_up(
         await make(VllmBackend, [fake.url]).score([WITH_MEMORIES])
 
 
+def _set_logprob_at_4(value: float) -> Callable[[dict[str, Any]], None]:
+    def rewrite(answer: dict[str, Any]) -> None:
+        if "choices" in answer:
+            entry = answer["choices"][0]["prompt_logprobs"][4]
+            entry[str(WITH_MEMORIES.token_ids[4])]["logprob"] = value
+        else:  # /score: range [3, 6) holds position 4 at offset 1
+            answer["ranges"][0]["logprobs"][1] = value
+
+    return rewrite
+
+
+@pytest.mark.parametrize("value", [math.inf, math.nan, 0.5, 3.0])
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_a_logprob_that_is_not_in_minus_inf_to_0_is_refused_naming_its_position(
+    kind: type[VllmServerBackend], value: float, fake: FakeVllm, make: BackendFactory
+) -> None:
+    fake.non_finite_json = True
+    fake.rewrite_next(_set_logprob_at_4(value))
+
+    with pytest.raises(BackendProtocolError) as caught:
+        await make(kind, [fake.url]).score([WITH_MEMORIES])
+
+    where = "prompt_logprobs[4]" if kind is VllmBackend else "range [3, 6) logprobs[1]"
+    assert where in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_float_rounding_just_above_0_reads_as_0(
+    kind: type[VllmServerBackend], fake: FakeVllm, make: BackendFactory
+) -> None:
+    fake.rewrite_next(_set_logprob_at_4(2e-7))
+
+    ((values, _),) = await make(kind, [fake.url]).score([WITH_MEMORIES])
+
+    assert values[1] == 0.0
+
+
 # --- vllm-score specifics -----------------------------------------------------------------
 
 

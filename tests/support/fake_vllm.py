@@ -103,11 +103,19 @@ class _Script:
 class FakeVllm:
     """A scriptable vLLM on 127.0.0.1 at an ephemeral port. Use as a context manager."""
 
-    def __init__(self, model: str = MODEL, max_model_len: int = MAX_MODEL_LEN) -> None:
+    # The request handler class; another engine's stand-in gives its own.
+    handler: type[BaseHTTPRequestHandler]
+
+    def __init__(
+        self, model: str = MODEL, max_model_len: int = MAX_MODEL_LEN, port: int = 0
+    ) -> None:
         self.model = model
         self.max_model_len = max_model_len
+        # Real vLLM never writes NaN or Infinity (Starlette refuses them); a test that
+        # stands in for a broken engine or proxy turns this on.
+        self.non_finite_json = False
         self._script = _Script()
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", port), self.handler)
         server.daemon_threads = True
         server.fake = self  # type: ignore[attr-defined]
         self._server = server
@@ -404,7 +412,9 @@ class _Handler(BaseHTTPRequestHandler):
     def send_json(self, exchange: Exchange, status: int, payload: dict[str, Any]) -> bool:
         exchange.response = payload
         # Compact, as Starlette's JSONResponse encodes it.
-        body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+        body = json.dumps(
+            payload, separators=(",", ":"), allow_nan=self.fake.non_finite_json
+        ).encode()
         return self.send_body(exchange, status, body, "application/json")
 
     def send_body(self, exchange: Exchange, status: int, body: bytes, content_type: str) -> bool:
@@ -466,3 +476,6 @@ def _wire(value: float | None) -> float | None:
     if value is None:
         return None
     return max(value, CLAMPED_NEG_INF)  # vLLM's clamp: its JSON encoder refuses -inf
+
+
+FakeVllm.handler = _Handler

@@ -86,7 +86,7 @@ async def test_reply_stating_a_memory_fact_scores_far_above_generic_ones(
     recorder: Recorder, fixtures_dir: Path, fixture: str, fact: str, generic: list[str]
 ) -> None:
     (conversation,) = load_conversations(fixtures_dir / fixture)
-    result = await _score(recorder, conversation)
+    result = await _score(recorder, conversation, attribution=False)
     fact_reply = _by_content(result, fact)
     assert fact_reply.scored and fact_reply.divergence > 1.0
     assert fact_reply.peak >= max(t.divergence for t in fact_reply.tokens) > 1.0
@@ -136,14 +136,16 @@ async def test_only_new_replies_are_scored_and_trained_ones_never(
     (conversation,) = load_conversations(fixtures_dir / "build-server.json")
     replies = [m for m in flatten(conversation) if m.is_reply]
     trained, fresh = replies[1].timestamp_ns, replies[3].timestamp_ns
-    result = await _score(recorder, conversation, exclude=frozenset({trained}))
+    result = await _score(recorder, conversation, exclude=frozenset({trained}), attribution=False)
     assert _by_content(result, "The nightly").reason is Reason.ALREADY_TRAINED
     assert not _by_content(result, "The nightly").scored
     assert result.stats.skipped_already_trained == 1
     assert sorted(len(r.ranges) for r in recorder.requests) == [3, 3]
 
     recorder.requests.clear()
-    result = await _score(recorder, conversation, only=frozenset({fresh}), threshold=1e-9)
+    result = await _score(
+        recorder, conversation, only=frozenset({fresh}), threshold=1e-9, attribution=False
+    )
     scored = [r for r in result.replies if r.scored]
     assert [r.message.timestamp_ns for r in scored] == [fresh]
     assert [len(r.ranges) for r in recorder.requests] == [1, 1]
