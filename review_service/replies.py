@@ -79,3 +79,15 @@ def given(conversation: Conversation) -> dict[int, Given]:
             question = ""
         before.append(ContextMessage(message.role, message.content, message.timestamp_ns))
     return out
+
+
+def contexts_with_memories(conversation: Conversation) -> dict[int, tuple[ContextMessage, ...]]:
+    """For each trackable reply, every message rendered before it, the memories included:
+    the prompt the reply was written with (the trainer measures divergence against it)."""
+    out: dict[int, tuple[ContextMessage, ...]] = {}
+    before: list[ContextMessage] = []
+    for message in conversation.messages:
+        if is_trackable(message) and message.timestamp_ns not in out:
+            out[message.timestamp_ns] = tuple(before)
+        before.append(ContextMessage(message.role, message.content, message.timestamp_ns))
+    return out
