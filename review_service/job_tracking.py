@@ -131,10 +131,10 @@ class JobTracking:
 
         async def update(fresh: TrainingJob) -> None:
             nonlocal stored_state
-            activity.progress(fresh.step, fresh.total_steps, fresh.detail or fresh.state.name)
             if fresh.state != stored_state and not fresh.state.ended:
-                await self._store(fresh)
+                await self._store(fresh)  # stored before shown: `jobs()` never lags the stream
                 stored_state = fresh.state
+            activity.progress(fresh.step, fresh.total_steps, fresh.detail or fresh.state.name)
 
         try:
             end = await self._source.follow(job.destination, job, update)

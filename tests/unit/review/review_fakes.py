@@ -88,8 +88,10 @@ class TableScorer:
         # What `answer` says, and the conversations it was asked about.
         self.adapter = ""
         self.asked: list[Conversation] = []
-        # Progress `progress` reports for any activity (then it ends).
+        # Progress `progress` reports for any activity (then it ends); as the Scorer does,
+        # `alternate` answers only after they were reported.
         self.reports: list[Progress] = []
+        self.reported = asyncio.Event()
 
     async def ready(self, timeout: float) -> None:
         if self.down:
@@ -151,6 +153,8 @@ class TableScorer:
     ) -> str:  # fmt: skip
         if self.down:
             raise ScorerUnavailable("the Scorer is down")
+        if self.reports:
+            await self.reported.wait()
         return f"alternate of {reply_timestamp_ns}"
 
     async def answer(self, conversation: Conversation, max_new_tokens: int) -> Answer:
@@ -162,6 +166,7 @@ class TableScorer:
     async def progress(self, activity_id: str) -> AsyncIterator[Progress]:
         for report in self.reports:
             yield report
+        self.reported.set()
 
     async def close(self) -> None:
         pass
