@@ -139,7 +139,7 @@ class FakeScorer(scorer_pb2_grpc.ScorerServicer):  # type: ignore[misc]
                 stats.responses_above_threshold += 1
                 for k, memory in enumerate(m for m in messages if m.memory):
                     reply.attributions.add(
-                        node_path=memory.path, content=memory.content, attribution=d / (k + 1)
+                        node_path=memory.node_path, content=memory.content, attribution=d / (k + 1)
                     )
             else:
                 reply.reason = scorer_pb2.NOT_CANDIDATE_REASON_BELOW_THRESHOLD
