@@ -2,9 +2,9 @@
 their trained replies re-scored on the adapter they promoted (design §9, the proof).
 
 Invariants:
-- following never changes what was sent: an endpoint without the jobs route, or one that
-  stops answering, leaves the job accepted (state queued, `follow_note` says why), never
-  failed, and the ledger as the send left it;
+- following never changes what was sent: an endpoint without the jobs route leaves the job
+  accepted (state queued, `follow_note` says why), one that stops answering leaves it as
+  last seen (followed again on restart), never failed, and the ledger as the send left it;
 - a job's state only moves forward and is stored when it changes, so a job not ended when
   the Review stopped is followed again when it starts, and a succeeded job whose replies
   were not re-scored yet is re-scored then; one follower per job at a time;
@@ -39,7 +39,7 @@ from .feed import CandidateEvent
 from .model import Conversation, TrainedEntry
 from .ports import JobSource, Scorer, StoreChange
 from .tasks import Background
-from .training_jobs import JobState, NotFollowable, TrainingJob
+from .training_jobs import JobState, NotFollowable, TrainerSilent, TrainingJob
 from .view import View
 from .writer import Writer
 
@@ -138,6 +138,9 @@ class JobTracking:
 
         try:
             end = await self._source.follow(job.destination, job, update)
+        except TrainerSilent as error:
+            activity.cancel(f"lost job {job.id}: {error}; it is followed again on restart")
+            return
         except NotFollowable as error:
             note = f"not followed: {error}"
             await self._store(dataclasses.replace(job, follow_note=note))

@@ -1,5 +1,6 @@
-"""What each reply of a conversation was given: its context without the memories, and the
-user turn it answered; and which reply holds which timestamp.
+"""What each reply of a conversation was given: its context without the memories (and, for
+the trainer's guard, with them), and the user turn it answered; and which reply holds which
+timestamp.
 
 Invariants:
 - a reply's context is exactly the messages rendered before it with the memories removed,

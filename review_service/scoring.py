@@ -1,5 +1,5 @@
 """Scoring runs: ingest a conversation, rescore stored ones, merge what the Scorer says into
-the candidate list, and fetch alternates.
+the candidate list; fetch alternates; ask the model a question without memories (Ask).
 
 Invariants:
 - a timestamp names one reply of one conversation: an ingest whose replies share a
@@ -10,7 +10,9 @@ Invariants:
   it and the merge skips it;
 - ingest scores only the replies not scored before (the next turn costs the new reply); a
   conversation's passes run one at a time, so two passes never interleave their merges;
-- a pass that fails records its reason in the stats and marks nothing as scored.
+- a pass that fails records its reason in the stats and marks nothing as scored;
+- the Scorer's progress reaches clients through the Review only: each pass and each
+  alternate is a Review activity that relays the Scorer's activity of the same id.
 """
 
 from __future__ import annotations

@@ -125,7 +125,8 @@ def create_server(config: ReviewConfig) -> tuple[ReviewServer, int]:
         config_file,
         hub,
         codec=WireConversations(),
-        jobs=JobFollower(),
+        # A trainer silent this long (restarting, say) is followed again on restart.
+        jobs=JobFollower(give_up_after=300.0),
         scorer_ready_timeout=config.scorer_ready_timeout,
     )
     try:

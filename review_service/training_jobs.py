@@ -174,6 +174,11 @@ class NotFollowable(Exception):
     """The endpoint has no jobs route, or stopped answering it: the job stays accepted."""
 
 
+class TrainerSilent(NotFollowable):
+    """The jobs route stopped answering (the trainer may be restarting): worth following
+    again later, unlike a route that does not exist."""
+
+
 class JobFollower:
     """Polls one endpoint's jobs route until a job ends."""
 
@@ -223,7 +228,7 @@ class JobFollower:
                 now = loop.time()
                 silent_since = silent_since or now
                 if now - silent_since > self._give_up_after:
-                    raise NotFollowable(f"{error} for {self._give_up_after:g}s") from error
+                    raise TrainerSilent(f"{error} for {self._give_up_after:g}s") from error
             else:
                 silent_since = None
                 merged = job.merged(fresh)

@@ -216,10 +216,14 @@ class ScriptedTrainer:
         self.scripts: dict[str, list[dict[str, Any]]] = {}
         self.polls: dict[str, int] = {}
         self.hold: asyncio.Event | None = None
+        # True: refuse every connection (a trainer that is down).
+        self.silent = False
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         job_id = request.url.path.rsplit("/", 1)[-1]
         self.polls[job_id] = self.polls.get(job_id, 0) + 1
+        if self.silent:
+            raise httpx.ConnectError("connection refused")
         if self.hold is not None:
             await self.hold.wait()
         script = self.scripts.get(job_id)
@@ -229,7 +233,7 @@ class ScriptedTrainer:
         return httpx.Response(200, json=answer)
 
     def follower(self) -> JobFollower:
-        return JobFollower(httpx.MockTransport(self.handle), poll=0.01, give_up_after=5)
+        return JobFollower(httpx.MockTransport(self.handle), poll=0.01, give_up_after=0.2)
 
 
 def open_review(

@@ -265,6 +265,30 @@ async def test_an_endpoint_without_a_jobs_route_leaves_the_job_accepted(
         await again.close()
 
 
+async def test_a_trainer_that_stops_answering_is_followed_again_after_a_restart(
+    tmp_path: Path, review: Review, scorer: TableScorer, trainer: ScriptedTrainer
+) -> None:
+    trainer.scripts["job-1"] = [{"state": "running", "step": 1, "total_steps": 4}]
+    train = ActivityLog(review, "train-job-1")
+    await sent(review)
+    await train.until(lambda a: a.done == 1)
+    trainer.silent = True
+    lost = await train.end()
+    assert lost.state == CANCELLED and "connection refused" in lost.error
+    (job,) = review.jobs()
+    assert (job.state, job.follow_note) == (JobState.RUNNING, "")  # not ended, not given up
+    await review.close()
+
+    later = ScriptedTrainer()
+    later.scripts["job-1"] = [DONE]
+    again = open_review(tmp_path, scorer, trainer=later)
+    try:
+        assert (await ended(again, "verify-job-1")).state == SUCCEEDED
+        assert again.jobs()[0].state == JobState.SUCCEEDED
+    finally:
+        await again.close()
+
+
 async def test_a_restart_follows_the_unended_job_again_and_measures_it(
     tmp_path: Path, review: Review, scorer: TableScorer, trainer: ScriptedTrainer
 ) -> None:
