@@ -35,6 +35,7 @@ from .model import (
     Status,
     TrainedEntry,
 )
+from .training_jobs import TrainingJob
 
 # google.protobuf.Timestamp: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
 _MIN_SECONDS = -62_135_596_800
@@ -114,6 +115,15 @@ class WireConversations:
 
     def decode(self, body: bytes) -> Conversation:
         return conversation_from_wire(conversation_pb2.Conversation.FromString(body))
+
+    def asking(self, base: Conversation | None, question: str) -> Conversation:
+        wire = conversation_pb2.Conversation(id=base.id if base is not None else "ask")
+        if base is not None:
+            wire.MergeFromString(base.body)
+        wire.nodes.add(
+            leaf=conversation_pb2.Leaf(role=conversation_pb2.ROLE_USER, content=question)
+        )
+        return conversation_from_wire(wire)
 
 
 def conversation_to_wire(conversation: Conversation) -> conversation_pb2.Conversation:
@@ -226,7 +236,31 @@ def trained_to_wire(e: TrainedEntry) -> review_pb2.TrainedEntry:
         trained_at=to_timestamp(e.trained_at_ns),
         destination=e.destination,
         job_id=e.job_id,
+        divergence_before=e.divergence_before,
+        divergence_after=e.divergence_after,
+        adapter=e.adapter,
     )
+
+
+def job_to_wire(j: TrainingJob) -> review_pb2.TrainingJob:
+    message = review_pb2.TrainingJob(
+        id=j.id,
+        state=cast(review_pb2.TrainingJobState, int(j.state)),
+        examples=j.examples,
+        epochs=j.epochs,
+        adapter=j.adapter,
+        trained_divergence_before=j.trained_divergence_before,
+        trained_divergence_after=j.trained_divergence_after,
+        recall=j.recall,
+        generic_loglik_change=j.generic_loglik_change,
+        error=j.error,
+        destination=j.destination,
+    )
+    if j.created_at_ns:
+        message.created_at.CopyFrom(to_timestamp(j.created_at_ns))
+    if j.ended_at_ns:
+        message.ended_at.CopyFrom(to_timestamp(j.ended_at_ns))
+    return message
 
 
 def config_to_wire(config: LearnConfig, path: str) -> review_pb2.Config:

@@ -129,6 +129,11 @@ class TrainedEntry:
     trained_at_ns: int
     destination: str  # the fine-tuning URL, or "export:<format>"
     job_id: str = ""
+    # The proof (design §9): its divergence when it was sent, and re-scored on the adapter
+    # its job promoted (None until measured); `adapter` is "" until the job is promoted.
+    divergence_before: float | None = None
+    divergence_after: float | None = None
+    adapter: str = ""
 
 
 @dataclass(frozen=True)

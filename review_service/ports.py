@@ -9,7 +9,7 @@ in-memory fakes (tests/unit/review) and the real adapters alike, and an adapter 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,6 +22,7 @@ from .model import (
     SendInFlight,
     TrainedEntry,
 )
+from .training_jobs import TrainingJob
 
 
 @dataclass
@@ -44,11 +45,17 @@ class StoreChange:
     # Sends about to be posted, and the replies whose send answer is now recorded.
     sends_started: list[SendInFlight] = field(default_factory=list)
     sends_ended: list[int] = field(default_factory=list)
+    # Ledger entries whose measurements changed (adapter, divergence after): replace the
+    # entries of the same timestamp; an entry not in the ledger is not created by this.
+    ledger_updates: list[TrainedEntry] = field(default_factory=list)
+    # Training jobs as now known (replace the job of the same destination and id).
+    jobs: list[TrainingJob] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return not (
             self.upsert or self.delete or self.trained or self.scores or self.conversation
             or self.stats or self.owners or self.sends_started or self.sends_ended
+            or self.ledger_updates or self.jobs
         )  # fmt: skip
 
 
@@ -61,10 +68,16 @@ class CandidateStore(Protocol):
     def load_stats(self) -> list[ScoringStats]: ...
     def load_owners(self) -> dict[int, str]: ...
     def load_sends_in_flight(self) -> list[SendInFlight]: ...
+    def load_jobs(self) -> list[TrainingJob]: ...
     def scored_replies(self, conversation_id: str) -> set[int]: ...
     def latest_scores(self, conversation_id: str) -> list[LatestScore]: ...
     def conversation_body(self, conversation_id: str) -> bytes | None: ...
     def conversation_ids(self) -> list[str]: ...
+    def generic_replies(self, limit: int) -> list[tuple[str, int]]:
+        """(conversation id, timestamp) of up to `limit` replies whose latest score is below
+        the threshold and that are not trained, the least memory-dependent first."""
+        ...
+
     def commit(self, changes: Sequence[StoreChange]) -> None:
         """Write all `changes` in one transaction (all or none), durable on return."""
         ...
@@ -76,6 +89,9 @@ class ConversationCodec(Protocol):
     """Reads back the wire encoding of a stored conversation (`Conversation.body`)."""
 
     def decode(self, body: bytes) -> Conversation: ...
+    def asking(self, base: Conversation | None, question: str) -> Conversation:
+        """`base` (or an empty conversation) followed by a user message with `question`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,7 @@ class Scorer(Protocol):
         exclude: list[int],
         only: list[int],
         request_id: str,
+        skip_attribution: bool = False,
     ) -> ScoringResult: ...
     async def alternate(
         self,
@@ -111,8 +128,19 @@ class Scorer(Protocol):
         request_id: str,
         timeout: float | None,
     ) -> str: ...
+    async def answer(self, conversation: Conversation, max_new_tokens: int) -> Answer:
+        """What the model says greedily after `conversation`, its memories removed."""
+        ...
+
     def progress(self, activity_id: str) -> AsyncIterator[Progress]: ...
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    # The adapter that answered ("" for the base model).
+    adapter: str
 
 
 @dataclass(frozen=True)
@@ -121,6 +149,18 @@ class EndpointReply:
     accepted: set[str]
     # idempotency key -> the endpoint's reason
     rejected: dict[str, str]
+
+
+class JobSource(Protocol):
+    """The endpoint's jobs route (`training_jobs.JobFollower`)."""
+
+    async def follow(
+        self,
+        finetune_url: str,
+        job: TrainingJob,
+        on_update: Callable[[TrainingJob], Awaitable[None] | None],
+    ) -> TrainingJob: ...
+    async def close(self) -> None: ...
 
 
 class FinetuneEndpoint(Protocol):

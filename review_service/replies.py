@@ -1,5 +1,6 @@
-"""What each reply of a conversation was given: its context without the memories, and the
-user turn it answered; and which reply holds which timestamp.
+"""What each reply of a conversation was given: its context without the memories (and, for
+the trainer's guard, with them), and the user turn it answered; and which reply holds which
+timestamp.
 
 Invariants:
 - a reply's context is exactly the messages rendered before it with the memories removed,
@@ -77,5 +78,17 @@ def given(conversation: Conversation) -> dict[int, Given]:
             question = message.content
         elif message.role == "assistant":
             question = ""
+        before.append(ContextMessage(message.role, message.content, message.timestamp_ns))
+    return out
+
+
+def contexts_with_memories(conversation: Conversation) -> dict[int, tuple[ContextMessage, ...]]:
+    """For each trackable reply, every message rendered before it, the memories included:
+    the prompt the reply was written with (the trainer measures divergence against it)."""
+    out: dict[int, tuple[ContextMessage, ...]] = {}
+    before: list[ContextMessage] = []
+    for message in conversation.messages:
+        if is_trackable(message) and message.timestamp_ns not in out:
+            out[message.timestamp_ns] = tuple(before)
         before.append(ContextMessage(message.role, message.content, message.timestamp_ns))
     return out

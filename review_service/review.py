@@ -1,6 +1,8 @@
 """The Review: the candidate list, the trained ledger and the flow between them (design §6),
-assembled from its parts: `writer` (group commit and the view), `decisions`, `scoring`,
-`shipping`; this module adds the reads and the config.
+and the closed loop after a send (design §9), assembled from its parts: `writer` (group
+commit and the view), `decisions`, `scoring` (also alternates and Ask), `shipping`,
+`job_tracking` (training jobs followed, trained replies re-scored); this module adds the
+reads and the config.
 
 Invariants:
 - the store is the truth and is written first: a change is committed before the view is
@@ -31,6 +33,7 @@ from .config import ConfigFile, LearnConfig
 from .decisions import Decisions
 from .errors import InvalidArgument, ReviewError
 from .feed import CandidateEvent, CandidateFeed
+from .job_tracking import JobTracking
 from .model import (
     Candidate,
     Conversation,
@@ -40,10 +43,11 @@ from .model import (
     Status,
     TrainedEntry,
 )
-from .ports import CandidateStore, ConversationCodec, FinetuneEndpoint, Scorer
+from .ports import CandidateStore, ConversationCodec, FinetuneEndpoint, JobSource, Scorer
 from .scoring import Scoring
 from .shipping import ExportResult, SendReport, Shipping, in_flight_reason
 from .tasks import Background
+from .training_jobs import JobFollower, TrainingJob
 from .view import View
 from .writer import Writer
 
@@ -100,6 +104,7 @@ class Review:
         hub: ActivityHub,
         *,
         codec: ConversationCodec,
+        jobs: JobSource | None = None,
         scorer_ready_timeout: float = 3.0,
     ) -> None:
         config_file.remove_stale_temporaries()  # left by a write that was killed
@@ -113,11 +118,13 @@ class Review:
             store.load_stats(),
             store.load_owners(),
             sends,
+            store.load_jobs(),
         )
         self._writer = Writer(store, view, self.feed)
         self._codec = codec
         self._scorer = scorer
         self._endpoint = endpoint
+        self._jobs = jobs if jobs is not None else JobFollower()
         self._background = Background(hub)
         self._closed = False
         self._last_config = config_file.load()
@@ -125,17 +132,28 @@ class Review:
         self._scoring = Scoring(
             self._writer, scorer, codec, self._background, self.load_config, scorer_ready_timeout
         )
+        self._tracking = JobTracking(
+            self._writer, self._jobs, scorer, self._scoring.stored, self._background,
+            self.load_config,
+        )  # fmt: skip
         self._shipping = Shipping(
-            self._writer, endpoint, self._background, config_file, self.load_config
-        )
+            self._writer, endpoint, self._background, config_file, self.load_config, codec,
+            self._tracking.follow,
+        )  # fmt: skip
         self.approve = self._decisions.approve
         self.reject = self._decisions.reject
         self.clear_decision = self._decisions.clear_decision
         self.ingest = self._scoring.ingest
         self.sync_candidates = self._scoring.sync_candidates
         self.generate_alternate = self._scoring.generate_alternate
+        self.ask = self._scoring.ask
         self.send = self._shipping.send
         self.export = self._shipping.export
+
+    def resume(self) -> None:
+        """Pick up what the last process left (from a running event loop, once): follow
+        the training jobs not ended, re-score the trained replies not measured yet."""
+        self._tracking.resume()
 
     @property
     def writer(self) -> Writer:
@@ -155,6 +173,7 @@ class Review:
         await self._writer.close()
         await self._scorer.close()
         await self._endpoint.close()
+        await self._jobs.close()
 
     # -- reading ------------------------------------------------------------------------
 
@@ -175,6 +194,12 @@ class Review:
     def trained(self) -> list[TrainedEntry]:
         entries = self._writer.view.ledger.values()
         return sorted(entries, key=lambda e: (e.trained_at_ns, e.timestamp_ns))
+
+    def jobs(self) -> list[TrainingJob]:
+        """Every training job the endpoint accepted, newest first."""
+        return sorted(
+            self._writer.view.jobs.values(), key=lambda j: (j.created_at_ns, j.id), reverse=True
+        )
 
     def is_trained(self, timestamp_ns: int) -> bool:
         return timestamp_ns in self._writer.view.ledger

@@ -24,7 +24,7 @@ from ftreview.v1 import (
 from .convert import attributions_from_wire, conversation_to_wire, reason_from_wire, stats_from_wire
 from .errors import DeadlineExceeded, InvalidArgument, ReviewError, ScorerFailed, ScorerUnavailable
 from .model import Conversation, ScoredReply, TokenValue
-from .ports import Progress, ScoringResult
+from .ports import Answer, Progress, ScoringResult
 
 
 def scorer_error(error: grpc.aio.AioRpcError, address: str) -> ReviewError:
@@ -85,6 +85,7 @@ class GrpcScorer:
         exclude: list[int],
         only: list[int],
         request_id: str,
+        skip_attribution: bool = False,
     ) -> ScoringResult:
         request = scorer_pb2.ScoreConversationRequest(
             conversation=conversation_to_wire(conversation),
@@ -92,6 +93,7 @@ class GrpcScorer:
             exclude=[to_timestamp(ts) for ts in exclude],
             only=[to_timestamp(ts) for ts in only],
             request_id=request_id,
+            skip_attribution=skip_attribution,
         )
         try:
             response = await self._scorer.ScoreConversation(request, metadata=self._metadata)
@@ -122,6 +124,16 @@ class GrpcScorer:
         except grpc.aio.AioRpcError as error:
             raise scorer_error(error, self.address) from error
         return str(response.text)
+
+    async def answer(self, conversation: Conversation, max_new_tokens: int) -> Answer:
+        request = scorer_pb2.AnswerRequest(
+            conversation=conversation_to_wire(conversation), max_new_tokens=max_new_tokens
+        )
+        try:
+            response = await self._scorer.Answer(request, metadata=self._metadata)
+        except grpc.aio.AioRpcError as error:
+            raise scorer_error(error, self.address) from error
+        return Answer(text=response.text, adapter=response.adapter)
 
     async def progress(self, activity_id: str) -> AsyncIterator[Progress]:
         """The Scorer's progress on one activity; ends quietly if it cannot be watched."""

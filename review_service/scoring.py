@@ -1,5 +1,5 @@
 """Scoring runs: ingest a conversation, rescore stored ones, merge what the Scorer says into
-the candidate list, and fetch alternates.
+the candidate list; fetch alternates; ask the model a question without memories (Ask).
 
 Invariants:
 - a timestamp names one reply of one conversation: an ingest whose replies share a
@@ -10,7 +10,9 @@ Invariants:
   it and the merge skips it;
 - ingest scores only the replies not scored before (the next turn costs the new reply); a
   conversation's passes run one at a time, so two passes never interleave their merges;
-- a pass that fails records its reason in the stats and marks nothing as scored.
+- a pass that fails records its reason in the stats and marks nothing as scored;
+- the Scorer's progress reaches clients through the Review only: each pass and each
+  alternate is a Review activity that relays the Scorer's activity of the same id.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from .config import LearnConfig
 from .errors import FailedPrecondition, InvalidArgument, NotFound, ReviewError
 from .feed import CandidateEvent, EventKind
 from .model import Candidate, Conversation, ScoredReply, ScoringStats
-from .ports import ConversationCodec, Scorer, StoreChange
+from .ports import Answer, ConversationCodec, Scorer, StoreChange
 from .tasks import Background
 from .view import View
 from .writer import Writer
@@ -200,6 +202,8 @@ class Scoring:
     async def generate_alternate(
         self, ts: int, regenerate: bool, request_id: str, timeout: float | None
     ) -> Candidate:
+        """The candidate with its alternate; a new one is generated under a Review activity
+        (kind "alternate", id `request_id`) that relays the Scorer's progress."""
         candidate = self._writer.view.decidable(ts)
         if candidate.alternate and not regenerate:
             return candidate
@@ -210,13 +214,40 @@ class Scoring:
                 candidate.conversation_id,
                 f"conversation {candidate.conversation_id!r} is not stored; ingest it again",
             ) from error
-        text = await self._scorer.alternate(conversation, ts, request_id, timeout)
+        activity = self._background.start_activity(
+            "alternate", f"alternate for {format_ns(ts)}", request_id or uuid.uuid4().hex, 1
+        )
+        relay = asyncio.ensure_future(self._relay_progress(activity))
+        try:
+            text = await self._scorer.alternate(conversation, ts, activity.id, timeout)
+        except asyncio.CancelledError:
+            activity.cancel("the caller went away or its deadline passed")
+            raise
+        except ReviewError as error:
+            activity.fail(error.message)
+            raise
+        finally:
+            relay.cancel()
 
         def plan(view: View) -> tuple[StoreChange | None, list[CandidateEvent], Candidate]:
             fresh = dataclasses.replace(view.decidable(ts), alternate=text)
             return StoreChange(upsert=[fresh]), [CandidateEvent(EventKind.UPDATED, fresh)], fresh
 
-        return await self._writer.mutate(plan)
+        try:
+            done = await self._writer.mutate(plan)
+        except ReviewError as error:  # sent or forgotten while the alternate was generated
+            activity.fail(error.message)
+            raise
+        activity.succeed(f"{len(text)} characters")
+        return done
+
+    async def ask(self, question: str, conversation_id: str, max_new_tokens: int) -> Answer:
+        """The model's greedy answer to `question` without memories, alone or after the
+        stored conversation `conversation_id` (its memories removed by the Scorer)."""
+        if not question.strip():
+            raise InvalidArgument("question", "required: the question to ask the model")
+        base = await self.stored(conversation_id) if conversation_id else None
+        return await self._scorer.answer(self._codec.asking(base, question), max_new_tokens)
 
 
 def _check_owners(view: View, conversation: Conversation) -> None:

@@ -37,6 +37,7 @@ from .review import Review
 from .scorer_grpc import GrpcScorer
 from .servicer import ReviewServicer
 from .store_sqlite import SqliteStore
+from .training_jobs import JobFollower
 
 DEFAULT_LISTEN = REVIEW_ADDRESS
 DEFAULT_SCORER = SCORER_ADDRESS
@@ -124,13 +125,17 @@ def create_server(config: ReviewConfig) -> tuple[ReviewServer, int]:
         config_file,
         hub,
         codec=WireConversations(),
+        # A trainer silent this long (restarting, say) is followed again on restart.
+        jobs=JobFollower(give_up_after=300.0),
         scorer_ready_timeout=config.scorer_ready_timeout,
     )
     try:
-        return create_service_server(settings, ReviewService(review, hub))
+        built = create_service_server(settings, ReviewService(review, hub))
     except OSError:
         store.close()
         raise
+    review.resume()  # jobs left by the last process: followed again, measured
+    return built
 
 
 async def serve(config: ReviewConfig) -> None:

@@ -24,6 +24,7 @@ from .convert import (
     conversation_from_wire,
     conversation_to_wire,
     event_to_wire,
+    job_to_wire,
     latest_score_to_wire,
     stats_to_wire,
     statuses_from_wire,
@@ -199,6 +200,19 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
     ) -> review_pb2.ListTrainedResponse:
         entries = self._review.trained()
         return review_pb2.ListTrainedResponse(entries=[trained_to_wire(e) for e in entries])
+
+    async def ListJobs(
+        self, request: review_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> review_pb2.ListJobsResponse:
+        return review_pb2.ListJobsResponse(jobs=[job_to_wire(j) for j in self._review.jobs()])
+
+    async def Ask(
+        self, request: review_pb2.AskRequest, context: grpc.aio.ServicerContext
+    ) -> review_pb2.AskResponse:
+        answer = await self._review.ask(
+            request.question, request.conversation_id, request.max_new_tokens
+        )
+        return review_pb2.AskResponse(answer=answer.text, adapter=answer.adapter)
 
     async def GetConversation(
         self, request: review_pb2.GetConversationRequest, context: grpc.aio.ServicerContext

@@ -9,7 +9,10 @@ Invariants (design §6, issue 7):
   timeout, a 5xx) may have been trained: it is held back from every export, with the
   reason on the candidate, and only a Send (same idempotency key, which the endpoint trains
   at most once) settles it. So no reply is trained twice;
-- sends and exports run one at a time, so two of them never hand out the same reply.
+- sends and exports run one at a time, so two of them never hand out the same reply;
+- an accepted send that names a job stores the job in the transaction that fills the
+  ledger (each entry keeps the reply's divergence when sent), and only then hands it to be
+  followed (`job_tracking`), so a crash in between leaves a stored job to follow on restart.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from dataclasses import dataclass
 
 from ftreview.core.values import format_ns
 
-from . import training
+from . import send_material, training
 from .config import ConfigFile, LearnConfig
 from .errors import EndpointError, FailedPrecondition, InvalidArgument
 from .feed import CandidateEvent, EventKind
 from .model import Candidate, SendInFlight, Status, TrainedEntry
-from .ports import FinetuneEndpoint, StoreChange
+from .ports import ConversationCodec, FinetuneEndpoint, StoreChange
 from .tasks import Background
+from .training_jobs import TrainingJob
 from .view import View
 from .writer import Writer
 
@@ -68,9 +72,13 @@ class Shipping:
         background: Background,
         config_file: ConfigFile,
         load_config: Callable[[], LearnConfig],
+        codec: ConversationCodec,
+        on_job: Callable[[TrainingJob], None],
     ) -> None:
         self._writer = writer
         self._endpoint = endpoint
+        self._codec = codec
+        self._on_job = on_job
         self._background = background
         self._config_file = config_file
         self._load_config = load_config
@@ -151,7 +159,8 @@ class Shipping:
         started = await self._writer.mutate(lambda view: _start_sends(view, batch, url))
         if not started:
             return [], [], ""
-        body = training.endpoint_request(started, config.model)
+        prompts, held_out = await send_material.gather(self._writer, self._codec, started)
+        body = training.endpoint_request(started, config.model, prompts, held_out)
         try:
             reply = await self._endpoint.post(url, body, timeout, config.finetune_retries)
         except EndpointError as error:
@@ -167,7 +176,9 @@ class Shipping:
             for c in started
             if c not in ok
         }
-        await self._writer.mutate(lambda view: _settle(view, ok, refused, url, reply.job_id))
+        job = await self._writer.mutate(lambda view: _settle(view, ok, refused, url, reply.job_id))
+        if job is not None:
+            self._on_job(job)
         return [c.timestamp_ns for c in ok], list(refused.items()), reply.job_id
 
     # -- export -------------------------------------------------------------------------
@@ -231,18 +242,30 @@ def _unsettled(view: View, stamps: list[int], reason: str) -> Outcome:
 
 def _settle(
     view: View, ok: list[Candidate], refused: dict[int, str], url: str, job_id: str
-) -> Outcome:
-    """The answer: accepted replies go to the ledger, refused ones keep the reason."""
+) -> tuple[StoreChange, list[CandidateEvent], TrainingJob | None]:
+    """The answer: accepted replies go to the ledger, refused ones keep the reason; a job
+    the endpoint named is stored (and returned when it is new, to be followed)."""
     change, events, _ = _mark_trained(view, ok, url, job_id)
     assert change is not None
     change.sends_ended += [c.timestamp_ns for c in ok] + list(refused)
+    new_job: TrainingJob | None = None
+    if job_id and change.trained:
+        known = view.jobs.get((url, job_id))
+        if known is None:
+            new_job = TrainingJob(
+                job_id, url, examples=len(change.trained), created_at_ns=time.time_ns()
+            )
+            change.jobs.append(new_job)
+        else:  # a later batch the endpoint put in the same job
+            grown = known.examples + len(change.trained)
+            change.jobs.append(dataclasses.replace(known, examples=grown))
     for ts, reason in refused.items():
         current = view.candidates.get(ts)
         if current is not None and current.visible:
             fresh = dataclasses.replace(current, send_error=reason)
             change.upsert.append(fresh)
             events.append(CandidateEvent(EventKind.UPDATED, fresh))
-    return change, events, None
+    return change, events, new_job
 
 
 def _mark_trained(
@@ -250,10 +273,13 @@ def _mark_trained(
 ) -> Outcome:
     now = time.time_ns()
     entries = [
-        TrainedEntry(c.timestamp_ns, c.conversation_id, now, destination, job_id)
+        TrainedEntry(
+            c.timestamp_ns, c.conversation_id, now, destination, job_id,
+            divergence_before=view.candidates.get(c.timestamp_ns, c).divergence,
+        )
         for c in batch
         if c.timestamp_ns not in view.ledger
-    ]
+    ]  # fmt: skip
     events = []
     for c in batch:
         current = view.candidates.get(c.timestamp_ns)

@@ -17,7 +17,9 @@ from .model import (
     NotCandidateReason,
     Status,
     TokenValue,
+    TrainedEntry,
 )
+from .training_jobs import JobState, TrainingJob
 
 # Candidate columns added after schema version 2 (NULL in older rows means empty).
 CANDIDATE_COLUMNS = (("question", "TEXT"), ("memories", "TEXT"), ("send_error", "TEXT"))
@@ -123,3 +125,49 @@ def candidate(row: tuple[Any, ...]) -> Candidate:
         memories=tuple(MemoryAttribution(*m) for m in json.loads(memories or "[]")),
         send_error=send_error or "",
     )
+
+
+# Ledger columns added in schema version 4 (NULL in older rows: not measured, no adapter).
+TRAINED_COLUMNS = (("divergence_before", "REAL"), ("divergence_after", "REAL"), ("adapter", "TEXT"))
+TRAINED_SELECT = (
+    "SELECT timestamp_ns, conversation_id, trained_at_ns, destination, job_id,"
+    " divergence_before, divergence_after, adapter FROM trained"
+)
+
+
+def trained_values(e: TrainedEntry) -> tuple[Any, ...]:
+    return (
+        e.timestamp_ns,
+        e.conversation_id,
+        e.trained_at_ns,
+        e.destination,
+        e.job_id,
+        e.divergence_before,
+        e.divergence_after,
+        e.adapter,
+    )
+
+
+def trained(row: tuple[Any, ...]) -> TrainedEntry:
+    ts, cid, at, destination, job_id, before, after, adapter = row
+    return TrainedEntry(ts, cid, at, destination, job_id, before, after, adapter or "")
+
+
+# A training job as the Review keeps it; per-example results are the trainer's and are not
+# kept (the ledger keeps the Review's own measurement of each reply).
+JOB_COLUMNS = (
+    "destination", "id", "state", "examples", "epochs", "step", "total_steps", "detail",
+    "adapter", "adapter_path", "trained_divergence_before", "trained_divergence_after",
+    "recall", "generic_loglik_change", "error", "created_at_ns", "ended_at_ns", "follow_note",
+    "measured_at_ns",
+)  # fmt: skip
+
+
+def job_values(j: TrainingJob) -> tuple[Any, ...]:
+    return tuple(int(j.state) if name == "state" else getattr(j, name) for name in JOB_COLUMNS)
+
+
+def job(row: tuple[Any, ...]) -> TrainingJob:
+    values = dict(zip(JOB_COLUMNS, row, strict=True))
+    values["state"] = JobState(values["state"])
+    return TrainingJob(**values)

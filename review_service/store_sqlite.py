@@ -1,5 +1,5 @@
 """SQLite store of candidates, the trained ledger, scored replies, conversations, stats,
-reply owners and sends in flight.
+reply owners, sends in flight and training jobs.
 
 Invariants:
 - the schema only grows, and an existing database file opens: tables are created when
@@ -27,10 +27,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import store_rows
-from .model import Candidate, LatestScore, ScoringStats, SendInFlight, TrainedEntry
+from .model import (
+    Candidate,
+    LatestScore,
+    NotCandidateReason,
+    ScoringStats,
+    SendInFlight,
+    TrainedEntry,
+)
 from .ports import StoreChange
+from .training_jobs import TrainingJob
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -78,6 +86,29 @@ CREATE TABLE IF NOT EXISTS reply_owners (
     timestamp_ns INTEGER PRIMARY KEY,
     conversation_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS jobs (
+    destination TEXT NOT NULL,
+    id TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    examples INTEGER NOT NULL,
+    epochs INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    total_steps INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    adapter TEXT NOT NULL,
+    adapter_path TEXT NOT NULL,
+    trained_divergence_before REAL,
+    trained_divergence_after REAL,
+    recall REAL,
+    generic_loglik_change REAL,
+    error TEXT NOT NULL,
+    created_at_ns INTEGER NOT NULL,
+    ended_at_ns INTEGER NOT NULL,
+    follow_note TEXT NOT NULL,
+    measured_at_ns INTEGER NOT NULL,
+    PRIMARY KEY (destination, id)
+);
+CREATE INDEX IF NOT EXISTS trained_by_job ON trained (job_id);
 CREATE TABLE IF NOT EXISTS sends_in_flight (
     timestamp_ns INTEGER PRIMARY KEY,
     idempotency_key TEXT NOT NULL,
@@ -112,6 +143,7 @@ class SqliteStore:
                 ("scored_replies", store_rows.SCORE_COLUMNS),
                 ("unset_timestamp_scores", store_rows.SCORE_COLUMNS),
                 ("candidates", store_rows.CANDIDATE_COLUMNS),
+                ("trained", store_rows.TRAINED_COLUMNS),
             ):
                 present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
                 for name, kind in columns:
@@ -147,10 +179,15 @@ class SqliteStore:
 
     def load_ledger(self) -> list[TrainedEntry]:
         rows = self._db.execute(
-            "SELECT timestamp_ns, conversation_id, trained_at_ns, destination, job_id"
-            " FROM trained ORDER BY trained_at_ns, timestamp_ns"
+            store_rows.TRAINED_SELECT + " ORDER BY trained_at_ns, timestamp_ns"
         ).fetchall()
-        return [TrainedEntry(*row) for row in rows]
+        return [store_rows.trained(row) for row in rows]
+
+    def load_jobs(self) -> list[TrainingJob]:
+        rows = self._db.execute(
+            f"SELECT {', '.join(store_rows.JOB_COLUMNS)} FROM jobs ORDER BY created_at_ns"
+        ).fetchall()
+        return [store_rows.job(row) for row in rows]
 
     def load_stats(self) -> list[ScoringStats]:
         rows = self._db.execute("SELECT json FROM scoring_stats ORDER BY conversation_id")
@@ -196,6 +233,17 @@ class SqliteStore:
     def conversation_ids(self) -> list[str]:
         return [row[0] for row in self._db.execute("SELECT id FROM conversations ORDER BY id")]
 
+    def generic_replies(self, limit: int) -> list[tuple[str, int]]:
+        reason = NotCandidateReason.BELOW_THRESHOLD.value
+        rows = self._db.execute(
+            "SELECT conversation_id, timestamp_ns FROM scored_replies"
+            " WHERE scored = 1 AND candidate = 0 AND reason = ? AND timestamp_ns != 0"
+            " AND timestamp_ns NOT IN (SELECT timestamp_ns FROM trained)"
+            " ORDER BY abs(divergence), timestamp_ns LIMIT ?",
+            (reason, limit),
+        ).fetchall()
+        return [(cid, ts) for cid, ts in rows]
+
     # -- the one write path -------------------------------------------------------------
 
     def commit(self, changes: Sequence[StoreChange]) -> None:
@@ -211,18 +259,25 @@ class SqliteStore:
 
     def _write(self, change: StoreChange) -> None:
         db = self._db
-        for entry in change.trained:
-            db.execute(
-                "INSERT OR IGNORE INTO trained (timestamp_ns, conversation_id, trained_at_ns,"
-                " destination, job_id) VALUES (?, ?, ?, ?, ?)",
-                (
-                    entry.timestamp_ns,
-                    entry.conversation_id,
-                    entry.trained_at_ns,
-                    entry.destination,
-                    entry.job_id,
-                ),
-            )
+        ledger_columns = "timestamp_ns, conversation_id, trained_at_ns, destination, job_id, " + (
+            ", ".join(name for name, _ in store_rows.TRAINED_COLUMNS)
+        )
+        db.executemany(
+            f"INSERT OR IGNORE INTO trained ({ledger_columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [store_rows.trained_values(e) for e in change.trained],
+        )
+        # Measurements only: an entry is never created or moved to another reply here.
+        db.executemany(
+            "UPDATE trained SET divergence_before = ?, divergence_after = ?, adapter = ?"
+            " WHERE timestamp_ns = ?",
+            [(e.divergence_before, e.divergence_after, e.adapter, e.timestamp_ns)
+             for e in change.ledger_updates],
+        )  # fmt: skip
+        marks = ", ".join("?" for _ in store_rows.JOB_COLUMNS)
+        db.executemany(
+            f"INSERT OR REPLACE INTO jobs ({', '.join(store_rows.JOB_COLUMNS)}) VALUES ({marks})",
+            [store_rows.job_values(j) for j in change.jobs],
+        )
         db.executemany(
             "DELETE FROM candidates WHERE timestamp_ns = ?", [(ts,) for ts in change.delete]
         )

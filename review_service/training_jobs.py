@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import enum
+import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -78,12 +80,26 @@ class TrainingJob:
     created_at_ns: int = 0
     ended_at_ns: int = 0
     per_example: tuple[ExampleResult, ...] = ()
+    # The Review's own bookkeeping, never from the trainer: why the job is not followed
+    # ("" while it is), and when its trained replies were re-scored on its adapter (0: not
+    # yet). Both survive a restart, so a restart follows or measures only what is left.
+    follow_note: str = ""
+    measured_at_ns: int = 0
 
     def merged(self, newer: TrainingJob) -> TrainingJob:
-        """`newer` unless it would move the state backwards."""
+        """`newer` unless it would move the state backwards; the Review's bookkeeping and
+        the creation time stay."""
         if newer.state < self.state:
             return self
-        return dataclasses.replace(newer, created_at_ns=self.created_at_ns or newer.created_at_ns)
+        return dataclasses.replace(
+            newer,
+            destination=self.destination,
+            examples=newer.examples or self.examples,
+            created_at_ns=self.created_at_ns or newer.created_at_ns,
+            ended_at_ns=newer.ended_at_ns or self.ended_at_ns,
+            follow_note=self.follow_note,
+            measured_at_ns=self.measured_at_ns,
+        )
 
 
 def _number(value: Any) -> float | None:
@@ -95,6 +111,19 @@ def _number(value: Any) -> float | None:
 def _count(value: Any) -> int:
     number = _number(value)
     return int(number) if number is not None and number >= 0 else 0
+
+
+def _time_ns(value: Any) -> int:
+    """Nanoseconds of an RFC 3339 time ("2026-03-01T09:00:11.000Z"); 0 when absent or not one."""
+    if not isinstance(value, str) or not value:
+        return 0
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return 0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
 def job_url(finetune_url: str, job_id: str) -> str:
@@ -136,12 +165,18 @@ def parse_job(data: Any, job_id: str, destination: str) -> TrainingJob:
         recall=_number(data.get("recall")),
         generic_loglik_change=_number(data.get("generic_loglik_change")),
         error=str(data.get("error") or ""),
+        ended_at_ns=_time_ns(data.get("ended_at")) if state.ended else 0,
         per_example=tuple(results),
     )
 
 
 class NotFollowable(Exception):
     """The endpoint has no jobs route, or stopped answering it: the job stays accepted."""
+
+
+class TrainerSilent(NotFollowable):
+    """The jobs route stopped answering (the trainer may be restarting): worth following
+    again later, unlike a route that does not exist."""
 
 
 class JobFollower:
@@ -179,10 +214,11 @@ class JobFollower:
         self,
         finetune_url: str,
         job: TrainingJob,
-        on_update: Callable[[TrainingJob], None],
+        on_update: Callable[[TrainingJob], Awaitable[None] | None],
     ) -> TrainingJob:
-        """Poll until the job ends; call `on_update` on every change. Raises NotFollowable
-        when the route is missing or silent for `give_up_after` seconds."""
+        """Poll until the job ends; call (and await, if it returns an awaitable) `on_update`
+        on every change. Raises NotFollowable when the route is missing or silent for
+        `give_up_after` seconds."""
         loop = asyncio.get_running_loop()
         silent_since: float | None = None
         while not job.state.ended:
@@ -192,13 +228,15 @@ class JobFollower:
                 now = loop.time()
                 silent_since = silent_since or now
                 if now - silent_since > self._give_up_after:
-                    raise NotFollowable(f"{error} for {self._give_up_after:g}s") from error
+                    raise TrainerSilent(f"{error} for {self._give_up_after:g}s") from error
             else:
                 silent_since = None
                 merged = job.merged(fresh)
                 if merged != job:
                     job = merged
-                    on_update(job)
+                    pending = on_update(job)
+                    if inspect.isawaitable(pending):
+                        await pending
             if not job.state.ended:
                 await asyncio.sleep(self._poll)
         return job

@@ -1,5 +1,5 @@
-"""The in-memory view of what the store holds: candidates, ledger, stats, reply owners and
-sends in flight.
+"""The in-memory view of what the store holds: candidates, ledger, stats, reply owners,
+sends in flight and training jobs.
 
 Invariants:
 - a view is what the store held after one committed transaction; it is replaced whole
@@ -26,8 +26,9 @@ from .model import (
     TrainedEntry,
 )
 from .ports import StoreChange
+from .training_jobs import TrainingJob
 
-_TABLES = ("candidates", "ledger", "stats", "rejected", "owners", "sends")
+_TABLES = ("candidates", "ledger", "stats", "rejected", "owners", "sends", "jobs")
 
 
 class View:
@@ -38,6 +39,7 @@ class View:
         stats: Iterable[ScoringStats] = (),
         owners: dict[int, str] | None = None,
         sends: Iterable[SendInFlight] = (),
+        jobs: Iterable[TrainingJob] = (),
     ) -> None:
         self.candidates = {c.timestamp_ns: c for c in candidates}
         self.ledger = {e.timestamp_ns: e for e in ledger}
@@ -46,6 +48,8 @@ class View:
         self.rejected = {ts for ts, c in self.candidates.items() if c.status == Status.REJECTED}
         self.owners = dict(owners or {})
         self.sends = {s.timestamp_ns: s for s in sends}
+        # (destination, job id) -> the job as last stored.
+        self.jobs = {(j.destination, j.id): j for j in jobs}
         self._owned: set[str] = set(_TABLES)
 
     def copy(self) -> View:
@@ -66,6 +70,15 @@ class View:
             ledger = self._writable("ledger")
             for entry in change.trained:
                 ledger.setdefault(entry.timestamp_ns, entry)
+        if change.ledger_updates:
+            ledger = self._writable("ledger")
+            for entry in change.ledger_updates:
+                if entry.timestamp_ns in ledger:
+                    ledger[entry.timestamp_ns] = entry
+        if change.jobs:
+            jobs = self._writable("jobs")
+            for job in change.jobs:
+                jobs[(job.destination, job.id)] = job
         if change.delete or change.upsert:
             candidates = self._writable("candidates")
             rejected = self._writable("rejected")
@@ -114,3 +127,11 @@ class View:
         for candidate in self.candidates.values():
             counts[candidate.status] += 1
         return counts
+
+    def job_entries(self, job: TrainingJob) -> list[TrainedEntry]:
+        """The ledger entries a job trained, in the order they were sent."""
+        entries = [
+            e for e in self.ledger.values()
+            if e.job_id == job.id and e.destination == job.destination
+        ]  # fmt: skip
+        return sorted(entries, key=lambda e: (e.trained_at_ns, e.timestamp_ns))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from ftreview.core.activity_hub import ActivityHub
 from ftreview.v1 import activity_pb2
 
@@ -25,9 +26,10 @@ from review_service.model import (
     ScoringStats,
     TokenValue,
 )
-from review_service.ports import EndpointReply, Progress, ScoringResult
+from review_service.ports import Answer, EndpointReply, Progress, ScoringResult
 from review_service.review import Review
 from review_service.store_sqlite import SqliteStore
+from review_service.training_jobs import JobFollower
 
 BASE_NS = 1_772_000_000_000_000_000
 
@@ -64,6 +66,12 @@ class JsonConversations:
         cid, messages = json.loads(body)
         return Conversation(cid, tuple(Message(**m) for m in messages), body)
 
+    def asking(self, base: Conversation | None, question: str) -> Conversation:
+        messages = list(base.messages) if base is not None else []
+        path = f"nodes[{len(messages)}]"
+        messages.append(Message("user", question, 0, False, path))
+        return self.make(base.id if base is not None else "ask", messages)
+
 
 class TableScorer:
     """Scores by table (`divergence[content]`, else 0.5 with memories), as the Scorer's
@@ -75,7 +83,15 @@ class TableScorer:
         self.down = False
         self.broken = ""  # when set, `score` fails with this message
         self.calls: list[tuple[str, list[int], list[int]]] = []
+        self.skipped_attribution: list[bool] = []
         self.gate: asyncio.Event | None = None
+        # What `answer` says, and the conversations it was asked about.
+        self.adapter = ""
+        self.asked: list[Conversation] = []
+        # Progress `progress` reports for any activity (then it ends); as the Scorer does,
+        # `alternate` answers only after they were reported.
+        self.reports: list[Progress] = []
+        self.reported = asyncio.Event()
 
     async def ready(self, timeout: float) -> None:
         if self.down:
@@ -83,9 +99,10 @@ class TableScorer:
 
     async def score(
         self, conversation: Conversation, threshold: float, exclude: list[int], only: list[int],
-        request_id: str,
+        request_id: str, skip_attribution: bool = False,
     ) -> ScoringResult:  # fmt: skip
         self.calls.append((conversation.id, exclude, only))
+        self.skipped_attribution.append(skip_attribution)
         if self.broken:
             raise ScorerFailed(self.broken)
         if self.gate is not None:
@@ -116,7 +133,7 @@ class TableScorer:
             attributions = tuple(
                 MemoryAttribution(mem.node_path, mem.content, d / (k + 1))
                 for k, mem in enumerate(memories)
-            ) if candidate else ()  # fmt: skip
+            ) if candidate and not skip_attribution else ()  # fmt: skip
             replies.append(ScoredReply(
                 m.timestamp_ns, m.content, d, 2 * d, True, candidate,
                 (TokenValue(1, m.content[:4], -1.0, -1.0 - d, d),), m.node_path, reason,
@@ -136,11 +153,20 @@ class TableScorer:
     ) -> str:  # fmt: skip
         if self.down:
             raise ScorerUnavailable("the Scorer is down")
+        if self.reports:
+            await self.reported.wait()
         return f"alternate of {reply_timestamp_ns}"
 
+    async def answer(self, conversation: Conversation, max_new_tokens: int) -> Answer:
+        if self.down:
+            raise ScorerUnavailable("the Scorer is down")
+        self.asked.append(conversation)
+        return Answer(f"answer to {conversation.messages[-1].content!r}", self.adapter)
+
     async def progress(self, activity_id: str) -> AsyncIterator[Progress]:
-        return
-        yield  # an async generator that reports nothing
+        for report in self.reports:
+            yield report
+        self.reported.set()
 
     async def close(self) -> None:
         pass
@@ -180,13 +206,49 @@ class RecordingEndpoint:
         pass
 
 
+class ScriptedTrainer:
+    """The endpoint's jobs route (`GET {url}/jobs/{id}`) through httpx's MockTransport, so
+    the Review's real `JobFollower` reads it: each job answers its script in turn (the last
+    answer repeats); a job without a script answers 404, as an endpoint without the route.
+    `hold` (when set) holds every answer until released."""
+
+    def __init__(self) -> None:
+        self.scripts: dict[str, list[dict[str, Any]]] = {}
+        self.polls: dict[str, int] = {}
+        self.hold: asyncio.Event | None = None
+        # True: refuse every connection (a trainer that is down).
+        self.silent = False
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        job_id = request.url.path.rsplit("/", 1)[-1]
+        self.polls[job_id] = self.polls.get(job_id, 0) + 1
+        if self.silent:
+            raise httpx.ConnectError("connection refused")
+        if self.hold is not None:
+            await self.hold.wait()
+        script = self.scripts.get(job_id)
+        if not script or "/jobs/" not in request.url.path:
+            return httpx.Response(404, text="no such route")
+        answer = script.pop(0) if len(script) > 1 else script[0]
+        return httpx.Response(200, json=answer)
+
+    def follower(self) -> JobFollower:
+        return JobFollower(httpx.MockTransport(self.handle), poll=0.01, give_up_after=0.2)
+
+
 def open_review(
-    home: Path, scorer: TableScorer, endpoint: RecordingEndpoint | None = None
+    home: Path,
+    scorer: TableScorer,
+    endpoint: RecordingEndpoint | None = None,
+    trainer: ScriptedTrainer | None = None,
 ) -> Review:
-    return Review(
+    review = Review(
         SqliteStore(home / "review.sqlite3"), scorer, endpoint or RecordingEndpoint(),
         ConfigFile(home / "config.json5"), ActivityHub(), codec=JsonConversations(),
+        jobs=(trainer or ScriptedTrainer()).follower(),
     )  # fmt: skip
+    review.resume()
+    return review
 
 
 async def ended(review: Review, activity_id: str) -> activity_pb2.Activity:

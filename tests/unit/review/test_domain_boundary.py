@@ -20,7 +20,8 @@ from review_service.errors import InvalidArgument
 PACKAGE = Path(__file__).resolve().parents[3] / "review_service"
 DOMAIN = [
     "model", "ports", "view", "writer", "decisions", "scoring", "shipping", "review", "replies",
-    "sync", "training", "latest_scores", "config", "tasks", "feed", "errors",
+    "sync", "training", "latest_scores", "config", "tasks", "feed", "errors", "training_jobs",
+    "job_tracking", "send_material",
 ]  # fmt: skip
 WIRE = ("grpc", "google.protobuf", "google.rpc", "ftreview.v1", "ftreview.core.wire")
 

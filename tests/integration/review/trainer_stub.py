@@ -1,0 +1,97 @@
+"""An in-test fine-tuning endpoint over real HTTP (http.server) that speaks the contract the
+Review builds against: the README's `POST {url}` (with the trainer's optional
+`messages_with_memories` and `held_out`), and ftreview's trainer's `GET {url}/jobs/{id}`.
+
+It trains nothing: each job answers the states its test scripts (the last one repeats), so
+a test decides when a job runs, succeeds or fails. It does not call the Scorer's
+LoadAdapter either, so the Scorer keeps serving the base model; a test compares the
+Review's re-scoring with what the Scorer reports for the same reply."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class StubTrainer:
+    url: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    trained: set[str] = field(default_factory=set)
+    # job id -> the answers of its jobs route, in turn; the last one repeats.
+    jobs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # The script each new job starts with.
+    first_script: list[dict[str, Any]] = field(default_factory=lambda: [{"state": "queued"}])
+    # False: answer 404 on the jobs route, as an endpoint that only accepts.
+    jobs_route: bool = True
+    polls: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def script(self, job_id: str, *answers: dict[str, Any]) -> None:
+        with self.lock:
+            self.jobs[job_id] = list(answers)
+
+    def accept(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self.requests.append(body)
+            keys = [e["idempotency_key"] for e in body["examples"]]
+            fresh = [k for k in keys if k not in self.trained]
+            self.trained.update(fresh)
+            job_id = f"job-{len(self.requests)}" if fresh else ""
+            if job_id:
+                self.jobs[job_id] = list(self.first_script)
+            return {"job_id": job_id, "accepted": keys, "rejected": []}
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            self.polls += 1
+            script = self.jobs.get(job_id)
+            if script is None or not self.jobs_route:
+                return None
+            answer = script.pop(0) if len(script) > 1 else script[0]
+            return {"job_id": job_id, **answer}
+
+
+@contextlib.contextmanager
+def serve_stub_trainer() -> Iterator[StubTrainer]:
+    state = StubTrainer()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, code: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            self._answer(200, state.accept(body))
+
+        def do_GET(self) -> None:
+            prefix = "/finetune/jobs/"
+            found = state.job(self.path[len(prefix) :]) if self.path.startswith(prefix) else None
+            if found is None:
+                self._answer(404, {"error": f"no route {self.path}"})
+            else:
+                self._answer(200, found)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/finetune"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
