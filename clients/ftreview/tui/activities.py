@@ -140,15 +140,23 @@ class ActivityBoard:
             self.last_ending = ending
             if not scoring:
                 return Notice(activity.kind or "activity", ending.message(), ending.failed)
-            summary = self.batch.ended(activity.id, ending.failed, now)
-            if summary is None:
-                return None
-            self.last_summary = summary
-            return Notice("scoring", summary, failed=False)
+            return self._summary(self.batch.ended(activity.id, ending.failed, now))
         running[activity.id] = activity
         if scoring:
             self.batch.progress(activity.id, activity.done, activity.total, now)
         return None
+
+    def stats_arrived(self) -> Notice | None:
+        return self._summary(self.batch.stats_arrived(self.clock()))
+
+    def settle(self) -> Notice | None:
+        return self._summary(self.batch.settle(self.clock()))
+
+    def _summary(self, summary: str | None) -> Notice | None:
+        if summary is None:
+            return None
+        self.last_summary = summary
+        return Notice("scoring", summary, failed=False)
 
     def all_running(self) -> list[tuple[str, ActivityView]]:
         return [

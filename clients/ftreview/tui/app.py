@@ -29,16 +29,19 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ftreview.errors import FtreviewError
-from ftreview.tui.activities import ActivityBoard
+from ftreview.tui.activities import ActivityBoard, Notice
+from ftreview.tui.batch import SETTLE_S
 from ftreview.tui.board import Board
 from ftreview.tui.detail import DetailPane, DetailRequest
 from ftreview.tui.link import ServiceLink, plain_problem
@@ -144,6 +147,12 @@ class ReviewApp(QueueKeys):
         yield Static(id="activity")
         yield Footer(compact=True)
 
+    @property
+    def base(self) -> Screen[Any]:
+        """The review screen itself, whatever prompt or legend is in front of it (streams
+        redraw it while one is)."""
+        return self.screen_stack[0]
+
     def on_mount(self) -> None:
         self.redraw()
         self.run_worker(self._watch_candidates(), name="candidates", exit_on_error=False)
@@ -158,8 +167,8 @@ class ReviewApp(QueueKeys):
 
     def redraw(self) -> None:
         self._draw_summary()
-        empty = self.query_one("#empty", Static)
-        main = self.query_one("#main")
+        empty = self.base.query_one("#empty", Static)
+        main = self.base.query_one("#main")
         rows = self.board.rows
         has_rows = bool(rows)
         main.display = has_rows
@@ -167,7 +176,7 @@ class ReviewApp(QueueKeys):
         threshold = self.config.threshold if self.config else None
         if has_rows:
             marked = {row.key for row in self.marks.marked(rows)}
-            self.query_one(CandidateTable).show(
+            self.base.query_one(CandidateTable).show(
                 rows, self.board.selected_index(), marked=marked, threshold=threshold
             )
             self._draw_detail()
@@ -186,7 +195,7 @@ class ReviewApp(QueueKeys):
         self._draw_activity()
 
     def _draw_note(self, threshold: float | None) -> None:
-        note = self.query_one("#note", Static)
+        note = self.base.query_one("#note", Static)
         below = [
             c for c in self.board.ordered if threshold is not None and c.divergence < threshold
         ]
@@ -233,12 +242,12 @@ class ReviewApp(QueueKeys):
             text.append(f" · {len(self.marks.keys)} marked", "bold magenta")
         if not self.connected:
             text.append(f" · {self.connection}", "bold yellow")
-        self.query_one("#summary", Static).update(text)
+        self.base.query_one("#summary", Static).update(text)
 
     def _draw_detail(self) -> None:
         candidate = self.board.current()
         timestamp = candidate.timestamp_ns if candidate else 0
-        self.query_one(DetailPane).show(
+        self.base.query_one(DetailPane).show(
             DetailRequest(
                 candidate,
                 alternate=timestamp in self.alternate_shown,
@@ -253,7 +262,7 @@ class ReviewApp(QueueKeys):
         line = self.activities.describe()
         if self.last_job is not None and self.activities.idle:
             line = f"{line}  ·  {self.last_job.describe()}"
-        self.query_one("#activity", Static).update(Text(line))
+        self.base.query_one("#activity", Static).update(Text(line))
 
     # -- streams ------------------------------------------------------------------------
 
@@ -282,6 +291,7 @@ class ReviewApp(QueueKeys):
                         self.board.remove(event.candidate.timestamp_ns)
                     elif event.kind == "STATS" and event.stats is not None:
                         self.last_stats = event.stats
+                        self._announce(self.activities.stats_arrived())
                         self.run_worker(self._refresh_config(link), group="config")
                     elif event.candidate is not None:
                         if event.kind == "ADDED":
@@ -338,17 +348,11 @@ class ReviewApp(QueueKeys):
             link = self._new_link()
             try:
                 async for event in link.watch_activities():
-                    notice = self.activities.on_event(source, event)
+                    self._announce(self.activities.on_event(source, event))
                     if self.activities.connected.get(source):
                         delay = RECONNECT_FIRST_DELAY_S
-                    if notice is not None:
-                        self.notify(
-                            notice.message,
-                            title=notice.title,
-                            severity="error" if notice.failed else "information",
-                            markup=False,
-                            timeout=8 if notice.failed else 4,
-                        )
+                    if self.activities.batch.closing:
+                        self.set_timer(SETTLE_S, lambda: self._announce(self.activities.settle()))
                     self._draw_activity()
             except FtreviewError as error:
                 log.info("%s activity stream: %s", source, error)
@@ -361,6 +365,19 @@ class ReviewApp(QueueKeys):
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
 
+    def _announce(self, notice: Notice | None) -> None:
+        """Tell the user once, in a notification that expires."""
+        if notice is None:
+            return
+        self.notify(
+            notice.message,
+            title=notice.title,
+            severity="error" if notice.failed else "information",
+            markup=False,
+            timeout=8 if notice.failed else 4,
+        )
+        self._draw_activity()
+
     # -- moving and looking -------------------------------------------------------------
 
     def action_move(self, delta: int) -> None:
@@ -368,7 +385,7 @@ class ReviewApp(QueueKeys):
         self.redraw()
 
     def action_page(self, direction: int) -> None:
-        table = self.query_one(CandidateTable)
+        table = self.base.query_one(CandidateTable)
         self.board.move(direction * max(1, table.size.height - 2))
         self.redraw()
 
@@ -389,7 +406,7 @@ class ReviewApp(QueueKeys):
             self._g_pressed_at = now
 
     def action_scroll_detail(self, lines: int) -> None:
-        self.query_one(DetailPane).scroll_reply(lines)
+        self.base.query_one(DetailPane).scroll_reply(lines)
 
     def action_numbers(self) -> None:
         self.numbers = not self.numbers

@@ -8,6 +8,9 @@ still running into one batch. The invariants:
   its total is every scoring activity it has seen, so a batch that keeps growing (files
   ingested one after another) is still one batch;
 - the count of new candidates is the ADDED events of the candidate stream during the batch;
+  the candidate stream and the activity stream are two streams, so a run's end can arrive
+  before its candidates: the summary waits for one STATS event (which the Review sends after
+  a run's candidates) per finished run, or `SETTLE_S` at most;
 - the time left is the batch's pace so far (elapsed per finished run) times what is left,
   shown only once a run has finished (before that there is no pace to go by);
 - its end is reported once, as one summary.
@@ -20,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SCORING_KIND = "score"
+SETTLE_S = 2.0
 
 
 def _duration(seconds: float) -> str:
@@ -38,6 +42,7 @@ class ScoringBatch:
     finished: set[str] = field(default_factory=set)
     failed: int = 0
     new_candidates: int = 0
+    stats_seen: int = 0
     partial: dict[str, float] = field(default_factory=dict)
     """Per running activity, the share of it done (from its progress events)."""
 
@@ -85,7 +90,7 @@ class BatchTracker:
             self.batch.partial[activity_id] = min(1.0, done / total)
 
     def ended(self, activity_id: str, failed: bool, now: float) -> str | None:
-        """Record an end; the batch's summary when it was the last one running."""
+        """Record an end; the batch's summary when it was the last one and all is counted."""
         batch = self.batch
         if batch is None or activity_id not in batch.running:
             return None
@@ -93,7 +98,29 @@ class BatchTracker:
         batch.partial.pop(activity_id, None)
         batch.finished.add(activity_id)
         batch.failed += failed
-        if batch.running:
+        return self._close_if_settled(now)
+
+    def stats_arrived(self, now: float) -> str | None:
+        """A run's STATS event (its candidates are in): maybe the summary."""
+        if self.batch is None:
+            return None
+        self.batch.stats_seen += 1
+        return self._close_if_settled(now)
+
+    def settle(self, now: float) -> str | None:
+        """The wait for late candidates is over: the summary, if every run has ended."""
+        return self._close_if_settled(now, force=True)
+
+    @property
+    def closing(self) -> bool:
+        """Every run ended; the summary waits for their candidates."""
+        return self.batch is not None and not self.batch.running
+
+    def _close_if_settled(self, now: float, force: bool = False) -> str | None:
+        batch = self.batch
+        if batch is None or batch.running:
+            return None
+        if not force and batch.stats_seen < len(batch.finished):
             return None
         self.batch = None
         return batch.summary(now)

@@ -79,16 +79,43 @@ def _locate(text: str, content: str, cursor: int) -> tuple[int, int] | None:
     return None
 
 
+def _copies(text: str, content: str, cursor: int) -> int:
+    count = 0
+    while content.startswith(text, cursor + count * len(text)):
+        count += 1
+    return count
+
+
 def token_spans(tokens: Sequence[TokenView], content: str) -> list[tuple[int, int, float]]:
-    """Each token placed on the reply as (start, end, divergence); unplaceable ones left out."""
+    """Each token placed on the reply as (start, end, divergence); unplaceable ones left out.
+
+    A run of k tokens with the same text in front of m copies of that text is spread evenly
+    over the copies: the byte tokens of "你你" (six of "你") are three per character, while
+    "ha" "ha" before "haha" is one each. Runs the reply does not continue overlap the token
+    before (the last bytes of a character that an earlier token began).
+    """
     spans: list[tuple[int, int, float]] = []
     cursor = 0
-    for token in tokens:
-        where = _locate(token.text, content, cursor)
-        if where is None:
-            continue
-        spans.append((where[0], where[1], token.divergence))
-        cursor = max(cursor, where[1])
+    index = 0
+    while index < len(tokens):
+        text = tokens[index].text
+        run = 1
+        while index + run < len(tokens) and tokens[index + run].text == text:
+            run += 1
+        copies = _copies(text, content, cursor) if text else 0
+        if copies == 0:
+            for token in tokens[index : index + run]:
+                where = _locate(token.text, content, cursor)
+                if where is not None:
+                    spans.append((where[0], where[1], token.divergence))
+                    cursor = max(cursor, where[1])
+        else:
+            for offset, token in enumerate(tokens[index : index + run]):
+                slot = offset if run <= copies else offset * copies // run
+                start = cursor + slot * len(text)
+                spans.append((start, start + len(text), token.divergence))
+            cursor += min(run, copies) * len(text)
+        index += run
     return spans
 
 

@@ -36,7 +36,7 @@ BULK_CONFIRM_FROM = 2
 
 
 def _count(n: int, noun: str = "reply") -> str:
-    plural = "replies" if noun == "reply" else f"{noun}s"
+    plural = noun[: -len("reply")] + "replies" if noun.endswith("reply") else f"{noun}s"
     return f"{n} {noun if n == 1 else plural}"
 
 

@@ -68,6 +68,14 @@ class CandidateTable(DataTable[Text | str]):
 
     can_focus = False
 
+    _last: tuple[list[Row], int | None, set[tuple[str, Status]], float | None] | None = None
+
+    def on_resize(self) -> None:
+        # The reply column's width follows the table's: draw the same rows again.
+        if self._last is not None:
+            rows, selected, marked, threshold = self._last
+            self.show(rows, selected, marked=marked, threshold=threshold)
+
     def on_mount(self) -> None:
         for key, width in FIXED_COLUMNS:
             self.add_column("✓" if key == "mark" else key, key=key, width=width)
@@ -86,6 +94,7 @@ class CandidateTable(DataTable[Text | str]):
         marked: set[tuple[str, Status]],
         threshold: float | None,
     ) -> None:
+        self._last = (rows, selected_index, marked, threshold)
         self.clear()
         width = self.reply_width()
         for row in rows:
