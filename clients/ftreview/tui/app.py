@@ -241,7 +241,7 @@ class ReviewApp(QueueKeys):
         if self.marks.keys:
             text.append(f" · {len(self.marks.keys)} marked", "bold magenta")
         if not self.connected:
-            text.append(f" · {self.connection}", "bold yellow")
+            text.append(f" · {self.connection if wide else 'offline, retrying…'}", "bold yellow")
         self.base.query_one("#summary", Static).update(text)
 
     def _draw_detail(self) -> None:

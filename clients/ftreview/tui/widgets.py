@@ -78,13 +78,15 @@ class CandidateTable(DataTable[Text | str]):
 
     def on_mount(self) -> None:
         for key, width in FIXED_COLUMNS:
-            self.add_column("✓" if key == "mark" else key, key=key, width=width)
+            label = {"mark": "✓", "count": "×"}.get(key, key)
+            self.add_column(label, key=key, width=width)
         self.add_column("reply", key="reply")
 
     def reply_width(self) -> int:
         # Each column is padded by one cell on each side.
         fixed = sum(width + 2 for _, width in FIXED_COLUMNS) + 2
-        return max(16, self.size.width - fixed - 1)
+        # The table spans the screen; its own size is 0 until it is first shown.
+        return max(16, max(self.size.width, self.app.size.width) - fixed - 1)
 
     def show(
         self,
