@@ -21,7 +21,7 @@ from ftreview.tui.views import CandidateView, ConfigView, MemoryView, Status, To
 from textual.events import Mount
 
 from scorer_service.model_files import load_tokenizer
-from tests.e2e.tui.harness import UNICODE_REPLY
+from tests.e2e.tui.harness import UNICODE_REPLY, wait_for
 
 BASE_NS = 1_772_355_611_000_000_000
 
@@ -104,8 +104,11 @@ def test_snapshot_160x48_unicode_reply_with_numbers(
 async def test_footer_at_80_columns_keeps_legend_and_quit(candidates: list[CandidateView]) -> None:
     app = FixedReviewApp(candidates)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        footer = app.export_screenshot()
-        assert "legend" in footer and "quit" in footer
+        # The footer composes its keys once the bindings are ready: wait for that, not a pause.
+        await wait_for(
+            pilot,
+            lambda: "legend" in app.export_screenshot() and "quit" in app.export_screenshot(),
+            "`? legend` and `q quit` in the footer",
+        )
         summary = str(app.query_one("#summary").render())
         assert len(summary) <= 80, "the header fits on one line at 80 columns"
