@@ -8,15 +8,22 @@ actually do, including work started from another terminal. The invariants it kee
   (after a reconnect) replaces it, so an activity that ended while the stream was down
   does not stay "running" forever;
 - an end is reported once, and only when it was seen live (ends replayed in a snapshot are
-  history, not news).
+  history, not news);
+- scoring runs are one batch (`ftreview.tui.batch`): one progress line and one summary at
+  the end, however many conversations are scored; other work (sending, alternates) is
+  reported one by one.
 
 Plain Python; the screen only renders `describe()` and the endings `on_event` returns.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+
+from ftreview.tui.batch import SCORING_KIND, BatchTracker
 
 
 class ActivityState(Enum):
@@ -85,20 +92,33 @@ def _bar(done: int, total: int, width: int = 12) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
+@dataclass(frozen=True)
+class Notice:
+    """What the screen tells the user once: an activity's end, or a scoring batch's."""
+
+    title: str
+    message: str
+    failed: bool
+
+
 @dataclass
 class ActivityBoard:
     running: dict[str, dict[str, ActivityView]] = field(default_factory=dict)
     """source -> activity id -> latest view."""
     connected: dict[str, bool] = field(default_factory=dict)
     last_ending: Ending | None = None
+    last_summary: str = ""
+    batch: BatchTracker = field(default_factory=BatchTracker)
+    clock: Callable[[], float] = time.monotonic
     _staging: dict[str, dict[str, ActivityView]] = field(default_factory=dict)
 
     def disconnected(self, source: str) -> None:
         self.connected[source] = False
 
-    def on_event(self, source: str, event: ActivityEvent) -> Ending | None:
-        """Apply one event; returns the ending to announce, if this event is one."""
+    def on_event(self, source: str, event: ActivityEvent) -> Notice | None:
+        """Apply one event; returns what to announce, if this event ends something."""
         activity = event.activity
+        now = self.clock()
         if event.kind is ActivityEventKind.SNAPSHOT:
             staged = self._staging.setdefault(source, {})
             if activity is not None and activity.state is ActivityState.RUNNING:
@@ -107,16 +127,36 @@ class ActivityBoard:
         if event.kind is ActivityEventKind.SNAPSHOT_END:
             self.running[source] = self._staging.pop(source, {})
             self.connected[source] = True
+            scoring_ids = {a.id for a in self.running[source].values() if a.kind == SCORING_KIND}
+            self.batch.resync(scoring_ids, now)
             return None
         if activity is None:
             return None
         running = self.running.setdefault(source, {})
+        scoring = activity.kind == SCORING_KIND
         if event.kind is ActivityEventKind.ENDED or activity.state is not ActivityState.RUNNING:
             running.pop(activity.id, None)
-            self.last_ending = Ending(source, activity)
-            return self.last_ending
+            ending = Ending(source, activity)
+            self.last_ending = ending
+            if not scoring:
+                return Notice(activity.kind or "activity", ending.message(), ending.failed)
+            return self._summary(self.batch.ended(activity.id, ending.failed, now))
         running[activity.id] = activity
+        if scoring:
+            self.batch.progress(activity.id, activity.done, activity.total, now)
         return None
+
+    def stats_arrived(self) -> Notice | None:
+        return self._summary(self.batch.stats_arrived(self.clock()))
+
+    def settle(self) -> Notice | None:
+        return self._summary(self.batch.settle(self.clock()))
+
+    def _summary(self, summary: str | None) -> Notice | None:
+        if summary is None:
+            return None
+        self.last_summary = summary
+        return Notice("scoring", summary, failed=False)
 
     def all_running(self) -> list[tuple[str, ActivityView]]:
         return [
@@ -126,9 +166,14 @@ class ActivityBoard:
         ]
 
     def describe(self) -> str:
-        """One line: running work with progress, else the last ending, else idle."""
+        """One line: the scoring batch and other running work, else the last end, else idle."""
         parts: list[str] = []
+        batch_line = self.batch.line(self.clock())
+        if batch_line is not None:
+            parts.append(f"⟳ {batch_line}")
         for _source, activity in self.all_running():
+            if batch_line is not None and activity.kind == SCORING_KIND:
+                continue
             piece = f"⟳ {activity.label or activity.kind} {activity.progress_text()}"
             bar = _bar(activity.done, activity.total)
             if bar:
@@ -137,7 +182,11 @@ class ActivityBoard:
                 piece += f" ({activity.detail})"
             parts.append(piece)
         if not parts:
-            if self.last_ending is not None:
+            if self.last_summary and (
+                self.last_ending is None or self.last_ending.activity.kind == SCORING_KIND
+            ):
+                parts.append(f"✓ {self.last_summary}")
+            elif self.last_ending is not None:
                 mark = "✗" if self.last_ending.failed else "✓"
                 parts.append(f"{mark} {self.last_ending.message()}")
             else:
@@ -145,3 +194,7 @@ class ActivityBoard:
         if not all(self.connected.values()):
             parts.append("activity stream reconnecting…")
         return "  ·  ".join(parts)
+
+    @property
+    def idle(self) -> bool:
+        return not self.all_running()

@@ -4,54 +4,59 @@ The screen is a client of the Review service like any other. It keeps these prom
 
 - what it shows is what the services said: the list comes from the Review's WatchCandidates
   stream (so a reply ingested from another terminal appears without a key press), the status
-  line from the Activities streams of the Review and the Scorer, and a decision changes a row
-  only once the Review has stored it;
+  line from the Activities streams of the Review and the Scorer, the header's threshold from
+  GetConfig (asked again every few seconds and after every scoring run, so a change made in
+  another terminal shows), and a decision changes a row only once the Review has stored it;
 - it never shows a bare "loading": before the first snapshot it says whom it is connecting
-  to, and with no candidates it shows the last FinetuneScoringStats (why nothing was found);
-- losing the Review (a restart) is a state, not a crash: the screen says it is reconnecting,
-  keeps the last list visible, and replaces it with the fresh snapshot once back;
+  to, and with no candidates it says why, for the cause at hand;
+- losing the Review (a restart) is a state, not a crash: the screen says in plain words that
+  it is reconnecting, keeps the last list visible, and replaces it with the fresh snapshot;
 - keys act in the order they were pressed: decisions are awaited in the key handler, so
-  "a a a" approves three consecutive pending replies, never the same one three times; only
-  slow work (generating an alternate, sending) runs in the background.
+  "a a a" approves three consecutive pending rows, never the same one three times; only
+  slow work (generating an alternate, sending) runs in the background;
+- every key the legend lists fits the footer's priorities: at 80 columns `? legend` and
+  `q quit` come first, so they are never cut.
 
 Textual is imported here and in the modules beside this one, never by core, client or CLI
-modules; the CLI imports `run_review` lazily.
+modules; the CLI imports `run_review` lazily. The queue keys (decisions, marks, filters,
+send) live in `ftreview.tui.queue_keys`, the stream workers in `ftreview.tui.streams`.
 """
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import logging
+import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 from rich.text import Text
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ftreview.errors import FtreviewError, Unavailable
+from ftreview.errors import FtreviewError
 from ftreview.tui.activities import ActivityBoard
-from ftreview.tui.board import Board, StatsView, Status
-from ftreview.tui.link import ConfigView, ServiceLink
-from ftreview.tui.widgets import (
-    CandidateTable,
-    LegendScreen,
-    ReplyPanel,
-    describe_stats,
-)
+from ftreview.tui.board import Board
+from ftreview.tui.detail import DetailPane, DetailRequest
+from ftreview.tui.link import ServiceLink, plain_problem
+from ftreview.tui.prompts import ConversationScreen
+from ftreview.tui.streams import Streams
+from ftreview.tui.views import Status
+from ftreview.tui.widgets import CandidateTable, LegendScreen, describe_stats
 
 log = logging.getLogger(__name__)
 
-RECONNECT_FIRST_DELAY_S = 0.25
-RECONNECT_MAX_DELAY_S = 2.0
-# The Review client merges the Review's and the Scorer's activity streams into one.
-ACTIVITY_SOURCE = "services"
+DOUBLE_KEY_S = 1.0
+"""`g g`: the second g within this many seconds goes to the first row."""
+WIDE_HEADER_COLUMNS = 120
 
 
-class ReviewApp(App[int]):
-    """Review candidates: approve, reject, look at alternates, send, tune the threshold."""
+class ReviewApp(Streams):
+    """Review candidates: approve, reject, look at context and alternates, send, tune."""
 
     TITLE = "ftreview review"
     ENABLE_COMMAND_PALETTE = False
@@ -59,28 +64,43 @@ class ReviewApp(App[int]):
     CSS = """
     Screen { layout: vertical; }
     #summary { height: 1; background: $boost; padding: 0 1; }
+    #note { height: 1; padding: 0 1; color: $text-muted; }
     #main { height: 1fr; }
-    #candidates { height: 2fr; min-height: 4; }
-    ReplyPanel { height: 3fr; border-top: solid $accent; }
-    #reply-title { height: auto; padding: 0 1; }
-    #reply-scroll { height: 1fr; padding: 0 1; }
-    #reply-body { height: auto; min-height: 3; }
+    #candidates { height: 1fr; min-height: 4; }
+    DetailPane { height: 1fr; min-height: 5; }
     #empty { height: 1fr; padding: 1 2; }
     #activity { height: 1; background: $boost; padding: 0 1; }
     """
 
     BINDINGS = [  # noqa: RUF012 - Textual reads this class attribute
-        Binding("j,down", "move(1)", "next", show=False),
-        Binding("k,up", "move(-1)", "previous", show=False),
-        Binding("a", "decide('approved')", "approve"),
-        Binding("r", "decide('rejected')", "reject"),
-        Binding("u", "undo", "undo"),
-        Binding("g", "toggle_alternate", "alternate"),
-        Binding("s", "send", "send"),
-        Binding("plus", "threshold(1)", "threshold x10"),
-        Binding("minus", "threshold(-1)", "threshold /10"),
+        # Shown in the footer, most needed first: a narrow terminal cuts from the right.
         Binding("question_mark", "legend", "legend"),
         Binding("q", "quit_review", "quit"),
+        Binding("a", "approve", "approve"),
+        Binding("r", "reject", "reject"),
+        Binding("space", "mark", "mark"),
+        Binding("slash", "search", "search"),
+        Binding("c", "conversation", "context"),
+        Binding("w", "toggle_alternate", "alternate"),
+        Binding("s", "send", "send"),
+        # In the legend only.
+        Binding("j,down", "move(1)", "next", show=False),
+        Binding("k,up", "move(-1)", "previous", show=False),
+        Binding("pagedown", "page(1)", "page down", show=False),
+        Binding("pageup", "page(-1)", "page up", show=False),
+        Binding("home", "first", "first row", show=False),
+        Binding("end,G", "last", "last row", show=False),
+        Binding("g", "g_prefix", "g g: first row", show=False),
+        Binding("J", "scroll_detail(3)", "scroll reply down", show=False),
+        Binding("K", "scroll_detail(-3)", "scroll reply up", show=False),
+        Binding("u", "undo", "undo", show=False),
+        Binding("b", "reject_below", "reject below", show=False),
+        Binding("f", "filter", "filter", show=False),
+        Binding("escape", "clear", "clear marks and filters", show=False),
+        Binding("h", "hide_below", "hide below threshold", show=False),
+        Binding("n", "numbers", "token numbers", show=False),
+        Binding("plus", "threshold(1)", "threshold x10", show=False),
+        Binding("minus", "threshold(-1)", "threshold /10", show=False),
     ]
 
     def __init__(
@@ -96,55 +116,88 @@ class ReviewApp(App[int]):
         self._token = token
         self.board = Board()
         self.activities = ActivityBoard()
-        self.config: ConfigView | None = None
-        self.last_stats: StatsView | None = None
         self.connection = f"connecting to the Review at {review_address}…"
         self.connected = False
         self.alternate_shown: set[int] = set()
         self.generating: set[int] = set()
         self.alternate_errors: dict[int, str] = {}
-        self.sending = False
+        self.numbers = False
+        self._g_pressed_at = -DOUBLE_KEY_S
         self._link: ServiceLink | None = None
 
     # -- layout -------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Static(id="summary")
+        yield Static(id="note")
         with Vertical(id="main"):
-            table = CandidateTable(id="candidates", cursor_type="row", zebra_stripes=True)
-            table.add_column("status", key="status", width=8)
-            table.add_column("divergence", key="divergence", width=10)
-            table.add_column("peak", key="peak", width=6)
-            table.add_column("reply", key="reply")
-            yield table
-            yield ReplyPanel()
+            yield CandidateTable(id="candidates", cursor_type="row", zebra_stripes=True)
+            yield DetailPane()
         yield Static(id="empty")
         yield Static(id="activity")
-        yield Footer()
+        yield Footer(compact=True)
+
+    @property
+    def base(self) -> Screen[Any]:
+        """The review screen itself, whatever prompt or legend is in front of it (streams
+        redraw it while one is)."""
+        return self.screen_stack[0]
 
     def on_mount(self) -> None:
         self.redraw()
         self.run_worker(self._watch_candidates(), name="candidates", exit_on_error=False)
         self.run_worker(self._watch_activities(), name="activities", exit_on_error=False)
+        self.run_worker(self._poll_config(), name="config", exit_on_error=False)
+        self.set_interval(1.0, self._draw_activity)  # the batch's time left moves on its own
+
+    def on_resize(self) -> None:
+        self.redraw()
 
     # -- drawing ------------------------------------------------------------------------
 
     def redraw(self) -> None:
         self._draw_summary()
-        empty = self.query_one("#empty", Static)
-        main = self.query_one("#main")
-        has_rows = bool(self.board.candidates)
+        empty = self.base.query_one("#empty", Static)
+        main = self.base.query_one("#main")
+        rows = self.board.rows
+        has_rows = bool(rows)
         main.display = has_rows
         empty.display = not has_rows
+        threshold = self.config.threshold if self.config else None
         if has_rows:
-            self.query_one(CandidateTable).show(self.board.ordered, self.board.selected_index())
-            self._draw_reply()
+            marked = {row.key for row in self.marks.marked(rows)}
+            self.base.query_one(CandidateTable).show(
+                rows, self.board.selected_index(), marked=marked, threshold=threshold
+            )
+            self._draw_detail()
+        elif self.board.candidates and self.board.row_filter.describe():
+            empty.update(
+                Text(
+                    f"No candidate matches the filter ({self.board.row_filter.describe()}); "
+                    f"{len(self.board.candidates)} are hidden. escape clears the filter."
+                )
+            )
         elif self.board.loaded:
-            threshold = self.config.threshold if self.config else None
             empty.update(describe_stats(self.last_stats, threshold))
         else:
             empty.update(Text(self.connection))
+        self._draw_note(threshold)
         self._draw_activity()
+
+    def _draw_note(self, threshold: float | None) -> None:
+        note = self.base.query_one("#note", Static)
+        below = [
+            c for c in self.board.ordered if threshold is not None and c.divergence < threshold
+        ]
+        note.display = bool(below)
+        if below and threshold is not None:
+            shown = "hidden (h shows them)" if self.board.row_filter.hide_below else "dim (h hides)"
+            note.update(
+                Text(
+                    f"{len(below)} below the threshold {threshold:g}, {shown}: "
+                    "the threshold applies to new scoring"
+                )
+            )
 
     def _new_link(self) -> ServiceLink:
         return ServiceLink(
@@ -155,167 +208,103 @@ class ReviewApp(App[int]):
 
     def _draw_summary(self) -> None:
         counts = self.board.counts()
+        wide = self.size.width >= WIDE_HEADER_COLUMNS
         text = Text()
-        text.append("ftreview review", "bold")
-        text.append(f"  ·  {self.review_address}")
+        text.append("ftreview review" if wide else "ftreview", "bold")
+        if wide:
+            text.append(f" · {self.review_address}")
         if self.config is not None:
-            text.append(f"  ·  threshold {self.config.threshold:g}")
+            text.append(f" · threshold {self.config.threshold:g}")
+            if wide and self.config.model:
+                text.append(f" · {self.config.model}")
         text.append(
-            f"  ·  {counts[Status.PENDING]} pending, {counts[Status.APPROVED]} approved, "
+            f" · {counts[Status.PENDING]} pending, {counts[Status.APPROVED]} approved, "
             f"{counts[Status.REJECTED]} rejected"
+            if wide
+            else f" · {counts[Status.PENDING]} pending {counts[Status.APPROVED]} appr "
+            f"{counts[Status.REJECTED]} rej"
         )
+        described = self.board.row_filter.describe()
+        if described:
+            text.append(f" · {described}", "bold cyan")
+        if self.marks.keys:
+            text.append(f" · {len(self.marks.keys)} marked", "bold magenta")
         if not self.connected:
-            text.append(f"  ·  {self.connection}", "bold yellow")
-        self.query_one("#summary", Static).update(text)
+            text.append(f" · {self.connection if wide else 'offline, retrying…'}", "bold yellow")
+        self.base.query_one("#summary", Static).update(text)
 
-    def _draw_reply(self) -> None:
+    def _draw_detail(self) -> None:
         candidate = self.board.current()
         timestamp = candidate.timestamp_ns if candidate else 0
-        self.query_one(ReplyPanel).show(
-            candidate,
-            alternate=timestamp in self.alternate_shown,
-            generating=timestamp in self.generating,
-            alternate_error=self.alternate_errors.get(timestamp, ""),
+        self.base.query_one(DetailPane).show(
+            DetailRequest(
+                candidate,
+                alternate=timestamp in self.alternate_shown,
+                generating=timestamp in self.generating,
+                alternate_error=self.alternate_errors.get(timestamp, ""),
+                numbers=self.numbers,
+                width=self.size.width,
+            )
         )
 
     def _draw_activity(self) -> None:
-        self.query_one("#activity", Static).update(self.activities.describe())
+        line = self.activities.describe()
+        if self.last_job is not None and self.activities.idle:
+            line = f"{line}  ·  {self.last_job.describe()}"
+        self.base.query_one("#activity", Static).update(Text(line))
 
-    # -- streams ------------------------------------------------------------------------
-
-    async def _watch_candidates(self) -> None:
-        delay = RECONNECT_FIRST_DELAY_S
-        ever_connected = False
-        while True:
-            link = self._new_link()
-            try:
-                overview = await link.overview()
-                self.config = overview.config
-                self.last_stats = overview.last_stats
-                self._link = link
-                self.board.begin_snapshot()
-                async for event in link.watch_candidates():
-                    if event.kind == "SNAPSHOT":
-                        if event.candidate is not None:
-                            self.board.add_to_snapshot(event.candidate)
-                        continue
-                    if event.kind == "SNAPSHOT_END":
-                        self.board.end_snapshot()
-                        self.connected = True
-                        ever_connected = True
-                        delay = RECONNECT_FIRST_DELAY_S
-                    elif event.kind == "REMOVED" and event.candidate is not None:
-                        self.board.remove(event.candidate.timestamp_ns)
-                    elif event.kind == "STATS" and event.stats is not None:
-                        self.last_stats = event.stats
-                    elif event.candidate is not None:
-                        self.board.upsert(event.candidate)
-                    self.redraw()
-                problem = "the Review ended the stream"
-            except Unavailable as error:
-                problem = str(error)
-            except FtreviewError as error:
-                log.warning("review stream failed: %s", error)
-                problem = str(error)
-            except Exception as error:  # a bug must not take the screen down: log it, retry
-                log.exception("review stream failed")
-                problem = f"{type(error).__name__}: {error}"
-            finally:
-                self._link = None
-                await link.close()
-            self.board.abandon_snapshot()
-            self.connected = False
-            verb = "reconnecting to" if ever_connected else "connecting to"
-            if ever_connected:
-                self.connection = f"{verb} the Review at {self.review_address}… ({problem})"
-            else:
-                self.connection = (
-                    f"The Review service at {self.review_address} is not answering ({problem}). "
-                    "Start it with `ftreview serve`; retrying…"
-                )
-            self.redraw()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
-
-    async def _watch_activities(self) -> None:
-        source = ACTIVITY_SOURCE
-        delay = RECONNECT_FIRST_DELAY_S
-        while True:
-            link = self._new_link()
-            try:
-                async for event in link.watch_activities():
-                    ending = self.activities.on_event(source, event)
-                    if self.activities.connected.get(source):
-                        delay = RECONNECT_FIRST_DELAY_S
-                    if ending is not None:
-                        self.notify(
-                            ending.message(),
-                            title=ending.activity.kind or "activity",
-                            severity="error" if ending.failed else "information",
-                            markup=False,
-                        )
-                    self._draw_activity()
-            except FtreviewError as error:
-                log.info("%s activity stream: %s", source, error)
-            except Exception:
-                log.exception("%s activity stream failed", source)
-            finally:
-                await link.close()
-            self.activities.disconnected(source)
-            self._draw_activity()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX_DELAY_S)
-
-    # -- keys ---------------------------------------------------------------------------
-
-    def _require_link(self) -> ServiceLink | None:
-        if self._link is None or not self.connected:
-            self.notify(self.connection, severity="warning", markup=False)
-            return None
-        return self._link
+    # -- moving and looking -------------------------------------------------------------
 
     def action_move(self, delta: int) -> None:
         self.board.move(delta)
         self.redraw()
 
-    async def action_decide(self, status_name: str) -> None:
-        status = Status(status_name)
+    def action_page(self, direction: int) -> None:
+        table = self.base.query_one(CandidateTable)
+        self.board.move(direction * max(1, table.size.height - 2))
+        self.redraw()
+
+    def action_first(self) -> None:
+        self.board.move_to(0)
+        self.redraw()
+
+    def action_last(self) -> None:
+        self.board.move_to(-1)
+        self.redraw()
+
+    def action_g_prefix(self) -> None:
+        now = time.monotonic()
+        if now - self._g_pressed_at <= DOUBLE_KEY_S:
+            self._g_pressed_at = -DOUBLE_KEY_S
+            self.action_first()
+        else:
+            self._g_pressed_at = now
+
+    def action_scroll_detail(self, lines: int) -> None:
+        self.base.query_one(DetailPane).scroll_reply(lines)
+
+    def action_numbers(self) -> None:
+        self.numbers = not self.numbers
+        self.redraw()
+
+    def action_hide_below(self) -> None:
+        current = self.board.row_filter
+        hiding = current.hide_below is None and self.config is not None
+        hide = self.config.threshold if hiding and self.config is not None else None
+        self.board.set_filter(dataclasses.replace(current, hide_below=hide))
+        self.redraw()
+
+    async def action_conversation(self) -> None:
         candidate = self.board.current()
         link = self._require_link()
         if candidate is None or link is None:
             return
         try:
-            stored = await link.decide(candidate.timestamp_ns, status)
+            turns = await link.conversation(candidate.conversation_id)
         except FtreviewError as error:
-            self.notify(f"{status_name[:-1]} failed: {error}", severity="error", markup=False)
+            self.notify(f"conversation unavailable: {plain_problem(error)}", severity="error")
             return
-        self.board.record(candidate, status)
-        self.board.upsert(stored)
-        self.board.advance_to_next_pending()
-        self.redraw()
-
-    async def action_undo(self) -> None:
-        link = self._require_link()
-        if link is None:
-            return
-        decision = self.board.pop_decision()
-        if decision is None:
-            self.notify("Nothing to undo.", markup=False)
-            return
-        try:
-            stored = await link.decide(
-                decision.timestamp_ns, decision.previous, decision.previous_reason
-            )
-        except FtreviewError as error:
-            self.board.push_back(decision)
-            self.notify(f"undo failed: {error}", severity="error", markup=False)
-            return
-        self.board.upsert(stored)
-        self.board.select(decision.timestamp_ns)
-        self.notify(
-            f"undone: {decision.made.value} → {decision.previous.value}", markup=False, timeout=3
-        )
-        self.redraw()
+        self.push_screen(ConversationScreen(turns, candidate))
 
     def action_toggle_alternate(self) -> None:
         candidate = self.board.current()
@@ -348,35 +337,6 @@ class ReviewApp(App[int]):
             self.generating.discard(timestamp)
             self.redraw()
 
-    def action_send(self) -> None:
-        if self.sending:
-            self.notify("A send is already running.", markup=False)
-            return
-        if self.board.counts()[Status.APPROVED] == 0:
-            self.notify("Nothing approved to send: approve replies with a.", markup=False)
-            return
-        link = self._require_link()
-        if link is None:
-            return
-        self.sending = True
-        self.run_worker(self._send(link), group="send", exit_on_error=False)
-
-    async def _send(self, link: ServiceLink) -> None:
-        try:
-            outcome = await link.send()
-        except FtreviewError as error:
-            self.notify(f"send failed: {error}", severity="error", markup=False, timeout=10)
-            return
-        finally:
-            self.sending = False
-        message = f"sent {outcome.accepted} to fine-tuning"
-        if outcome.job_id:
-            message += f" (job {outcome.job_id})"
-        if outcome.failed:
-            reasons = "; ".join(sorted({reason for _, reason in outcome.failed}))
-            message += f"; {len(outcome.failed)} not accepted: {reasons}"
-        self.notify(message, severity="warning" if outcome.failed else "information", markup=False)
-
     async def action_threshold(self, steps: int) -> None:
         link = self._require_link()
         if link is None:
@@ -387,7 +347,11 @@ class ReviewApp(App[int]):
             self.notify(f"threshold unchanged: {error}", severity="error", markup=False)
             return
         where = f" (saved to {self.config.config_path})" if self.config.config_path else ""
-        self.notify(f"threshold {self.config.threshold:g}{where}", markup=False, timeout=3)
+        self.notify(
+            f"threshold {self.config.threshold:g}{where}; it applies to new scoring",
+            markup=False,
+            timeout=3,
+        )
         self.redraw()
 
     def action_legend(self) -> None:

@@ -1,4 +1,4 @@
-"""What the review screen shows: the candidate set, the selection, and the undo history.
+"""What the review screen shows: the candidate set, the rows, the selection, and undo.
 
 The board is plain Python (no Textual, no gRPC), so its rules are testable on their own and
 the screen is only a drawing of it. The invariants it keeps:
@@ -6,76 +6,40 @@ the screen is only a drawing of it. The invariants it keeps:
 - the candidates are exactly what the Review's WatchCandidates stream last said: a snapshot
   replaces the set only when it is complete (SNAPSHOT_END), so a reconnect never shows a
   half-loaded list; live events after it add, update or remove one candidate each;
-- the order is the Review's: highest divergence first, ties by reply time, so a candidate
-  whose scores change moves to where it belongs;
+- the order is the Review's: highest divergence first, ties by reply time; the rows are that
+  order filtered and grouped (`ftreview.tui.rows`);
 - the selection is a reply's identity (`timestamp_ns`), not a row number, so rows that
   appear or leave above it never move the cursor to another reply; when the selected reply
-  leaves, the cursor takes the row that now sits where it was;
-- every decision made here is remembered with the status it replaced, so `undo` can put
-  back exactly that status (pending, or the earlier approve/reject and its reason).
+  leaves (or is filtered out), the cursor takes the row that now sits where it was;
+- every decision made here is remembered with the status each of its replies had, so `undo`
+  puts back exactly that; a reply the Review no longer keeps (a rejection pushed out by the
+  keep-the-last-10 rule) is dropped from the history, counted in `forgotten` until the screen
+  has said so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
 
-
-class Status(Enum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    SENT = "sent"
+from ftreview.tui.rows import Row, RowFilter, rows
+from ftreview.tui.views import CandidateView, Status
 
 
 @dataclass(frozen=True)
-class TokenView:
-    """One token of a reply and how much more likely the memories made it (nats)."""
+class Prior:
+    """One reply of a decision and the status it had before."""
 
-    text: str
-    divergence: float
-
-
-@dataclass(frozen=True)
-class CandidateView:
     timestamp_ns: int
-    conversation_id: str
-    content: str
-    divergence: float
-    peak: float
     status: Status
-    tokens: tuple[TokenView, ...] = ()
-    alternate: str = ""
-    reject_reason: str = ""
-
-
-@dataclass(frozen=True)
-class StatsView:
-    """The last FinetuneScoringStats: why a scoring run found what it found."""
-
-    conversation_id: str
-    responses_seen: int
-    responses_scored: int
-    responses_above_threshold: int
-    max_divergence: float
-    threshold: float
-    skipped_unset_timestamp: int
-    skipped_already_trained: int
-    skipped_too_long: int
-    skipped_tokenization_mismatch: int
-    truncated: int
-    error: str
-    taken_at_ns: int
+    reason: str
 
 
 @dataclass(frozen=True)
 class Decision:
-    """A decision made on this screen, and what it replaced (for undo)."""
+    """A decision made on this screen (one or many replies), and what it replaced."""
 
-    timestamp_ns: int
-    previous: Status
-    previous_reason: str
+    priors: tuple[Prior, ...]
     made: Status
 
 
@@ -89,8 +53,12 @@ class Board:
     selected: int | None = None
     loaded: bool = False
     """True once a complete snapshot has arrived (until then the screen says it is connecting)."""
+    row_filter: RowFilter = field(default_factory=RowFilter)
+    forgotten: int = 0
+    """Replies dropped from the undo history because the Review no longer keeps them."""
     _staging: dict[int, CandidateView] | None = None
     _order: list[CandidateView] = field(default_factory=list)
+    _rows: list[Row] = field(default_factory=list)
     _decisions: list[Decision] = field(default_factory=list)
 
     # -- the stream ---------------------------------------------------------------------
@@ -111,6 +79,8 @@ class Board:
         staged = self._staging if self._staging is not None else {}
         self._staging = None
         index = self.selected_index()
+        for gone in set(self.candidates) - set(staged):
+            self._forget_decisions(gone)
         self.candidates = staged
         self.loaded = True
         self._reorder(fallback_index=index)
@@ -131,36 +101,53 @@ class Board:
             return
         index = self.selected_index()
         if self.candidates.pop(timestamp_ns, None) is not None:
+            self._forget_decisions(timestamp_ns)
             self._reorder(fallback_index=index)
+
+    def set_filter(self, row_filter: RowFilter) -> None:
+        index = self.selected_index()
+        self.row_filter = row_filter
+        self._reorder(fallback_index=index)
 
     def _reorder(self, fallback_index: int | None) -> None:
         self._order = sorted(self.candidates.values(), key=_order_key)
-        if self.selected in self.candidates:
+        self._rows = rows(self._order, self.row_filter)
+        if self.selected_index() is not None:
             return
-        if not self._order:
+        if not self._rows:
             self.selected = None
         elif fallback_index is None:
             self.selected = self._first_pending_or_first()
         else:
-            self.selected = self._order[min(fallback_index, len(self._order) - 1)].timestamp_ns
+            self.selected = self._rows[min(fallback_index, len(self._rows) - 1)].lead.timestamp_ns
 
     def _first_pending_or_first(self) -> int:
-        for candidate in self._order:
-            if candidate.status is Status.PENDING:
-                return candidate.timestamp_ns
-        return self._order[0].timestamp_ns
+        for row in self._rows:
+            if row.lead.status is Status.PENDING:
+                return row.lead.timestamp_ns
+        return self._rows[0].lead.timestamp_ns
 
     # -- reading ------------------------------------------------------------------------
 
     @property
     def ordered(self) -> list[CandidateView]:
+        """Every candidate, unfiltered, in the Review's order."""
         return list(self._order)
 
+    @property
+    def rows(self) -> list[Row]:
+        """What the list shows: filtered and grouped."""
+        return list(self._rows)
+
     def selected_index(self) -> int | None:
-        for index, candidate in enumerate(self._order):
-            if candidate.timestamp_ns == self.selected:
+        for index, row in enumerate(self._rows):
+            if self.selected in row:
                 return index
         return None
+
+    def current_row(self) -> Row | None:
+        index = self.selected_index()
+        return None if index is None else self._rows[index]
 
     def current(self) -> CandidateView | None:
         return self.candidates.get(self.selected) if self.selected is not None else None
@@ -171,39 +158,51 @@ class Board:
             counts[candidate.status] += 1
         return counts
 
+    def pending_below(self, divergence: float) -> list[CandidateView]:
+        """Pending replies below a divergence, shown or not: what "reject all below" takes."""
+        return [c for c in self._order if c.status is Status.PENDING and c.divergence < divergence]
+
     # -- the cursor ---------------------------------------------------------------------
 
     def move(self, delta: int) -> None:
-        if not self._order:
+        if not self._rows:
             return
         index = self.selected_index()
-        index = 0 if index is None else max(0, min(len(self._order) - 1, index + delta))
-        self.selected = self._order[index].timestamp_ns
+        index = 0 if index is None else max(0, min(len(self._rows) - 1, index + delta))
+        self.selected = self._rows[index].lead.timestamp_ns
+
+    def move_to(self, index: int) -> None:
+        """Row `index`; negative counts from the end (-1: the last row)."""
+        if not self._rows:
+            return
+        if index < 0:
+            index += len(self._rows)
+        self.selected = self._rows[max(0, min(len(self._rows) - 1, index))].lead.timestamp_ns
 
     def select(self, timestamp_ns: int) -> None:
         if timestamp_ns in self.candidates:
             self.selected = timestamp_ns
 
     def advance_to_next_pending(self) -> None:
-        """After a decision: the next pending reply below, wrapping; stay if there is none."""
+        """After a decision: the next pending row below, wrapping; stay if there is none."""
         index = self.selected_index()
         if index is None:
             return
-        count = len(self._order)
+        count = len(self._rows)
         for step in range(1, count):
-            candidate = self._order[(index + step) % count]
-            if candidate.status is Status.PENDING:
-                self.selected = candidate.timestamp_ns
+            row = self._rows[(index + step) % count]
+            if row.lead.status is Status.PENDING:
+                self.selected = row.lead.timestamp_ns
                 return
 
     # -- decisions ----------------------------------------------------------------------
 
-    def record(self, before: CandidateView, made: Status) -> None:
-        if before.status is made:
-            return  # idempotent: nothing changed, nothing to undo
-        self._decisions.append(
-            Decision(before.timestamp_ns, before.status, before.reject_reason, made)
+    def record(self, before: Iterable[CandidateView], made: Status) -> None:
+        priors = tuple(
+            Prior(c.timestamp_ns, c.status, c.reject_reason) for c in before if c.status is not made
         )
+        if priors:  # a decision that changed nothing has nothing to undo
+            self._decisions.append(Decision(priors, made))
 
     def pop_decision(self) -> Decision | None:
         return self._decisions.pop() if self._decisions else None
@@ -211,6 +210,15 @@ class Board:
     def push_back(self, decision: Decision) -> None:
         """Undo failed: keep the decision so the user can try again."""
         self._decisions.append(decision)
+
+    def _forget_decisions(self, timestamp_ns: int) -> None:
+        kept: list[Decision] = []
+        for decision in self._decisions:
+            priors = tuple(p for p in decision.priors if p.timestamp_ns != timestamp_ns)
+            self.forgotten += len(decision.priors) - len(priors)
+            if priors:
+                kept.append(Decision(priors, decision.made))
+        self._decisions = kept
 
     def replace_all(self, candidates: Iterable[CandidateView]) -> None:
         """Load a complete set at once (a listing rather than a stream)."""

@@ -7,22 +7,36 @@ generated message or a gRPC error: failures arrive as `ftreview.errors.FtreviewE
 subclasses (the clients' boundary), and `Unavailable` is what the screen treats as "the
 service went away, reconnect".
 
-Each `open()` makes fresh channels. A restarted service is reached on the next attempt
+Each `ServiceLink` makes fresh channels. A restarted service is reached on the next attempt
 rather than after gRPC's own reconnect backoff, which grows to minutes.
+
+RPCs the typed client does not wrap yet (GetConversation, ListJobs) are called on its stub
+here, in `_ReviewExtras`, and nowhere else: when the client gains them, that class is the one
+place to switch.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 import grpc
 
 from ftreview.client import AsyncReviewClient
 from ftreview.core.wire import timestamp_ns
+from ftreview.errors import FtreviewError, Unavailable, Unimplemented
 from ftreview.tui.activities import ActivityEvent, ActivityEventKind, ActivityState, ActivityView
-from ftreview.tui.board import CandidateView, StatsView, Status, TokenView
-from ftreview.v1 import activity_pb2, review_pb2, scorer_pb2
+from ftreview.tui.views import (
+    CandidateView,
+    ConfigView,
+    JobView,
+    MemoryView,
+    StatsView,
+    Status,
+    TokenView,
+    TurnView,
+)
+from ftreview.v1 import activity_pb2, conversation_pb2, review_pb2, scorer_pb2
 
 _STATUS_FROM_PB = {
     review_pb2.CANDIDATE_STATUS_PENDING: Status.PENDING,
@@ -58,6 +72,9 @@ def candidate_view(message: review_pb2.Candidate) -> CandidateView:
         tokens=tuple(TokenView(t.text, t.divergence) for t in message.tokens),
         alternate=message.alternate,
         reject_reason=message.reject_reason,
+        question=message.question,
+        memories=tuple(MemoryView(m.node_path, m.content, m.attribution) for m in message.memories),
+        send_error=message.send_error,
     )
 
 
@@ -102,13 +119,6 @@ class CandidateEvent:
 
 
 @dataclass(frozen=True)
-class ConfigView:
-    threshold: float
-    config_path: str
-    finetune_url: str
-
-
-@dataclass(frozen=True)
 class Overview:
     """What the screen shows beside the list: the threshold and the last scoring run."""
 
@@ -123,8 +133,83 @@ class SendOutcome:
     job_id: str
 
 
-def _config_view(message: review_pb2.Config) -> ConfigView:
-    return ConfigView(message.threshold, message.config_path, message.finetune_url)
+def config_view(message: review_pb2.Config) -> ConfigView:
+    return ConfigView(
+        threshold=message.threshold,
+        config_path=message.config_path,
+        finetune_url=message.finetune_url,
+        reject_reasons=tuple(message.reject_reasons),
+        model=message.model,
+    )
+
+
+_JOB_STATES = {
+    review_pb2.TRAINING_JOB_STATE_QUEUED: "queued",
+    review_pb2.TRAINING_JOB_STATE_RUNNING: "running",
+    review_pb2.TRAINING_JOB_STATE_SUCCEEDED: "succeeded",
+    review_pb2.TRAINING_JOB_STATE_FAILED: "failed",
+}
+
+
+def job_view(message: review_pb2.TrainingJob) -> JobView:
+    def optional(name: str) -> float | None:
+        return float(getattr(message, name)) if message.HasField(name) else None
+
+    return JobView(
+        id=message.id,
+        state=_JOB_STATES.get(message.state, "unknown"),
+        examples=message.examples,
+        divergence_before=optional("trained_divergence_before"),
+        divergence_after=optional("trained_divergence_after"),
+        recall=optional("recall"),
+        error=message.error,
+    )
+
+
+_ROLES = {
+    conversation_pb2.ROLE_SYSTEM: "system",
+    conversation_pb2.ROLE_USER: "user",
+    conversation_pb2.ROLE_ASSISTANT: "assistant",
+    conversation_pb2.ROLE_TOOL: "tool",
+}
+
+
+def turn_views(conversation: conversation_pb2.Conversation) -> list[TurnView]:
+    """The conversation's messages in order; a memory branch makes everything under it memory."""
+    turns: list[TurnView] = []
+
+    def walk(nodes: Iterable[conversation_pb2.Node], prefix: str, memory: bool) -> None:
+        for index, node in enumerate(nodes):
+            path = f"{prefix}[{index}]"
+            inside = memory or node.memory
+            if node.HasField("branch"):
+                walk(node.branch.children, f"{path}.children", inside)
+            else:
+                turns.append(
+                    TurnView(
+                        role=_ROLES.get(node.leaf.role, "system"),
+                        content=node.leaf.content,
+                        timestamp_ns=timestamp_ns(node.timestamp)
+                        if node.HasField("timestamp")
+                        else 0,
+                        memory=inside,
+                        path=path,
+                    )
+                )
+
+    walk(conversation.nodes, "nodes", False)
+    return turns
+
+
+def plain_problem(error: BaseException) -> str:
+    """What went wrong with the connection, in words a reviewer can act on (no gRPC text)."""
+    if isinstance(error, Unavailable):
+        return "it is not answering (stopped or restarting)"
+    if isinstance(error, Unimplemented):
+        return "it is an older version without this feature"
+    if isinstance(error, FtreviewError) and error.code is not None:
+        return f"it refused the request ({error.code.name.lower().replace('_', ' ')})"
+    return "the connection broke"
 
 
 class ServiceLink:
@@ -148,7 +233,7 @@ class ServiceLink:
         stats = await self._review.get_stats()
         last = stats.last if stats.HasField("last") else None
         has_run = last is not None and (last.responses_seen or last.error or last.taken_at.seconds)
-        return Overview(_config_view(config), stats_view(last) if has_run and last else None)
+        return Overview(config_view(config), stats_view(last) if has_run and last else None)
 
     async def watch_candidates(self) -> AsyncIterator[CandidateEvent]:
         async for event in self._review.watch_candidates():
@@ -170,17 +255,20 @@ class ServiceLink:
             activity = activity_view(event.activity) if event.HasField("activity") else None
             yield ActivityEvent(kind, activity)
 
-    async def decide(self, timestamp: int, status: Status, reason: str = "") -> CandidateView:
-        """Set a candidate's status (pending undoes a decision); returns it as stored."""
+    async def decide(
+        self, timestamps: Iterable[int], status: Status, reason: str = ""
+    ) -> list[CandidateView]:
+        """Set candidates' status (pending undoes a decision); returns them as stored."""
+        wanted = list(timestamps)
         if status is Status.APPROVED:
-            changed = await self._review.approve([timestamp])
+            changed = await self._review.approve(wanted)
         elif status is Status.REJECTED:
-            changed = await self._review.reject([timestamp], reason=reason)
+            changed = await self._review.reject(wanted, reason=reason)
         elif status is Status.PENDING:
-            changed = await self._review.clear_decision([timestamp])
+            changed = await self._review.clear_decision(wanted)
         else:
             raise ValueError(f"cannot set status {status.value} from the review screen")
-        return candidate_view(changed[0])
+        return [candidate_view(c) for c in changed]
 
     async def generate_alternate(self, timestamp: int) -> CandidateView:
         return candidate_view(await self._review.generate_alternate(timestamp))
@@ -194,4 +282,18 @@ class ServiceLink:
         )
 
     async def set_threshold(self, steps: int) -> ConfigView:
-        return _config_view(await self._review.set_threshold(steps=steps))
+        return config_view(await self._review.set_threshold(steps=steps))
+
+    async def config(self) -> ConfigView:
+        return config_view(await self._review.get_config())
+
+    async def conversation(self, conversation_id: str) -> list[TurnView]:
+        return turn_views(await self._review.get_conversation(conversation_id))
+
+    async def last_job(self) -> JobView | None:
+        """The newest training job, or None (also when the Review has no job list)."""
+        try:
+            jobs = await self._review.list_jobs()
+        except Unimplemented:
+            return None
+        return job_view(jobs[0]) if jobs else None

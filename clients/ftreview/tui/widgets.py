@@ -1,22 +1,26 @@
-"""The pieces of the review screen. Each draws a view it is given and keeps no state of its own.
+"""The list, the legend and the empty screen. Each draws a view it is given, keeping no state.
 
 Keeping the state in the board (`ftreview.tui.board`) and the activity board means a widget
 can be redrawn at any time from scratch, so an event arriving from a stream and a key press
 can never leave two widgets disagreeing about which reply is selected or what its status is.
+`KEYS_HELP` is the one list of keys: the legend prints it and the README quotes it.
 """
 
 from __future__ import annotations
+
+import math
 
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from ftreview.tui.board import CandidateView, StatsView, Status
-from ftreview.tui.highlight import highlight_tokens, legend_scale
+from ftreview.tui.highlight import legend_scale
+from ftreview.tui.rows import Row
+from ftreview.tui.views import StatsView, Status
 
 STATUS_STYLE = {
     Status.PENDING: Style(color="yellow"),
@@ -24,95 +28,97 @@ STATUS_STYLE = {
     Status.REJECTED: Style(color="red"),
     Status.SENT: Style(color="blue"),
 }
+BELOW_THRESHOLD = Style(dim=True)
 
 KEYS_HELP: tuple[tuple[str, str], ...] = (
-    ("j / ↓", "next reply"),
-    ("k / ↑", "previous reply"),
-    ("a", "approve, then go to the next pending reply"),
-    ("r", "reject, then go to the next pending reply"),
-    ("u", "undo the last approve or reject"),
-    ("g", "reply or its alternate (what the model says without memories)"),
-    ("s", "send the approved replies to fine-tuning"),
-    ("+ / -", "threshold x10 / /10 (saved in the config)"),
+    ("j k ↓ ↑", "next / previous row"),
+    ("PgDn PgUp", "a page down / up"),
+    ("g g  Home", "first row"),
+    ("G  End", "last row"),
+    ("a", "approve the row (all its identical replies), or the marked rows"),
+    ("r", "reject, with a reason: type one, or 1-9 for a quick reason"),
+    ("space", "mark / unmark the row for a bulk approve or reject"),
+    ("b", "reject every pending reply below a divergence (asks, with the count)"),
+    ("u", "undo the last decision"),
+    ("/", "search the replies' text"),
+    ("f", "filter by status, conversation, divergence range"),
+    ("escape", "clear the marks, then the search and filters"),
+    ("h", "hide / show replies below the current threshold (dim otherwise)"),
+    ("c", "the whole conversation, the reply highlighted"),
+    ("w", "what the model says without memories (beside the reply when wide)"),
+    ("n", "per-token numbers in the reply on / off"),
+    ("J K", "scroll the reply pane down / up"),
+    ("s", "send the approved replies to fine-tuning (asks first)"),
+    ("+ -", "threshold x10 / /10 (saved; applies to new scoring)"),
     ("?", "this legend"),
     ("q", "quit"),
 )
+
+FIXED_COLUMNS = (("mark", 1), ("status", 8), ("divergence", 10), ("peak", 6), ("count", 4))
 
 
 def reply_line(content: str, width: int = 70) -> str:
     """A reply on one table row: first line, cut with an ellipsis."""
     flat = " ".join(content.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+    return flat if len(flat) <= width else flat[: max(1, width - 1)] + "…"
 
 
 class CandidateTable(DataTable[Text | str]):
-    """The candidate list. The app owns the cursor (a reply's identity), so no focus here."""
+    """The candidate rows. The app owns the cursor (a reply's identity), so no focus here."""
 
     can_focus = False
 
-    def show(self, candidates: list[CandidateView], selected_index: int | None) -> None:
+    _last: tuple[list[Row], int | None, set[tuple[str, Status]], float | None] | None = None
+
+    def on_resize(self) -> None:
+        # The reply column's width follows the table's: draw the same rows again.
+        if self._last is not None:
+            rows, selected, marked, threshold = self._last
+            self.show(rows, selected, marked=marked, threshold=threshold)
+
+    def on_mount(self) -> None:
+        for key, width in FIXED_COLUMNS:
+            label = {"mark": "✓", "count": "×"}.get(key, key)
+            self.add_column(label, key=key, width=width)
+        self.add_column("reply", key="reply")
+
+    def reply_width(self) -> int:
+        # Each column is padded by one cell on each side.
+        fixed = sum(width + 2 for _, width in FIXED_COLUMNS) + 2
+        # The table spans the screen; its own size is 0 until it is first shown.
+        return max(16, max(self.size.width, self.app.size.width) - fixed - 1)
+
+    def show(
+        self,
+        rows: list[Row],
+        selected_index: int | None,
+        *,
+        marked: set[tuple[str, Status]],
+        threshold: float | None,
+    ) -> None:
+        self._last = (rows, selected_index, marked, threshold)
         self.clear()
-        for candidate in candidates:
+        width = self.reply_width()
+        for row in rows:
+            lead = row.lead
+            dim = threshold is not None and lead.divergence < threshold
+            style = BELOW_THRESHOLD if dim else Style()
+            count = f"×{len(row.members)}" if len(row.members) > 1 else ""
             self.add_row(
-                Text(candidate.status.value, STATUS_STYLE[candidate.status]),
-                f"{candidate.divergence:.3f}",
-                f"{candidate.peak:.2f}",
-                reply_line(candidate.content),
-                key=str(candidate.timestamp_ns),
+                Text("●" if row.key in marked else "", "bold magenta"),
+                Text(lead.status.value, STATUS_STYLE[lead.status] + style),
+                Text(f"{lead.divergence:.3f}", style),
+                Text(f"{lead.peak:.2f}", style),
+                Text(count, style + Style(bold=True)),
+                Text(reply_line(lead.content, width), style),
+                key=str(lead.timestamp_ns),
             )
         if selected_index is not None:
             self.move_cursor(row=selected_index, scroll=True)
 
 
-class ReplyPanel(Vertical):
-    """The selected reply, token by token on its divergence colour, or its alternate."""
-
-    def compose(self) -> ComposeResult:
-        yield Static(id="reply-title")
-        with VerticalScroll(id="reply-scroll"):
-            yield Static(id="reply-body")
-
-    def show(
-        self,
-        candidate: CandidateView | None,
-        *,
-        alternate: bool,
-        generating: bool,
-        alternate_error: str,
-    ) -> None:
-        title = self.query_one("#reply-title", Static)
-        body = self.query_one("#reply-body", Static)
-        if candidate is None:
-            title.update("")
-            body.update("")
-            body.loading = False
-            return
-        heading = Text()
-        heading.append("alternate (without memories)" if alternate else "reply", "bold")
-        heading.append(
-            f"  ·  divergence {candidate.divergence:.3f} nats/token  ·  peak {candidate.peak:.2f}"
-            f"  ·  {candidate.status.value}  ·  {candidate.conversation_id}"
-        )
-        if candidate.status is Status.REJECTED and candidate.reject_reason:
-            heading.append(f"  ·  rejected: {candidate.reject_reason}")
-        title.update(heading)
-        if not alternate:
-            body.loading = False
-            body.update(highlight_tokens(candidate.tokens, candidate.content))
-        elif candidate.alternate:
-            body.loading = False
-            body.update(Text(candidate.alternate))
-        elif generating:
-            body.update("generating the alternate…")
-            body.loading = True
-        else:
-            body.loading = False
-            reason = alternate_error or "none stored yet"
-            body.update(Text(f"No alternate: {reason}. Press g twice to try again."))
-
-
 def describe_stats(stats: StatsView | None, threshold: float | None) -> Text:
-    """The empty screen: why the last scoring run produced no candidate."""
+    """The empty screen: why there is nothing to review, said for the cause at hand."""
     text = Text()
     text.append("No candidates to review.\n\n", "bold")
     if stats is None:
@@ -151,38 +157,72 @@ def describe_stats(stats: StatsView | None, threshold: float | None) -> Text:
     if stats.error:
         text.append(f"  {'error':<16} ", "bold red")
         text.append(f"{stats.error}\n", "red")
-    if not stats.error and stats.responses_seen and stats.max_divergence <= shown_threshold:
-        text.append(
-            "\nNo reply leaned on its memories more than the threshold allows. "
-            "Press - to lower the threshold ten times.\n"
-        )
+    else:
+        text.append(f"\n{why_nothing(stats, shown_threshold)}\n")
     return text
 
 
+def why_nothing(stats: StatsView, threshold: float) -> str:
+    """The cause of an empty list, in one sentence a reviewer can act on."""
+    if stats.responses_seen == 0:
+        return "The conversation has no assistant replies: there is nothing to review."
+    if stats.skipped_unset_timestamp >= stats.responses_seen:
+        return (
+            "No reply has a timestamp, and a reply's timestamp is its identity: add "
+            '"timestamp" to the assistant turns and score the file again.'
+        )
+    if stats.max_divergence == 0:
+        return (
+            "Every divergence is exactly 0: the conversation has no memories, so there is "
+            'nothing to learn. Mark the recalled memories with "memory": true.'
+        )
+    if stats.max_divergence < 0:
+        return (
+            "No reply leaned on its memories (every divergence is below 0), "
+            "so no threshold would make one a candidate."
+        )
+    if stats.max_divergence <= threshold:
+        presses = max(1, math.ceil(math.log10(threshold / stats.max_divergence)))
+        return (
+            f"The strongest reply is {threshold / stats.max_divergence:.3g}x below the threshold "
+            f"({stats.max_divergence:.3g} vs {threshold:g}). Press - {presses} time"
+            f"{'s' if presses > 1 else ''} to lower it; it applies to replies scored from then on."
+        )
+    return "Every reply above the threshold was decided, sent, or already trained."
+
+
 class LegendScreen(ModalScreen[None]):
-    """Keys and colours. Any of escape, ? or q closes it."""
+    """Keys and colours, scrollable. Any of escape, ? or q closes it."""
 
     BINDINGS = [  # noqa: RUF012 - Textual reads this class attribute
         Binding("escape,question_mark,q", "close", "close"),
+        Binding("j,down", "scroll(1)", "down", show=False),
+        Binding("k,up", "scroll(-1)", "up", show=False),
     ]
 
     DEFAULT_CSS = """
     LegendScreen { align: center middle; }
-    #legend { width: 84; height: auto; border: round $accent; padding: 1 2; background: $panel; }
+    #legend-scroll { width: 90; max-width: 100%; height: auto; max-height: 100%;
+                     border: round $accent; background: $panel; }
+    #legend { height: auto; padding: 0 1; }
     """
 
     def compose(self) -> ComposeResult:
         text = Text()
         text.append("Keys\n", "bold")
         for key, meaning in KEYS_HELP:
-            text.append(f"  {key:<7}", "bold")
+            text.append(f"  {key:<10}", "bold")
             text.append(f" {meaning}\n")
         text.append(
             "\nToken colours: log p(token | memories) - log p(token | no memories)\n", "bold"
         )
         text.append(legend_scale())
-        text.append("\nescape, ? or q closes this legend.", "dim")
-        yield Static(text, id="legend")
+        text.append("\nescape, ? or q closes this legend; j/k scroll it.", "dim")
+        with VerticalScroll(id="legend-scroll"):
+            yield Static(text, id="legend")
+
+    def action_scroll(self, lines: int) -> None:
+        self.query_one("#legend-scroll", VerticalScroll).scroll_relative(y=lines, animate=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -206,3 +206,129 @@ def text_of(pilot: Pilot[Any], selector: str) -> str:
 def table_rows(pilot: Pilot[Any]) -> list[list[str]]:
     table = pilot.app.query_one(DataTable)
     return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+PET_NAMES = (
+    "Biscuit", "Waffles", "Pumpernickel", "Zorro", "Clementine", "Bartholomew",
+    "Quince", "Mochi", "Fennimore", "Tapioca", "Gingersnap", "Marzipan",
+)  # fmt: skip
+
+
+def pets_conversation(base_ns: int, count: int, conversation_id: str = "tui-pets") -> Any:
+    """`count` replies, each stating a pet's name that only its memory gives."""
+    nodes: list[dict[str, Any]] = []
+    for index in range(count):
+        nodes.append(
+            {
+                "role": "system",
+                "content": f"Memory: the user's pet number {index + 1} is named "
+                f"{PET_NAMES[index]}.",
+                "memory": True,
+            }
+        )
+    for index in range(count):
+        nodes.append(
+            {
+                "role": "user",
+                "content": f"What is my pet number {index + 1} called?",
+                "timestamp": base_ns + 10 * index + 1,
+            }
+        )
+        nodes.append(
+            {
+                "role": "assistant",
+                "content": f"Your pet number {index + 1} is called {PET_NAMES[index]}.",
+                "timestamp": base_ns + 10 * index + 2,
+            }
+        )
+    return parse_conversation({"id": conversation_id, "nodes": nodes})
+
+
+def repeated_conversation(base_ns: int, copies: int, conversation_id: str = "tui-same") -> Any:
+    """The same memory-dependent reply `copies` times (a group of identical replies)."""
+    nodes: list[dict[str, Any]] = [
+        {"role": "system", "content": "Memory: the user's cat is named Biscuit.", "memory": True}
+    ]
+    for index in range(copies):
+        nodes.append(
+            {
+                "role": "user",
+                "content": "What is my cat called?",
+                "timestamp": base_ns + 10 * index + 1,
+            }
+        )
+        nodes.append(
+            {
+                "role": "assistant",
+                "content": "Your cat is named Biscuit.",
+                "timestamp": base_ns + 10 * index + 2,
+            }
+        )
+    return parse_conversation({"id": conversation_id, "nodes": nodes})
+
+
+UNICODE_REPLY = "你的猫叫小饼干 🐱🍪, café naïve e\u0301, 👩\u200d👩\u200d👧!"
+"""CJK, emoji (one a ZWJ family), precomposed and combining accents: what garbled before."""
+
+
+def unicode_conversation(base_ns: int, conversation_id: str = "tui-unicode") -> Any:
+    nodes: list[dict[str, Any]] = [
+        {
+            "role": "system",
+            "content": "Memory: 用户的猫叫小饼干 (the cat is Biscuit).",
+            "memory": True,
+        },
+        {"role": "user", "content": "我的猫叫什么?", "timestamp": base_ns + 1},
+        {"role": "assistant", "content": UNICODE_REPLY, "timestamp": base_ns + 2},
+    ]
+    return parse_conversation({"id": conversation_id, "nodes": nodes})
+
+
+def two_memories_conversation(base_ns: int, conversation_id: str = "tui-two-memories") -> Any:
+    """Two memories and two replies, each leaning on one of them."""
+    nodes: list[dict[str, Any]] = [
+        {"role": "system", "content": "Memory: the user's cat is named Biscuit.", "memory": True},
+        {
+            "role": "system",
+            "content": "Memory: the user's sister is called Marisol.",
+            "memory": True,
+        },
+        {"role": "user", "content": "What is my cat called?", "timestamp": base_ns + 1},
+        {"role": "assistant", "content": "Your cat is named Biscuit.", "timestamp": base_ns + 2},
+        {"role": "user", "content": "And my sister?", "timestamp": base_ns + 3},
+        {
+            "role": "assistant",
+            "content": "Your sister is called Marisol.",
+            "timestamp": base_ns + 4,
+        },
+    ]
+    return parse_conversation({"id": conversation_id, "nodes": nodes})
+
+
+class Notes:
+    """Every notification the app raises, in order (wraps `App.notify` of one app)."""
+
+    def __init__(self, app: Any) -> None:
+        self.messages: list[str] = []
+        original = app.notify
+
+        def notify(message: str, *args: Any, **kwargs: Any) -> None:
+            self.messages.append(str(message))
+            original(message, *args, **kwargs)
+
+        app.notify = notify
+
+    def containing(self, text: str) -> list[str]:
+        return [m for m in self.messages if text in m]
+
+
+def body_text(pilot: Pilot[Any], selector: str) -> str:
+    """The plain text of a Static that may hold rich Text."""
+    content = pilot.app.query_one(selector, Static).content
+    return content.plain if hasattr(content, "plain") else str(content)
+
+
+def screen_text(pilot: Pilot[Any], selector: str) -> str:
+    """The plain text of a Static on the screen in front (a prompt, the legend)."""
+    content = pilot.app.screen.query_one(selector, Static).content
+    return content.plain if hasattr(content, "plain") else str(content)

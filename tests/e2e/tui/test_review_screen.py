@@ -82,9 +82,9 @@ async def test_list_is_sorted_by_divergence_and_keys_move_the_cursor(
     async with screen(review).run_test(size=SCREEN_SIZE) as pilot:
         await open_with_candidates(pilot, 3)
         rows = table_rows(pilot)
-        divergences = [float(row[1]) for row in rows]
+        divergences = [float(row[2]) for row in rows]
         assert divergences == sorted(divergences, reverse=True)
-        assert all(row[0] == "pending" for row in rows)
+        assert all(row[1] == "pending" for row in rows)
         assert cursor_row(pilot) == 0
 
         # The selected reply is shown with its tokens coloured by divergence.
@@ -93,12 +93,12 @@ async def test_list_is_sorted_by_divergence_and_keys_move_the_cursor(
         assert any(span.style and "on " in str(span.style) for span in body.spans), (
             "a reply that leans on memories has highlighted tokens"
         )
-        assert f"divergence {rows[0][1]}" in text_of(pilot, "#reply-title")
+        assert f"divergence {rows[0][2]}" in text_of(pilot, "#reply-title")
 
         for key, expected in (("j", 1), ("down", 2), ("j", 2), ("k", 1), ("up", 0), ("k", 0)):
             await pilot.press(key)
             await wait_for(pilot, lambda e=expected: cursor_row(pilot) == e, f"row {expected}")
-            assert f"divergence {rows[expected][1]}" in text_of(pilot, "#reply-title")
+            assert f"divergence {rows[expected][2]}" in text_of(pilot, "#reply-title")
 
 
 async def test_approve_reject_and_undo_are_stored_and_move_to_the_next_pending(
@@ -110,35 +110,35 @@ async def test_approve_reject_and_undo_are_stored_and_move_to_the_next_pending(
         first, second = row_timestamp(pilot, 0), row_timestamp(pilot, 1)
 
         await pilot.press("a")
-        await wait_for(pilot, lambda: table_rows(pilot)[0][0] == "approved", "row 0 approved")
+        await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "approved", "row 0 approved")
         assert await stored_status(review, first) == "approved"
         assert cursor_row(pilot) == 1, "after a decision the cursor goes to the next pending"
 
-        await pilot.press("r")
-        await wait_for(pilot, lambda: table_rows(pilot)[1][0] == "rejected", "row 1 rejected")
+        await pilot.press("r", "enter")  # the reason prompt: enter rejects with no reason
+        await wait_for(pilot, lambda: table_rows(pilot)[1][1] == "rejected", "row 1 rejected")
         assert await stored_status(review, second) == "rejected"
         assert cursor_row(pilot) == 2
 
         await pilot.press("u")
-        await wait_for(pilot, lambda: table_rows(pilot)[1][0] == "pending", "reject undone")
+        await wait_for(pilot, lambda: table_rows(pilot)[1][1] == "pending", "reject undone")
         assert await stored_status(review, second) == "pending"
         assert cursor_row(pilot) == 1, "undo selects the reply it restored"
 
         await pilot.press("u")
-        await wait_for(pilot, lambda: table_rows(pilot)[0][0] == "pending", "approve undone")
+        await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "pending", "approve undone")
         assert await stored_status(review, first) == "pending"
 
         # Undo restores the previous decision, not always "pending".
-        await pilot.press("r")  # row 0 rejected, cursor to row 1
-        await wait_for(pilot, lambda: table_rows(pilot)[0][0] == "rejected", "row 0 rejected")
+        await pilot.press("r", "1")  # row 0 rejected with quick reason 1, cursor to row 1
+        await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "rejected", "row 0 rejected")
         await pilot.press("k", "a")  # change the mind: approve it instead
-        await wait_for(pilot, lambda: table_rows(pilot)[0][0] == "approved", "row 0 approved")
+        await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "approved", "row 0 approved")
         await pilot.press("u")
-        await wait_for(pilot, lambda: table_rows(pilot)[0][0] == "rejected", "back to rejected")
+        await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "rejected", "back to rejected")
         assert await stored_status(review, first) == "rejected"
 
 
-async def test_g_generates_the_alternate_with_a_spinner_and_toggles_back(
+async def test_w_generates_the_alternate_with_a_spinner_and_toggles_back(
     review: ReviewProcess, unique_base_ns: int
 ) -> None:
     await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
@@ -152,7 +152,7 @@ async def test_g_generates_the_alternate_with_a_spinner_and_toggles_back(
         # record every change of it rather than sampling it once.
         spinner: list[bool] = []
         pilot.app.watch(body, "loading", lambda value: spinner.append(value), init=False)
-        await pilot.press("g")
+        await pilot.press("w")
         assert text_of(pilot, "#reply-title").startswith("alternate")
         await wait_for(
             pilot, lambda: not body.loading, "the alternate to arrive", timeout=ALTERNATE_TIMEOUT_S
@@ -163,11 +163,11 @@ async def test_g_generates_the_alternate_with_a_spinner_and_toggles_back(
         assert stored.alternate, "the Review stored the alternate"
         assert alternate == stored.alternate
 
-        await pilot.press("g")
+        await pilot.press("w")
         assert text_of(pilot, "#reply-title").startswith("reply")
         assert text_of(pilot, "#reply-body") == reply_text
 
-        await pilot.press("g")  # stored now: shown at once, no second generation
+        await pilot.press("w")  # stored now: shown at once, no second generation
         assert not body.loading
         assert text_of(pilot, "#reply-body") == stored.alternate
 
@@ -226,10 +226,12 @@ async def test_empty_list_shows_the_last_scoring_stats(
         assert re.search(r"max divergence\s+0 nats/token vs threshold 1e-07", stats), stats
         skipped = f"{last.skipped_unset_timestamp} no timestamp"
         assert (skipped in stats) == (last.skipped_unset_timestamp > 0), stats
-        assert "Press - to lower the threshold" in stats
+        assert "no memories, so there is nothing to learn" in stats, stats
         # The scoring run's end reached the status line through the activity stream.
         await wait_for(
-            pilot, lambda: "succeeded" in text_of(pilot, "#activity"), "the activity's end"
+            pilot,
+            lambda: "scored 1 conversation" in text_of(pilot, "#activity"),
+            "the scoring summary",
         )
         assert not app.query_one("#main").display, "no empty table beside the stats"
 
@@ -263,6 +265,10 @@ async def test_the_screen_survives_a_review_restart(
         await wait_for(
             pilot, lambda: "reconnecting" in text_of(pilot, "#summary"), "reconnecting shown"
         )
+        summary = text_of(pilot, "#summary")
+        assert "lost the Review at" in summary, summary
+        for raw in ("StatusCode", "UNAVAILABLE", "ipv4:", "failed to connect"):
+            assert raw not in summary, f"plain words, not gRPC's: {summary}"
         assert len(table_rows(pilot)) == 3, "the last list stays visible while reconnecting"
 
         review.start()  # same port, same home
@@ -272,7 +278,7 @@ async def test_the_screen_survives_a_review_restart(
             "reconnected",
         )
         await pilot.press("a")
-        await wait_for(pilot, lambda: table_rows(pilot)[0][0] == "approved", "approved")
+        await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "approved", "approved")
         assert await stored_status(review, first) == "approved"
 
 

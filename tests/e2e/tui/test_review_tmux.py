@@ -117,7 +117,9 @@ async def test_ftreview_review_in_tmux(
         ]
     )  # fmt: skip
     await wait_pane(tmux, lambda pane: "3 pending" in pane, "the list of 3 candidates", 60)
-    assert "Your cat is named Biscuit" in tmux.pane() or "Marisol" in tmux.pane()
+    await wait_pane(
+        tmux, lambda pane: "Biscuit" in pane or "Marisol" in pane, "the replies in the list"
+    )
 
     tmux.keys("a")
     await wait_pane(tmux, lambda pane: "1 approved" in pane, "the approval")
@@ -128,6 +130,38 @@ async def test_ftreview_review_in_tmux(
     tmux.keys("Escape")
     await wait_pane(tmux, lambda pane: "Token colours" not in pane, "the legend to close")
 
+    tmux.keys("q")
+    await wait_pane(tmux, lambda _: tmux.exit_status() is not None, "ftreview review to exit")
+    assert tmux.exit_status() == 0
+
+
+async def test_footer_keeps_legend_and_quit_at_80x24(
+    review: ReviewProcess, tmux: Tmux, unique_base_ns: int
+) -> None:
+    await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
+    tmux.start(
+        [
+            str(FTREVIEW),
+            "--review", review.address,
+            "--scorer", review.scorer_address,
+            "--home", str(review.home),
+            "review",
+        ],
+        width=80,
+        height=24,
+    )  # fmt: skip
+    await wait_pane(tmux, lambda pane: "3 pending" in pane, "the list of 3 candidates", 60)
+    await wait_pane(
+        tmux,
+        lambda pane: (
+            "? legend" in pane.rstrip().splitlines()[-1]
+            and "q quit" in pane.rstrip().splitlines()[-1]
+        ),
+        "`? legend` and `q quit` in the footer line",
+    )
+    lines = tmux.pane().rstrip("\n").splitlines()
+    assert len(lines) == 24, tmux.describe()
+    assert lines[0].startswith(" ftreview · threshold"), "the short header"
     tmux.keys("q")
     await wait_pane(tmux, lambda _: tmux.exit_status() is not None, "ftreview review to exit")
     assert tmux.exit_status() == 0

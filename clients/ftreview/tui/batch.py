@@ -1,0 +1,147 @@
+"""One progress line for many scoring runs: "scoring 23/50 · 41 new candidates · ~30 s left".
+
+Ingesting fifty conversations starts fifty "score" activities. Rather than one line and one
+notification each, the screen folds every scoring activity that starts while another is
+still running into one batch. The invariants:
+
+- a batch begins with the first scoring activity seen running and ends when none is left;
+  its total is every scoring activity it has seen, so a batch that keeps growing (files
+  ingested one after another) is still one batch;
+- the count of new candidates is the ADDED events of the candidate stream during the batch;
+  the candidate stream and the activity stream are two streams, so a run's end can arrive
+  before its candidates: the summary waits for one STATS event (which the Review sends after
+  a run's candidates) per finished run, or `SETTLE_S` at most;
+- the time left is the batch's pace so far (elapsed per finished run) times what is left,
+  shown only once a run has finished (before that there is no pace to go by);
+- its end is reported once, as one summary.
+
+Plain Python; time comes in as an argument so the arithmetic is testable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SCORING_KIND = "score"
+SETTLE_S = 2.0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return (
+        f"{minutes} min {rest:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+    )
+
+
+@dataclass
+class ScoringBatch:
+    started_at: float
+    running: set[str] = field(default_factory=set)
+    finished: set[str] = field(default_factory=set)
+    failed: int = 0
+    new_candidates: int = 0
+    stats_seen: int = 0
+    partial: dict[str, float] = field(default_factory=dict)
+    """Per running activity, the share of it done (from its progress events)."""
+
+    @property
+    def total(self) -> int:
+        return len(self.running) + len(self.finished)
+
+    def line(self, now: float) -> str:
+        parts = [f"scoring {len(self.finished)}/{self.total}"]
+        noun = "candidate" if self.new_candidates == 1 else "candidates"
+        parts.append(f"{self.new_candidates} new {noun}")
+        done = len(self.finished) + sum(self.partial.values())
+        if self.finished and done > 0:
+            left = (now - self.started_at) / done * (self.total - done)
+            parts.append(f"~{_duration(left)} left")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        return " · ".join(parts)
+
+    def summary(self, now: float) -> str:
+        count = len(self.finished)
+        noun = "conversation" if count == 1 else "conversations"
+        found = "candidate" if self.new_candidates == 1 else "candidates"
+        text = f"scored {count} {noun} in {_duration(now - self.started_at)}"
+        text += f" · {self.new_candidates} new {found}"
+        if self.failed:
+            text += f" · {self.failed} failed (see the log: ftreview watch)"
+        return text
+
+
+@dataclass
+class BatchTracker:
+    """The current scoring batch, if any, fed with activity and candidate events."""
+
+    batch: ScoringBatch | None = None
+
+    def started(self, activity_id: str, now: float) -> None:
+        if self.batch is None:
+            self.batch = ScoringBatch(started_at=now)
+        self.batch.running.add(activity_id)
+
+    def progress(self, activity_id: str, done: int, total: int, now: float) -> None:
+        self.started(activity_id, now)
+        if self.batch is not None and total > 0:
+            self.batch.partial[activity_id] = min(1.0, done / total)
+
+    def ended(self, activity_id: str, failed: bool, now: float) -> str | None:
+        """Record an end; the batch's summary when it was the last one and all is counted."""
+        batch = self.batch
+        if batch is None or activity_id not in batch.running:
+            return None
+        batch.running.discard(activity_id)
+        batch.partial.pop(activity_id, None)
+        batch.finished.add(activity_id)
+        batch.failed += failed
+        return self._close_if_settled(now)
+
+    def stats_arrived(self, now: float) -> str | None:
+        """A run's STATS event (its candidates are in): maybe the summary."""
+        if self.batch is None:
+            return None
+        self.batch.stats_seen += 1
+        return self._close_if_settled(now)
+
+    def settle(self, now: float) -> str | None:
+        """The wait for late candidates is over: the summary, if every run has ended."""
+        return self._close_if_settled(now, force=True)
+
+    @property
+    def closing(self) -> bool:
+        """Every run ended; the summary waits for their candidates."""
+        return self.batch is not None and not self.batch.running
+
+    def _close_if_settled(self, now: float, force: bool = False) -> str | None:
+        batch = self.batch
+        if batch is None or batch.running:
+            return None
+        if not force and batch.stats_seen < len(batch.finished):
+            return None
+        self.batch = None
+        return batch.summary(now)
+
+    def candidate_added(self) -> None:
+        if self.batch is not None:
+            self.batch.new_candidates += 1
+
+    def resync(self, running_ids: set[str], now: float) -> None:
+        """After a reconnect: scoring that ended unseen leaves the batch silently."""
+        if self.batch is None:
+            for activity_id in running_ids:
+                self.started(activity_id, now)
+            return
+        for activity_id in self.batch.running - running_ids:
+            self.batch.running.discard(activity_id)
+            self.batch.finished.add(activity_id)
+        for activity_id in running_ids:
+            self.batch.running.add(activity_id)
+        if not self.batch.running:
+            self.batch = None
+
+    def line(self, now: float) -> str | None:
+        return None if self.batch is None else self.batch.line(now)

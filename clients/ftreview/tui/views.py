@@ -1,0 +1,130 @@
+"""The plain values the review screen draws: candidates, memories, stats, config, jobs.
+
+Frozen dataclasses with no Textual and no gRPC in them: `ftreview.tui.link` makes them from
+the wire messages, the board and the widgets only read them. A view is a copy of what a
+service said at one moment; it is replaced whole, never changed in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Status(Enum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SENT = "sent"
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """One token of a reply (its text as cut from the reply by the tokenizer's offsets) and
+    how much more likely the memories made it (nats)."""
+
+    text: str
+    divergence: float
+
+
+@dataclass(frozen=True)
+class MemoryView:
+    """One memory in the reply's prompt and how much the reply leaned on it (nats/token)."""
+
+    node_path: str
+    content: str
+    attribution: float
+
+
+@dataclass(frozen=True)
+class CandidateView:
+    timestamp_ns: int
+    conversation_id: str
+    content: str
+    divergence: float
+    peak: float
+    status: Status
+    tokens: tuple[TokenView, ...] = ()
+    alternate: str = ""
+    reject_reason: str = ""
+    question: str = ""
+    memories: tuple[MemoryView, ...] = ()
+    """Largest attribution first, as the Review sends them."""
+    send_error: str = ""
+
+
+@dataclass(frozen=True)
+class StatsView:
+    """One FinetuneScoringStats: why a scoring run found what it found."""
+
+    conversation_id: str
+    responses_seen: int
+    responses_scored: int
+    responses_above_threshold: int
+    max_divergence: float
+    threshold: float
+    skipped_unset_timestamp: int
+    skipped_already_trained: int
+    skipped_too_long: int
+    skipped_tokenization_mismatch: int
+    truncated: int
+    error: str
+    taken_at_ns: int
+
+
+DEFAULT_REJECT_REASONS: tuple[str, ...] = (
+    "not a fact about the user",
+    "wrong or out of date",
+    "private: must not be trained",
+    "the model knows it already",
+    "too vague to learn",
+)
+"""Offered when the config names no `learn.reject_reasons`."""
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    threshold: float
+    config_path: str = ""
+    finetune_url: str = ""
+    reject_reasons: tuple[str, ...] = ()
+    model: str = ""
+
+    @property
+    def quick_reasons(self) -> tuple[str, ...]:
+        """The reasons keys 1-9 pick: the config's, else sensible defaults."""
+        return (self.reject_reasons or DEFAULT_REJECT_REASONS)[:9]
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A training job as the Review follows it (the status line shows the newest)."""
+
+    id: str
+    state: str
+    examples: int
+    divergence_before: float | None
+    divergence_after: float | None
+    recall: float | None
+    error: str
+
+    def describe(self) -> str:
+        text = f"last training job {self.id}: {self.state}, {self.examples} examples"
+        if self.divergence_before is not None and self.divergence_after is not None:
+            text += f" · divergence {self.divergence_before:.2f} → {self.divergence_after:.2f}"
+        if self.recall is not None:
+            text += f" · recall {self.recall:.0%}"
+        if self.error:
+            text += f" · {self.error}"
+        return text
+
+
+@dataclass(frozen=True)
+class TurnView:
+    """One message of a stored conversation, in order, for the conversation view."""
+
+    role: str
+    content: str
+    timestamp_ns: int
+    memory: bool
+    path: str
