@@ -9,10 +9,6 @@ service went away, reconnect".
 
 Each `ServiceLink` makes fresh channels. A restarted service is reached on the next attempt
 rather than after gRPC's own reconnect backoff, which grows to minutes.
-
-RPCs the typed client does not wrap yet (GetConversation, ListJobs) are called on its stub
-here, in `_ReviewExtras`, and nowhere else: when the client gains them, that class is the one
-place to switch.
 """
 
 from __future__ import annotations
