@@ -58,7 +58,7 @@ async def test_identical_replies_are_one_row_and_one_decision_takes_them_all(
     review: ReviewProcess, unique_base_ns: int
 ) -> None:
     await ingest_and_wait(review, repeated_conversation(unique_base_ns, 4), 4)
-    async with ReviewApp(review.address, review.scorer_address).run_test(size=SIZE) as pilot:
+    async with ReviewApp(review.address).run_test(size=SIZE) as pilot:
         await rows_count(pilot, 1)
         row = table_rows(pilot)[0]
         assert row[4] == "×4" and "Your cat is named Biscuit." in row[5]
@@ -80,7 +80,7 @@ async def test_marks_then_bulk_reject_with_a_quick_reason(
     review: ReviewProcess, unique_base_ns: int
 ) -> None:
     await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
-    async with ReviewApp(review.address, review.scorer_address).run_test(size=SIZE) as pilot:
+    async with ReviewApp(review.address).run_test(size=SIZE) as pilot:
         app = app_of(pilot)
         await rows_count(pilot, 3)
         first, second = app.board.rows[0].lead, app.board.rows[1].lead
@@ -107,7 +107,7 @@ async def test_reject_all_below_asks_with_the_count(
     review: ReviewProcess, unique_base_ns: int
 ) -> None:
     await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
-    async with ReviewApp(review.address, review.scorer_address).run_test(size=SIZE) as pilot:
+    async with ReviewApp(review.address).run_test(size=SIZE) as pilot:
         app = app_of(pilot)
         await rows_count(pilot, 3)
         ordered = app.board.ordered
@@ -135,7 +135,7 @@ async def test_reject_all_below_asks_with_the_count(
 async def test_search_filter_and_escape(review: ReviewProcess, unique_base_ns: int) -> None:
     await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
     await ingest_and_wait(review, pets_conversation(unique_base_ns + 1000, 2), 5)
-    async with ReviewApp(review.address, review.scorer_address).run_test(size=SIZE) as pilot:
+    async with ReviewApp(review.address).run_test(size=SIZE) as pilot:
         app = app_of(pilot)
         await rows_count(pilot, 5)
         await pilot.press("slash")
@@ -170,7 +170,7 @@ async def test_search_filter_and_escape(review: ReviewProcess, unique_base_ns: i
 
 async def test_paging_keys_and_g_g(review: ReviewProcess, unique_base_ns: int) -> None:
     await ingest_and_wait(review, pets_conversation(unique_base_ns, 8), 8)
-    async with ReviewApp(review.address, review.scorer_address).run_test(size=(80, 24)) as pilot:
+    async with ReviewApp(review.address).run_test(size=(80, 24)) as pilot:
         await rows_count(pilot, 8)
         table = pilot.app.query_one(DataTable)
         await pilot.press("end")
@@ -192,7 +192,7 @@ async def test_undo_says_once_what_the_review_no_longer_keeps(
     review: ReviewProcess, unique_base_ns: int
 ) -> None:
     await ingest_and_wait(review, pets_conversation(unique_base_ns, 12), 12)
-    async with ReviewApp(review.address, review.scorer_address).run_test(size=SIZE) as pilot:
+    async with ReviewApp(review.address).run_test(size=SIZE) as pilot:
         app = app_of(pilot)
         notes = Notes(app)
         await rows_count(pilot, 12)
@@ -222,7 +222,7 @@ async def test_undo_says_once_what_the_review_no_longer_keeps(
 async def test_a_batch_of_scoring_is_one_line_and_one_summary(
     review: ReviewProcess, unique_base_ns: int
 ) -> None:
-    async with ReviewApp(review.address, review.scorer_address).run_test(size=SIZE) as pilot:
+    async with ReviewApp(review.address).run_test(size=SIZE) as pilot:
         app = app_of(pilot)
         notes = Notes(app)
         await wait_for(pilot, lambda: app.board.loaded, "the first snapshot")
@@ -248,7 +248,7 @@ async def test_a_batch_of_scoring_is_one_line_and_one_summary(
 
 async def test_send_asks_with_the_count_first(review: ReviewProcess, unique_base_ns: int) -> None:
     await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
-    async with ReviewApp(review.address, review.scorer_address).run_test(size=SIZE) as pilot:
+    async with ReviewApp(review.address).run_test(size=SIZE) as pilot:
         await rows_count(pilot, 3)
         await pilot.press("a")
         await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "approved", "approved")
@@ -264,7 +264,7 @@ async def test_threshold_from_another_terminal_reaches_the_header_and_dims(
     review: ReviewProcess, unique_base_ns: int
 ) -> None:
     await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
-    async with ReviewApp(review.address, review.scorer_address).run_test(size=SIZE) as pilot:
+    async with ReviewApp(review.address).run_test(size=SIZE) as pilot:
         app = app_of(pilot)
         await rows_count(pilot, 3)
         top = max(c.divergence for c in app.board.ordered)

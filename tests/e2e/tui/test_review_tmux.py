@@ -143,7 +143,6 @@ async def test_footer_keeps_legend_and_quit_at_80x24(
         [
             str(FTREVIEW),
             "--review", review.address,
-            "--scorer", review.scorer_address,
             "--home", str(review.home),
             "review",
         ],
