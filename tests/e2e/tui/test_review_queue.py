@@ -35,7 +35,7 @@ STATUS = {1: "pending", 2: "approved", 3: "rejected", 4: "sent"}
 
 
 async def statuses(review: ReviewProcess) -> dict[int, str]:
-    async with AsyncReviewClient(review.address, scorer_address=review.scorer_address) as client:
+    async with AsyncReviewClient(review.address) as client:
         return {timestamp_ns(c.timestamp): STATUS[c.status] for c in await client.list_candidates()}
 
 
