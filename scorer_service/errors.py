@@ -36,3 +36,16 @@ class BackendRejected(ScorerError):
 
 class BackendProtocolError(ScorerError):
     """The engine answered, but what came back does not line up with what was sent."""
+
+
+class WorkCancelled(ScorerError):
+    """The caller's stop signal (a cancelled call, or a drain whose grace ended) stopped the
+    work between two chunks; nothing it computed was kept."""
+
+
+class AdapterNotFound(ScorerError):
+    """The adapter folder named in a LoadAdapter request does not exist."""
+
+
+class InvalidAdapter(ScorerError):
+    """The adapter folder exists but is not a LoRA adapter this engine can serve."""

@@ -131,3 +131,50 @@ def load_model(model: str | None, device: str, dtype: Any) -> tuple[Any, Any, st
     loaded.to(device)  # type: ignore[arg-type]
     loaded.eval()  # type: ignore[no-untyped-call]
     return loaded, tokenizer, name
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    """The torch dtype for `--dtype` (auto, float32, bfloat16, float16).
+
+    `auto`: bfloat16 on a GPU; on the CPU, bfloat16 where the CPU multiplies it in hardware
+    (AVX512-BF16 or AMX: measured 2x the float32 tokens/s on such a CPU, bench/bench_dtype.py),
+    float32 elsewhere (emulated bfloat16 is slower than float32).
+    """
+    import torch
+
+    if dtype == "auto":
+        if device.startswith("cuda") or cpu_has_native_bf16():
+            return torch.bfloat16
+        return torch.float32
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"--dtype must be auto, float32, bfloat16 or float16, not {dtype!r}")
+    return getattr(torch, dtype)
+
+
+def current_adapter(adapter_dir: str) -> tuple[str, str] | None:
+    """(name, path) from `adapter_dir/current.json`, which the trainer writes when it promotes
+    an adapter (`{"name": "v3", "path": "/abs/path"}`); None when there is no such file."""
+    import json
+
+    marker = Path(adapter_dir).expanduser() / "current.json"
+    if not marker.exists():
+        return None
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{marker}: not readable JSON ({exc})") from exc
+    name, path = (record.get(k) if isinstance(record, dict) else None for k in ("name", "path"))
+    if not isinstance(name, str) or not isinstance(path, str) or not path:
+        raise ValueError(
+            f'{marker}: expected {{"name": "vN", "path": "/abs/path"}}, got {record!r}'
+        )
+    return name, path

@@ -13,11 +13,14 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from scorer_service.errors import (
+    AdapterNotFound,
     BackendProtocolError,
     BackendRejected,
     BackendUnavailable,
+    InvalidAdapter,
     InvalidConversation,
     ReplyNotFound,
+    WorkCancelled,
 )
 
 STATUS_BY_ERROR: dict[type[Exception], grpc.StatusCode] = {
@@ -30,6 +33,9 @@ STATUS_BY_ERROR: dict[type[Exception], grpc.StatusCode] = {
     # The engine answered something that does not line up with what was asked.
     BackendProtocolError: grpc.StatusCode.FAILED_PRECONDITION,
     TimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    AdapterNotFound: grpc.StatusCode.NOT_FOUND,
+    InvalidAdapter: grpc.StatusCode.INVALID_ARGUMENT,
+    WorkCancelled: grpc.StatusCode.CANCELLED,
 }
 
 

@@ -30,9 +30,10 @@ from scorer_service.backends.base import (
     RangeLogprobs,
     ScoreRequest,
     ScoringBackend,
+    StopCheck,
 )
 from scorer_service.backends.http import EngineClient
-from scorer_service.errors import BackendProtocolError, BackendRejected
+from scorer_service.errors import BackendProtocolError, BackendRejected, WorkCancelled
 
 # vLLM's stand-in for -inf (`clamp_prompt_logprobs`); anything at or below it is -inf.
 CLAMPED_NEG_INF = -9999.0
@@ -69,7 +70,10 @@ class VllmServerBackend(ScoringBackend):
         """The requested ranges of one prompt, checked against what was sent."""
 
     async def score(
-        self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None
+        self,
+        requests: Sequence[ScoreRequest],
+        progress: ProgressCallback | None = None,
+        should_stop: StopCheck | None = None,
     ) -> list[RangeLogprobs]:
         for index, request in enumerate(requests):
             check_ranges(request, f"request {index}")
@@ -79,6 +83,8 @@ class VllmServerBackend(ScoringBackend):
 
         async def score_and_report(index: int, request: ScoreRequest) -> RangeLogprobs:
             nonlocal done
+            if should_stop is not None and should_stop():
+                raise WorkCancelled("scoring was cancelled")
             result = await self._score_one(model, request)
             done += 1
             if progress is not None:
@@ -109,6 +115,7 @@ class VllmServerBackend(ScoringBackend):
         token_ids: Sequence[int],
         max_new_tokens: int,
         stop_token_ids: Sequence[int] = (),
+        should_stop: StopCheck | None = None,
     ) -> Generation:
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
