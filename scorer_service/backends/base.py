@@ -51,6 +51,8 @@ RangeLogprobs = list[list[float]]
 class Generation:
     text: str
     token_count: int
+    # The adapter that generated it ("" for the base model).
+    adapter: str = ""
 
 
 @dataclass(frozen=True)

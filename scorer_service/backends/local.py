@@ -204,7 +204,7 @@ class LocalBackend(ScoringBackend):
             elif job.stopped():
                 job.future.set_exception(WorkCancelled("scoring was cancelled"))
             else:
-                if job.progress is not None and totals[id(job)]:
+                if job.progress is not None and done[id(job)] != totals[id(job)]:
                     job.progress(totals[id(job)], totals[id(job)], "done")
                 job.future.set_result(results[id(job)])
 
@@ -268,7 +268,7 @@ class LocalBackend(ScoringBackend):
         while new and new[-1] in stops:
             new.pop()
         text = self.tokenizer.decode(new, skip_special_tokens=True)
-        return Generation(text=text.strip(), token_count=len(new))
+        return Generation(text=text.strip(), token_count=len(new), adapter=self.adapter)
 
     # --- adapters ------------------------------------------------------------------------
 
