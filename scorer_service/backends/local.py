@@ -71,6 +71,8 @@ class LocalBackend(ScoringBackend):
         # Prompt tokens run through the model since start (padding not counted): what KV
         # reuse saves shows here.
         self.tokens_run = 0
+        # Padded batches run since start (each is one chunked pass over its rows).
+        self.passes_run = 0
         decoder = model.base_model
         # transformers renamed `past_key_values` to `cache`; an unknown keyword would be
         # swallowed silently and every chunk would run without its past.
@@ -183,6 +185,7 @@ class LocalBackend(ScoringBackend):
                     batch = [r for r in batch if id(r.job) not in failed and not r.job.stopped()]
                     if not batch:
                         continue
+                    self.passes_run += 1
                     try:
                         passes.run_pass(model, batch, cache, advance)
                     except passes.PassStopped:
