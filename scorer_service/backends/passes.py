@@ -142,7 +142,7 @@ def run_pass(
         for i, row in enumerate(batch):
             mask[i, : past - row.use] = 0
         mask = mask.to(model.device)
-    kv = DynamicCache(ddp_cache_data=_padded_past(batch, past)) if past else DynamicCache()
+    kv = _cache_holding(_padded_past(batch, past)) if past else DynamicCache()
     # (hidden index, row) for every position whose next token is scored.
     wanted = sorted(
         {
@@ -184,6 +184,19 @@ def run_pass(
                 advance(row, covered)
     if cache is not None:
         _keep(batch, kv, past, cache)
+
+
+def _cache_holding(layers: list[tuple[Any, Any]]) -> Any:
+    """A DynamicCache that holds `layers` as they are. Filling it through `update` would copy
+    every tensor once more (it concatenates onto an empty one); the tensors are never written
+    in place, since the next update concatenates into a new tensor."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(ddp_cache_data=[(k[:, :, :0], v[:, :, :0]) for k, v in layers])
+    held: list[Any] = cache.layers  # DynamicLayer: plain `keys` and `values` tensors
+    for layer, (k, v) in zip(held, layers, strict=True):
+        layer.keys, layer.values = k, v
+    return cache
 
 
 def _padded_past(batch: list[Row], past: int) -> list[tuple[Any, Any]]:
