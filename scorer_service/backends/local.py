@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Sequence
@@ -119,7 +120,8 @@ class LocalBackend(ScoringBackend):
         )
 
     async def aclose(self) -> None:
-        self._worker.close()
+        # The worker finishes the round it runs (cancelled calls stop at their next chunk).
+        await asyncio.to_thread(self._worker.close)
 
     # --- scoring -------------------------------------------------------------------------
 
