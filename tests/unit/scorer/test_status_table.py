@@ -8,11 +8,14 @@ from ftreview.activity_hub import DuplicateActivity
 from google.rpc import error_details_pb2
 
 from scorer_service.errors import (
+    AdapterNotFound,
     BackendProtocolError,
     BackendRejected,
     BackendUnavailable,
+    InvalidAdapter,
     InvalidConversation,
     ReplyNotFound,
+    WorkCancelled,
 )
 from scorer_service.status import STATUS_BY_ERROR, error_status
 
@@ -24,6 +27,9 @@ EXAMPLES: dict[type[Exception], Exception] = {
     BackendRejected: BackendRejected("maximum context length is 8192 tokens", 400),
     BackendProtocolError: BackendProtocolError("position 7: expected token 42"),
     TimeoutError: TimeoutError("deadline passed"),
+    AdapterNotFound: AdapterNotFound("adapter folder '/x/v3' does not exist"),
+    InvalidAdapter: InvalidAdapter("'/x' is not a peft adapter folder"),
+    WorkCancelled: WorkCancelled("scoring was cancelled"),
 }
 
 
