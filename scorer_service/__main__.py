@@ -10,6 +10,7 @@ import sys
 from ftreview.core.defaults import SCORER_ADDRESS, SCORER_GRACE_SECONDS
 from ftreview.core.security import add_server_security_flags, resolve_token
 
+from scorer_service.backends.kv_cache import DEFAULT_KV_CACHE_MB
 from scorer_service.model_files import ModelNotFound
 from scorer_service.server import ScorerConfig, serve
 
@@ -55,8 +56,25 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
     parser.add_argument(
         "--dtype",
+        choices=("auto", "float32", "bfloat16", "float16"),
         default="auto",
-        help="float32, bfloat16 ... (default: float32 on CPU, bfloat16 on GPU)",
+        help="local engine weights (default auto: bfloat16 on a GPU and on a CPU with "
+        "hardware bfloat16, else float32; log-softmax is float32 either way)",
+    )
+    parser.add_argument(
+        "--kv-cache-mb",
+        type=int,
+        default=DEFAULT_KV_CACHE_MB,
+        metavar="MB",
+        help="local engine: memory for the attention caches of recent conversations, so "
+        "the next turn costs only its new tokens (default %(default)s; 0 turns reuse off)",
+    )
+    parser.add_argument(
+        "--adapter-dir",
+        default=None,
+        metavar="DIR",
+        help="at start, serve the adapter named in DIR/current.json (the trainer's "
+        "promotions), if there is one",
     )
     parser.add_argument(
         "--grace",
@@ -67,6 +85,8 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
     )
     add_server_security_flags(parser)
     args = parser.parse_args(argv)
+    if args.kv_cache_mb < 0:
+        parser.error("--kv-cache-mb must be >= 0")
     return ScorerConfig(
         listen=args.listen,
         backend=args.backend,
@@ -75,6 +95,8 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
         served_model=args.served_model,
         device=args.device,
         dtype=args.dtype,
+        kv_cache_mb=args.kv_cache_mb,
+        adapter_dir=args.adapter_dir,
         grace_seconds=args.grace,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

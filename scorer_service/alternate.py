@@ -14,6 +14,7 @@ from scorer_service.conversation import Message
 from scorer_service.errors import InvalidConversation, ReplyNotFound
 
 DEFAULT_MAX_NEW_TOKENS = 128
+DEFAULT_ANSWER_TOKENS = 64
 MAX_NEW_TOKENS_LIMIT = 2048
 
 
@@ -26,7 +27,19 @@ def alternate_prompt(messages: Sequence[Message], timestamp_ns: int, tokenizer: 
     )
     if at is None:
         raise ReplyNotFound(f"no assistant reply with timestamp {timestamp_ns} in the conversation")
-    context = [{"role": m.role, "content": m.content} for m in messages[:at] if not m.memory]
+    return _generation_prompt(messages[:at], tokenizer)
+
+
+def answer_prompt(messages: Sequence[Message], tokenizer: Any) -> list[int]:
+    """The conversation without memories, ending in the generation prompt: the model answers
+    its last message cold (`ftreview ask`)."""
+    if not any(not m.memory for m in messages):
+        raise InvalidConversation("", "nothing to answer: the conversation has no message")
+    return _generation_prompt(messages, tokenizer)
+
+
+def _generation_prompt(messages: Sequence[Message], tokenizer: Any) -> list[int]:
+    context = [{"role": m.role, "content": m.content} for m in messages if not m.memory]
     try:
         ids = tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True)
     except Exception as exc:

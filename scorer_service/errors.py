@@ -5,6 +5,7 @@ backends stay testable without a server."""
 from __future__ import annotations
 
 from ftreview.core.errors import (
+    Cancelled,
     FailedPrecondition,
     FtreviewServiceError,
     InvalidInput,
@@ -49,3 +50,22 @@ class BackendProtocolError(ScorerError, FailedPrecondition):
 
     def __init__(self, message: str) -> None:
         FailedPrecondition.__init__(self, "engine", message, kind="ENGINE_PROTOCOL")
+
+
+class WorkCancelled(ScorerError, Cancelled):
+    """The caller's stop signal (a cancelled call, or a drain whose grace ended) stopped the
+    work between two chunks; nothing it computed was kept."""
+
+
+class AdapterNotFound(ScorerError, NotFound):
+    """The adapter folder named in a LoadAdapter request does not exist."""
+
+    def __init__(self, message: str) -> None:
+        NotFound.__init__(self, "adapter", "", message)
+
+
+class InvalidAdapter(ScorerError, InvalidInput):
+    """The adapter folder exists but is not a LoRA adapter this engine can serve."""
+
+    def __init__(self, message: str) -> None:
+        InvalidInput.__init__(self, "path", message)

@@ -192,7 +192,7 @@ async def _run(
     for number, batch in enumerate(batches, 1):
         check(cancel)
         step = progress if len(batches) == 1 else None
-        results.extend(await backend.score(batch, step))
+        results.extend(await backend.score(batch, step, should_stop=cancel.is_set))
         if progress is not None and len(batches) > 1:
             progress(number, len(batches), f"scored prompt group {number} of {len(batches)}")
     return results

@@ -27,6 +27,7 @@ from ftreview.core.server import create_server as create_service_server
 from ftreview.v1 import scorer_pb2, scorer_pb2_grpc
 
 from scorer_service.backends.base import ScoringBackend
+from scorer_service.backends.kv_cache import DEFAULT_KV_CACHE_MB
 from scorer_service.errors import ScorerError
 from scorer_service.servicer import ScorerServicer
 
@@ -46,6 +47,10 @@ class ScorerConfig:
     served_model: str | None = None
     device: str | None = None
     dtype: str = "auto"
+    # Local engine: MiB for the attention caches of recent prompts (0: no reuse).
+    kv_cache_mb: int = DEFAULT_KV_CACHE_MB
+    # A folder whose current.json names the adapter to serve at start (the trainer's).
+    adapter_dir: str | None = None
     # How long calls in flight may run on after SIGTERM.
     grace_seconds: float = SCORER_GRACE_SECONDS
     # TLS: a PEM certificate (chain) and its key, both or neither; None: plain text.
@@ -100,7 +105,9 @@ def build_backend(config: ScorerConfig) -> tuple[ScoringBackend, Any]:
     if config.backend == "local":
         from scorer_service.backends.local import LocalBackend
 
-        local = LocalBackend.load(config.model, config.device, config.dtype)
+        local = LocalBackend.load(
+            config.model, config.device, config.dtype, kv_cache_mb=config.kv_cache_mb
+        )
         return local, local.tokenizer
     if not config.backend_urls:
         raise ValueError(f"--backend {config.backend} needs at least one --backend-url")
@@ -136,6 +143,8 @@ async def create_server(
     if owns_backend:
         backend, tokenizer = await asyncio.to_thread(build_backend, config)
     assert backend is not None
+    if config.adapter_dir:
+        await load_current_adapter(backend, config.adapter_dir)
     if context_length is None:
         try:
             context_length = (await backend.info()).context_length
@@ -147,6 +156,26 @@ async def create_server(
     except OSError:
         await service.close()
         raise
+
+
+async def load_current_adapter(backend: ScoringBackend, adapter_dir: str) -> None:
+    """Serve the adapter `adapter_dir/current.json` names, if any. A local adapter that
+    cannot load stops the start (serving the base model instead would be a silent surprise);
+    a remote engine that is down now is told again when the trainer promotes the next one."""
+    from scorer_service.errors import BackendUnavailable
+    from scorer_service.model_files import current_adapter
+
+    current = current_adapter(adapter_dir)
+    if current is None:
+        log.info("no adapter promoted in %s yet; serving the base model", adapter_dir)
+        return
+    name, path = current
+    try:
+        await backend.load_adapter(path, name)
+    except BackendUnavailable as exc:
+        log.warning("could not load adapter %s on the engine (%s); serving its default", name, exc)
+    except ScorerError as exc:
+        raise ValueError(f"{adapter_dir}/current.json: {exc}") from exc
 
 
 async def serve(config: ScorerConfig) -> None:

@@ -22,7 +22,7 @@ from grpc_status import rpc_status
 from scorer_service import alternate, scoring
 from scorer_service.backends.base import ScoringBackend
 from scorer_service.conversation import Message, Variant, flatten, has_memories
-from scorer_service.errors import InvalidConversation, ScorerError
+from scorer_service.errors import InvalidAdapter, InvalidConversation, ScorerError
 from scorer_service.limits import check_size
 from scorer_service.tokenization import build_token_ids
 
@@ -200,7 +200,42 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
             backend_urls=info.urls,
             device=info.device,
             version=__version__,
+            adapter=info.adapter,
         )
+
+    async def LoadAdapter(
+        self, request: scorer_pb2.LoadAdapterRequest, context: grpc.aio.ServicerContext
+    ) -> scorer_pb2.LoadAdapterResponse:
+        if request.name and not request.name.isprintable():
+            raise InvalidAdapter(f"adapter name {request.name!r} has unprintable characters")
+        activity = self.hub.start(
+            "adapter", f"loading adapter {request.name or request.path or '(base model)'}"
+        )
+        try:
+            adapter = await self.backend.load_adapter(request.path, request.name)
+        except asyncio.CancelledError:
+            activity.cancel("the caller went away or its deadline passed")
+            raise
+        except ScorerError as exc:
+            activity.fail(str(exc))
+            raise
+        activity.succeed(f"serving {adapter or 'the base model'}")
+        return scorer_pb2.LoadAdapterResponse(adapter=adapter)
+
+    async def Answer(
+        self, request: scorer_pb2.AnswerRequest, context: grpc.aio.ServicerContext
+    ) -> scorer_pb2.AnswerResponse:
+        messages = await asyncio.to_thread(
+            _messages, request.conversation, request.HasField("conversation")
+        )
+        max_new = request.max_new_tokens or alternate.DEFAULT_ANSWER_TOKENS
+        if max_new > alternate.MAX_NEW_TOKENS_LIMIT:
+            raise InvalidConversation("max_new_tokens", f"at most {alternate.MAX_NEW_TOKENS_LIMIT}")
+        prompt = await asyncio.to_thread(alternate.answer_prompt, messages, self.tokenizer)
+        generation = await self.backend.generate(
+            prompt, max_new, alternate.stop_token_ids(self.tokenizer)
+        )
+        return scorer_pb2.AnswerResponse(text=generation.text, adapter=generation.adapter)
 
 
 def _stats_message(stats: scoring.ScoringStats) -> scorer_pb2.FinetuneScoringStats:

@@ -3,6 +3,18 @@
 The Scorer asks for log-probabilities only where it needs them (the assistant ranges), one
 request per variant, and never sees which engine answers. An engine that can only return
 every prompt position (upstream vLLM) slices on its side of this interface.
+
+Cancellation: `score` and `generate` take `should_stop`, a callable the engine polls between
+units of work (the local engine: between chunks of a forward pass, and between generated
+tokens). Once it returns True the call stops and raises `WorkCancelled`
+(scorer_service.errors); nothing it computed is kept. Pass e.g. `event.is_set` of a
+`threading.Event` that SIGTERM's drain sets once the grace period ends. Cancelling the
+awaiting asyncio task stops the work the same way (the engine sets its own flag), so a caller
+that went away frees the engine at the next chunk. The callable is polled from the engine's
+worker thread: it must be cheap and thread-safe.
+
+Adapters: `load_adapter(path, name)` switches the engine to a LoRA adapter (empty path: the
+base model) between requests; every later request uses it, and `BackendInfo.adapter` names it.
 """
 
 from __future__ import annotations
@@ -11,8 +23,13 @@ import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from scorer_service.errors import BackendRejected
+
 # (done, total, detail): called as work moves, from whatever thread does the work.
 ProgressCallback = Callable[[int, int, str], None]
+
+# Polled between units of work; True: stop now (the call raises WorkCancelled).
+StopCheck = Callable[[], bool]
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,8 @@ RangeLogprobs = list[list[float]]
 class Generation:
     text: str
     token_count: int
+    # The adapter that generated it ("" for the base model).
+    adapter: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,6 +62,8 @@ class BackendInfo:
     context_length: int
     urls: list[str] = field(default_factory=list)
     device: str = "remote"
+    # The LoRA adapter requests are served with ("" for the base model).
+    adapter: str = ""
 
 
 class ScoringBackend(abc.ABC):
@@ -52,10 +73,14 @@ class ScoringBackend(abc.ABC):
 
     @abc.abstractmethod
     async def score(
-        self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None
+        self,
+        requests: Sequence[ScoreRequest],
+        progress: ProgressCallback | None = None,
+        should_stop: StopCheck | None = None,
     ) -> list[RangeLogprobs]:
-        """One result per request, in order. Raises BackendUnavailable, BackendRejected or
-        BackendProtocolError (scorer_service.errors). -inf stays -inf (never a clamp value)."""
+        """One result per request, in order. Raises BackendUnavailable, BackendRejected,
+        BackendProtocolError or WorkCancelled (scorer_service.errors). -inf stays -inf (never
+        a clamp value)."""
 
     @abc.abstractmethod
     async def generate(
@@ -63,12 +88,20 @@ class ScoringBackend(abc.ABC):
         token_ids: Sequence[int],
         max_new_tokens: int,
         stop_token_ids: Sequence[int] = (),
+        should_stop: StopCheck | None = None,
     ) -> Generation:
         """Greedy continuation of the prompt, at most `max_new_tokens` tokens, stopping at
         (and not including) any of `stop_token_ids`."""
 
     @abc.abstractmethod
     async def info(self) -> BackendInfo: ...
+
+    async def load_adapter(self, path: str, name: str) -> str:
+        """Serve later requests with the LoRA adapter in folder `path` (as the engine's
+        machine sees it), known as `name`; empty `path`: back to the base model. Returns the
+        name now in use ("" for the base model). Raises AdapterNotFound or InvalidAdapter
+        for a bad folder, BackendUnavailable when the engine cannot be reached."""
+        raise BackendRejected(f"the {self.name} engine cannot load adapters")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections, threads or models."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -75,6 +75,14 @@ class EngineClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    async def post_text_to(self, url: str, path: str, body: Mapping[str, Any]) -> str:
+        """POST `body` to the one replica at base URL `url` (a setting every replica must
+        take, such as an adapter); the text of its 2xx answer. Fails like the other calls."""
+        _, response = await self._send("POST", path, body, [base_url(url)])
+        if not 200 <= response.status_code < 300:
+            self._refuse(url, path, response)
+        return response.text
+
     async def _call(self, method: str, path: str, body: Mapping[str, Any] | None) -> Any:
         url, response = await self._send(method, path, body)
         if 200 <= response.status_code < 300:
@@ -85,6 +93,10 @@ class EngineClient:
                     f"{url}{path} answered HTTP {response.status_code} with a body that is "
                     f"not JSON: {_excerpt(response.text)!r}"
                 ) from exc
+        self._refuse(url, path, response)
+
+    @staticmethod
+    def _refuse(url: str, path: str, response: httpx.Response) -> NoReturn:
         if 400 <= response.status_code < 500:
             raise BackendRejected(
                 f"{url}{path} refused the request (HTTP {response.status_code}): "
@@ -97,11 +109,19 @@ class EngineClient:
         )
 
     async def _send(
-        self, method: str, path: str, body: Mapping[str, Any] | None
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        urls: list[str] | None = None,
     ) -> tuple[str, httpx.Response]:
-        """The first answer that is not a 5xx, with the URL that gave it."""
-        first = next(self._turn) % len(self._urls)
-        order = self._urls[first:] + self._urls[:first]
+        """The first answer that is not a 5xx, with the URL that gave it (from `urls`, by
+        default every replica, starting at the next in turn)."""
+        if urls is None:
+            first = next(self._turn) % len(self._urls)
+            order = self._urls[first:] + self._urls[:first]
+        else:
+            order = urls
         last_error: dict[str, str] = {}
         attempts = self._retries + 1
         for attempt in range(attempts):
@@ -129,7 +149,7 @@ class EngineClient:
         errors = "; ".join(f"{url}: {error}" for url, error in last_error.items())
         raise BackendUnavailable(
             f"{method} {path} failed after {attempts} attempt(s) on "
-            f"{', '.join(self._urls)}; last error per URL: {errors}"
+            f"{', '.join(urls or self._urls)}; last error per URL: {errors}"
         )
 
 

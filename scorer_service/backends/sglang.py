@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from scorer_service.backends.base import Generation, RangeLogprobs, ScoreRequest
+from scorer_service.backends.base import Generation, RangeLogprobs, ScoreRequest, StopCheck
 from scorer_service.backends.vllm import (
     VllmServerBackend,
     expect_list,
@@ -62,7 +62,10 @@ class SglangBackend(VllmServerBackend):
         token_ids: Sequence[int],
         max_new_tokens: int,
         stop_token_ids: Sequence[int] = (),
+        should_stop: StopCheck | None = None,
     ) -> Generation:
+        # One request: the engine generates on its side, and a cancelled call cancels it.
+        del should_stop
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         reply = expect_object(

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 import math
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 from typing import Any
 
 import httpx
@@ -30,9 +32,15 @@ from scorer_service.backends.base import (
     RangeLogprobs,
     ScoreRequest,
     ScoringBackend,
+    StopCheck,
 )
 from scorer_service.backends.http import EngineClient
-from scorer_service.errors import BackendProtocolError, BackendRejected
+from scorer_service.errors import (
+    BackendProtocolError,
+    BackendRejected,
+    InvalidAdapter,
+    WorkCancelled,
+)
 
 # vLLM's stand-in for -inf (`clamp_prompt_logprobs`); anything at or below it is -inf.
 CLAMPED_NEG_INF = -9999.0
@@ -63,13 +71,18 @@ class VllmServerBackend(ScoringBackend):
         self._requested_model = model
         self._info: BackendInfo | None = None
         self._info_lock = asyncio.Lock()
+        # The LoRA adapter requests name as their model ("": the base model).
+        self._adapter = ""
 
     @abc.abstractmethod
     async def _score_one(self, model: str, request: ScoreRequest) -> RangeLogprobs:
         """The requested ranges of one prompt, checked against what was sent."""
 
     async def score(
-        self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None
+        self,
+        requests: Sequence[ScoreRequest],
+        progress: ProgressCallback | None = None,
+        should_stop: StopCheck | None = None,
     ) -> list[RangeLogprobs]:
         for index, request in enumerate(requests):
             check_ranges(request, f"request {index}")
@@ -79,6 +92,8 @@ class VllmServerBackend(ScoringBackend):
 
         async def score_and_report(index: int, request: ScoreRequest) -> RangeLogprobs:
             nonlocal done
+            if should_stop is not None and should_stop():
+                raise WorkCancelled("scoring was cancelled")
             result = await self._score_one(model, request)
             done += 1
             if progress is not None:
@@ -109,6 +124,7 @@ class VllmServerBackend(ScoringBackend):
         token_ids: Sequence[int],
         max_new_tokens: int,
         stop_token_ids: Sequence[int] = (),
+        should_stop: StopCheck | None = None,
     ) -> Generation:
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -134,7 +150,7 @@ class VllmServerBackend(ScoringBackend):
         # text: vLLM counts that token in completion_tokens but leaves it out of the text.
         if choice.get("finish_reason") == "stop" and count > 0:
             count -= 1
-        return Generation(text=text, token_count=count)
+        return Generation(text=text, token_count=count, adapter=self._adapter)
 
     async def info(self) -> BackendInfo:
         async with self._info_lock:
@@ -146,13 +162,41 @@ class VllmServerBackend(ScoringBackend):
                     context_length=context_length,
                     urls=self._engine.urls,
                 )
-            return self._info
+            return dataclasses.replace(self._info, adapter=self._adapter)
+
+    async def load_adapter(self, path: str, name: str) -> str:
+        """`POST /v1/load_lora_adapter` on every replica, then the adapter's name is the model
+        of every later request. The server needs `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True` and
+        `--enable-lora`. A name the server already holds counts as loaded (a Scorer restarted
+        with `--adapter-dir` names the adapter the engine kept)."""
+        if not path:
+            self._adapter = ""
+            return ""
+        name = name or PurePosixPath(path.rstrip("/")).name
+        for url in self._engine.urls:
+            try:
+                await self._engine.post_text_to(
+                    url, "/v1/load_lora_adapter", {"lora_name": name, "lora_path": path}
+                )
+            except BackendRejected as exc:
+                if exc.status_code == 404:
+                    raise BackendRejected(
+                        f"{exc} (does the engine run with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True "
+                        "and --enable-lora?)",
+                        404,
+                    ) from exc
+                if "already been loaded" not in str(exc):
+                    raise InvalidAdapter(f"the engine cannot load adapter {path!r}: {exc}") from exc
+        self._adapter = name
+        return name
 
     async def aclose(self) -> None:
         await self._engine.aclose()
 
     async def _model(self) -> str:
         # A given name needs no round trip; otherwise the server says what it serves.
+        if self._adapter:
+            return self._adapter
         if self._requested_model is not None:
             return self._requested_model
         return (await self.info()).model

@@ -3,8 +3,10 @@
 This stands in for vLLM because vLLM cannot run on these machines (no GPU); it speaks the
 wire format documented in `shared/reference/serving-protocols.md` §1 (`/v1/completions` with
 a token-id prompt and `prompt_logprobs`, `/v1/models`, both error envelopes) and the seed
-system's `/score` with `score_ranges` of design.md §5. Real HTTP over loopback: the adapters
-under test run their whole stack (httpx, timeouts, retries, JSON) against it.
+system's `/score` with `score_ranges` of design.md §5, and runtime LoRA loading
+(`POST /v1/load_lora_adapter`, plain-text success, after which the adapter's name is a
+model). Real HTTP over loopback: the adapters under test run their whole stack (httpx,
+timeouts, retries, JSON) against it.
 
 Invariant the tests rely on: the log-probability the server reports for a position is a
 deterministic function of (prefix, token) — `expected_logprobs(token_ids)` gives them all —
@@ -28,6 +30,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 MODEL = "fake-org/fake-model"
@@ -114,6 +117,8 @@ class FakeVllm:
         # Real vLLM never writes NaN or Infinity (Starlette refuses them); a test that
         # stands in for a broken engine or proxy turns this on.
         self.non_finite_json = False
+        # LoRA adapters loaded at run time (`POST /v1/load_lora_adapter`): name -> path.
+        self.loras: dict[str, str] = {}
         self._script = _Script()
         server = ThreadingHTTPServer(("127.0.0.1", port), self.handler)
         server.daemon_threads = True
@@ -244,8 +249,33 @@ class FakeVllm:
             "data": [
                 {**card, "id": self.model, "root": "/models/fake", "parent": None},
                 {**card, "id": ADAPTER, "root": "/adapters/fake-lora", "parent": self.model},
+                *(
+                    {**card, "id": name, "root": path, "parent": self.model}
+                    for name, path in self.loras.items()
+                ),
             ],
         }
+
+    def load_lora(self, request: Any) -> str:
+        """vLLM's runtime LoRA loading (VLLM_ALLOW_RUNTIME_LORA_UPDATING): the folder must
+        exist on this machine and hold an adapter_config.json; a name is loaded once."""
+        if not isinstance(request, dict):
+            raise _Refusal(400, "BadRequestError", "body must be a JSON object")
+        name, path = request.get("lora_name"), request.get("lora_path")
+        if not isinstance(name, str) or not name or not isinstance(path, str) or not path:
+            raise _Refusal(
+                400, "BadRequestError", "both 'lora_name' and 'lora_path' must be provided."
+            )
+        if name in self.loras:
+            raise _Refusal(
+                400, "InvalidUserInput", f"The lora adapter '{name}' has already been loaded."
+            )
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise _Refusal(
+                400, "BadRequestError", f"Loading lora {name} failed: No adapter found for {path}"
+            )
+        self.loras[name] = path
+        return f"Success: LoRA adapter '{name}' added successfully."
 
 
 class _Refusal(Exception):
@@ -255,6 +285,10 @@ class _Refusal(Exception):
         self.error_type = error_type
         self.message = message
         self.param = param
+
+
+class _PlainText(Exception):
+    """A 200 answer whose body is text, not JSON."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -289,6 +323,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             answer = self._answer(method, self.path, request)
+        except _PlainText as text:  # vLLM answers some admin routes in plain text
+            self.send_body(exchange, 200, str(text).encode(), "text/plain; charset=utf-8")
+            return
         except _Refusal as refusal:
             self.send_error_envelope(
                 exchange,
@@ -311,12 +348,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._completion(self._checked(request))
         if method == "POST" and path == "/score":
             return self._score(self._checked(request))
+        if method == "POST" and path == "/v1/load_lora_adapter":
+            raise _PlainText(self.fake.load_lora(request))
         raise _Refusal(404, "NotFoundError", f"no route {method} {path}")
 
     def _checked(self, request: Any) -> dict[str, Any]:
         if not isinstance(request, dict):
             raise _Refusal(400, "BadRequestError", "body must be a JSON object")
-        if request.get("model") not in (self.fake.model, ADAPTER):
+        if request.get("model") not in (self.fake.model, ADAPTER, *self.fake.loras):
             raise _Refusal(
                 404, "NotFoundError", f"The model `{request.get('model')}` does not exist."
             )

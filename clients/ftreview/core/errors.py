@@ -50,6 +50,10 @@ class FailedPrecondition(FtreviewServiceError):
         self.kind = kind
 
 
+class Cancelled(FtreviewServiceError):
+    """The work was stopped before it finished (the caller went away, or a drain ended)."""
+
+
 class Unavailable(FtreviewServiceError):
     """Something this service depends on (an engine, another service) cannot be reached."""
 

@@ -19,6 +19,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from ftreview.core.errors import (
     AlreadyExists,
+    Cancelled,
     DeadlineExceeded,
     FailedPrecondition,
     FtreviewServiceError,
@@ -34,6 +35,7 @@ STATUS_BY_ERROR: dict[type[Exception], grpc.StatusCode] = {
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    Cancelled: grpc.StatusCode.CANCELLED,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     TimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
     # Known failures of another service: INTERNAL, but with the message that says which.

@@ -104,12 +104,13 @@ class DetailPane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="reply-title")
         with Horizontal(id="detail-body"):
-            with VerticalScroll(id="reply-scroll"):
+            # Never focused: the list keeps the keys (paging, Home/End), J/K scroll the pane.
+            with VerticalScroll(id="reply-scroll", can_focus=False):
                 yield Static(id="send-error")
                 yield Static(id="question")
                 yield Static(id="reply-body")
                 yield Static(id="memories-below")
-            with VerticalScroll(id="alternate-scroll"):
+            with VerticalScroll(id="alternate-scroll", can_focus=False):
                 yield Static(id="alternate-title")
                 yield Static(id="alternate-body")
             with VerticalScroll(id="memories-side"):

@@ -9,9 +9,9 @@ import asyncio
 from typing import Any
 
 from ftreview.client import AsyncReviewClient
+from ftreview.core.wire import timestamp_ns
 from ftreview.tui.app import ReviewApp
 from ftreview.tui.prompts import ConfirmScreen, ReasonScreen, TextPrompt
-from ftreview.core.wire import timestamp_ns
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 

@@ -70,7 +70,7 @@ class FixedReviewApp(ReviewApp):
     """The review screen on fixed candidates, connected to nothing."""
 
     def __init__(self, candidates: list[CandidateView]) -> None:
-        super().__init__("127.0.0.1:50052", "127.0.0.1:50051")
+        super().__init__("127.0.0.1:50052")
         self._fixed = candidates
 
     def on_mount(self, event: Mount) -> None:

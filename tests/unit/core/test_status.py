@@ -19,6 +19,7 @@ EXAMPLES: dict[type[Exception], Exception] = {
     errors.AlreadyExists: errors.AlreadyExists("activity 'x' exists already"),
     errors.FailedPrecondition: errors.FailedPrecondition("candidate 7", "it was sent already"),
     errors.Unavailable: errors.Unavailable("http://127.0.0.1:9: connection refused"),
+    errors.Cancelled: errors.Cancelled("the caller went away; the work stopped at the next chunk"),
     errors.DeadlineExceeded: errors.DeadlineExceeded("the Scorer did not answer in time"),
     TimeoutError: TimeoutError("deadline passed"),
     errors.UpstreamFailed: errors.UpstreamFailed("the Scorer said: out of memory"),

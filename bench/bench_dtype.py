@@ -1,0 +1,88 @@
+"""bfloat16 against float32 on this CPU: prompt tokens/s, and how far divergences move.
+
+Both dtypes load the embedded model in this process and score the same prompts (two
+variants of 1,024 tokens, as a conversation's pair) and the same conversations (the shared
+fixtures and the bundled example), with no kept caches. The log-softmax is float32 in both.
+The largest |divergence(bf16) - divergence(fp32)| over every reply would have to stay under
+0.01 for `--dtype auto` to pick bfloat16 on the CPU (it does not on these fixtures).
+
+    .venv/bin/python bench/bench_dtype.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+from ftreview.conversations import load_conversations
+
+from scorer_service.backends.base import ScoreRequest
+from scorer_service.backends.local import LocalBackend
+from scorer_service.conversation import flatten
+from scorer_service.model_files import resolve_dtype
+from scorer_service.scoring import score_conversation
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = [
+    *sorted((REPO.parent / "shared" / "fixtures" / "conversations").glob("*.json")),
+    REPO / "examples" / "thesis-defense.json",
+]
+
+
+async def tokens_per_second(backend: LocalBackend, repeat: int) -> float:
+    prompt = [(13 * i) % 40000 + 100 for i in range(1024)]
+    pair = [ScoreRequest(prompt, [(1000, 1024)]), ScoreRequest(prompt[::-1], [(1000, 1024)])]
+    await backend.score(pair)  # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        await backend.score(pair)
+        best = min(best, time.perf_counter() - start)
+    return 2 * len(prompt) / best
+
+
+async def divergences(backend: LocalBackend) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for path in FIXTURES:
+        for conversation in load_conversations(path):
+            result = await score_conversation(
+                flatten(conversation),
+                backend.tokenizer,
+                backend,
+                conversation_id=conversation.id,
+                context_length=backend.context_length,
+            )
+            for reply in result.replies:
+                if reply.scored:
+                    found[f"{path.name}:{reply.message.path}"] = reply.divergence
+    return found
+
+
+async def main(repeat: int) -> None:
+    rows = {}
+    for dtype in ("float32", "bfloat16"):
+        backend = LocalBackend.load(device="cpu", dtype=dtype, kv_cache_mb=0)
+        rows[dtype] = (await tokens_per_second(backend, repeat), await divergences(backend))
+        await backend.aclose()
+        del backend
+    fp32_speed, fp32 = rows["float32"]
+    bf16_speed, bf16 = rows["bfloat16"]
+    differences = {key: abs(bf16[key] - fp32[key]) for key in fp32}
+    worst = max(differences, key=lambda key: differences[key])
+    print(f"--dtype auto on this CPU: {resolve_dtype('auto', 'cpu')}")
+    print(f"{'dtype':<10}{'tokens/s':>10}{'speed-up':>10}")
+    print(f"{'float32':<10}{fp32_speed:>10.0f}{1.0:>10.2f}")
+    print(f"{'bfloat16':<10}{bf16_speed:>10.0f}{bf16_speed / fp32_speed:>10.2f}")
+    print(
+        f"replies compared: {len(differences)}; largest |divergence difference|: "
+        f"{differences[worst]:.4f} nats/token ({worst}: fp32 {fp32[worst]:.4f}, "
+        f"bf16 {bf16[worst]:.4f}); mean {sum(differences.values()) / len(differences):.4f}"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    asyncio.run(main(parser.parse_args().repeat))
