@@ -55,6 +55,13 @@ def parse_args(argv: list[str] | None) -> ReviewConfig:
         f"${TOKEN_ENV})",
     )
     parser.add_argument(
+        "--default-finetune-url",
+        default="",
+        metavar="URL",
+        help="the fine-tuning endpoint Send uses while learn.finetune_url is not set"
+        " (ftreview serve points it at the trainer it starts)",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     args = parser.parse_args(argv)
@@ -71,6 +78,7 @@ def parse_args(argv: list[str] | None) -> ReviewConfig:
         token=token,
         scorer_tls_ca=args.scorer_tls_ca,
         scorer_token=read_token_file(args.scorer_token_file) if args.scorer_token_file else token,
+        default_finetune_url=args.default_finetune_url,
     )
 
 

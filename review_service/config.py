@@ -18,6 +18,7 @@ re-parses the result to check that exactly the intended value changed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -54,6 +55,18 @@ class LearnConfig:
     finetune_batch_size: int = 32
     # Base model name passed to the endpoint; empty leaves the choice to it.
     model: str = ""
+    # The trainer's forgetting guard (ftreview-trainer reads these from the same file): stop
+    # once the trained replies' divergence is below `target_divergence` (nats/token) ...
+    target_divergence: float = 0.1
+    # ... and never promote an epoch that lost more generic log-likelihood than this.
+    max_forgetting: float = 0.1
+    # Quick reasons the review screen offers when rejecting (keys 1-9).
+    reject_reasons: tuple[str, ...] = (
+        "not a fact about the user",
+        "wrong or outdated",
+        "too private to train",
+        "generic reply",
+    )
 
 
 _TEMPLATE = """\
@@ -75,6 +88,17 @@ _TEMPLATE = """\
     finetune_batch_size: 32,
     // Base model name passed to the endpoint ("" = the endpoint's choice).
     model: "",
+    // The trainer's forgetting guard: train until the replies' divergence is below this
+    // (nats/token), never losing more than max_forgetting of generic log-likelihood.
+    target_divergence: 0.1,
+    max_forgetting: 0.1,
+    // Quick reasons offered when rejecting on the review screen (keys 1-9).
+    reject_reasons: [
+      "not a fact about the user",
+      "wrong or outdated",
+      "too private to train",
+      "generic reply",
+    ],
   },
 }
 """
@@ -125,10 +149,14 @@ def _position(text: str, index: int) -> tuple[int, int]:
 
 
 class ConfigFile:
-    """Reads and edits one config file. Safe to use from several threads."""
+    """Reads and edits one config file. Safe to use from several threads.
 
-    def __init__(self, path: Path) -> None:
+    `defaults` fill what the file leaves out; an empty `finetune_url` in the file also takes
+    the default's (`ftreview serve` points it at the trainer it starts; a user's URL wins)."""
+
+    def __init__(self, path: Path, defaults: LearnConfig = LearnConfig()) -> None:
         self.path = path
+        self.defaults = defaults
         self._lock = threading.Lock()
 
     def remove_stale_temporaries(self) -> list[Path]:
@@ -147,10 +175,10 @@ class ConfigFile:
     def load(self) -> LearnConfig:
         text = self._read()
         if text is None:
-            return LearnConfig()
+            return self.defaults
         _, learn = self._parse(text)
         if learn is None:
-            return LearnConfig()
+            return self.defaults
         values: dict[str, Any] = {}
         known = {f.name: f for f in fields(LearnConfig)}
         for pair in learn.key_value_pairs:
@@ -160,7 +188,9 @@ class ConfigFile:
             start, end = _span(pair.value)
             raw = json5.loads(text[start:end])
             values[name] = self._checked(name, raw, text, start)
-        return LearnConfig(**values)
+        if not values.get("finetune_url"):
+            values.pop("finetune_url", None)
+        return dataclasses.replace(self.defaults, **values)
 
     def _checked(self, name: str, raw: Any, text: str, index: int) -> Any:
         def bad(what: str) -> ConfigUnreadable:
@@ -180,6 +210,14 @@ class ConfigFile:
             if not is_number or not math.isfinite(raw) or raw <= 0:
                 raise bad(f"must be a positive number of seconds, got {raw!r}")
             return float(raw)
+        if name in ("target_divergence", "max_forgetting"):
+            if not is_number or not math.isfinite(raw) or raw <= 0:
+                raise bad(f"must be a finite positive number, got {raw!r}")
+            return float(raw)
+        if name == "reject_reasons":
+            if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
+                raise bad(f"must be a list of strings, got {raw!r}")
+            return tuple(raw[:9])
         if name in ("finetune_retries", "finetune_batch_size"):
             low = 0 if name == "finetune_retries" else 1
             if not isinstance(raw, int) or isinstance(raw, bool) or raw < low:

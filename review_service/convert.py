@@ -270,6 +270,9 @@ def config_to_wire(config: LearnConfig, path: str) -> review_pb2.Config:
         config_path=path,
         finetune_timeout=config.finetune_timeout,
         model=config.model,
+        reject_reasons=list(config.reject_reasons),
+        target_divergence=config.target_divergence,
+        max_forgetting=config.max_forgetting,
     )
 
 

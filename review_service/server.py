@@ -30,7 +30,7 @@ from ftreview.core.server import ServerSettings, ServiceServer, serve_until_sign
 from ftreview.core.server import create_server as create_service_server
 from ftreview.v1 import review_pb2, review_pb2_grpc
 
-from .config import CONFIG_NAME, ConfigFile
+from .config import CONFIG_NAME, ConfigFile, LearnConfig
 from .convert import WireConversations
 from .finetune_http import HttpFinetuneEndpoint
 from .review import Review
@@ -67,6 +67,8 @@ class ReviewConfig:
     # and the token to send, None: none.
     scorer_tls_ca: str | None = None
     scorer_token: str | None = None
+    # The fine-tuning endpoint used while the config sets none (`ftreview serve`: its trainer).
+    default_finetune_url: str = ""
 
     @property
     def config_path(self) -> Path:
@@ -109,7 +111,9 @@ def create_server(config: ReviewConfig) -> tuple[ReviewServer, int]:
     settings = config.settings()
     scorer_credentials = channel_credentials(config.scorer_tls_ca)
     config.home.mkdir(parents=True, exist_ok=True)
-    config_file = ConfigFile(config.config_path)
+    config_file = ConfigFile(
+        config.config_path, LearnConfig(finetune_url=config.default_finetune_url)
+    )
     config_file.load()  # an unreadable config stops the start, with line and column
     store = SqliteStore(config.database_path)
     hub = ActivityHub()
