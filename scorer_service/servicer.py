@@ -23,7 +23,6 @@ from scorer_service import alternate, scoring
 from scorer_service.backends.base import ScoringBackend
 from scorer_service.conversation import Message, Variant, flatten, has_memories
 from scorer_service.errors import InvalidAdapter, InvalidConversation, ScorerError
-from scorer_service.limits import check_size
 from scorer_service.tokenization import build_token_ids
 
 _REASONS = {
@@ -45,9 +44,7 @@ def _messages(request_conversation: Any, present: bool) -> list[Message]:
     """The request's messages, refused beyond the size limits; run it off the loop."""
     if not present:
         raise InvalidConversation("", "the request has no conversation")
-    messages = flatten(request_conversation)
-    check_size(messages)
-    return messages
+    return flatten(request_conversation)
 
 
 class ScorerServicer(scorer_pb2_grpc.ScorerServicer):

@@ -280,7 +280,11 @@ class LocalBackend(ScoringBackend):
     async def load_adapter(self, path: str, name: str) -> str:
         if path:
             folder = Path(path).expanduser()
-            if not folder.exists():
+            try:
+                exists = folder.exists()
+            except (OSError, ValueError) as exc:  # a name too long, a NUL byte, ...
+                raise InvalidAdapter(f"{path[:200]!r} is not a usable path: {exc}") from exc
+            if not exists:
                 raise AdapterNotFound(f"adapter folder {path!r} does not exist")
             if not (folder / "adapter_config.json").is_file():
                 raise InvalidAdapter(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from ftreview.core.defaults import MAX_NESTING_DEPTH
+from ftreview.core.defaults import MAX_CONTENT_CHARS, MAX_MESSAGES, MAX_NESTING_DEPTH
 from ftreview.core.errors import InvalidInput
 from ftreview.core.values import Message
 from ftreview.core.wire import checked_timestamp_ns
@@ -42,7 +42,23 @@ def flatten(conversation: pb.Conversation, max_depth: int = MAX_NESTING_DEPTH) -
         raise InvalidInput(f"{FIELD}.nodes", "the conversation has no nodes")
     messages: list[Message] = []
     _walk(conversation.nodes, "nodes", False, 1, max_depth, messages)
+    _check_size(messages)
     return messages
+
+
+def _check_size(messages: list[Message]) -> None:
+    if len(messages) > MAX_MESSAGES:
+        raise InvalidInput(
+            f"{FIELD}.nodes",
+            f"{len(messages)} messages is over the limit of {MAX_MESSAGES}; split the conversation",
+        )
+    chars = sum(len(m.content) for m in messages)
+    if chars > MAX_CONTENT_CHARS:
+        raise InvalidInput(
+            f"{FIELD}.nodes",
+            f"{chars} characters of content is over the limit of {MAX_CONTENT_CHARS}; "
+            "split the conversation",
+        )
 
 
 def derived_id(conversation: pb.Conversation) -> str:

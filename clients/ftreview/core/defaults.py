@@ -27,6 +27,12 @@ DEFAULT_THRESHOLD = 1e-7
 # at 100, so 32 leaves room below the decoder's own limit (which the status interceptor
 # also turns into INVALID_ARGUMENT) and far above what any chat needs.
 MAX_NESTING_DEPTH = 32
+# How large a conversation any service takes; larger ones are refused at the call, before
+# tokenization. Two million characters is about half a million tokens: more than any
+# engine's context, and already minutes of tokenizing; the message count bounds the
+# per-message bookkeeping.
+MAX_CONTENT_CHARS = 2_000_000
+MAX_MESSAGES = 20_000
 
 # How long calls in flight may run on after SIGTERM before they are cancelled.
 SCORER_GRACE_SECONDS = 30.0

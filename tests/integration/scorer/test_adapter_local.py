@@ -50,13 +50,14 @@ def adapter(own_engine: LocalBackend, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture
 async def stub(own_engine: LocalBackend) -> AsyncIterator[scorer_pb2_grpc.ScorerStub]:
-    running = await create_server(
+    server, port = await create_server(
         ScorerConfig(listen="127.0.0.1:0"), backend=own_engine, tokenizer=own_engine.tokenizer
     )
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield scorer_pb2_grpc.ScorerStub(channel)
     await own_engine.load_adapter("", "")
-    await running.server.stop(None)
+    await server.stop(None)
 
 
 def biscuit(fixtures_dir: Path) -> conversation_pb2.Conversation:
@@ -174,15 +175,16 @@ async def test_adapter_dir_current_json_is_served_at_start(
     own_engine: LocalBackend, adapter: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "current.json").write_text(json.dumps({"name": "v7", "path": str(adapter)}))
-    running = await create_server(
+    server, port = await create_server(
         ScorerConfig(listen="127.0.0.1:0", adapter_dir=str(tmp_path)),
         backend=own_engine,
         tokenizer=own_engine.tokenizer,
     )
+    await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             info = await scorer_pb2_grpc.ScorerStub(channel).GetInfo(scorer_pb2.GetInfoRequest())
         assert info.adapter == "v7"
     finally:
         await own_engine.load_adapter("", "")
-        await running.server.stop(None)
+        await server.stop(None)

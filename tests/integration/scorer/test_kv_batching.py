@@ -49,6 +49,8 @@ async def last_reply_scores(engine: LocalBackend, nodes: list[Any]) -> ScoringRe
         conversation_id="c",
         context_length=engine.context_length,
         only=frozenset({messages[-1].timestamp_ns}),
+        # Attribution would add a second round for the candidates; this counts the first.
+        attribution=False,
     )
 
 

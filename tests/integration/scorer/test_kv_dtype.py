@@ -60,9 +60,9 @@ async def test_bfloat16_divergences_stay_near_float32(
     values: list[float] = []
     for path in [*sorted(fixtures_dir.glob("*.json")), EXAMPLE]:
         low, full = await replies(bf16, path), await replies(embedded_backend, path)
-        assert [r.message.path for r in low] == [r.message.path for r in full]
+        assert [r.message.node_path for r in low] == [r.message.node_path for r in full]
         for a, b in zip(low, full, strict=True):
-            assert a.divergence == pytest.approx(b.divergence, abs=0.1), (path, a.message.path)
+            assert a.divergence == pytest.approx(b.divergence, abs=0.1), (path, a.message.node_path)
             assert (a.divergence > 1.0) == (b.divergence > 1.0)
             values.extend(t.logprob_with for t in a.tokens)
             compared += 1

@@ -16,13 +16,13 @@ from typing import Any
 import grpc
 import pytest
 from ftreview.conversations import parse_conversation
+from ftreview.core.defaults import MAX_CONTENT_CHARS
 from ftreview.v1 import scorer_pb2, scorer_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from scorer_service.backends.local import LocalBackend
 from scorer_service.backends.vllm import VllmBackend
 from scorer_service.conversation import flatten
-from scorer_service.limits import MAX_CONTENT_CHARS
 from scorer_service.scoring import Reason, score_conversation
 from scorer_service.tokenization import render
 from tests.support.fake_vllm import MODEL, FakeVllm

@@ -16,6 +16,7 @@ from scorer_service.backends.base import (
     RangeLogprobs,
     ScoreRequest,
     ScoringBackend,
+    StopCheck,
 )
 from scorer_service.backends.local import LocalBackend
 from scorer_service.conversation import flatten
@@ -33,16 +34,23 @@ class Recorder(ScoringBackend):
         self.calls = 0
 
     async def score(
-        self, requests: Sequence[ScoreRequest], progress: ProgressCallback | None = None
+        self,
+        requests: Sequence[ScoreRequest],
+        progress: ProgressCallback | None = None,
+        should_stop: StopCheck | None = None,
     ) -> list[RangeLogprobs]:
         self.calls += 1
         self.requests.extend(requests)
-        return await self.inner.score(requests, progress)
+        return await self.inner.score(requests, progress, should_stop)
 
     async def generate(
-        self, token_ids: Sequence[int], max_new_tokens: int, stop_token_ids: Sequence[int] = ()
+        self,
+        token_ids: Sequence[int],
+        max_new_tokens: int,
+        stop_token_ids: Sequence[int] = (),
+        should_stop: StopCheck | None = None,
     ) -> Generation:
-        return await self.inner.generate(token_ids, max_new_tokens, stop_token_ids)
+        return await self.inner.generate(token_ids, max_new_tokens, stop_token_ids, should_stop)
 
     async def info(self) -> BackendInfo:
         return await self.inner.info()
