@@ -74,6 +74,8 @@ async def last_reply(engine: LocalBackend, nodes: list[Any]) -> ReplyScore:
         conversation_id="grown",
         context_length=engine.context_length,
         only=frozenset({messages[-1].timestamp_ns}),
+        # The token accounting below counts the two variants; attribution adds its own.
+        attribution=False,
     )
     return result.replies[-1]
 
