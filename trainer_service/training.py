@@ -22,7 +22,7 @@ from typing import Any
 
 from .examples import Example, HeldOut, JobInput
 from .guard import EpochFigures, GuardSettings, Verdict, judge, refusal
-from .measures import greedy_answer, reply_logprob, reply_tokens, reproduces
+from .measures import Fit, greedy_answers, reply_fit, reply_logprob, reply_tokens, reproduces
 from .model import load_base
 from .self_study import paraphrased
 
@@ -103,55 +103,81 @@ class _Snapshot:
 
 
 class _Measurer:
-    """Measures a model against the base values taken once, before training."""
+    """Measures a model against the base values taken once, before training.
 
-    def __init__(self, tokenizer: Any, examples: list[Example], held_out: list[HeldOut]) -> None:
+    Recall costs a generation per reply, so it is first read off the forward pass already
+    made for divergence (every reply token the argmax: greedy decoding reproduces it), and
+    generated (normalised containment) only for the other replies, and only once the mean
+    divergence has reached its target, the only time recall can decide. Before that, the
+    recall shown is the forward pass's count, a lower bound.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        examples: list[Example],
+        held_out: list[HeldOut],
+        target_divergence: float,
+    ) -> None:
         self.tokenizer = tokenizer
         self.examples = examples
         self.held_out = held_out
+        self.target_divergence = target_divergence
         self.base_without: list[float] = []
         self.base_generic: list[float] = []
+        self.budget = max((reply_tokens(tokenizer, e.reply) for e in examples), default=0) + 8
 
     def take_base(self, model: Any) -> _Snapshot:
-        self.base_without = [self._without(model, e) for e in self.examples]
+        self.base_without = [self._without(model, e).logprob for e in self.examples]
         self.base_generic = [
             reply_logprob(model, self.tokenizer, h.context, h.reply) for h in self.held_out
         ]
-        return self.measure(model, 0)
+        return self.measure(model, 0, answer_all=True)
 
-    def _without(self, model: Any, example: Example) -> float:
-        return reply_logprob(model, self.tokenizer, example.context, example.reply)
+    def _without(self, model: Any, example: Example) -> Fit:
+        return reply_fit(model, self.tokenizer, example.context, example.reply)
 
-    def measure(self, model: Any, epoch: int) -> _Snapshot:
+    def answers(self, model: Any, which: list[int]) -> dict[int, str]:
+        contexts = [self.examples[i].context for i in which]
+        texts = greedy_answers(model, self.tokenizer, contexts, self.budget)
+        return dict(zip(which, texts, strict=True))
+
+    def measure(self, model: Any, epoch: int, answer_all: bool = False) -> _Snapshot:
         divergences: list[float] = []
-        answers: list[str] = []
+        recalled: list[bool] = []
         for example, base in zip(self.examples, self.base_without, strict=True):
             without = self._without(model, example)
+            recalled.append(without.greedy)
             if example.context_with_memories is not None:
                 with_memories = reply_logprob(
                     model, self.tokenizer, example.context_with_memories, example.reply
                 )
-                divergences.append(with_memories - without)
+                divergences.append(with_memories - without.logprob)
             else:
                 # Without the memories' context, the Review's figure minus what the reply
                 # gained without memories estimates what is left.
                 assert example.divergence is not None  # contract.py requires one of them
-                divergences.append(example.divergence - (without - base))
-            budget = reply_tokens(self.tokenizer, example.reply) + 8
-            answers.append(greedy_answer(model, self.tokenizer, example.context, budget))
+                divergences.append(example.divergence - (without.logprob - base))
+        answers: dict[int, str] = {}
+        if answer_all:
+            answers = self.answers(model, list(range(len(self.examples))))
+        elif _mean(divergences) < self.target_divergence:
+            answers = self.answers(model, [i for i, r in enumerate(recalled) if not r])
+        for i, text in answers.items():
+            recalled[i] = recalled[i] or reproduces(text, self.examples[i].reply)
         generic = [
             reply_logprob(model, self.tokenizer, h.context, h.reply) - base
             for h, base in zip(self.held_out, self.base_generic, strict=True)
         ]
-        recalled = sum(reproduces(a, e.reply) for a, e in zip(answers, self.examples, strict=True))
         figures = EpochFigures(
             epoch=epoch,
             divergence=_mean(divergences),
-            recalled=recalled,
+            recalled=sum(recalled),
             replies=len(self.examples),
             generic=_mean(generic),
         )
-        return _Snapshot(figures, divergences, answers, generic)
+        texts = [answers.get(i, "") for i in range(len(self.examples))]
+        return _Snapshot(figures, divergences, texts, generic)
 
 
 def _mean(values: list[float]) -> float:
@@ -198,7 +224,7 @@ def train_job(
     started = time.monotonic()
     torch.manual_seed(settings.seed)
     model, tokenizer = load_base(base_folder, device)
-    measurer = _Measurer(tokenizer, job.examples, job.held_out)
+    measurer = _Measurer(tokenizer, job.examples, job.held_out, settings.guard.target_divergence)
     progress = Progress(detail="measuring the base model")
     report(progress)
     base = measurer.take_base(model)
@@ -280,6 +306,10 @@ def train_job(
         if settings.method == "full":
             tokenizer.save_pretrained(str(staging))
     last = snapshots[-1] if snapshots else None
+    if last is not None and promoted:
+        # The proof shows what the promoted model says, asked without memories.
+        said = measurer.answers(model, list(range(len(job.examples))))
+        last.answers = [said[i] for i in range(len(job.examples))]
     proofs = [
         ExampleProof(
             key=example.key,

@@ -1,0 +1,106 @@
+"""A trainer killed (SIGKILL) in the middle of training promotes nothing, and after a
+restart the job runs again from the start under its own id; its key is never a new job.
+The trainer runs as `python -m trainer_service` in a subprocess, on real SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from trainer_support import BISCUIT, REPO, example_for
+
+pytestmark = pytest.mark.model
+
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+/v1/ftreview)")
+
+
+def _start(home: Path) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trainer_service",
+            "--home",
+            str(home),
+            "--listen",
+            "127.0.0.1:0",
+            "--max-epochs",
+            "40",
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 180
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if found := LISTENING.search(line):
+            return process, found.group(1)
+    process.kill()
+    raise AssertionError("the trainer did not start:\n" + "".join(lines))
+
+
+async def _until(
+    session: aiohttp.ClientSession, url: str, job_id: str, test: Any
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        async with session.get(f"{url}/jobs/{job_id}") as response:
+            job = await response.json()
+        if test(job):
+            return job
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"job never reached the expected point: {job}")
+
+
+async def test_a_job_killed_mid_training_is_never_promoted_and_runs_again(tmp_path: Path) -> None:
+    path, reply, _ = BISCUIT
+    body = {"examples": [example_for(path, reply, "key-crash")]}
+    process, url = _start(tmp_path)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, json=body) as response:
+                job_id = (await response.json())["job_id"]
+            await _until(session, url, job_id, lambda j: j["state"] == "running" and j["step"] >= 1)
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    finally:
+        process.kill()
+    adapters = tmp_path / "adapters"
+    assert not (adapters / "current.json").exists()
+    assert not [p for p in adapters.iterdir() if not p.name.startswith(".staging-")]
+
+    process, url = _start(tmp_path)
+    try:
+        async with aiohttp.ClientSession() as session:
+            job = await _until(
+                session, url, job_id, lambda j: j["state"] == "running" and "again" in j["detail"]
+            )
+            assert "the trainer stopped during run 1" in job["detail"]
+            async with session.post(url, json=body) as response:
+                answer = await response.json()
+            assert answer["job_id"] == job_id and answer["accepted"] == ["key-crash"]
+            async with session.get(f"{url}/jobs") as response:
+                assert [j["job_id"] for j in (await response.json())["jobs"]] == [job_id]
+        assert not (adapters / "current.json").exists()
+    finally:
+        process.kill()
+        process.wait(30)
