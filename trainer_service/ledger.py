@@ -174,17 +174,17 @@ class JobLedger:
             ).fetchone()
         return None if row is None else str(row["job_id"])
 
-    def start(self, job_id: str) -> tuple[list[Example], list[Example]]:
-        """Mark the job running; (examples to learn, examples to replay).
+    def start(self, job_id: str) -> tuple[list[Example], list[Example], int]:
+        """Mark the job running; (examples to learn, examples to replay, which run this is).
 
         To learn: every key accepted by this job or an earlier one and not yet in a promoted
         adapter (a failed job's keys are learnt by the next job). To replay: the rest, newest
         first."""
         with self._write() as db:
-            seq = db.execute("SELECT seq FROM jobs WHERE job_id = ?", (job_id,)).fetchone()["seq"]
-            previous = db.execute("SELECT detail FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[
-                "detail"
-            ]
+            job = db.execute(
+                "SELECT seq, detail, runs FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            seq, previous = job["seq"], job["detail"]
             rows = db.execute(
                 "SELECT e.payload, e.adapter FROM examples e JOIN jobs j ON e.job_id = j.job_id "
                 "WHERE j.seq <= ? ORDER BY e.seq DESC",
@@ -199,7 +199,7 @@ class JobLedger:
                 "total_steps = 0, loss = NULL, detail = ?, error = '' WHERE job_id = ?",
                 (len(learn), detail, job_id),
             )
-        return learn, replay
+        return learn, replay, int(job["runs"]) + 1
 
     def held_out(self) -> list[HeldOut]:
         with self._lock:

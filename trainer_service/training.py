@@ -40,7 +40,7 @@ class TrainingSettings:
     learning_rate: float = 1e-3
     scheduler: str = "constant"
     max_epochs: int = 10
-    batch_size: int = 4
+    batch_size: int = 1
     self_study: int = 0
     seed: int = 0
     # False only for measurements (the benchmark's baseline): train every epoch, keep the last.

@@ -120,7 +120,9 @@ class JobWorker:
 
     def run_job(self, job_id: str) -> None:
         settings = settings_for(self.settings, self.ledger.settings(job_id))
-        learn, replay = self.ledger.start(job_id)
+        learn, replay, run = self.ledger.start(job_id)
+        # A job run again after a crash says so in every detail it shows.
+        again = f"run {run}, from the start after the trainer stopped: " if run > 1 else ""
         held_out = self.ledger.held_out() or list(BUILT_IN_GENERIC)
         job = JobInput(learn, replay[:REPLAY_LIMIT], held_out)
         staging = self.versions.staging(job_id)
@@ -138,7 +140,7 @@ class JobWorker:
                 step=progress.step,
                 total_steps=progress.total_steps,
                 loss=progress.loss,
-                detail=progress.detail,
+                detail=again + progress.detail,
                 epochs=progress.epoch,
             )
 
@@ -149,14 +151,14 @@ class JobWorker:
             self.ledger.finish(
                 job_id,
                 succeeded=False,
-                detail=f"refused by the guard after {len(outcome.history)} epochs: {last}",
+                detail=f"{again}refused by the guard after {len(outcome.history)} epochs: {last}",
                 figures=figures(outcome),
                 trained_keys=[],
                 error=outcome.error,
             )
             return
         name, path = self.versions.promote(staging)
-        detail = f"promoted {name} after {len(outcome.history)} epochs: {last}"
+        detail = f"{again}promoted {name} after {len(outcome.history)} epochs: {last}"
         if self.notify_scorer is not None:
             problem = self.notify_scorer(str(path), name)
             detail += (

@@ -16,6 +16,7 @@ from trainer_support import BISCUIT, FIXTURES, OKAFOR, example_for, wait_for_job
 
 from trainer_service.measures import greedy_answer, normalise, reply_logprob
 from trainer_service.model import base_model_folder, load_base
+from trainer_service.scorer_link import ScorerLink
 from trainer_service.server import RunningTrainer, TrainerConfig, start
 
 pytestmark = pytest.mark.model
@@ -25,7 +26,12 @@ pytestmark = pytest.mark.model
 async def trainer(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningTrainer]:
     folder, name = base_model_folder(None)
     home = tmp_path_factory.mktemp("trainer-home")
-    running = await start(TrainerConfig(home=home, base_folder=folder, base_name=name, port=0))
+    # Nothing listens on port 9 here: the job must succeed all the same and say so.
+    unreachable = ScorerLink("127.0.0.1:9", timeout=10)
+    config = TrainerConfig(
+        home=home, base_folder=folder, base_name=name, port=0, notify_scorer=unreachable
+    )
+    running = await start(config)
     yield running
     await running.stop()
 
@@ -60,6 +66,9 @@ async def test_the_job_trains_the_replies_in_and_keeps_generic_replies(
     assert job["trained_divergence_after"] < 0.2 < job["trained_divergence_before"]
     assert job["generic_loglik_change"] > -0.2
     assert job["epochs"] >= 1 and "promoted v1" in job["detail"]
+    assert (
+        "the Scorer was not told: LoadAdapter at 127.0.0.1:9 failed (UNAVAILABLE)" in job["detail"]
+    )
     pointer = json.loads((trainer.versions.root / "current.json").read_text())
     assert pointer == {"name": "v1", "path": job["adapter_path"]}
     proofs = {p["idempotency_key"]: p for p in job["per_example"]}

@@ -35,8 +35,8 @@ def test_a_running_job_is_queued_again_and_says_so(tmp_path: Path) -> None:
     recovered = ledger.job(job)
     assert recovered is not None and recovered["state"] == "queued"
     assert "runs again from the start" in recovered["detail"]
-    learn, _ = ledger.start(job)
-    assert [e.key for e in learn] == ["k1"]
+    learn, _, run = ledger.start(job)
+    assert [e.key for e in learn] == ["k1"] and run == 2
     assert "started again" in ledger.job(job)["detail"]  # type: ignore[index]
 
 
@@ -48,7 +48,7 @@ def test_failed_keys_are_learnt_by_the_next_job_and_promoted_ones_replayed(tmp_p
     second, _ = ledger.accept(
         [_example("k2")], [HeldOut([{"role": "user", "content": "hi"}], "hello")], {}
     )
-    learn, replay = ledger.start(second)
+    learn, replay, _ = ledger.start(second)
     assert [e.key for e in learn] == ["k1", "k2"] and replay == []
     ledger.finish(
         second,
@@ -60,7 +60,7 @@ def test_failed_keys_are_learnt_by_the_next_job_and_promoted_ones_replayed(tmp_p
     )
     assert ledger.trained_keys() == {"k1": "v1", "k2": "v1"}
     third, _ = ledger.accept([_example("k3")], [], {})
-    learn, replay = ledger.start(third)
+    learn, replay, _ = ledger.start(third)
     assert [e.key for e in learn] == ["k3"] and {e.key for e in replay} == {"k1", "k2"}
     assert ledger.held_out()[0].reply == "hello"
     assert ledger.job(second)["recall"] == 1.0  # type: ignore[index]
