@@ -122,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
         help="guard: largest allowed drop of generic log-likelihood, nats/token "
         "(default learn.max_forgetting or 0.1)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: torch's choice; 1 is several times faster "
+        "on a small machine shared with other work)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -154,6 +161,10 @@ def config_from(argv: list[str] | None = None) -> TrainerConfig:
         self_study=args.self_study,
         guard=guard,
     )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     folder, name = base_model_folder(args.model)
     notify = None
     if args.scorer:

@@ -37,9 +37,9 @@ class TrainingSettings:
     rank: int = 16
     alpha: int = 32
     target_modules: tuple[str, ...] = ALL_LINEAR
-    learning_rate: float = 1e-3
+    learning_rate: float = 5e-4
     scheduler: str = "constant"
-    max_epochs: int = 10
+    max_epochs: int = 12
     batch_size: int = 1
     self_study: int = 0
     seed: int = 0

@@ -35,6 +35,8 @@ def _start(home: Path) -> tuple[subprocess.Popen[str], str]:
             "127.0.0.1:0",
             "--max-epochs",
             "40",
+            "--threads",
+            "1",
             "--log-level",
             "WARNING",
         ],

@@ -24,6 +24,10 @@ pytestmark = pytest.mark.model
 
 @pytest.fixture(scope="module")
 async def trainer(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningTrainer]:
+    import torch
+
+    # Two cores shared with other work: one thread is several times faster than two.
+    torch.set_num_threads(1)
     folder, name = base_model_folder(None)
     home = tmp_path_factory.mktemp("trainer-home")
     # Nothing listens on port 9 here: the job must succeed all the same and say so.
