@@ -8,7 +8,7 @@ measured in the same run, the baseline (LoRA r=16 on q/v, lr 1e-3, 5 epochs, no 
 setting measured by hand in issue 11)
 first.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_training.py [--only NAME ...] [--set NAME=JSON ...]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_training.py [--only NAME ...] [--set N=JSON]
 """
 
 from __future__ import annotations

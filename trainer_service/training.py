@@ -218,7 +218,7 @@ def train_job(
     """Train `job` from the base model; write the promoted model into `staging` or nothing."""
     import torch
     from datasets import Dataset
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
     from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
 
     started = time.monotonic()
@@ -299,6 +299,8 @@ def train_job(
         processing_class=tokenizer,
         callbacks=[Guard()],
     )
+    # The job's progress goes to the ledger, not to stdout.
+    trainer.remove_callback(PrinterCallback)
     trainer.train()
     promoted = bool(verdicts) and verdicts[-1] is Verdict.PROMOTE
     if promoted:

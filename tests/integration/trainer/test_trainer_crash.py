@@ -23,41 +23,37 @@ pytestmark = pytest.mark.model
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+/v1/ftreview)")
 
 
-def _start(home: Path) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "trainer_service",
-            "--home",
-            str(home),
-            "--listen",
-            "127.0.0.1:0",
-            "--max-epochs",
-            "40",
-            "--threads",
-            "1",
-            "--log-level",
-            "WARNING",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
+def _start(home: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The trainer in a subprocess, its output in `log`; (process, endpoint URL)."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "trainer_service",
+                "--home",
+                str(home),
+                "--listen",
+                "127.0.0.1:0",
+                "--max-epochs",
+                "40",
+                "--threads",
+                "1",
+                "--log-level",
+                "WARNING",
+            ],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     deadline = time.monotonic() + 180
-    lines = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if found := LISTENING.search(line):
+    while time.monotonic() < deadline and process.poll() is None:
+        if found := LISTENING.search(log.read_text(errors="replace")):
             return process, found.group(1)
+        time.sleep(0.2)
     process.kill()
-    raise AssertionError("the trainer did not start:\n" + "".join(lines))
+    raise AssertionError("the trainer did not start:\n" + log.read_text(errors="replace"))
 
 
 async def _until(
@@ -76,7 +72,8 @@ async def _until(
 async def test_a_job_killed_mid_training_is_never_promoted_and_runs_again(tmp_path: Path) -> None:
     path, reply, _ = BISCUIT
     body = {"examples": [example_for(path, reply, "key-crash")]}
-    process, url = _start(tmp_path)
+    home = tmp_path / "home"
+    process, url = _start(home, tmp_path / "first.log")
     try:
         async with aiohttp.ClientSession() as session:
             async with session.post(url, json=body) as response:
@@ -86,11 +83,11 @@ async def test_a_job_killed_mid_training_is_never_promoted_and_runs_again(tmp_pa
         process.wait(30)
     finally:
         process.kill()
-    adapters = tmp_path / "adapters"
+    adapters = home / "adapters"
     assert not (adapters / "current.json").exists()
     assert not [p for p in adapters.iterdir() if not p.name.startswith(".staging-")]
 
-    process, url = _start(tmp_path)
+    process, url = _start(home, tmp_path / "second.log")
     try:
         async with aiohttp.ClientSession() as session:
             job = await _until(
