@@ -1,0 +1,1 @@
+"""The fine-tuning endpoint (README contract) that trains approved replies into adapters."""

@@ -1,0 +1,78 @@
+"""Versioned adapters under `<home>/adapters/`, and the pointer to the one in use.
+
+Invariants:
+- a job writes only into its staging folder (`.staging-<job>`); a version folder `vN` is
+  created by renaming a complete staging folder, so `vN` is never half-written;
+- `current.json` (`{"name": "vN", "path": "/abs/adapters/vN"}`) is replaced atomically
+  (temporary file, fsync, rename, fsync of the folder): a reader sees the old pointer or the
+  new one, never a torn file, and a crash before the rename promotes nothing;
+- version numbers only grow, so a job re-run after a crash never overwrites a version;
+- staging folders left by a killed job are removed at start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+_VERSION = re.compile(r"^v(\d+)$")
+STAGING_PREFIX = ".staging-"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AdapterVersions:
+    def __init__(self, home: Path) -> None:
+        self.root = (home / "adapters").resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.pointer = self.root / "current.json"
+
+    def remove_leftovers(self) -> list[str]:
+        removed = []
+        for path in self.root.glob(STAGING_PREFIX + "*"):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+        return removed
+
+    def staging(self, job_id: str) -> Path:
+        path = self.root / f"{STAGING_PREFIX}{job_id}"
+        shutil.rmtree(path, ignore_errors=True)
+        return path
+
+    def _next_name(self) -> str:
+        numbers = [int(m.group(1)) for p in self.root.iterdir() if (m := _VERSION.match(p.name))]
+        return f"v{max(numbers, default=0) + 1}"
+
+    def promote(self, staging: Path) -> tuple[str, Path]:
+        """Make the complete `staging` folder the next version and point `current.json` at it."""
+        name = self._next_name()
+        target = self.root / name
+        staging.rename(target)
+        _fsync_dir(self.root)
+        body = json.dumps({"name": name, "path": str(target)}).encode()
+        fd, temporary = tempfile.mkstemp(prefix=".current.", dir=self.root)
+        try:
+            os.write(fd, body)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, self.pointer)
+        _fsync_dir(self.root)
+        return name, target
+
+    def current(self) -> dict[str, str] | None:
+        try:
+            data = json.loads(self.pointer.read_text())
+        except FileNotFoundError:
+            return None
+        return {"name": str(data["name"]), "path": str(data["path"])}

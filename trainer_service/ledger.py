@@ -1,0 +1,271 @@
+"""The trainer's SQLite job ledger: idempotency keys, jobs and their figures.
+
+Invariants:
+- an idempotency key is stored once, with the job that accepted it; a key seen again is
+  answered with that job and never starts a new one (also after a restart or a crash);
+- a key stays "pending" (trained into no promoted adapter) until the job that promoted an
+  adapter containing it marks it, in the same transaction that marks the job succeeded;
+- a job is `queued`, `running`, `succeeded` or `failed`; one found `running` at start was
+  interrupted and is queued again from the start (`recover`), never resumed half-way;
+- every write is one transaction, so a crash leaves the ledger as it was before or after.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .examples import Example, HeldOut
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    examples INTEGER NOT NULL DEFAULT 0,
+    settings TEXT NOT NULL DEFAULT '{}',
+    epochs INTEGER NOT NULL DEFAULT 0,
+    step INTEGER NOT NULL DEFAULT 0,
+    total_steps INTEGER NOT NULL DEFAULT 0,
+    loss REAL,
+    detail TEXT NOT NULL DEFAULT '',
+    adapter TEXT NOT NULL DEFAULT '',
+    adapter_path TEXT NOT NULL DEFAULT '',
+    trained_divergence_before REAL,
+    trained_divergence_after REAL,
+    recall REAL,
+    generic_loglik_change REAL,
+    per_example TEXT NOT NULL DEFAULT '[]',
+    error TEXT NOT NULL DEFAULT '',
+    runs INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    ended_at TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS examples (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    job_id TEXT NOT NULL REFERENCES jobs(job_id),
+    payload TEXT NOT NULL,
+    adapter TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS held_out (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    payload TEXT NOT NULL UNIQUE
+);
+"""
+
+JOB_FIELDS = (
+    "job_id", "state", "examples", "epochs", "step", "total_steps", "loss", "detail",
+    "adapter", "adapter_path", "trained_divergence_before", "trained_divergence_after",
+    "recall", "generic_loglik_change", "per_example", "error", "created_at", "ended_at",
+)  # fmt: skip
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JobLedger:
+    """Safe to share between the HTTP loop and the worker thread (one lock, one connection)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def accept(
+        self, examples: list[Example], held_out: list[HeldOut], settings: dict[str, Any]
+    ) -> tuple[str, dict[str, str]]:
+        """(the new job's id or "", {key: the job that accepted it}) for every key."""
+        owners: dict[str, str] = {}
+        with self._write() as db:
+            for example in examples:
+                row = db.execute(
+                    "SELECT job_id FROM examples WHERE key = ?", (example.key,)
+                ).fetchone()
+                if row is not None:
+                    owners[example.key] = row["job_id"]
+            fresh = [e for e in examples if e.key not in owners]
+            for item in held_out:
+                db.execute(
+                    "INSERT OR IGNORE INTO held_out (payload) VALUES (?)",
+                    (json.dumps(item.to_json(), sort_keys=True),),
+                )
+            if not fresh:
+                return "", owners
+            seq = db.execute(
+                "INSERT INTO jobs (job_id, state, examples, settings, created_at, detail) "
+                "VALUES ('', 'queued', ?, ?, ?, 'queued')",
+                (len(fresh), json.dumps(settings), now()),
+            ).lastrowid
+            job_id = f"ft-{seq}"
+            db.execute("UPDATE jobs SET job_id = ? WHERE seq = ?", (job_id, seq))
+            for example in fresh:
+                db.execute(
+                    "INSERT INTO examples (key, job_id, payload) VALUES (?, ?, ?)",
+                    (example.key, job_id, json.dumps(example.to_json())),
+                )
+                owners[example.key] = job_id
+        return job_id, owners
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else _job_json(row)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY seq DESC").fetchall()
+        return [_job_json(row) for row in rows]
+
+    def settings(self, job_id: str) -> dict[str, Any]:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT settings FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+        return dict(json.loads(row["settings"])) if row else {}
+
+    def recover(self) -> list[str]:
+        """Queue again, from the start, every job a stopped trainer left running."""
+        with self._write() as db:
+            rows = db.execute("SELECT job_id, runs FROM jobs WHERE state = 'running'").fetchall()
+            for row in rows:
+                db.execute(
+                    "UPDATE jobs SET state = 'queued', step = 0, loss = NULL, detail = ? "
+                    "WHERE job_id = ?",
+                    (
+                        f"queued again: the trainer stopped during run {row['runs']}; "
+                        "it runs again from the start and nothing of that run was promoted",
+                        row["job_id"],
+                    ),
+                )
+        return [row["job_id"] for row in rows]
+
+    def next_queued(self) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT job_id FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1"
+            ).fetchone()
+        return None if row is None else str(row["job_id"])
+
+    def start(self, job_id: str) -> tuple[list[Example], list[Example], int]:
+        """Mark the job running; (examples to learn, examples to replay, which run this is).
+
+        To learn: every key accepted by this job or an earlier one and not yet in a promoted
+        adapter (a failed job's keys are learnt by the next job). To replay: the rest, newest
+        first."""
+        with self._write() as db:
+            job = db.execute(
+                "SELECT seq, detail, runs FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            seq, previous = job["seq"], job["detail"]
+            rows = db.execute(
+                "SELECT e.payload, e.adapter FROM examples e JOIN jobs j ON e.job_id = j.job_id "
+                "WHERE j.seq <= ? ORDER BY e.seq DESC",
+                (seq,),
+            ).fetchall()
+            learn = [Example.from_json(json.loads(r["payload"])) for r in rows if not r["adapter"]]
+            learn.reverse()
+            replay = [Example.from_json(json.loads(r["payload"])) for r in rows if r["adapter"]]
+            detail = "started" if previous == "queued" else f"started again ({previous})"
+            db.execute(
+                "UPDATE jobs SET state = 'running', runs = runs + 1, examples = ?, step = 0, "
+                "total_steps = 0, loss = NULL, detail = ?, error = '' WHERE job_id = ?",
+                (len(learn), detail, job_id),
+            )
+        return learn, replay, int(job["runs"]) + 1
+
+    def held_out(self) -> list[HeldOut]:
+        with self._lock:
+            rows = self._db.execute("SELECT payload FROM held_out ORDER BY seq").fetchall()
+        return [HeldOut.from_json(json.loads(r["payload"])) for r in rows]
+
+    def progress(self, job_id: str, **fields: Any) -> None:
+        allowed = {"step", "total_steps", "loss", "detail", "epochs"}
+        names = [name for name in fields if name in allowed]
+        if not names:
+            return
+        with self._write() as db:
+            db.execute(
+                f"UPDATE jobs SET {', '.join(f'{n} = ?' for n in names)} WHERE job_id = ?",
+                (*(fields[n] for n in names), job_id),
+            )
+
+    def finish(
+        self,
+        job_id: str,
+        *,
+        succeeded: bool,
+        detail: str,
+        figures: dict[str, Any],
+        trained_keys: list[str],
+        adapter: str = "",
+        adapter_path: str = "",
+        error: str = "",
+    ) -> None:
+        """End the job; on success the keys it trained are marked as in `adapter`, at once."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE jobs SET state = ?, detail = ?, error = ?, adapter = ?, adapter_path = ?, "
+                "epochs = ?, trained_divergence_before = ?, trained_divergence_after = ?, "
+                "recall = ?, generic_loglik_change = ?, per_example = ?, ended_at = ? "
+                "WHERE job_id = ?",
+                (
+                    "succeeded" if succeeded else "failed",
+                    detail,
+                    error,
+                    adapter,
+                    adapter_path,
+                    figures.get("epochs", 0),
+                    figures.get("trained_divergence_before"),
+                    figures.get("trained_divergence_after"),
+                    figures.get("recall"),
+                    figures.get("generic_loglik_change"),
+                    json.dumps(figures.get("per_example", [])),
+                    now(),
+                    job_id,
+                ),
+            )
+            if succeeded:
+                db.executemany(
+                    "UPDATE examples SET adapter = ? WHERE key = ? AND adapter = ''",
+                    [(adapter, key) for key in trained_keys],
+                )
+
+    def trained_keys(self) -> dict[str, str]:
+        """{key: adapter} of the keys in a promoted adapter."""
+        with self._lock:
+            rows = self._db.execute("SELECT key, adapter FROM examples WHERE adapter != ''")
+            return {r["key"]: r["adapter"] for r in rows.fetchall()}
+
+
+def _job_json(row: sqlite3.Row) -> dict[str, Any]:
+    job = {name: row[name] for name in JOB_FIELDS}
+    job["per_example"] = json.loads(row["per_example"])
+    return job

@@ -1,0 +1,141 @@
+"""The fine-tuning endpoint over HTTP (aiohttp): the README's contract plus job status.
+
+Routes:
+- `POST /v1/ftreview`: the contract (`contract.py`) -> `{"job_id", "accepted", "rejected",
+  "job_ids"}`; `job_ids` (addition) names, per accepted key, the job that accepted it (a
+  key seen before keeps its original job); `job_id` is the new job, or, when every key was
+  seen before, the job of the first one. A contract break -> 400 `{"error": "<where>: <what>"}`;
+  a `model` that is not this trainer's base model -> 400 naming both.
+- `GET /v1/ftreview/jobs` -> `{"jobs": [job, ...]}`, newest first;
+  `GET /v1/ftreview/jobs/{job_id}` -> job, or 404.
+
+Invariant: handlers only touch the ledger (short SQLite transactions); training runs on the
+worker's thread, so the event loop answers while a job trains.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .adapters import AdapterVersions
+from .contract import ContractError, parse_request
+from .ledger import JobLedger
+from .model import names_base_model
+from .training import TrainingSettings
+from .worker import JobWorker, ScorerNotice
+
+log = logging.getLogger(__name__)
+
+PATH = "/v1/ftreview"
+
+
+@dataclass
+class TrainerConfig:
+    home: Path
+    base_folder: Path
+    base_name: str
+    device: str = "cpu"
+    host: str = "127.0.0.1"
+    port: int = 8431
+    settings: TrainingSettings = field(default_factory=TrainingSettings)
+    notify_scorer: ScorerNotice | None = None
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+class Endpoint:
+    def __init__(self, config: TrainerConfig, ledger: JobLedger, worker: JobWorker) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.worker = worker
+
+    async def submit(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            return _error(400, f"the body is not JSON: {error}")
+        try:
+            parsed = parse_request(body)
+        except ContractError as error:
+            return _error(400, str(error))
+        config = self.config
+        if parsed.model and not names_base_model(
+            parsed.model, config.base_folder, config.base_name
+        ):
+            return _error(
+                400,
+                f"model: {parsed.model!r} is not this trainer's base model "
+                f"{config.base_name!r} ({config.base_folder})",
+            )
+        job_id, owners = self.ledger.accept(parsed.examples, parsed.held_out, parsed.settings)
+        if job_id:
+            self.worker.wake()
+        accepted = [e.key for e in parsed.examples]
+        answer: dict[str, Any] = {
+            "job_id": job_id or (owners[accepted[0]] if accepted else ""),
+            "accepted": accepted,
+            "rejected": [],
+            "job_ids": owners,
+        }
+        return web.json_response(answer)
+
+    async def jobs(self, request: web.Request) -> web.Response:
+        return web.json_response({"jobs": self.ledger.jobs()})
+
+    async def job(self, request: web.Request) -> web.Response:
+        job_id = request.match_info["job_id"]
+        job = self.ledger.job(job_id)
+        if job is None:
+            return _error(404, f"no job {job_id!r}")
+        return web.json_response(job)
+
+
+@dataclass
+class RunningTrainer:
+    runner: web.AppRunner
+    port: int
+    ledger: JobLedger
+    worker: JobWorker
+    versions: AdapterVersions
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{PATH}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        self.worker.stop()
+        self.ledger.close()
+
+
+async def start(config: TrainerConfig) -> RunningTrainer:
+    """Open the ledger, start the worker (re-queueing interrupted jobs) and bind the port."""
+    config.home.mkdir(parents=True, exist_ok=True)
+    ledger = JobLedger(config.home / "trainer.sqlite3")
+    versions = AdapterVersions(config.home)
+    worker = JobWorker(
+        ledger, versions, config.settings, config.base_folder, config.device, config.notify_scorer
+    )
+    endpoint = Endpoint(config, ledger, worker)
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post(PATH, endpoint.submit)
+    app.router.add_get(f"{PATH}/jobs", endpoint.jobs)
+    app.router.add_get(f"{PATH}/jobs/{{job_id}}", endpoint.job)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    port = int(runner.addresses[0][1])
+    worker.start()
+    log.info(
+        "fine-tuning endpoint on http://%s:%d%s (home %s)", config.host, port, PATH, config.home
+    )
+    return RunningTrainer(runner, port, ledger, worker, versions)

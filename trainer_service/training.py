@@ -1,0 +1,339 @@
+"""One training job: TRL's SFTTrainer on prompt–completion examples, under the guard.
+
+Invariants:
+- the loss is on the reply tokens only (prompt–completion examples, `completion_only_loss`);
+- the base model is never changed on disk: LoRA trains an adapter beside it; `full` trains a
+  copy in memory;
+- the figures of every epoch are measured on the model being trained, after that epoch,
+  and the guard (`guard.py`) decides; only a model the guard promoted is written, and only
+  into the staging folder the caller gives (the caller renames it into place);
+- float32 and no gradient checkpointing: bf16 training stalls on this CPU without an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .examples import Example, HeldOut, JobInput
+from .guard import EpochFigures, GuardSettings, Verdict, judge, refusal
+from .measures import Fit, greedy_answers, reply_fit, reply_logprob, reply_tokens, reproduces
+from .model import load_base
+from .self_study import paraphrased
+
+log = logging.getLogger(__name__)
+
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    method: str = "lora"  # "lora" or "full"
+    rank: int = 16
+    alpha: int = 32
+    target_modules: tuple[str, ...] = ALL_LINEAR
+    learning_rate: float = 5e-4
+    scheduler: str = "constant"
+    max_epochs: int = 12
+    batch_size: int = 1
+    self_study: int = 0
+    seed: int = 0
+    # False only for measurements (the benchmark's baseline): train every epoch, keep the last.
+    guarded: bool = True
+    guard: GuardSettings = field(default_factory=GuardSettings)
+
+
+DEFAULTS = TrainingSettings()
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    loss: float | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ExampleProof:
+    key: str
+    divergence_before: float
+    divergence_after: float | None
+    answer_before: str
+    answer_after: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "idempotency_key": self.key,
+            "divergence_before": self.divergence_before,
+            "divergence_after": self.divergence_after,
+            "answer_before": self.answer_before,
+            "answer_after": self.answer_after,
+        }
+
+
+@dataclass
+class Outcome:
+    promoted: bool
+    error: str
+    before: EpochFigures
+    history: list[EpochFigures]
+    per_example: list[ExampleProof]
+    seconds: float
+
+    @property
+    def after(self) -> EpochFigures | None:
+        return self.history[-1] if self.history else None
+
+
+@dataclass
+class _Snapshot:
+    """One measurement of the model: the guard's figures and each reply's own values."""
+
+    figures: EpochFigures
+    divergences: list[float]
+    answers: list[str]
+    generic: list[float]
+
+
+class _Measurer:
+    """Measures a model against the base values taken once, before training.
+
+    Recall costs a generation per reply, so it is first read off the forward pass already
+    made for divergence (every reply token the argmax: greedy decoding reproduces it), and
+    generated (normalised containment) only for the other replies, and only once the mean
+    divergence has reached its target, the only time recall can decide. Before that, the
+    recall shown is the forward pass's count, a lower bound.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        examples: list[Example],
+        held_out: list[HeldOut],
+        target_divergence: float,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.examples = examples
+        self.held_out = held_out
+        self.target_divergence = target_divergence
+        self.base_without: list[float] = []
+        self.base_generic: list[float] = []
+        self.budget = max((reply_tokens(tokenizer, e.reply) for e in examples), default=0) + 8
+
+    def take_base(self, model: Any) -> _Snapshot:
+        self.base_without = [self._without(model, e).logprob for e in self.examples]
+        self.base_generic = [
+            reply_logprob(model, self.tokenizer, h.context, h.reply) for h in self.held_out
+        ]
+        return self.measure(model, 0, answer_all=True)
+
+    def _without(self, model: Any, example: Example) -> Fit:
+        return reply_fit(model, self.tokenizer, example.context, example.reply)
+
+    def answers(self, model: Any, which: list[int]) -> dict[int, str]:
+        contexts = [self.examples[i].context for i in which]
+        texts = greedy_answers(model, self.tokenizer, contexts, self.budget)
+        return dict(zip(which, texts, strict=True))
+
+    def measure(self, model: Any, epoch: int, answer_all: bool = False) -> _Snapshot:
+        divergences: list[float] = []
+        recalled: list[bool] = []
+        for example, base in zip(self.examples, self.base_without, strict=True):
+            without = self._without(model, example)
+            recalled.append(without.greedy)
+            if example.context_with_memories is not None:
+                with_memories = reply_logprob(
+                    model, self.tokenizer, example.context_with_memories, example.reply
+                )
+                divergences.append(with_memories - without.logprob)
+            else:
+                # Without the memories' context, the Review's figure minus what the reply
+                # gained without memories estimates what is left.
+                assert example.divergence is not None  # contract.py requires one of them
+                divergences.append(example.divergence - (without.logprob - base))
+        answers: dict[int, str] = {}
+        if answer_all:
+            answers = self.answers(model, list(range(len(self.examples))))
+        elif _mean(divergences) < self.target_divergence:
+            answers = self.answers(model, [i for i, r in enumerate(recalled) if not r])
+        for i, text in answers.items():
+            recalled[i] = recalled[i] or reproduces(text, self.examples[i].reply)
+        generic = [
+            reply_logprob(model, self.tokenizer, h.context, h.reply) - base
+            for h, base in zip(self.held_out, self.base_generic, strict=True)
+        ]
+        figures = EpochFigures(
+            epoch=epoch,
+            divergence=_mean(divergences),
+            recalled=sum(recalled),
+            replies=len(self.examples),
+            generic=_mean(generic),
+        )
+        texts = [answers.get(i, "") for i in range(len(self.examples))]
+        return _Snapshot(figures, divergences, texts, generic)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _row(example: Example) -> dict[str, Any]:
+    return {
+        "prompt": example.context,
+        "completion": [{"role": "assistant", "content": example.reply}],
+    }
+
+
+def _wrap(model: Any, settings: TrainingSettings) -> Any:
+    if settings.method == "full":
+        model.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=0.0,
+        target_modules=list(settings.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def train_job(
+    job: JobInput,
+    settings: TrainingSettings,
+    base_folder: Path,
+    device: str,
+    staging: Path,
+    report: Callable[[Progress], None],
+) -> Outcome:
+    """Train `job` from the base model; write the promoted model into `staging` or nothing."""
+    import torch
+    from datasets import Dataset
+    from transformers import PrinterCallback, TrainerCallback
+    from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
+
+    started = time.monotonic()
+    torch.manual_seed(settings.seed)
+    model, tokenizer = load_base(base_folder, device)
+    measurer = _Measurer(tokenizer, job.examples, job.held_out, settings.guard.target_divergence)
+    progress = Progress(detail="measuring the base model")
+    report(progress)
+    base = measurer.take_base(model)
+    rows = [_row(e) for e in job.examples + job.replay]
+    if settings.self_study:
+        progress.detail = f"self-study: {settings.self_study} paraphrases per reply"
+        report(progress)
+        for example in job.examples:
+            for variant in paraphrased(
+                model, tokenizer, example, settings.self_study, settings.seed
+            ):
+                rows.append(_row(variant))
+    model = _wrap(model, settings)
+    steps_per_epoch = math.ceil(len(rows) / settings.batch_size)
+    progress.total_steps = steps_per_epoch * settings.max_epochs
+    history: list[EpochFigures] = []
+    verdicts: list[Verdict] = []
+    snapshots: list[_Snapshot] = []
+
+    class Guard(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
+            if logs and "loss" in logs:
+                progress.loss = float(logs["loss"])
+                report(progress)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            progress.step = int(state.global_step)
+            progress.total_steps = int(state.max_steps)
+            report(progress)
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            epoch = len(history) + 1
+            snapshot = measurer.measure(model, epoch)
+            history.append(snapshot.figures)
+            snapshots.append(snapshot)
+            verdict = judge(snapshot.figures, settings.guard, epoch == settings.max_epochs)
+            if not settings.guarded:
+                verdict = Verdict.PROMOTE if epoch == settings.max_epochs else Verdict.CONTINUE
+            verdicts.append(verdict)
+            progress.epoch = epoch
+            progress.detail = f"epoch {epoch}/{settings.max_epochs}: {snapshot.figures.line()}"
+            report(progress)
+            if verdict is not Verdict.CONTINUE:
+                control.should_training_stop = True
+
+    config = SFTConfig(
+        output_dir=str(staging.parent / (staging.name + ".state")),
+        num_train_epochs=settings.max_epochs,
+        per_device_train_batch_size=settings.batch_size,
+        # Self-study adds rows to an epoch; the step size shrinks by as much, so that one
+        # epoch moves the model about as far as without it and the guard, which looks once
+        # per epoch, does not step over the window where it may promote (measured: at the
+        # plain rate, 2 paraphrases per reply went from recall 3/4 to generic -0.60 in one
+        # epoch).
+        learning_rate=settings.learning_rate * len(job.examples + job.replay) / len(rows),
+        lr_scheduler_type=settings.scheduler,
+        warmup_steps=0,
+        weight_decay=0.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=False,
+        use_cpu=device == "cpu",
+        seed=settings.seed,
+        data_seed=settings.seed,
+        disable_tqdm=True,
+        max_length=1024,
+        completion_only_loss=True,
+        dataloader_num_workers=0,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[Guard()],
+    )
+    # The job's progress goes to the ledger, not to stdout.
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    promoted = bool(verdicts) and verdicts[-1] is Verdict.PROMOTE
+    if promoted:
+        model.save_pretrained(str(staging))
+        if settings.method == "full":
+            tokenizer.save_pretrained(str(staging))
+    last = snapshots[-1] if snapshots else None
+    if last is not None and promoted:
+        # The proof shows what the promoted model says, asked without memories.
+        said = measurer.answers(model, list(range(len(job.examples))))
+        last.answers = [said[i] for i in range(len(job.examples))]
+    proofs = [
+        ExampleProof(
+            key=example.key,
+            divergence_before=before_div,
+            divergence_after=last.divergences[i] if last else None,
+            answer_before=before_answer,
+            answer_after=last.answers[i] if last else "",
+        )
+        for i, (example, before_div, before_answer) in enumerate(
+            zip(job.examples, base.divergences, base.answers, strict=True)
+        )
+    ]
+    return Outcome(
+        promoted=promoted,
+        error="" if promoted else refusal(history, settings.guard) if history else "no epoch ran",
+        before=base.figures,
+        history=history,
+        per_example=proofs,
+        seconds=time.monotonic() - started,
+    )

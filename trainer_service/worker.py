@@ -1,0 +1,175 @@
+"""Runs jobs one at a time on a thread of its own, so the HTTP loop stays responsive.
+
+Invariants:
+- one job at a time, oldest queued first; training blocks this thread only;
+- a job's progress (step, loss, the guard's figures per epoch) is written to the ledger as
+  it happens, so `GET /v1/ftreview/jobs/{id}` shows it while the job runs;
+- promotion order: the guard promotes -> the staging folder becomes `vN` and
+  `current.json` points at it -> the Scorer is told (`LoadAdapter`) -> the ledger marks the
+  job succeeded and its keys trained, in one transaction. A crash at any point before the
+  last step leaves the job `running`, and `recover` queues it again from the start;
+- an exception in a job fails that job with its message; the worker goes on with the next.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .adapters import AdapterVersions
+from .examples import BUILT_IN_GENERIC, JobInput
+from .guard import GuardSettings
+from .ledger import JobLedger
+from .training import Outcome, Progress, TrainingSettings, train_job
+
+log = logging.getLogger(__name__)
+
+# Tells the Scorer about a promoted adapter: (path, name) -> "" or why it was not told.
+ScorerNotice = Callable[[str, str], str]
+
+# At most this many earlier examples are replayed per job, newest first.
+REPLAY_LIMIT = 64
+# Progress is written at most this often (seconds), and always at an epoch's end.
+PROGRESS_EVERY = 0.25
+
+
+def settings_for(base: TrainingSettings, overrides: dict[str, Any]) -> TrainingSettings:
+    guard = GuardSettings(
+        target_divergence=float(overrides.get("target_divergence", base.guard.target_divergence)),
+        max_forgetting=float(overrides.get("max_forgetting", base.guard.max_forgetting)),
+    )
+    return replace(
+        base,
+        learning_rate=float(overrides.get("learning_rate", base.learning_rate)),
+        max_epochs=int(overrides.get("max_epochs", base.max_epochs)),
+        guard=guard,
+    )
+
+
+def figures(outcome: Outcome) -> dict[str, Any]:
+    after = outcome.after
+    return {
+        "epochs": len(outcome.history),
+        "trained_divergence_before": outcome.before.divergence,
+        "trained_divergence_after": after.divergence if after else None,
+        "recall": after.recalled / after.replies if after and after.replies else None,
+        "generic_loglik_change": after.generic if after else None,
+        "per_example": [p.to_json() for p in outcome.per_example],
+    }
+
+
+class JobWorker:
+    def __init__(
+        self,
+        ledger: JobLedger,
+        versions: AdapterVersions,
+        settings: TrainingSettings,
+        base_folder: Path,
+        device: str,
+        notify_scorer: ScorerNotice | None,
+    ) -> None:
+        self.ledger = ledger
+        self.versions = versions
+        self.settings = settings
+        self.base_folder = base_folder
+        self.device = device
+        self.notify_scorer = notify_scorer
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ftreview-trainer-jobs", daemon=True)
+
+    def start(self) -> None:
+        for name in self.versions.remove_leftovers():
+            log.warning("removed %s, left by a job that did not finish", name)
+        for job_id in self.ledger.recover():
+            log.warning("job %s was running when the trainer stopped; it runs again", job_id)
+        self._thread.start()
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop taking jobs; a job already training finishes first (or the process ends)."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            while not self._stop.is_set() and (job_id := self.ledger.next_queued()):
+                try:
+                    self.run_job(job_id)
+                except Exception as error:  # a broken job must not stop the worker
+                    log.exception("job %s failed", job_id)
+                    self.ledger.finish(
+                        job_id,
+                        succeeded=False,
+                        detail="failed",
+                        figures={},
+                        trained_keys=[],
+                        error=f"{type(error).__name__}: {error}",
+                    )
+
+    def run_job(self, job_id: str) -> None:
+        settings = settings_for(self.settings, self.ledger.settings(job_id))
+        learn, replay, run = self.ledger.start(job_id)
+        # A job run again after a crash says so in every detail it shows.
+        again = f"run {run}, from the start after the trainer stopped: " if run > 1 else ""
+        held_out = self.ledger.held_out() or list(BUILT_IN_GENERIC)
+        job = JobInput(learn, replay[:REPLAY_LIMIT], held_out)
+        staging = self.versions.staging(job_id)
+        last_write = 0.0
+
+        def report(progress: Progress) -> None:
+            nonlocal last_write
+            moment = time.monotonic()
+            epoch_end = progress.detail.startswith("epoch")
+            if moment - last_write < PROGRESS_EVERY and not epoch_end:
+                return
+            last_write = moment
+            self.ledger.progress(
+                job_id,
+                step=progress.step,
+                total_steps=progress.total_steps,
+                loss=progress.loss,
+                detail=again + progress.detail,
+                epochs=progress.epoch,
+            )
+
+        outcome = train_job(job, settings, self.base_folder, self.device, staging, report)
+        last = outcome.after.line() if outcome.after else ""
+        keys = [e.key for e in learn]
+        if not outcome.promoted:
+            self.ledger.finish(
+                job_id,
+                succeeded=False,
+                detail=f"{again}refused by the guard after {len(outcome.history)} epochs: {last}",
+                figures=figures(outcome),
+                trained_keys=[],
+                error=outcome.error,
+            )
+            return
+        name, path = self.versions.promote(staging)
+        detail = f"{again}promoted {name} after {len(outcome.history)} epochs: {last}"
+        if self.notify_scorer is not None:
+            problem = self.notify_scorer(str(path), name)
+            detail += (
+                f"; the Scorer was not told: {problem}" if problem else "; the Scorer loaded it"
+            )
+        self.ledger.finish(
+            job_id,
+            succeeded=True,
+            detail=detail,
+            figures=figures(outcome),
+            trained_keys=keys,
+            adapter=name,
+            adapter_path=str(path),
+        )
