@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ftreview.auth import SecurityConfigError, resolve_channel_credentials, resolve_token
+from ftreview.core.defaults import TRAINER_ADDRESS
 
 from .config import TrainerConfigError, default_home, guard_limits
 from .guard import GuardSettings
@@ -29,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--listen",
-        default="127.0.0.1:8431",
+        default=TRAINER_ADDRESS,
         metavar="HOST:PORT",
         help="where to serve HTTP (default %(default)s; port 0 picks one)",
     )
@@ -188,7 +189,12 @@ def config_from(argv: list[str] | None = None) -> TrainerConfig:
 
 async def serve(config: TrainerConfig) -> None:
     running = await start(config)
-    print(f"ftreview-trainer: listening on http://{config.host}:{running.port}{PATH}", flush=True)
+    # The same "serving on HOST:PORT" line as the other services (`ftreview serve` reads it).
+    print(
+        f"trainer serving on {config.host}:{running.port}; fine-tuning endpoint "
+        f"http://{config.host}:{running.port}{PATH}",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -20,7 +20,7 @@ from trainer_support import BISCUIT, REPO, example_for
 
 pytestmark = pytest.mark.model
 
-LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+/v1/ftreview)")
+LISTENING = re.compile(r"fine-tuning endpoint (http://127\.0\.0\.1:\d+/v1/ftreview)")
 
 
 def _start(home: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
