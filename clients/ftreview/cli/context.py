@@ -52,6 +52,19 @@ def say(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def ask_yes(question: str) -> bool:
+    """Asks at the terminal (stderr, stdin); only "y" or "yes" is a yes."""
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def output_width() -> int:
+    """The width tables are drawn to: the terminal's, or `_PIPE_WIDTH` off a terminal."""
+    if not sys.stdout.isatty():
+        return _PIPE_WIDTH
+    return Console(file=sys.stdout).width
+
+
 def show(renderable: RenderableType) -> None:
     """A table (or any rich renderable) on stdout, as wide as the terminal, or unwrapped
     when stdout is not one."""

@@ -1,60 +1,155 @@
 """`ftreview candidates`, `approve`, `reject`, `undo`, `alternate`: look at candidates and
-decide on them.
+decide on them, one by one or in bulk.
 
-Invariant: a decision command prints (or, with `--json`, lists) exactly the candidates the
-Review changed, as it returned them, so a script never re-reads to learn the outcome.
+Invariants:
+- a decision command prints (or, with `--json`, lists) exactly the candidates the Review
+  changed, as it returned them, so a script never re-reads to learn the outcome;
+- a bulk decision (`--all`, `--below X`) picks the pending candidates on the Review's side
+  (server-side filters) and goes ahead only after a "yes": `--yes`, or the answer to the
+  question on a terminal; without a terminal and without `--yes` it changes nothing;
+- rejected candidates that leave the list (the Review keeps the 10 most recent rejections)
+  are said once per command, with how many.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from typing import Any
 
-from ftreview.cli.context import STATUSES, add_command, parse_id, print_json, review_client, show
+from ftreview.cli.context import (
+    STATUSES,
+    UsageError,
+    add_command,
+    ask_yes,
+    output_width,
+    parse_id,
+    print_json,
+    review_client,
+    say,
+    show,
+)
 from ftreview.client import CandidateStatus, ReviewClient, status_name
 from ftreview.core.wire import timestamp_ns
 from ftreview.report import candidate_json, candidate_table, stats_text
 
+Decide = Callable[[ReviewClient, list[int]], list[Any]]
+
 
 def cmd_candidates(args: argparse.Namespace) -> int:
     statuses: list[CandidateStatus] = list(args.status or [])
+    filtered = bool(
+        args.search or args.conversation or args.min is not None or args.max is not None
+    )
     with review_client(args) as client:
-        candidates = client.list_candidates(statuses, order=args.order)
-        stats = None if candidates or args.json else client.get_stats()
+        candidates = client.list_candidates(
+            statuses,
+            order=args.order,
+            conversation_id=args.conversation or "",
+            search=args.search or "",
+            min_divergence=args.min,
+            max_divergence=args.max,
+        )
+        stats = None if candidates or args.json or filtered else client.get_stats()
     if args.json:
         print_json({"candidates": [candidate_json(c) for c in candidates]})
     elif candidates:
-        show(candidate_table(candidates))
+        show(candidate_table(candidates, output_width()))
     elif stats is not None:
         print("no candidates\n" + stats_text(stats))
+    else:
+        print("no candidates match")
     return 0
 
 
-def _decision(
-    args: argparse.Namespace, verb: str, call: Callable[[ReviewClient, list[int]], list[Any]]
-) -> int:
-    ids = [parse_id(i) for i in args.ids]
+def confirm(question: str, args: argparse.Namespace) -> bool:
+    """True after `--yes`, or a "y" typed at the terminal; without a terminal (and without
+    `--yes`) a UsageError that says to add --yes."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question.rstrip('?')}: asked without a terminal; add --yes")
+    if ask_yes(question):
+        return True
+    say("nothing changed")
+    return False
+
+
+def _bulk_ids(client: ReviewClient, args: argparse.Namespace, verb: str) -> list[int] | None:
+    """The pending candidates a bulk decision names, after the confirmation; None when
+    the command names ids instead."""
+    below: float | None = getattr(args, "below", None)
+    if not args.all and below is None:
+        if not args.ids:
+            raise UsageError(f"name the candidates to {verb}: ID..., --all or --below X")
+        if args.conversation:
+            raise UsageError("--conversation goes with --all or --below")
+        return None
+    if args.ids:
+        raise UsageError("give ids, or --all/--below, not both")
+    if args.all and below is not None:
+        raise UsageError("give --all or --below, not both")
+    found = client.list_candidates(
+        ["pending"], conversation_id=args.conversation or "", max_divergence=below
+    )
+    where = f" of conversation {args.conversation}" if args.conversation else ""
+    which = f" below {below:g}" if below is not None else ""
+    noun = "candidate" if len(found) == 1 else "candidates"
+    if not found:
+        say(f"no pending candidates{which}{where}")
+    elif not confirm(f"{verb} {len(found)} pending {noun}{which}{where}?", args):
+        return []
+    return [timestamp_ns(c.timestamp) for c in found]
+
+
+def _decision(args: argparse.Namespace, verb: str, done: str, call: Decide) -> int:
     with review_client(args) as client:
-        changed = call(client, ids)
+        bulk = _bulk_ids(client, args, verb) if hasattr(args, "all") else None
+        ids = bulk if bulk is not None else [parse_id(i) for i in args.ids]
+        if not ids:
+            changed: list[Any] = []
+            forgotten = 0
+        else:
+            kept_before = _rejected(client) if verb == "reject" else set()
+            changed = call(client, ids)
+            forgotten = len((kept_before | set(ids)) - _rejected(client)) if verb == "reject" else 0
     if args.json:
-        print_json({"candidates": [candidate_json(c) for c in changed]})
+        print_json(
+            {
+                "candidates": [candidate_json(c) for c in changed],
+                "count": len(changed),
+                "forgotten": forgotten,
+            }
+        )
+    elif bulk:
+        noun = "candidate" if len(changed) == 1 else "candidates"
+        print(f"{done} {len(changed)} {noun}")
     else:
         for c in changed:
-            print(f"{timestamp_ns(c.timestamp)}  {verb}  ({status_name(c.status)})")
+            print(f"{timestamp_ns(c.timestamp)}  {done}  ({status_name(c.status)})")
+    if forgotten and not args.json:
+        say(
+            f"{forgotten} rejected candidate{'s' if forgotten != 1 else ''} left the list: "
+            "the Review keeps the 10 most recent rejections (undo cannot bring them back)"
+        )
     return 0
+
+
+def _rejected(client: ReviewClient) -> set[int]:
+    return {timestamp_ns(c.timestamp) for c in client.list_candidates(["rejected"])}
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    return _decision(args, "approved", lambda c, ids: c.approve(ids))
+    return _decision(args, "approve", "approved", lambda c, ids: c.approve(ids))
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    return _decision(args, "rejected", lambda c, ids: c.reject(ids, reason=args.reason))
+    return _decision(args, "reject", "rejected", lambda c, ids: c.reject(ids, reason=args.reason))
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    return _decision(args, "back to pending", lambda c, ids: c.clear_decision(ids))
+    return _decision(args, "undo", "back to pending", lambda c, ids: c.clear_decision(ids))
 
 
 def cmd_alternate(args: argparse.Namespace) -> int:
@@ -69,18 +164,34 @@ def cmd_alternate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bulk_flags(parser: argparse.ArgumentParser, below: bool) -> None:
+    parser.add_argument("--all", action="store_true", help="every pending candidate")
+    if below:
+        parser.add_argument(
+            "--below", type=float, metavar="X", help="every pending candidate with divergence < X"
+        )
+    parser.add_argument("--conversation", metavar="ID", help="with --all/--below: only this one")
+    parser.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
+
+
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = add_command(
         commands, "candidates", cmd_candidates, "list the candidates, highest divergence first"
     )
     p.add_argument("--status", action="append", choices=STATUSES, help="only these (repeatable)")
     p.add_argument("--order", choices=["divergence", "time"], default="divergence")
+    p.add_argument("--search", metavar="TEXT", help="only replies containing TEXT (any case)")
+    p.add_argument("--conversation", metavar="ID", help="only this conversation's")
+    p.add_argument("--min", type=float, metavar="X", help="only divergence >= X")
+    p.add_argument("--max", type=float, metavar="X", help="only divergence < X")
 
     p = add_command(commands, "approve", cmd_approve, "approve candidates for fine-tuning")
-    p.add_argument("ids", nargs="+", metavar="ID")
+    p.add_argument("ids", nargs="*", metavar="ID")
+    _bulk_flags(p, below=False)
     p = add_command(commands, "reject", cmd_reject, "reject candidates")
-    p.add_argument("ids", nargs="+", metavar="ID")
+    p.add_argument("ids", nargs="*", metavar="ID")
     p.add_argument("--reason", default="")
+    _bulk_flags(p, below=True)
     p = add_command(commands, "undo", cmd_undo, "put decided candidates back to pending")
     p.add_argument("ids", nargs="+", metavar="ID")
 

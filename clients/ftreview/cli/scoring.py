@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ftreview.cli.context import (
@@ -25,141 +23,29 @@ from ftreview.cli.context import (
     say,
     show,
 )
-from ftreview.cli.progress import ActivityProgress
-from ftreview.client import AsyncReviewClient, ReviewClient, activity_state_name, new_request_id
-from ftreview.errors import FtreviewError
+from ftreview.cli.progress import BatchProgress
+from ftreview.cli.runs import ScoringRun, ingest_and_follow, load_files
+from ftreview.client import ReviewClient, new_request_id
 from ftreview.report import (
+    RunSummary,
     assistant_replies,
     overall_stats_json,
     reply_row_json,
     reply_rows,
     reply_table,
+    score_summary_table,
+    score_total_text,
     stats_json,
+    stats_table,
     stats_text,
+    stats_totals_text,
 )
-from ftreview.v1 import activity_pb2, conversation_pb2, review_pb2, scorer_pb2
-
-_ENDED = (
-    activity_pb2.ACTIVITY_STATE_SUCCEEDED,
-    activity_pb2.ACTIVITY_STATE_FAILED,
-    activity_pb2.ACTIVITY_STATE_CANCELLED,
-)
-
-
-@dataclass
-class ScoringRun:
-    """One conversation ingested by `score`, and how its scoring ended."""
-
-    file: str
-    conversation: conversation_pb2.Conversation
-    request_id: str
-    activity_id: str = ""
-    conversation_id: str = ""
-    activity: activity_pb2.Activity | None = None
-
-    @property
-    def state(self) -> str:
-        if not self.activity_id:
-            return "nothing_to_score"
-        return activity_state_name(self.activity.state) if self.activity else "running"
-
-    @property
-    def error(self) -> str:
-        return self.activity.error if self.activity else ""
-
-
-def _load_files(paths: Sequence[str]) -> list[tuple[str, conversation_pb2.Conversation]]:
-    from ftreview.conversations import ConversationFileError, load_conversations
-
-    loaded: list[tuple[str, conversation_pb2.Conversation]] = []
-    for path in paths:
-        try:
-            loaded.extend((path, c) for c in load_conversations(path))
-        except ConversationFileError as error:
-            raise UsageError(str(error)) from error
-        except OSError as error:
-            raise UsageError(f"{path}: {error.strerror or error}") from error
-    return loaded
-
-
-async def _ingest(client: AsyncReviewClient, run: ScoringRun) -> None:
-    reply = await client.ingest(run.conversation, request_id=run.request_id)
-    run.activity_id, run.conversation_id = reply.activity_id, reply.conversation_id
-
-
-async def _ingest_and_follow(
-    client: AsyncReviewClient, runs: list[ScoringRun], shown: ActivityProgress, timeout_s: float
-) -> None:
-    """Ingests every conversation and follows its scoring to the end."""
-    by_id: dict[str, ScoringRun] = {}
-    early: dict[str, activity_pb2.Activity] = {}  # events that beat their Ingest reply
-    subscribed = asyncio.Event()
-    all_ended = asyncio.Event()
-
-    def settle() -> None:
-        if all(r.activity is not None and r.activity.state in _ENDED for r in by_id.values()):
-            all_ended.set()
-
-    def record(run: ScoringRun, activity: activity_pb2.Activity, kind: int) -> None:
-        run.activity = activity
-        if activity.state in _ENDED:
-            shown.ended(activity)
-            settle()
-        elif kind == activity_pb2.ACTIVITY_EVENT_KIND_STARTED:
-            shown.started(activity)
-        else:
-            shown.update(activity)
-
-    async def follow() -> None:
-        async for event in client.watch_activities():
-            if event.kind == activity_pb2.ACTIVITY_EVENT_KIND_SNAPSHOT_END:
-                subscribed.set()
-                continue
-            run = by_id.get(event.activity.id)
-            if run is not None:
-                record(run, event.activity, event.kind)
-            elif event.activity.id in requested:
-                early[event.activity.id] = event.activity
-
-    requested = {run.request_id for run in runs}
-    watcher = asyncio.create_task(follow())
-    try:
-        await _until(subscribed, watcher, timeout_s)
-        for run in runs:
-            await _ingest(client, run)
-            if run.activity_id:
-                requested.add(run.activity_id)
-                by_id[run.activity_id] = run
-                if run.activity_id in early:
-                    activity = early.pop(run.activity_id)
-                    shown.started(activity)
-                    record(run, activity, activity_pb2.ACTIVITY_EVENT_KIND_PROGRESS)
-        if by_id:
-            settle()
-            await _until(all_ended, watcher, timeout_s)
-    finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-
-
-async def _until(event: asyncio.Event, watcher: asyncio.Task[None], timeout_s: float) -> None:
-    """Waits for `event`; the watcher failing (its server went away) or the deadline ends
-    the wait with that error."""
-    waiter = asyncio.create_task(event.wait())
-    done, _ = await asyncio.wait(
-        {waiter, watcher}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-    )
-    if waiter not in done:
-        waiter.cancel()
-        if watcher in done:
-            watcher.result()  # raises the stream's error
-            raise FtreviewError("the activity stream ended before scoring did")
-        raise FtreviewError(f"scoring did not end within {timeout_s:g} s (--timeout)")
+from ftreview.v1 import review_pb2, scorer_pb2
 
 
 def score_files(args: argparse.Namespace, *, show_progress: bool = True) -> list[ScoringRun]:
     """Ingests `args.files` and, unless `args.no_wait`, follows their scoring to the end."""
-    loaded = _load_files(args.files)
+    loaded = load_files(args.files)
     if not loaded:
         raise UsageError("no conversations in " + ", ".join(args.files))
     runs = [ScoringRun(file, conv, new_request_id()) for file, conv in loaded]
@@ -168,10 +54,11 @@ def score_files(args: argparse.Namespace, *, show_progress: bool = True) -> list
         async with async_review_client(args) as client:
             if args.no_wait:
                 for run in runs:
-                    await _ingest(client, run)
+                    reply = await client.ingest(run.conversation, request_id=run.request_id)
+                    run.activity_id, run.conversation_id = reply.activity_id, reply.conversation_id
                 return
-            with ActivityProgress(enabled=show_progress and not args.quiet) as shown:
-                await _ingest_and_follow(client, runs, shown, args.timeout)
+            with BatchProgress(enabled=show_progress and not args.quiet) as shown:
+                await ingest_and_follow(client, runs, shown, args.timeout)
 
     asyncio.run(go())
     return runs
@@ -194,9 +81,8 @@ def _report(client: ReviewClient, run: ScoringRun) -> tuple[list[Any], Any]:
     candidates = client.list_candidates(
         ["pending", "approved", "rejected"], conversation_id=conversation_id
     )
-    failed = run.state in ("failed", "cancelled")
     replies = assistant_replies(run.conversation)
-    rows = reply_rows(conversation_id, replies, stats.replies, candidates, failed)
+    rows = reply_rows(conversation_id, replies, stats.replies, candidates, run.failed)
     return rows, _run_stats(stats, conversation_id)
 
 
@@ -240,20 +126,28 @@ def cmd_score(args: argparse.Namespace) -> int:
             }
         )
     else:
-        for run, rows, stats in results:
+        summaries = [
+            RunSummary(
+                run.file,
+                run.conversation_id,
+                len(rows),
+                sum(row.candidate for row in rows),
+                stats.max_divergence if stats is not None and stats.responses_scored else None,
+                run.state,
+            )
+            for run, rows, stats in results
+        ]
+        if len(results) == 1:
+            run, rows, _ = results[0]
             print(f"{run.file}: conversation {run.conversation_id} ({run.state})")
             if rows:
                 show(reply_table(rows))
             else:
                 print("  no assistant replies")
-            if stats is not None:
-                print(
-                    f"  {stats.responses_seen} seen, {stats.responses_scored} scored,"
-                    f" {stats.responses_above_threshold} above threshold {stats.threshold:g};"
-                    f" max divergence {stats.max_divergence:.4g}"
-                )
-            print()
-    failed = [r for r in runs if r.state in ("failed", "cancelled")]
+        else:
+            show(score_summary_table(summaries))
+        print(score_total_text(summaries))
+    failed = [r for r in runs if r.failed]
     for run in failed:
         say(f"ftreview: scoring {run.file} ({run.conversation_id}) {run.state}: {run.error}")
     return EXIT_FAILED if failed else 0
@@ -264,8 +158,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
         stats = client.get_stats(args.conversation or "")
     if args.json:
         print_json(overall_stats_json(stats))
-    else:
-        print(stats_text(stats))
+        return 0
+    print(stats_text(stats))
+    if stats.conversations:
+        print()
+        show(stats_table(stats.conversations))
+        print(stats_totals_text(stats.conversations))
     return 0
 
 
@@ -283,5 +181,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--no-wait", action="store_true", help="return after ingest")
     add_scoring_flags(p)
-    p = add_command(commands, "stats", cmd_stats, "what the last scoring run found, and why")
+    p = add_command(
+        commands,
+        "stats",
+        cmd_stats,
+        "what scoring found in every conversation, and why the last run found what it did",
+    )
     p.add_argument("--conversation", metavar="ID")

@@ -68,8 +68,11 @@ def test_score_table_and_progress_for_people(cli: Cli, fixtures_dir: Path) -> No
     code, out, err = cli("score", str(fixtures_dir / "old-log-unset-timestamps.json"))
     assert code == 0, err
     assert "no: unset timestamp" in out and "DIVERGENCE" in out
-    # Not a terminal: the progress writes the start and the end of the activity, once each.
-    assert err.count("started:") == 1 and err.count("succeeded:") == 1
+    # Not a terminal: the batch's progress is one line when it starts, one when it ends.
+    assert err.splitlines()[0] == "scoring 1 conversation"
+    assert err.splitlines()[1].startswith("scored 1 conversation in ")
+    assert err.count("\n") == 2
+    assert out.splitlines()[-1].startswith("total: 1 conversation · 2 replies")
 
 
 def test_score_again_shows_what_the_review_kept_also_without_a_timestamp(

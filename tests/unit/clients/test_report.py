@@ -161,3 +161,61 @@ def test_progress_line_draws_the_fraction_done() -> None:
     )
     line = progress_line(activity, width=8)
     assert line == "score c1 [##......] 1/4 with memories"
+
+
+def test_job_json_keeps_unmeasured_figures_null_and_gives_times_twice() -> None:
+    from ftreview.report import job_json
+
+    job = review_pb2.TrainingJob(
+        id="j1", state=review_pb2.TRAINING_JOB_STATE_RUNNING, examples=3,
+        trained_divergence_before=1.5, recall=0.0, created_at=to_timestamp(T1),
+    )  # fmt: skip
+    shown = job_json(job)
+    assert shown["state"] == "running" and shown["examples"] == 3
+    assert shown["trained_divergence_before"] == 1.5
+    assert shown["recall"] == 0.0  # measured as zero: not null
+    assert shown["trained_divergence_after"] is None and shown["generic_loglik_change"] is None
+    assert shown["created_at_ns"] == T1 and shown["created_at"].endswith("Z")
+    assert shown["ended_at_ns"] == 0 and shown["ended_at"] is None
+
+
+def test_trained_json_before_after_and_candidate_memories_largest_first() -> None:
+    from ftreview.report import candidate_json, trained_json
+
+    entry = review_pb2.TrainedEntry(timestamp=to_timestamp(T1), divergence_before=2.0)
+    shown = trained_json(entry)
+    assert (shown["divergence_before"], shown["divergence_after"], shown["adapter"]) == (
+        2.0, None, "",
+    )  # fmt: skip
+    candidate = review_pb2.Candidate(
+        timestamp=to_timestamp(T2),
+        question="cat?",
+        memories=[
+            scorer_pb2.MemoryAttribution(node_path="nodes[1]", content="a", attribution=0.1),
+            scorer_pb2.MemoryAttribution(node_path="nodes[2]", content="b", attribution=1.2),
+        ],
+    )
+    shown = candidate_json(candidate)
+    assert shown["question"] == "cat?" and shown["send_error"] == ""
+    assert [m["node_path"] for m in shown["memories"]] == ["nodes[2]", "nodes[1]"]
+
+
+def test_stats_totals_add_up_every_conversation() -> None:
+    from ftreview.report import stats_totals_json
+
+    runs = [
+        scorer_pb2.FinetuneScoringStats(
+            conversation_id="a", responses_seen=3, responses_scored=3,
+            responses_above_threshold=2, max_divergence=1.5, skipped_too_long=1,
+        ),
+        scorer_pb2.FinetuneScoringStats(
+            conversation_id="b", responses_seen=2, responses_scored=1, max_divergence=-0.1,
+            skipped_unset_timestamp=1, error="boom",
+        ),
+    ]  # fmt: skip
+    totals = stats_totals_json(runs)
+    assert totals == {
+        "conversations": 2, "responses_seen": 5, "responses_scored": 4,
+        "responses_above_threshold": 2, "max_divergence": 1.5, "skipped": 2, "errors": 1,
+    }  # fmt: skip
+    assert stats_totals_json([])["max_divergence"] is None

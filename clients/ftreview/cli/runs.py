@@ -1,0 +1,223 @@
+"""Scoring runs followed on the Review's activity stream, for `score` and `follow`.
+
+Invariants:
+- the stream is subscribed to (its snapshot ended) before the first Ingest, and each Ingest
+  names its activity (a request id), so not even a run that ends at once is missed: events
+  that beat their Ingest's reply are kept until the run is known;
+- the activity followed is the Review's: it ends once the result is stored, so what is read
+  after it (the run's new candidates, the `score` table) is complete;
+- a run counts as finished only once its new candidates are counted (the candidates of its
+  conversation that were not listed before its Ingest), so the batch's summary is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ftreview.cli.context import UsageError
+from ftreview.cli.progress import BatchProgress
+from ftreview.client import AsyncReviewClient, activity_state_name
+from ftreview.core.wire import timestamp_ns
+from ftreview.errors import FtreviewError
+from ftreview.v1 import activity_pb2, conversation_pb2
+
+ENDED = (
+    activity_pb2.ACTIVITY_STATE_SUCCEEDED,
+    activity_pb2.ACTIVITY_STATE_FAILED,
+    activity_pb2.ACTIVITY_STATE_CANCELLED,
+)
+
+
+@dataclass
+class ScoringRun:
+    """One conversation ingested, and how its scoring ended."""
+
+    file: str
+    conversation: conversation_pb2.Conversation
+    request_id: str
+    # Candidate ids listed before the Ingest: what is not among them afterwards is new.
+    known: set[int] = field(default_factory=set)
+    activity_id: str = ""
+    conversation_id: str = ""
+    activity: activity_pb2.Activity | None = None
+    new_candidates: int = 0
+    finished: bool = False
+    lost: bool = False  # the Review restarted while it ran: its end was never seen
+
+    @property
+    def state(self) -> str:
+        if not self.activity_id:
+            return "nothing_to_score"
+        if self.lost:
+            return "lost"
+        return activity_state_name(self.activity.state) if self.activity else "running"
+
+    @property
+    def error(self) -> str:
+        if self.lost:
+            return "the Review restarted before this run ended"
+        return self.activity.error if self.activity else ""
+
+    @property
+    def failed(self) -> bool:
+        return self.state in ("failed", "cancelled", "lost")
+
+
+def load_files(paths: Sequence[str]) -> list[tuple[str, conversation_pb2.Conversation]]:
+    from ftreview.conversations import ConversationFileError, load_conversations
+
+    loaded: list[tuple[str, conversation_pb2.Conversation]] = []
+    for path in paths:
+        try:
+            loaded.extend((path, c) for c in load_conversations(path))
+        except ConversationFileError as error:
+            raise UsageError(str(error)) from error
+        except OSError as error:
+            raise UsageError(f"{path}: {error.strerror or error}") from error
+    return loaded
+
+
+class RunTracker:
+    """The runs of one command, fed with the activity stream's events."""
+
+    def __init__(
+        self,
+        client: AsyncReviewClient,
+        shown: BatchProgress,
+        on_end: Callable[[ScoringRun], None] = lambda run: None,
+    ) -> None:
+        self._client = client
+        self._shown = shown
+        self._on_end = on_end
+        self._runs: dict[str, ScoringRun] = {}
+        self._requested: set[str] = set()
+        self._early: dict[str, activity_pb2.Activity] = {}
+        self._counting: set[asyncio.Task[None]] = set()
+        self.changed = asyncio.Event()
+
+    def expect(self, run: ScoringRun) -> None:
+        """Before its Ingest: the run's events are kept from now on."""
+        self._requested.add(run.request_id)
+
+    def add(self, run: ScoringRun) -> None:
+        """After its Ingest (which set `activity_id`); the batch already counts it."""
+        if not run.activity_id:
+            self._finish(run, 0)
+            return
+        self._requested.add(run.activity_id)
+        self._runs[run.activity_id] = run
+        early = self._early.pop(run.activity_id, None)
+        if early is not None:
+            self._record(run, early)
+
+    def event(self, event: activity_pb2.WatchActivitiesResponse) -> None:
+        activity = event.activity
+        run = self._runs.get(activity.id)
+        if run is not None:
+            self._record(run, activity)
+        elif activity.id in self._requested:
+            self._early[activity.id] = activity
+
+    def resync(self, running: set[str]) -> None:
+        """After the stream came back (the Review may have restarted): a run that is not
+        running any more and whose end was not seen is lost."""
+        for run in list(self._runs.values()):
+            if not run.finished and run.activity_id not in running:
+                run.lost = True
+                self._finish(run, 0)
+
+    @property
+    def done(self) -> bool:
+        return all(run.finished for run in self._runs.values())
+
+    async def until_done(self) -> None:
+        while not self.done:
+            self.changed.clear()
+            await self.changed.wait()
+
+    def _record(self, run: ScoringRun, activity: activity_pb2.Activity) -> None:
+        if run.finished or (run.activity is not None and run.activity.state in ENDED):
+            return
+        run.activity = activity
+        if activity.state in ENDED:
+            task = asyncio.create_task(self._count_and_finish(run))
+            self._counting.add(task)
+            task.add_done_callback(self._counting.discard)
+        else:
+            self._shown.progress(activity.id, activity.done, activity.total)
+
+    async def _count_and_finish(self, run: ScoringRun) -> None:
+        found = 0
+        try:
+            listed = await self._client.list_candidates(
+                conversation_id=run.conversation_id or run.conversation.id
+            )
+            found = sum(1 for c in listed if timestamp_ns(c.timestamp) not in run.known)
+        except FtreviewError:
+            pass  # the Review went away again: the run ended, its count is unknown (0)
+        self._finish(run, found)
+
+    def _finish(self, run: ScoringRun, found: int) -> None:
+        if run.finished:
+            return
+        run.finished, run.new_candidates = True, found
+        self._shown.finished(run.activity_id or run.request_id, run.failed, found)
+        self._on_end(run)
+        self.changed.set()
+
+
+async def until(event: asyncio.Event, watcher: asyncio.Task[None], timeout_s: float) -> None:
+    """Waits for `event`; the watcher failing (its server went away) or the deadline ends
+    the wait with that error."""
+    waiter = asyncio.create_task(event.wait())
+    done, _ = await asyncio.wait(
+        {waiter, watcher}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+    )
+    if waiter not in done:
+        waiter.cancel()
+        if watcher in done:
+            watcher.result()  # raises the stream's error
+            raise FtreviewError("the activity stream ended before scoring did")
+        raise FtreviewError(f"scoring did not end within {timeout_s:g} s (--timeout)")
+
+
+async def ingest_and_follow(
+    client: AsyncReviewClient, runs: list[ScoringRun], shown: BatchProgress, timeout_s: float
+) -> None:
+    """Ingests every run's conversation and follows the batch to its end."""
+    tracker = RunTracker(client, shown)
+    subscribed = asyncio.Event()
+    finished = asyncio.Event()
+
+    async def follow() -> None:
+        async for event in client.watch_activities():
+            if event.kind == activity_pb2.ACTIVITY_EVENT_KIND_SNAPSHOT_END:
+                subscribed.set()
+            elif event.HasField("activity"):
+                tracker.event(event)
+
+    async def all_finished() -> None:
+        await tracker.until_done()
+        finished.set()
+
+    watcher = asyncio.create_task(follow())
+    waiting: asyncio.Task[None] | None = None
+    try:
+        await until(subscribed, watcher, timeout_s)
+        known = {timestamp_ns(c.timestamp) for c in await client.list_candidates()}
+        shown.grow(len(runs))
+        for run in runs:
+            run.known = known
+            tracker.expect(run)
+            reply = await client.ingest(run.conversation, request_id=run.request_id)
+            run.activity_id, run.conversation_id = reply.activity_id, reply.conversation_id
+            tracker.add(run)
+        waiting = asyncio.create_task(all_finished())
+        await until(finished, watcher, timeout_s)
+    finally:
+        for task in (watcher, waiting):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(watcher, *([waiting] if waiting else []), return_exceptions=True)

@@ -1,0 +1,255 @@
+"""The human output of the `ftreview` command: rich tables and one-line texts.
+
+Invariant: every cell is one line (free text shortened with an ellipsis), so a table in a
+pipe keeps one row per line and a terminal never wraps a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+from ftreview.client import job_state_name, status_name
+from ftreview.core.values import format_ns, is_set
+from ftreview.core.wire import timestamp_ns
+from ftreview.report.replies import ReplyRow, RunSummary
+from ftreview.report.shapes import optional, skipped
+from ftreview.v1 import activity_pb2, review_pb2, scorer_pb2
+
+# Below this width the candidate table leaves out the question: the reply matters more.
+QUESTION_WIDTH = 110
+
+
+def one_line(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: max(0, width - 1)] + "…"
+
+
+def number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
+    """Left-aligned columns without borders; every cell on one line, the last column
+    (free text) cut with an ellipsis when the terminal is too narrow for it."""
+    shown = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    for i, header in enumerate(headers):
+        last = i == len(headers) - 1
+        shown.add_column(header, no_wrap=True, overflow="ellipsis" if last else "fold")
+    for row in rows:
+        shown.add_row(*row)
+    return shown
+
+
+def reply_table(rows: Sequence[ReplyRow]) -> Table:
+    return table(
+        ["ID", "DIVERGENCE", "PEAK", "CANDIDATE", "REPLY"],
+        [
+            [
+                str(r.timestamp_ns),
+                number(r.divergence),
+                number(r.peak),
+                r.status if r.candidate else f"no: {r.reason.replace('_', ' ')}",
+                one_line(r.content, 60),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def candidate_table(candidates: Sequence[review_pb2.Candidate], width: int = 0) -> Table:
+    """ID, status, numbers, the question the reply answered (when `width` leaves room for
+    it) and the reply."""
+    with_question = width >= QUESTION_WIDTH
+    headers = ["ID", "STATUS", "DIVERGENCE", "PEAK"]
+    headers += ["QUESTION", "REPLY"] if with_question else ["REPLY"]
+    rows = []
+    for c in candidates:
+        row = [str(timestamp_ns(c.timestamp)), status_name(c.status)]
+        row += [number(c.divergence), number(c.peak)]
+        if with_question:
+            row.append(one_line(c.question, 30) or "-")
+        row.append(one_line(c.content, 70))
+        rows.append(row)
+    return table(headers, rows)
+
+
+def _before_after(before: float | None, after: float | None) -> str:
+    if before is None and after is None:
+        return "-"
+    return f"{number(before)} → {number(after) if after is not None else '(not yet)'}"
+
+
+def trained_table(entries: Sequence[review_pb2.TrainedEntry]) -> Table:
+    return table(
+        ["ID", "TRAINED AT", "JOB", "ADAPTER", "DIVERGENCE BEFORE → AFTER", "DESTINATION"],
+        [
+            [
+                str(timestamp_ns(e.timestamp)),
+                format_ns(timestamp_ns(e.trained_at)),
+                e.job_id or "-",
+                e.adapter or "-",
+                _before_after(optional(e, "divergence_before"), optional(e, "divergence_after")),
+                e.destination,
+            ]
+            for e in entries
+        ],
+    )
+
+
+def job_figures(job: review_pb2.TrainingJob) -> str:
+    """A job's measured figures in one line, leaving out what the trainer did not report."""
+    parts = []
+    before, after = (
+        optional(job, "trained_divergence_before"),
+        optional(job, "trained_divergence_after"),
+    )
+    if before is not None or after is not None:
+        parts.append(f"divergence {_before_after(before, after)}")
+    recall = optional(job, "recall")
+    if recall is not None:
+        parts.append(f"recall {recall:.0%}")
+    change = optional(job, "generic_loglik_change")
+    if change is not None:
+        parts.append(f"generic log-likelihood {change:+.3g} nats/token")
+    if job.epochs:
+        parts.append(f"{job.epochs} epoch{'s' if job.epochs != 1 else ''}")
+    return ", ".join(parts) or "-"
+
+
+def jobs_table(jobs: Sequence[review_pb2.TrainingJob]) -> Table:
+    return table(
+        ["JOB", "STATE", "EXAMPLES", "CREATED", "ADAPTER", "FIGURES"],
+        [
+            [
+                j.id,
+                job_state_name(j.state),
+                str(j.examples),
+                format_ns(timestamp_ns(j.created_at)),
+                j.adapter or "-",
+                f"error: {one_line(j.error, 80)}" if j.error else job_figures(j),
+            ]
+            for j in jobs
+        ],
+    )
+
+
+def stats_table(runs: Sequence[scorer_pb2.FinetuneScoringStats]) -> Table:
+    """The last run of every conversation, one row each."""
+    return table(
+        ["CONVERSATION", "SEEN", "SCORED", "ABOVE THRESHOLD", "MAX DIVERGENCE", "SKIPPED",
+         "ERROR"],
+        [
+            [
+                s.conversation_id,
+                str(s.responses_seen),
+                str(s.responses_scored),
+                str(s.responses_above_threshold),
+                number(s.max_divergence) if s.responses_scored else "-",
+                str(skipped(s)),
+                one_line(s.error, 60) or "-",
+            ]
+            for s in runs
+        ],
+    )  # fmt: skip
+
+
+def stats_text(reply: review_pb2.GetStatsResponse) -> str:
+    """The last run explained, so an empty candidate list says why."""
+    last = reply.last
+    lines = [
+        f"candidates: {reply.pending} pending, {reply.approved} approved, "
+        f"{reply.rejected} rejected; {reply.trained} trained",
+        f"threshold:  {reply.threshold:g}",
+    ]
+    if not is_set(timestamp_ns(last.taken_at)) and not last.responses_seen:
+        lines.append("last run:   none yet (score a conversation: ftreview score FILE)")
+        return "\n".join(lines)
+    skipped = {
+        "unset timestamp": last.skipped_unset_timestamp,
+        "already trained": last.skipped_already_trained,
+        "too long": last.skipped_too_long,
+        "tokenization mismatch": last.skipped_tokenization_mismatch,
+    }
+    skipped_text = ", ".join(f"{n} {why}" for why, n in skipped.items() if n) or "none"
+    comparison = ">" if last.max_divergence > last.threshold else "<="
+    lines += [
+        f"last run:   {last.conversation_id or '-'} at {format_ns(timestamp_ns(last.taken_at))}",
+        f"  replies seen {last.responses_seen}, scored {last.responses_scored}, "
+        f"above threshold {last.responses_above_threshold}",
+        f"  max divergence {last.max_divergence:.4g} {comparison} threshold {last.threshold:g}",
+        f"  skipped: {skipped_text}",
+    ]
+    if last.truncated:
+        lines.append(f"  context cut to fit: {last.truncated}")
+    if last.error:
+        lines.append(f"  error: {last.error}")
+    return "\n".join(lines)
+
+
+def progress_line(activity: activity_pb2.Activity, width: int = 24) -> str:
+    """`label [#####.....] 3/7 detail`; an unknown total shows the count alone."""
+    label = one_line(activity.label or activity.id, 40)
+    if activity.total:
+        filled = min(width, int(width * activity.done / activity.total))
+        bar = "[" + "#" * filled + "." * (width - filled) + "]"
+        count = f"{activity.done}/{activity.total}"
+    else:
+        bar = "[" + "." * width + "]"
+        count = str(activity.done) if activity.done else ""
+    parts = [label, bar, count, one_line(activity.detail, 40)]
+    return " ".join(p for p in parts if p)
+
+
+def stats_totals_text(runs: Sequence[scorer_pb2.FinetuneScoringStats]) -> str:
+    """`total: 12 conversations · 80 seen · 79 scored · 14 above threshold · max 2.71 · ...`"""
+    if not runs:
+        return "total: no conversation scored yet"
+    seen = sum(s.responses_seen for s in runs)
+    scored = sum(s.responses_scored for s in runs)
+    above = sum(s.responses_above_threshold for s in runs)
+    parts = [
+        f"total: {len(runs)} conversation{'s' if len(runs) != 1 else ''}",
+        f"{seen} seen",
+        f"{scored} scored",
+        f"{above} above threshold",
+        f"max divergence {number(max(s.max_divergence for s in runs))}",
+        f"{sum(skipped(s) for s in runs)} skipped",
+    ]
+    errors = sum(1 for s in runs if s.error)
+    if errors:
+        parts.append(f"{errors} with an error")
+    return " · ".join(parts)
+
+
+def score_summary_table(runs: Sequence[RunSummary]) -> Table:
+    return table(
+        ["FILE", "CONVERSATION", "REPLIES", "CANDIDATES", "MAX DIVERGENCE", "STATE"],
+        [
+            [
+                r.file,
+                r.conversation_id,
+                str(r.replies),
+                str(r.candidates),
+                number(r.max_divergence),
+                r.state.replace("_", " "),
+            ]
+            for r in runs
+        ],
+    )
+
+
+def score_total_text(runs: Sequence[RunSummary]) -> str:
+    """`total: 50 conversations · 212 replies · 41 candidates · max divergence 2.7`."""
+    scored = [r.max_divergence for r in runs if r.max_divergence is not None]
+    parts = [
+        f"total: {len(runs)} conversation{'s' if len(runs) != 1 else ''}",
+        f"{sum(r.replies for r in runs)} replies",
+        f"{sum(r.candidates for r in runs)} candidates",
+        f"max divergence {number(max(scored)) if scored else '-'}",
+    ]
+    failed = sum(1 for r in runs if r.state in ("failed", "cancelled", "lost"))
+    if failed:
+        parts.append(f"{failed} failed")
+    return " · ".join(parts)
