@@ -1,15 +1,20 @@
-"""Running the Scorer and the Review service as two child processes (`serve`, `demo`).
+"""Running the Scorer, the trainer and the Review service as child processes (`serve`,
+`demo`).
 
 Invariants:
-- `start()` returns only when both services answer SERVING through the standard gRPC health
-  service, so a caller's first request cannot race the start-up; until then a child that
-  exits is reported with the tail of its log instead of a hang;
-- the Scorer starts first and the Review service is given the Scorer's real address (port 0
-  is resolved from the Scorer's "serving on HOST:PORT" log line); given `scorer_address`,
-  no Scorer is started and the one there must answer SERVING;
-- `stop()` ends both: SIGTERM (the servers drain), then SIGKILL after a grace period, Review
-  first so that it never calls a Scorer that is already gone. On Linux the children also get
-  SIGTERM if this process dies without stopping them, so no orphan keeps a port;
+- `start()` returns only when every service answers: the Scorer and the Review SERVING
+  through the standard gRPC health service, the trainer on its jobs route, so a caller's
+  first request cannot race the start-up; until then a child that exits is reported with
+  the tail of its log instead of a hang;
+- the Scorer starts first; the trainer is given the Scorer's real address (to load what it
+  promotes) and the Review both the Scorer's and the trainer's endpoint, as the URL it sends
+  to while the config names none (port 0 is resolved from each "serving on HOST:PORT" log
+  line); given `scorer_address`, no Scorer is started and the one there must answer SERVING;
+- the Scorer serves the adapter the trainer last promoted (`<home>/adapters/current.json`),
+  so a restart keeps what was learned;
+- `stop()` ends them all: SIGTERM (the servers drain), then SIGKILL after a grace period,
+  Review first so that it never calls a service that is already gone. On Linux the children
+  also get SIGTERM if this process dies without stopping them, so no orphan keeps a port;
 - TLS and token settings reach both children alike: each serves with the same certificate,
   key and token, and the Review trusts the Scorer through `tls_ca` (else the certificate
   itself, which is right for a self-signed one). A token from `$FTREVIEW_TOKEN` reaches the
@@ -21,6 +26,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import os
 import re
 import signal
 import subprocess
@@ -29,11 +35,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
+
+import httpx
 
 from ftreview.auth import channel_credentials
 from ftreview.client import ReviewClient, ScorerClient
+from ftreview.core.defaults import REVIEW_ADDRESS, SCORER_ADDRESS, TRAINER_ADDRESS
 from ftreview.errors import FtreviewError
+
+TRAINER_PATH = "/v1/ftreview"
 
 _SERVING_LINE = re.compile(r"serving on (\[[0-9a-fA-F:]+\]|[\w.\-]+):(\d+)", re.IGNORECASE)
 _LOG_TAIL_LINES = 40
@@ -45,8 +57,11 @@ class ServiceStartError(RuntimeError):
 
 @dataclass
 class ServiceOptions:
-    scorer_listen: str = "127.0.0.1:50051"
-    review_listen: str = "127.0.0.1:50052"
+    scorer_listen: str = SCORER_ADDRESS
+    review_listen: str = REVIEW_ADDRESS
+    trainer_listen: str = TRAINER_ADDRESS
+    # Start the trainer (the fine-tuning endpoint) beside the other two.
+    trainer: bool = True
     # A Scorer already running there is used (checked for SERVING) instead of starting one.
     scorer_address: str | None = None
     home: str | None = None
@@ -148,12 +163,20 @@ class ChildService:
             return self.process.wait()
 
 
+def resolve_home(home: str | None) -> Path:
+    """The folder the services keep their state in, as they resolve it themselves."""
+    return Path(home or os.environ.get("FTREVIEW_HOME") or "~/.consciousness").expanduser()
+
+
 class LocalServices:
-    """Both services as children of this process. Use as a context manager."""
+    """The services as children of this process. Use as a context manager."""
 
     def __init__(self, options: ServiceOptions, python: str = sys.executable) -> None:
         self.options = options
+        self.home = resolve_home(options.home)
         scorer_argv = [python, "-m", "scorer_service", "--listen", options.scorer_listen]
+        if not options.backend or options.backend == "local":
+            scorer_argv += ["--adapter-dir", str(self.home / "adapters")]
         if options.backend:
             scorer_argv += ["--backend", options.backend]
         for url in options.backend_urls:
@@ -162,6 +185,7 @@ class LocalServices:
             scorer_argv += ["--model", options.model]
         scorer_argv += self._security_flags()
         self.scorer = ChildService("Scorer", scorer_argv, options.echo)
+        self.trainer = ChildService("trainer", [], options.echo)
         self.review = ChildService("Review service", [], options.echo)
 
     @property
@@ -189,6 +213,15 @@ class LocalServices:
         assert self.review.address is not None
         return self.review.address
 
+    @property
+    def finetune_url(self) -> str:
+        """The trainer's fine-tuning endpoint ("" when no trainer was started)."""
+        return f"http://{self.trainer.address}{TRAINER_PATH}" if self.trainer.address else ""
+
+    def _children(self) -> list[ChildService]:
+        """Stopping order: the Review first, the Scorer last."""
+        return [self.review, self.trainer, self.scorer]
+
     def __enter__(self) -> LocalServices:
         self.start()
         return self
@@ -204,12 +237,24 @@ class LocalServices:
             else:
                 self.scorer.start()
                 scorer_address = self.scorer.wait_address(deadline)
+            python = self.scorer.argv[0]
+            if self.options.trainer:
+                self.trainer.argv = [
+                    python, "-m", "trainer_service",
+                    "--listen", self.options.trainer_listen, "--home", str(self.home),
+                    "--scorer", scorer_address, *self._trainer_flags(),
+                ]  # fmt: skip
+                if self.options.model:
+                    self.trainer.argv += ["--model", self.options.model]
+                self.trainer.start()
+                self.trainer.wait_address(deadline)
             review_argv = [
-                self.scorer.argv[0], "-m", "review_service",
+                python, "-m", "review_service",
                 "--listen", self.options.review_listen, "--scorer", scorer_address,
+                "--home", str(self.home),
             ]  # fmt: skip
-            if self.options.home:
-                review_argv += ["--home", self.options.home]
+            if self.finetune_url:
+                review_argv += ["--default-finetune-url", self.finetune_url]
             review_argv += self._security_flags()
             if self.options.tls_cert and self.trusted_ca:
                 review_argv += ["--scorer-tls-ca", self.trusted_ca]
@@ -217,10 +262,33 @@ class LocalServices:
             self.review.start()
             self.review.wait_address(deadline)
             self._wait_serving(self.scorer, deadline)
+            if self.options.trainer:
+                self._wait_trainer(deadline)
             self._wait_serving(self.review, deadline)
         except BaseException:
             self.stop()
             raise
+
+    def _trainer_flags(self) -> list[str]:
+        """How the trainer reaches the Scorer (its own endpoint is plain HTTP on loopback)."""
+        flags: list[str] = []
+        if self.options.tls_cert and self.trusted_ca:
+            flags += ["--scorer-ca", self.trusted_ca]
+        if self.options.token_file:
+            flags += ["--scorer-token-file", self.options.token_file]
+        return flags
+
+    def _wait_trainer(self, deadline: float) -> None:
+        while True:
+            self.trainer.check_alive()
+            try:
+                if httpx.get(f"{self.finetune_url}/jobs", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass  # not listening yet
+            if time.monotonic() >= deadline:
+                raise ServiceStartError(self.trainer._failure("did not answer in time"))
+            time.sleep(0.2)
 
     def _wait_serving(self, child: ChildService, deadline: float) -> None:
         assert child.address is not None
@@ -246,12 +314,12 @@ class LocalServices:
     def wait(self) -> ChildService:
         """Blocks until one child exits; returns it (the other is still running)."""
         while True:
-            for child in (self.review, self.scorer):
+            for child in self._children():
                 if child.process is not None and child.process.poll() is not None:
                     return child
             time.sleep(0.2)
 
     def stop(self) -> None:
-        for child in (self.review, self.scorer):
+        for child in self._children():
             child.terminate()
             child.wait_or_kill(self.options.stop_timeout_s)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ftreview.auth import TLS_CA_ENV
 from ftreview.cli.context import (
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     UsageError,
     add_command,
@@ -28,8 +29,10 @@ from ftreview.cli.context import (
     say,
     show,
 )
+from ftreview.cli.loop import run_closed_loop
 from ftreview.cli.scoring import add_scoring_flags, score_files
 from ftreview.client import resolve_review_address
+from ftreview.core.defaults import REVIEW_ADDRESS, SCORER_ADDRESS, TRAINER_ADDRESS
 from ftreview.errors import FtreviewError
 from ftreview.local_services import LocalServices, ServiceOptions
 from ftreview.report import candidate_table, stats_text
@@ -55,6 +58,8 @@ def _service_options(args: argparse.Namespace, echo: bool) -> ServiceOptions:
         scorer_listen=args.scorer_listen,
         review_listen=args.review_listen,
         scorer_address=getattr(args, "scorer", None),
+        trainer_listen=args.trainer_listen,
+        trainer=not args.no_trainer,
         home=args.home,
         backend=args.backend,
         backend_urls=args.backend_url or (),
@@ -75,16 +80,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         services.start()
         ca = services.trusted_ca
         tls = f" {TLS_CA_ENV}={os.path.abspath(ca)}" if args.tls_cert and ca else ""
+        trainer = f"trainer serving on {services.finetune_url}\n" if services.finetune_url else ""
         print(
             f"scorer serving on {services.scorer_address}\n"
+            f"{trainer}"
             f"review serving on {services.review_address}\n"
             f"export FTREVIEW_REVIEW_ADDR={services.review_address}{tls}",
             flush=True,
         )
-        say("Ctrl-C stops both")
+        say("Ctrl-C stops them all")
         gone = services.wait()
         code = gone.process.returncode if gone.process else None
-        raise FtreviewError(f"the {gone.name} exited (status {code}); stopping the other")
+        raise FtreviewError(f"the {gone.name} exited (status {code}); stopping the others")
     except (_Stop, KeyboardInterrupt):
         say("stopping")
         return 0
@@ -144,7 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     services = LocalServices(_service_options(args, echo=args.verbose))
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        say(f"starting the Scorer and the Review service (home {args.home}) ...")
+        say(f"starting the Scorer, the trainer and the Review service (home {args.home}) ...")
         services.start()
         args.review = services.review_address
         say(f"scorer on {services.scorer_address}, review on {args.review}; "
@@ -156,7 +163,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if _interactive() and not args.no_review:
             return _open_review_screen(args)
         _show_review_plainly(args)
-        return 0
+        if args.no_trainer or args.no_train:
+            return 0
+        return 0 if run_closed_loop(args) else EXIT_FAILED
     except (_Stop, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     finally:
@@ -166,7 +175,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             shutil.rmtree(temporary, ignore_errors=True)
 
 
-def _service_flags(p: argparse.ArgumentParser, listen: tuple[str, str]) -> None:
+def _service_flags(p: argparse.ArgumentParser, listen: tuple[str, str, str]) -> None:
     p.add_argument("--scorer-listen", default=listen[0], metavar="HOST:PORT")
     p.add_argument("--review-listen", default=listen[1], metavar="HOST:PORT")
     p.add_argument(
@@ -181,6 +190,14 @@ def _service_flags(p: argparse.ArgumentParser, listen: tuple[str, str]) -> None:
     )
     p.add_argument("--tls-key", metavar="PATH", help="the PEM private key of --tls-cert")
     p.add_argument("--startup-timeout", type=float, default=300.0, metavar="S")
+    p.add_argument(
+        "--trainer-listen", default=listen[2], metavar="HOST:PORT",
+        help="where the trainer (the fine-tuning endpoint) listens",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-trainer", action="store_true",
+        help="start no trainer (send goes to learn.finetune_url only)",
+    )  # fmt: skip
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -188,10 +205,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         commands,
         "serve",
         cmd_serve,
-        "run the Scorer and the Review service until Ctrl-C",
+        "run the Scorer, the trainer and the Review service until Ctrl-C",
         json=False,
     )
-    _service_flags(p, ("127.0.0.1:50051", "127.0.0.1:50052"))
+    _service_flags(p, (SCORER_ADDRESS, REVIEW_ADDRESS, TRAINER_ADDRESS))
     p.add_argument(
         "--scorer", metavar="ADDR",
         help="use the Scorer already running at ADDR instead of starting one",
@@ -202,10 +219,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         commands,
         "demo",
         cmd_demo,
-        "start both services, score the bundled example, review it",
+        "start the services, score the bundled example, review it (without a terminal:"
+        " approve, train and show what the model learned)",
         json=False,
     )
-    _service_flags(p, ("127.0.0.1:0", "127.0.0.1:0"))
+    _service_flags(p, ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"))
     p.add_argument(
         "files", nargs="*", metavar="FILE", help="conversation files (default: examples/)"
     )
@@ -214,6 +232,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="print candidates and stats instead of opening the screen",
     )
+    p.add_argument(
+        "--no-train", action="store_true",
+        help="without a terminal, stop after printing the candidates (no approve, no training)",
+    )  # fmt: skip
     p.add_argument("--verbose", action="store_true", help="echo the services' logs")
     add_scoring_flags(p)
 

@@ -60,7 +60,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             if not ask_yes(f"send {count} approved repl{'y' if count == 1 else 'ies'} to {url}?"):
                 say("nothing sent")
                 return 0
-    outcome = asyncio.run(_send(args, ids))
+    outcome = asyncio.run(send_and_follow(args, ids))
     reply = outcome.reply
     jobs = [j for j in outcome.jobs if j.id in outcome.job_ids]
     trained = [e for e in outcome.trained if e.job_id in outcome.job_ids]
@@ -102,7 +102,7 @@ class _Sent:
     trained: list[review_pb2.TrainedEntry] = field(default_factory=list)
 
 
-async def _send(args: argparse.Namespace, ids: list[int]) -> _Sent:
+async def send_and_follow(args: argparse.Namespace, ids: list[int]) -> _Sent:
     """Sends; unless --no-wait, follows the jobs the endpoint started (the activity stream
     is subscribed to before the Send) and reads their figures once they end."""
     async with async_review_client(args) as client:

@@ -1,0 +1,71 @@
+"""The demo's closed loop, for a run without a terminal: what a person would do on the
+review screen, done by rule, then the proof that the model learned.
+
+It approves the candidates above `APPROVE_ABOVE` nats/token (saying that a person would
+decide here), asks each reply's question cold (no memories, no conversation) on the base
+model, sends, follows the training job and the re-scoring on the Review's activity stream,
+and prints per reply the divergence before -> after and the cold answer before and after.
+Nothing here talks to a service but the Review.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from ftreview.cli.context import review_client, say
+from ftreview.cli.shipping import send_and_follow
+from ftreview.core.wire import timestamp_ns
+from ftreview.report import job_figures, number, one_line
+from ftreview.v1 import review_pb2
+
+APPROVE_ABOVE = 1.0
+# Training on this CPU takes minutes; the job, not the demo, decides when it is done.
+TRAINING_TIMEOUT_S = 3600.0
+
+
+def run_closed_loop(args: argparse.Namespace) -> bool:
+    """True when a job trained and every trained reply was re-scored."""
+    with review_client(args) as client:
+        chosen = [c for c in client.list_candidates(["pending"]) if c.divergence > APPROVE_ABOVE]
+        if not chosen:
+            say(f"no candidate above {APPROVE_ABOVE:g} nats/token: nothing to train")
+            return False
+        say(
+            f"a person would decide here; the demo approves the {len(chosen)} candidate(s) "
+            f"above {APPROVE_ABOVE:g} nats/token"
+        )
+        client.approve([timestamp_ns(c.timestamp) for c in chosen])
+        before = {timestamp_ns(c.timestamp): client.ask(c.question) for c in chosen}
+    args.ids, args.no_wait, args.json = [], False, False
+    args.timeout = max(getattr(args, "timeout", 0) or 0, TRAINING_TIMEOUT_S)
+    say("sending them to the trainer; training runs on this machine's CPU (minutes)")
+    outcome = asyncio.run(send_and_follow(args, []))
+    with review_client(args) as client:
+        after = {timestamp_ns(c.timestamp): client.ask(c.question) for c in chosen}
+        trained = {timestamp_ns(e.timestamp): e for e in client.list_trained()}
+    for job in outcome.jobs:
+        if job.id not in outcome.job_ids:
+            continue
+        if job.state == review_pb2.TRAINING_JOB_STATE_FAILED:
+            say(f"training job {job.id} failed: {job.error}")
+        else:
+            say(f"training job {job.id}: {job_figures(job)}")
+    print()
+    measured = True
+    for c in chosen:
+        ns = timestamp_ns(c.timestamp)
+        entry = trained.get(ns)
+        has_after = entry is not None and entry.HasField("divergence_after")
+        measured &= has_after
+        change = (
+            f"{number(entry.divergence_before)} → {number(entry.divergence_after)}"
+            if entry is not None and has_after
+            else f"{number(c.divergence)} → (not trained)"
+        )
+        print(f"{one_line(c.content, 70)}")
+        print(f"  asked: {one_line(c.question, 66)}")
+        print(f"  divergence {change} nats/token")
+        print(f"  before: {one_line(before[ns].answer, 66)}")
+        print(f"  after:  {one_line(after[ns].answer, 66)}  ({after[ns].adapter or 'base'})")
+    return measured
