@@ -211,7 +211,12 @@ def main(argv: list[str] | None = None) -> None:
     except (TrainerConfigError, ModelNotFound, SecurityConfigError) as error:
         print(f"ftreview-trainer: {error}", file=sys.stderr)
         sys.exit(2)
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except OSError as error:  # the port is taken, the home is not writable, ...
+        print(f"ftreview-trainer: cannot serve on {config.host}:{config.port}: {error}",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(1)
 
 
 if __name__ == "__main__":

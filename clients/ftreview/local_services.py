@@ -59,7 +59,8 @@ class ServiceStartError(RuntimeError):
 class ServiceOptions:
     scorer_listen: str = SCORER_ADDRESS
     review_listen: str = REVIEW_ADDRESS
-    trainer_listen: str = TRAINER_ADDRESS
+    # None: the trainer's default address, or a free port when the other two take free ports.
+    trainer_listen: str | None = None
     # Start the trainer (the fine-tuning endpoint) beside the other two.
     trainer: bool = True
     # A Scorer already running there is used (checked for SERVING) instead of starting one.
@@ -241,7 +242,7 @@ class LocalServices:
             if self.options.trainer:
                 self.trainer.argv = [
                     python, "-m", "trainer_service",
-                    "--listen", self.options.trainer_listen, "--home", str(self.home),
+                    "--listen", self._trainer_listen(), "--home", str(self.home),
                     "--scorer", scorer_address, *self._trainer_flags(),
                 ]  # fmt: skip
                 if self.options.model:
@@ -268,6 +269,14 @@ class LocalServices:
         except BaseException:
             self.stop()
             raise
+
+    def _trainer_listen(self) -> str:
+        if self.options.trainer_listen:
+            return self.options.trainer_listen
+        free = all(
+            a.endswith(":0") for a in (self.options.scorer_listen, self.options.review_listen)
+        )
+        return "127.0.0.1:0" if free else TRAINER_ADDRESS
 
     def _trainer_flags(self) -> list[str]:
         """How the trainer reaches the Scorer (its own endpoint is plain HTTP on loopback)."""

@@ -175,7 +175,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             shutil.rmtree(temporary, ignore_errors=True)
 
 
-def _service_flags(p: argparse.ArgumentParser, listen: tuple[str, str, str]) -> None:
+def _service_flags(p: argparse.ArgumentParser, listen: tuple[str, str, str | None]) -> None:
     p.add_argument("--scorer-listen", default=listen[0], metavar="HOST:PORT")
     p.add_argument("--review-listen", default=listen[1], metavar="HOST:PORT")
     p.add_argument(
@@ -192,7 +192,8 @@ def _service_flags(p: argparse.ArgumentParser, listen: tuple[str, str, str]) -> 
     p.add_argument("--startup-timeout", type=float, default=300.0, metavar="S")
     p.add_argument(
         "--trainer-listen", default=listen[2], metavar="HOST:PORT",
-        help="where the trainer (the fine-tuning endpoint) listens",
+        help="where the trainer (the fine-tuning endpoint) listens (default "
+        f"{TRAINER_ADDRESS}, or a free port when the other two take free ports)",
     )  # fmt: skip
     p.add_argument(
         "--no-trainer", action="store_true",
@@ -208,7 +209,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "run the Scorer, the trainer and the Review service until Ctrl-C",
         json=False,
     )
-    _service_flags(p, (SCORER_ADDRESS, REVIEW_ADDRESS, TRAINER_ADDRESS))
+    _service_flags(p, (SCORER_ADDRESS, REVIEW_ADDRESS, None))
     p.add_argument(
         "--scorer", metavar="ADDR",
         help="use the Scorer already running at ADDR instead of starting one",
