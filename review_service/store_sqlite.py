@@ -347,23 +347,11 @@ def _migrate_wire_stats(db: sqlite3.Connection) -> None:
         return
     from ftreview.v1 import scorer_pb2
 
+    from .convert import stats_from_wire
+
     for cid, body in db.execute("SELECT conversation_id, body FROM stats").fetchall():
         wire = scorer_pb2.FinetuneScoringStats.FromString(body)
-        stats = ScoringStats(
-            conversation_id=cid,
-            threshold=wire.threshold,
-            responses_seen=wire.responses_seen,
-            responses_scored=wire.responses_scored,
-            responses_above_threshold=wire.responses_above_threshold,
-            max_divergence=wire.max_divergence,
-            skipped_unset_timestamp=wire.skipped_unset_timestamp,
-            skipped_already_trained=wire.skipped_already_trained,
-            skipped_too_long=wire.skipped_too_long,
-            skipped_tokenization_mismatch=wire.skipped_tokenization_mismatch,
-            truncated=wire.truncated,
-            error=wire.error,
-            taken_at_ns=wire.taken_at.seconds * 1_000_000_000 + wire.taken_at.nanos,
-        )
+        stats = dataclasses.replace(stats_from_wire(wire), conversation_id=cid)
         db.execute(
             "INSERT OR IGNORE INTO scoring_stats (conversation_id, json) VALUES (?, ?)",
             (cid, json.dumps(dataclasses.asdict(stats))),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
-from typing import TextIO
+from typing import Self, TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -34,7 +34,27 @@ def _label(activity: activity_pb2.Activity) -> str:
     return activity.label or activity.id
 
 
-class ActivityProgress:
+class _Bars:
+    """Rich bars on a terminal (started and stopped with the `with` block), else None."""
+
+    _bars: Progress | None
+
+    def __enter__(self) -> Self:
+        if self._bars is not None:
+            self._bars.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._bars is not None:
+            self._bars.stop()
+
+
+class ActivityProgress(_Bars):
     """Progress of the activities a command follows. Use as a context manager."""
 
     def __init__(self, stream: TextIO | None = None, enabled: bool = True) -> None:
@@ -51,20 +71,6 @@ class ActivityProgress:
                 console=Console(file=self._stream),
             )
         self._tasks: dict[str, TaskID] = {}
-
-    def __enter__(self) -> ActivityProgress:
-        if self._bars is not None:
-            self._bars.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._bars is not None:
-            self._bars.stop()
 
     def started(self, activity: activity_pb2.Activity) -> None:
         if self._enabled and self._bars is None:
@@ -122,7 +128,7 @@ class _BatchColumn(ProgressColumn):
         return Text(" · ".join(parts).lstrip())
 
 
-class BatchProgress:
+class BatchProgress(_Bars):
     """One progress line for a batch of scoring runs: "scoring 23/50 · 41 new candidates ·
     ~30 s left" (on a terminal a rich bar with the count and the time left; elsewhere one
     line when the batch starts and one when it ends). A batch grows while it runs
@@ -148,20 +154,6 @@ class BatchProgress:
         self._failed = 0
         self._found = 0
         self._partial: dict[str, float] = {}
-
-    def __enter__(self) -> BatchProgress:
-        if self._bars is not None:
-            self._bars.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._bars is not None:
-            self._bars.stop()
 
     @property
     def live(self) -> bool:
