@@ -13,7 +13,7 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
     roots = {"ftreview": REPO / "clients" / "ftreview"}
-    roots |= {name: REPO / name for name in ("scorer_service", "review_service")}
+    roots |= {name: REPO / name for name in ("scorer_service", "review_service", "trainer_service")}
     found = set()
     for name, root in roots.items():
         for init in root.rglob("__init__.py"):
