@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-epochs",
         type=int,
         default=d.max_epochs,
-        help="the guard stops earlier when the targets are met (default %(default)s)",
+        help="the guard stops at the first epoch that meets its targets (default %(default)s)",
     )
     parser.add_argument(
         "--batch-size", type=int, default=d.batch_size, help="(default %(default)s)"

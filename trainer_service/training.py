@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,8 +40,8 @@ class TrainingSettings:
     target_modules: tuple[str, ...] = ALL_LINEAR
     learning_rate: float = 5e-4
     scheduler: str = "constant"
-    max_epochs: int = 12
-    batch_size: int = 1
+    max_epochs: int = 16
+    batch_size: int = 4
     self_study: int = 0
     seed: int = 0
     # False only for measurements (the benchmark's baseline): train every epoch, keep the last.
@@ -270,8 +271,11 @@ def train_job(
             if verdict is not Verdict.CONTINUE:
                 control.should_training_stop = True
 
+    scratch_dir = tempfile.TemporaryDirectory(prefix="ftreview-trainer-")
+    scratch = scratch_dir.name
     config = SFTConfig(
-        output_dir=str(staging.parent / (staging.name + ".state")),
+        # TRL wants a folder of its own; nothing is saved there (save_strategy "no").
+        output_dir=scratch,
         num_train_epochs=settings.max_epochs,
         per_device_train_batch_size=settings.batch_size,
         # Self-study adds rows to an epoch; the step size shrinks by as much, so that one
@@ -306,7 +310,8 @@ def train_job(
     )
     # The job's progress goes to the ledger, not to stdout.
     trainer.remove_callback(PrinterCallback)
-    trainer.train()
+    with scratch_dir:
+        trainer.train()
     promoted = bool(verdicts) and verdicts[-1] is Verdict.PROMOTE
     if promoted:
         model.save_pretrained(str(staging))

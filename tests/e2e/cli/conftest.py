@@ -103,8 +103,9 @@ class Review:
 def review(stack: Stack, tmp_path: Path) -> Iterator[Review]:
     """A fresh Review service (its own home) against the module's Scorer."""
     home = tmp_path / "home"
+    # No trainer: these tests are about the CLI; the ones that send bring an in-test one.
     options = ServiceOptions(
-        scorer_address=stack.scorer, review_listen="127.0.0.1:0", home=str(home)
+        scorer_address=stack.scorer, review_listen="127.0.0.1:0", home=str(home), trainer=False
     )
     with LocalServices(options) as services:
         yield Review(services.review_address, home)

@@ -1,6 +1,7 @@
 """`ftreview demo` without a terminal: the README's main job end to end, on a fresh
 temporary home (removed afterwards) or on the user's home named after the file, as the
-README's tour writes it."""
+README's tour writes it; and the closed loop it runs on the bundled example (approve,
+train on the real trainer, re-score, ask cold)."""
 
 from __future__ import annotations
 
@@ -15,15 +16,21 @@ import pytest
 pytestmark = pytest.mark.model
 
 
-def demo(*args: str) -> subprocess.CompletedProcess[str]:
+def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "ftreview", "demo", *args],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def demo(*args: str) -> subprocess.CompletedProcess[str]:
+    """The demo up to the candidates (no approvals, no training)."""
+    result = run_demo(*args, "--no-train")
     assert "Your cat is named Biscuit." in result.stdout
     assert "max divergence" in result.stdout and "pending" in result.stdout
-    assert "succeeded: score" in result.stderr
+    assert "scored 1 conversation" in result.stderr
     return result
 
 
@@ -41,3 +48,19 @@ def test_demo_keeps_a_home_given_after_the_file(fixtures_dir: Path, tmp_path: Pa
     with sqlite3.connect(database) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert tables, "the Review kept nothing in the home it was given"
+
+
+def test_the_bundled_example_is_learned_and_answered_cold() -> None:
+    """The README's main command: both replies of examples/ lean on memories; after the
+    demo trains them in, their divergence on the new adapter is near zero and the model,
+    asked their questions with no memories and no conversation, answers with the facts."""
+    result = run_demo()
+    out = result.stdout
+    for fact in ("Dr. Okafor", "B12"):
+        block = out[out.index(fact) :]
+        after = re.search(r"divergence (\S+) → (\S+) nats/token", block)
+        assert after, out
+        assert float(after.group(1)) > 1.0 and float(after.group(2)) < 0.2, after.group(0)
+        answer = re.search(r"after: +(.*)", block)
+        assert answer and fact.split()[-1] in answer.group(1), block[:400]
+    assert "recall 100%" in result.stderr
