@@ -4,9 +4,12 @@ Invariant: an epoch is promoted only when, measured after it, (a) the mean diver
 job's replies is below `target_divergence`, (r) every one of them is reproduced greedily
 without memories, and (b) the mean per-token log-likelihood change of the generic held-out
 replies (without memories, against the base model) is at least `-max_forgetting`. Training
-stops at the first epoch that meets (a) and (r): training further only forgets more. It
-also stops once (b) has fallen below the floor, since later epochs only fall further. When
-no epoch qualifies the job fails with the best epoch's figures, and nothing is promoted.
+stops at the first epoch that meets (a) and (r): training further only forgets more. An
+epoch that fell below the floor (b) is judged FAIL; the training loop may then go back to the
+last epoch that kept (b) and continue with half the learning rate (`training.py`, a bounded
+number of times), since one epoch can step over the narrow window where all three hold.
+When no epoch qualifies the job fails with the best epoch's figures, and nothing is
+promoted.
 """
 
 from __future__ import annotations

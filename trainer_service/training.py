@@ -52,6 +52,35 @@ class TrainingSettings:
 DEFAULTS = TrainingSettings()
 
 
+# How often a job may go back one epoch and halve its learning rate when an epoch forgot
+# too much, before the guard gives up (each costs an epoch of the job's budget).
+MAX_BACKTRACKS = 3
+
+
+def _trainable_copy(model: Any) -> dict[str, Any]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _restore(model: Any, kept: dict[str, Any], optimizer: Any) -> None:
+    """Put the trained weights back as they were, and forget the optimizer's moments."""
+    import torch
+
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name in kept:
+                parameter.copy_(kept[name])
+    if optimizer is not None:
+        optimizer.state.clear()
+
+
+def _scale_learning_rate(optimizer: Any, scheduler: Any, factor: float) -> None:
+    if optimizer is not None:
+        for group in optimizer.param_groups:
+            group["lr"] *= factor
+    if scheduler is not None and hasattr(scheduler, "base_lrs"):
+        scheduler.base_lrs = [lr * factor for lr in scheduler.base_lrs]
+
+
 @dataclass
 class Progress:
     step: int = 0
@@ -256,20 +285,49 @@ def train_job(
             progress.total_steps = int(state.max_steps)
             report(progress)
 
-        def on_epoch_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        def __init__(self) -> None:
+            self.kept: dict[str, Any] | None = None
+            self.backtracks = 0
+
+        def on_epoch_end(
+            self, args: Any, state: Any, control: Any, optimizer: Any = None,
+            lr_scheduler: Any = None, **_: Any,
+        ) -> None:  # fmt: skip
             epoch = len(history) + 1
             snapshot = measurer.measure(model, epoch)
             history.append(snapshot.figures)
             snapshots.append(snapshot)
-            verdict = judge(snapshot.figures, settings.guard, epoch == settings.max_epochs)
+            last = epoch == settings.max_epochs
+            verdict = judge(snapshot.figures, settings.guard, last)
             if not settings.guarded:
-                verdict = Verdict.PROMOTE if epoch == settings.max_epochs else Verdict.CONTINUE
-            verdicts.append(verdict)
+                verdict = Verdict.PROMOTE if last else Verdict.CONTINUE
             progress.epoch = epoch
             progress.detail = f"epoch {epoch}/{settings.max_epochs}: {snapshot.figures.line()}"
+            if verdict is Verdict.CONTINUE:
+                self.kept = _trainable_copy(model)
+            elif verdict is Verdict.FAIL and self._can_back_off(snapshot.figures, last):
+                # One epoch stepped over the window where the guard may promote: go back to
+                # the last epoch that kept generic replies and take smaller steps from there.
+                assert self.kept is not None
+                _restore(model, self.kept, optimizer)
+                _scale_learning_rate(optimizer, lr_scheduler, 0.5)
+                self.backtracks += 1
+                verdict = Verdict.CONTINUE
+                progress.detail += "; forgot too much: back one epoch, learning rate halved"
+            verdicts.append(verdict)
             report(progress)
             if verdict is not Verdict.CONTINUE:
                 control.should_training_stop = True
+
+        def _can_back_off(self, figures: EpochFigures, last: bool) -> bool:
+            forgot = figures.generic < -settings.guard.max_forgetting
+            return (
+                settings.guarded
+                and forgot
+                and not last
+                and self.kept is not None
+                and self.backtracks < MAX_BACKTRACKS
+            )
 
     scratch_dir = tempfile.TemporaryDirectory(prefix="ftreview-trainer-")
     scratch = scratch_dir.name
