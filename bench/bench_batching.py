@@ -23,7 +23,7 @@ from scorer_service.conversation import flatten
 from scorer_service.scoring import ScoringResult, score_conversation
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "fixtures" / "conversations"
+SHARED = REPO / "tests" / "fixtures" / "conversations"
 SOURCES = [*sorted(SHARED.glob("*.json")), REPO / "examples" / "thesis-defense.json"]
 
 

@@ -26,7 +26,7 @@ from scorer_service.scoring import score_conversation
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = [
-    *sorted((REPO.parent / "shared" / "fixtures" / "conversations").glob("*.json")),
+    *sorted((REPO / "tests" / "fixtures" / "conversations").glob("*.json")),
     REPO / "examples" / "thesis-defense.json",
 ]
 

@@ -30,7 +30,7 @@ from trainer_service.measures import greedy_answers, normalise, reply_logprob  #
 from trainer_service.model import base_model_folder, default_device, load_base  # noqa: E402
 from trainer_service.training import DEFAULTS, TrainingSettings, train_job  # noqa: E402
 
-FIXTURES = REPO.parent / "shared" / "fixtures" / "conversations"
+FIXTURES = REPO / "tests" / "fixtures" / "conversations"
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 
 

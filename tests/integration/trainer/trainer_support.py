@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 REPO = Path(__file__).resolve().parents[3]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "conversations"
+FIXTURES = REPO / "tests" / "fixtures" / "conversations"
 EXAMPLE = REPO / "examples" / "thesis-defense.json"
 
 
