@@ -9,11 +9,13 @@ them into statuses (never UNKNOWN).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
-from ftreview.core.activity_hub import ActivityHub
+from ftreview.core.activity_hub import Activity, ActivityHub
 from ftreview.core.status import error_status
 from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import scorer_pb2, scorer_pb2_grpc
@@ -45,6 +47,20 @@ def _messages(request_conversation: Any, present: bool) -> list[Message]:
     if not present:
         raise InvalidConversation("", "the request has no conversation")
     return flatten(request_conversation)
+
+
+@contextlib.contextmanager
+def _ends_with_the_call(activity: Activity) -> Iterator[None]:
+    """Cancels `activity` when the call is cancelled and fails it when the engine does; the
+    exception goes on to the status interceptor."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        activity.cancel("the caller went away or its deadline passed")
+        raise
+    except ScorerError as exc:
+        activity.fail(str(exc))
+        raise
 
 
 class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
@@ -126,6 +142,7 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
             activity.cancel("the caller went away or its deadline passed")
             raise
         except ScorerError as exc:
+            # As `_ends_with_the_call`, and the status also carries the run's stats.
             activity.fail(str(exc))
             stats = scoring.ScoringStats(conversation_id, threshold or scoring.DEFAULT_THRESHOLD)
             stats.error = str(exc)
@@ -168,16 +185,10 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
             total=1,
             activity_id=request.request_id,
         )
-        try:
+        with _ends_with_the_call(activity):
             generation = await self.backend.generate(
                 prompt, max_new, alternate.stop_token_ids(self.tokenizer)
             )
-        except asyncio.CancelledError:
-            activity.cancel("the caller went away or its deadline passed")
-            raise
-        except ScorerError as exc:
-            activity.fail(str(exc))
-            raise
         activity.succeed(f"{generation.token_count} tokens")
         return scorer_pb2.GenerateAlternateResponse(
             activity_id=activity.id, text=generation.text, token_count=generation.token_count
@@ -208,14 +219,8 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         activity = self.hub.start(
             "adapter", f"loading adapter {request.name or request.path or '(base model)'}"
         )
-        try:
+        with _ends_with_the_call(activity):
             adapter = await self.backend.load_adapter(request.path, request.name)
-        except asyncio.CancelledError:
-            activity.cancel("the caller went away or its deadline passed")
-            raise
-        except ScorerError as exc:
-            activity.fail(str(exc))
-            raise
         activity.succeed(f"serving {adapter or 'the base model'}")
         return scorer_pb2.LoadAdapterResponse(adapter=adapter)
 

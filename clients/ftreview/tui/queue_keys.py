@@ -55,6 +55,7 @@ class QueueKeys(App[int]):
         self.sending = False
 
     def redraw(self) -> None:
+        """Redraw the list and the detail pane (the app fills this in: ReviewApp)."""
         raise NotImplementedError
 
     def _require_link(self) -> ServiceLink | None:

@@ -31,10 +31,13 @@ class Streams(QueueKeys):
     activities: ActivityBoard
     review_address: str
 
+    # Hooks the app fills in (ReviewApp); this mixin only drives the streams.
     def _new_link(self) -> ServiceLink:
+        """A fresh connection to the Review."""
         raise NotImplementedError
 
     def _draw_activity(self) -> None:
+        """Redraw the status line from the activity board."""
         raise NotImplementedError
 
     # -- streams ------------------------------------------------------------------------
