@@ -155,7 +155,15 @@ class ReviewApp(Streams):
 
     # -- drawing ------------------------------------------------------------------------
 
+    @property
+    def drawable(self) -> bool:
+        """False once the app is closing: Textual removes the widgets while the streams, the
+        timers and a pending alternate may still deliver; nothing is drawn then."""
+        return self.is_running and bool(self.screen_stack)
+
     def redraw(self) -> None:
+        if not self.drawable:
+            return
         self._draw_summary()
         empty = self.base.query_one("#empty", Static)
         main = self.base.query_one("#main")
@@ -248,6 +256,8 @@ class ReviewApp(Streams):
         )
 
     def _draw_activity(self) -> None:
+        if not self.drawable:
+            return
         line = self.activities.describe()
         if self.last_job is not None and self.activities.idle:
             line = f"{line}  ·  {self.last_job.describe()}"

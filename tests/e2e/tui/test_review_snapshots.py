@@ -112,3 +112,17 @@ async def test_footer_at_80_columns_keeps_legend_and_quit(candidates: list[Candi
         )
         summary = str(app.query_one("#summary").render())
         assert len(summary) <= 80, "the header fits on one line at 80 columns"
+
+
+async def test_late_stream_events_while_closing_draw_nothing(
+    candidates: list[CandidateView],
+) -> None:
+    """Streams, timers and a pending alternate may still deliver while Textual removes the
+    widgets on exit (CI once saw `No nodes match '#activity'` from a late alternate's end):
+    drawing then is a no-op, not an error in the closing app."""
+    app = FixedReviewApp(candidates)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.board.loaded, "the fixed candidates")
+    assert not app.is_running
+    app.redraw()
+    app._draw_activity()
