@@ -11,6 +11,13 @@ it from this process over gRPC:
   is a real write (synchronous=FULL). Measured twice in the same run: with group commit
   (concurrent decisions share one transaction) and, as the baseline, with one transaction
   per decision (the writer's batch limited to 1, as before group commit);
+- Approve/Reject latency at a fixed offered load: 50 clients, each sending its decisions at
+  random (Poisson) times so that together they offer `--rate` decisions per second (970 by
+  default, the load at which issue 9 measured p99 59 ms). A closed loop (each client sends
+  again the moment it is answered) measures only saturation, where Little's law fixes the
+  mean latency at clients / throughput whatever the server does; a fixed load measures what
+  a client waits. Latency counts from the moment a call was due, not when it was sent, so a
+  client held up behind a slow call is charged for it (no coordinated omission);
 - WatchCandidates fan-out: time from sending a change until the last of 100 subscribers
   has seen it, against 1 subscriber as the baseline.
 
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -124,6 +132,47 @@ async def decisions(address: str, stamps: list[int], clients: int) -> dict[str, 
     }
 
 
+async def paced(
+    address: str, stamps: list[int], clients: int, rate: float, seed: int = 9
+) -> dict[str, float]:
+    """`clients` channels offering `rate` decisions/s in all, Poisson arrivals per client."""
+    channels = [grpc.aio.insecure_channel(address) for _ in range(clients)]
+    stubs = [review_pb2_grpc.ReviewStub(c) for c in channels]
+    for stub in stubs:
+        await stub.GetConfig(S.GetConfigRequest())
+    per_client = [stamps[i::clients] for i in range(clients)]
+    latencies: list[float] = []
+    generator = random.Random(seed)
+    gaps = [[generator.expovariate(rate / clients) for _ in mine] for mine in per_client]
+
+    async def client(stub: review_pb2_grpc.ReviewStub, mine: list[int], waits: list[float]) -> None:
+        due = began
+        for ts, wait in zip(mine, waits, strict=True):
+            due += wait
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if (ts - BASE) // 1000 % 2:
+                await stub.Reject(S.RejectRequest(timestamps=[to_timestamp(ts)], reason="bench"))
+            else:
+                await stub.Approve(S.ApproveRequest(timestamps=[to_timestamp(ts)]))
+            latencies.append(time.perf_counter() - due)
+
+    began = time.perf_counter()
+    await asyncio.gather(
+        *(client(stub, mine, w) for stub, mine, w in zip(stubs, per_client, gaps, strict=True))
+    )
+    elapsed = time.perf_counter() - began
+    for channel in channels:
+        await channel.close()
+    return {
+        "ops": len(latencies),
+        "per_s": len(latencies) / elapsed,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+    }
+
+
 async def fan_out(
     address: str, stamps: list[int], subscribers: int, rounds: int
 ) -> dict[str, float]:
@@ -151,7 +200,7 @@ async def fan_out(
 
     stubs = [review_pb2_grpc.ReviewStub(channels[i % len(channels)]) for i in range(subscribers)]
     tasks = [asyncio.ensure_future(subscriber(stub)) for stub in stubs]
-    await asyncio.wait_for(all_ready.wait(), 60)
+    await asyncio.wait_for(all_ready.wait(), 300)
     latencies = []
     for ts in stamps[:rounds]:
         waiting[ts] = asyncio.Event()
@@ -175,20 +224,25 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ops", type=int, default=1500, help="decisions per client setting")
     parser.add_argument("--rounds", type=int, default=40, help="changes per fan-out setting")
+    parser.add_argument(
+        "--rate", type=float, default=970.0, help="decisions/s offered by 50 paced clients"
+    )
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
+    offered: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        stamps = seed(home, 4 * args.ops + 2 * args.rounds)
-        batches = iter([stamps[i * args.ops : (i + 1) * args.ops] for i in range(4)])
+        stamps = seed(home, 6 * args.ops + 2 * args.rounds)
+        batches = iter([stamps[i * args.ops : (i + 1) * args.ops] for i in range(6)])
         for label, max_batch in (("one transaction each", 1), ("group commit", MAX_BATCH)):
             process, port = start_review(home, max_batch)
             address = f"127.0.0.1:{port}"
             try:
                 results[f"{label}, 1"] = await decisions(address, next(batches), 1)
                 results[f"{label}, 50"] = await decisions(address, next(batches), 50)
+                offered[label] = await paced(address, next(batches), 50, args.rate)
                 if max_batch != 1:
-                    rest = stamps[4 * args.ops :]
+                    rest = stamps[6 * args.ops :]
                     single = await fan_out(address, rest[: args.rounds], 1, args.rounds)
                     hundred = await fan_out(address, rest[args.rounds :], 100, args.rounds)
             finally:
@@ -208,6 +262,13 @@ async def main() -> None:
         f"50 clients, group commit vs one transaction each: throughput "
         f"x{group['per_s'] / base['per_s']:.2f}, p99 x{group['p99_ms'] / base['p99_ms']:.2f}"
     )
+    print()
+    print(f"approve/reject at a fixed load: 50 clients offering {args.rate:.0f}/s (Poisson), "
+          "latency from when each call was due")  # fmt: skip
+    print(f"{'writer':>22} {'ops':>6} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for label, r in offered.items():
+        print(f"{label:>22} {r['ops']:>6.0f} {r['per_s']:>9.0f} "
+              f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}")  # fmt: skip
     print()
     print(
         f"WatchCandidates fan-out: Approve sent -> last subscriber saw it ({args.rounds} changes)"

@@ -70,6 +70,11 @@ def _request_type_name(deserializer: Any) -> str:
 class StatusInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Wraps every method handler: decode errors and exceptions become statuses."""
 
+    def __init__(self) -> None:
+        # A method's registered handler is the same object on every call: inspect and wrap
+        # it once, not on every call (kept with the handler, so a reused id never matches).
+        self._wrapped: dict[int, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -78,7 +83,14 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method = str(handler_call_details.method).lstrip("/")
+        kept = self._wrapped.get(id(handler))
+        if kept is not None and kept[0] is handler:
+            return kept[1]
+        wrapped = self._wrap(handler, str(handler_call_details.method).lstrip("/"))
+        self._wrapped[id(handler)] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         field = (
             ("stream_stream" if handler.response_streaming else "stream_unary")
             if handler.request_streaming

@@ -6,6 +6,7 @@ bytes are INVALID_ARGUMENT; and each failed call leaves exactly one log line (is
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -191,3 +192,23 @@ async def test_a_good_call_is_untouched_and_not_logged(
     caplog.set_level(logging.INFO, CALLS_LOG)
     assert (await _unary(channel)(StringValue(value="hi"))).value == "echo hi"
     assert not _call_records(caplog)
+
+
+async def test_a_method_is_wrapped_once_and_each_method_on_its_own() -> None:
+    async def unary(request: StringValue, context: Any) -> StringValue:
+        return request
+
+    first = grpc.unary_unary_rpc_method_handler(unary, request_deserializer=StringValue.FromString)
+    second = grpc.unary_unary_rpc_method_handler(unary, request_deserializer=StringValue.FromString)
+    interceptor = StatusInterceptor()
+
+    async def wrap(handler: Any) -> Any:
+        async def continuation(details: Any) -> Any:
+            return handler
+
+        return await interceptor.intercept_service(continuation, SimpleNamespace(method="/t.T/M"))
+
+    wrapped = await wrap(first)
+    assert wrapped is not first and wrapped.unary_unary is not unary
+    assert await wrap(first) is wrapped, "the same handler is wrapped once"
+    assert await wrap(second) is not wrapped, "another method gets its own wrapping"
