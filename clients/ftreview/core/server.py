@@ -19,6 +19,7 @@ separate from `serve`, which adds what a long-running process needs. Invariants:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Sequence
@@ -152,8 +153,18 @@ def host_of(listen: str) -> str:
     return listen.rsplit(":", 1)[0] if ":" in listen else listen
 
 
+def settle_heap() -> None:
+    """Collect once, then freeze what the start loaded (the Review's candidates, the
+    Scorer's model objects): it lives as long as the process, and a frozen object is never
+    walked again by the collector. Measured on the Review with 9,000 candidates under 50
+    clients: full collections paused every call for up to 46 ms before, which set its p99."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve_until_signalled(server: ServiceServer[S], port: int, detail: str = "") -> None:
     """Start, log the real address, and drain on SIGTERM or SIGINT."""
+    settle_heap()
     await server.start()
     settings = server.settings
     security = settings.security
