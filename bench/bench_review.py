@@ -18,6 +18,8 @@ it from this process over gRPC:
   mean latency at clients / throughput whatever the server does; a fixed load measures what
   a client waits. Latency counts from the moment a call was due, not when it was sent, so a
   client held up behind a slow call is charged for it (no coordinated omission);
+- the floor, in the same run: a grpc.aio server whose Approve and Reject do nothing, under
+  the same closed loop and the same fixed load (what gRPC in Python costs on this machine);
 - WatchCandidates fan-out: time from sending a change until the last of 100 subscribers
   has seen it, against 1 subscriber as the baseline.
 
@@ -93,6 +95,39 @@ def start_review(home: Path, max_batch: int) -> tuple[subprocess.Popen[str], int
         if match:
             return process, int(match.group(1))
     raise SystemExit("the Review did not start")
+
+
+# The floor: a grpc.aio server in Python whose Approve and Reject do nothing, measured in the
+# same run, so the table shows how much of a decision's latency is gRPC's own.
+FLOOR = """
+import asyncio, sys
+import grpc
+from ftreview.v1 import review_pb2 as S, review_pb2_grpc
+class Nothing(review_pb2_grpc.ReviewServicer):
+    async def GetConfig(self, request, context): return S.GetConfigResponse()
+    async def Approve(self, request, context): return S.ApproveResponse()
+    async def Reject(self, request, context): return S.RejectResponse()
+async def main():
+    server = grpc.aio.server()
+    review_pb2_grpc.add_ReviewServicer_to_server(Nothing(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(f"review serving on 127.0.0.1:{port}", file=sys.stderr, flush=True)
+    await server.wait_for_termination()
+asyncio.run(main())
+"""
+
+
+def start_floor() -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", FLOOR], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        match = re.search(r"review serving on [\w.]+:(\d+)", line)
+        if match:
+            return process, int(match.group(1))
+    raise SystemExit("the floor server did not start")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -233,6 +268,16 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         stamps = seed(home, 6 * args.ops + 2 * args.rounds)
+        process, port = start_floor()
+        try:
+            floor = f"127.0.0.1:{port}"
+            results["grpc.aio doing nothing, 50"] = await decisions(floor, stamps[: args.ops], 50)
+            offered["grpc.aio doing nothing"] = await paced(
+                floor, stamps[: args.ops], 50, args.rate
+            )
+        finally:
+            process.terminate()
+            process.wait(10)
         batches = iter([stamps[i * args.ops : (i + 1) * args.ops] for i in range(6)])
         for label, max_batch in (("one transaction each", 1), ("group commit", MAX_BATCH)):
             process, port = start_review(home, max_batch)
