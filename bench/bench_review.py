@@ -45,16 +45,32 @@ from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import review_pb2 as S
 from ftreview.v1 import review_pb2_grpc
 
-from review_service.model import Candidate, ContextMessage
+from review_service.model import Candidate, ContextMessage, MemoryAttribution, TokenValue
 from review_service.ports import StoreChange
 from review_service.server import DATABASE_NAME
 from review_service.store_sqlite import SqliteStore
 from review_service.writer import MAX_BATCH
 
 BASE = 1_772_000_000_000_000_000
+# A typical candidate of an agent's conversation: 20 turns before the reply, 30 scored
+# tokens, 3 memories with their attribution (the size every decision's row carries).
 CONTEXT = (
     ContextMessage("system", "You are a helpful assistant.", BASE),
-    ContextMessage("user", "What's my cat's name?", BASE + 1),
+    *(
+        ContextMessage(
+            "user" if turn % 2 == 0 else "assistant",
+            f"Turn {turn}: " + "some words of an ordinary conversation about the week " * 3,
+            BASE + turn + 1,
+        )
+        for turn in range(20)
+    ),
+)
+TOKENS = tuple(
+    TokenValue(1000 + i, f" tok{i}", -0.5, -2.0 - i / 10, 1.5 + i / 10) for i in range(30)
+)
+MEMORIES = tuple(
+    MemoryAttribution(f"nodes[1].children[{i}]", f"Memory: the user's fact number {i}.", 1.5 - i)
+    for i in range(3)
 )
 
 
@@ -65,12 +81,15 @@ def seed(home: Path, count: int) -> list[int]:
         [
             StoreChange(
                 upsert=[
-                    Candidate(ts, "bench", f"Your cat is named Biscuit ({i}).", CONTEXT, 1.8, 3.1)
+                    Candidate(
+                        ts, "bench", f"Your cat is named Biscuit ({i}).", CONTEXT, 1.8, 3.1,
+                        tokens=TOKENS, question="What's my cat's name?", memories=MEMORIES,
+                    )
                     for i, ts in enumerate(stamps)
                 ]
             )
         ]
-    )
+    )  # fmt: skip
     store.close()
     return stamps
 
@@ -267,7 +286,7 @@ async def main() -> None:
     offered: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        stamps = seed(home, 6 * args.ops + 2 * args.rounds)
+        stamps = seed(home, 6 * args.ops)
         process, port = start_floor()
         try:
             floor = f"127.0.0.1:{port}"
@@ -286,13 +305,21 @@ async def main() -> None:
                 results[f"{label}, 1"] = await decisions(address, next(batches), 1)
                 results[f"{label}, 50"] = await decisions(address, next(batches), 50)
                 offered[label] = await paced(address, next(batches), 50, args.rate)
-                if max_batch != 1:
-                    rest = stamps[6 * args.ops :]
-                    single = await fan_out(address, rest[: args.rounds], 1, args.rounds)
-                    hundred = await fan_out(address, rest[args.rounds :], 100, args.rounds)
             finally:
                 process.terminate()
                 process.wait(10)
+    # The fan-out on a Review of its own: 100 snapshots of thousands of candidates would
+    # measure the snapshot, not the change that follows it.
+    with tempfile.TemporaryDirectory() as tmp:
+        rest = seed(Path(tmp), 2 * args.rounds)
+        process, port = start_review(Path(tmp), MAX_BATCH)
+        try:
+            address = f"127.0.0.1:{port}"
+            single = await fan_out(address, rest[: args.rounds], 1, args.rounds)
+            hundred = await fan_out(address, rest[args.rounds :], 100, args.rounds)
+        finally:
+            process.terminate()
+            process.wait(10)
     print(f"Review benchmark  (python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
           f"SQLite WAL synchronous=FULL, server in a subprocess)")  # fmt: skip
     print()

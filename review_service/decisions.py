@@ -63,7 +63,7 @@ class Decisions:
             ]
             state.update({c.timestamp_ns: c for c in forgotten})
             result = [state[ts] for ts in unique]
-            return StoreChange(upsert=changed + forgotten), events, result
+            return StoreChange(decided=changed + forgotten), events, result
 
         return await self._writer.mutate(plan)
 

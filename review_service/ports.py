@@ -30,6 +30,9 @@ class StoreChange:
     """Everything one change writes; the store applies it in one transaction."""
 
     upsert: list[Candidate] = field(default_factory=list)
+    # Listed candidates whose decision alone changed (status, decision time, reject reason):
+    # the store writes those three columns, not the whole row with its context and tokens.
+    decided: list[Candidate] = field(default_factory=list)
     delete: list[int] = field(default_factory=list)
     trained: list[TrainedEntry] = field(default_factory=list)
     # A scoring pass of one conversation: (conversation_id, the latest scores it gives; see
@@ -53,9 +56,9 @@ class StoreChange:
 
     def is_empty(self) -> bool:
         return not (
-            self.upsert or self.delete or self.trained or self.scores or self.conversation
-            or self.stats or self.owners or self.sends_started or self.sends_ended
-            or self.ledger_updates or self.jobs
+            self.upsert or self.decided or self.delete or self.trained or self.scores
+            or self.conversation or self.stats or self.owners or self.sends_started
+            or self.sends_ended or self.ledger_updates or self.jobs
         )  # fmt: skip
 
 

@@ -105,6 +105,13 @@ def row(c: Candidate) -> tuple[Any, ...]:
     )
 
 
+def decision_values(c: Candidate) -> tuple[Any, ...]:
+    """A decision's columns, then the key: what approve, reject and undo change."""
+    if c.status == Status.SENT:
+        raise ValueError("sent candidates live in the trained ledger, not in the list")
+    return (c.status.value, c.decided_at_ns, c.reject_reason, c.timestamp_ns)
+
+
 def candidate(row: tuple[Any, ...]) -> Candidate:
     (ts, cid, content, context, divergence, peak, tokens, alternate, status, scored, decided,
      reason, question, memories, send_error) = row  # fmt: skip

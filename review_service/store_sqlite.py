@@ -289,6 +289,11 @@ class SqliteStore:
             " WHERE NOT EXISTS (SELECT 1 FROM trained WHERE timestamp_ns = ?)",
             [(*store_rows.row(c), c.timestamp_ns) for c in change.upsert],
         )
+        db.executemany(
+            "UPDATE candidates SET status = ?, decided_at_ns = ?, reject_reason = ?"
+            " WHERE timestamp_ns = ?",
+            [store_rows.decision_values(c) for c in change.decided],
+        )
         if change.scores is not None:
             self._keep_scores(*change.scores)
         if change.conversation is not None:

@@ -79,13 +79,13 @@ class View:
             jobs = self._writable("jobs")
             for job in change.jobs:
                 jobs[(job.destination, job.id)] = job
-        if change.delete or change.upsert:
+        if change.delete or change.upsert or change.decided:
             candidates = self._writable("candidates")
             rejected = self._writable("rejected")
             for ts in change.delete:
                 candidates.pop(ts, None)
                 rejected.discard(ts)
-            for candidate in change.upsert:
+            for candidate in [*change.upsert, *change.decided]:
                 if candidate.timestamp_ns in self.ledger:
                     continue
                 candidates[candidate.timestamp_ns] = candidate

@@ -6,8 +6,8 @@ bytes are INVALID_ARGUMENT; and each failed call leaves exactly one log line (is
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import grpc

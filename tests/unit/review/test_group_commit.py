@@ -4,6 +4,7 @@ durable; a refused decision and a failed transaction fail alone."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,7 +35,8 @@ class FailingStore(SqliteStore):
     poison = -1
 
     def commit(self, changes: Sequence[StoreChange]) -> None:
-        if any(c.timestamp_ns == self.poison for change in changes for c in change.upsert):
+        written = (c for change in changes for c in [*change.upsert, *change.decided])
+        if any(c.timestamp_ns == self.poison for c in written):
             raise OSError("disk full (injected)")
         super().commit(changes)
 
@@ -138,3 +140,37 @@ async def test_a_caller_that_goes_away_does_not_cancel_its_change(tmp_path: Path
         assert status == Status.APPROVED
     finally:
         await review.close()
+
+
+async def test_a_decision_writes_its_three_columns_and_keeps_the_rest_of_the_row(
+    tmp_path: Path,
+) -> None:
+    """Approve, reject and undo store the decision only: a decision on a candidate with a
+    long context and per-token values does not rewrite them (bench/bench_review.py)."""
+    review = open_with(SqliteStore(tmp_path / "db"), tmp_path)
+    try:
+        await ingest(review, conversation("d", 2))
+        first, second = reply_ts("d", 0), reply_ts("d", 1)
+        before = {c.timestamp_ns: c for c in SqliteStore(tmp_path / "db").load_candidates()}
+        await review.approve([first])
+        await review.reject([second], "out of date")
+    finally:
+        await review.close()
+    after = {c.timestamp_ns: c for c in SqliteStore(tmp_path / "db").load_candidates()}
+    assert (after[first].status, after[first].reject_reason) == (Status.APPROVED, "")
+    assert (after[second].status, after[second].reject_reason) == (Status.REJECTED, "out of date")
+    assert after[first].decided_at_ns > 0 and after[second].decided_at_ns > 0
+    for ts in (first, second):
+        undecided = dataclasses.replace(
+            after[ts], status=Status.PENDING, decided_at_ns=0, reject_reason=""
+        )
+        assert undecided == before[ts], "everything but the decision is as it was"
+
+    # The store writes only those columns: a decided candidate whose other fields differ
+    # (as no decision makes them) changes nothing else in the row.
+    store = SqliteStore(tmp_path / "db")
+    odd = dataclasses.replace(after[first], content="not written", status=Status.PENDING)
+    store.commit([StoreChange(decided=[odd])])
+    kept = {c.timestamp_ns: c for c in store.load_candidates()}[first]
+    assert kept.content == before[first].content and kept.status == Status.PENDING
+    store.close()
