@@ -164,7 +164,11 @@ SETTINGS: dict[str, TrainingSettings] = {
         batch_size=1,
         guarded=False,
     ),
-    "defaults": DEFAULTS,
+    "defaults: cold variants, lr 1e-3, batch 4": DEFAULTS,
+    "old defaults: no cold variants, lr 5e-4, batch 4": replace(
+        DEFAULTS, cold_variants=False, learning_rate=5e-4
+    ),
+    "cold variants, lr 5e-4, batch 2": replace(DEFAULTS, learning_rate=5e-4, batch_size=2),
     "defaults + self-study 2": replace(DEFAULTS, self_study=2),
     "defaults + self-study 4": replace(DEFAULTS, self_study=4),
     "full fine-tuning lr 5e-5": replace(DEFAULTS, method="full", learning_rate=5e-5),

@@ -34,6 +34,27 @@ class Example:
                 break
         return Example(self.key, context, self.reply, None, None, self.conversation_id)
 
+    def cold(self) -> Example | None:
+        """The same question asked in a new conversation: the context's leading system
+        messages and its last user message only (how a user asks again later, with no
+        earlier turns to lean on). None when the context is that already."""
+        question = self.last_question()
+        if not question:
+            return None
+        context = [*self.leading_system(), {"role": "user", "content": question}]
+        if context == self.context:
+            return None
+        return Example(self.key, context, self.reply, None, None, self.conversation_id)
+
+    def leading_system(self) -> Chat:
+        """The context's system messages before its first other message."""
+        leading: Chat = []
+        for message in self.context:
+            if message["role"] != "system":
+                break
+            leading.append(dict(message))
+        return leading
+
     def last_question(self) -> str:
         for message in reversed(self.context):
             if message["role"] == "user":

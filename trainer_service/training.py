@@ -38,11 +38,21 @@ class TrainingSettings:
     rank: int = 16
     alpha: int = 32
     target_modules: tuple[str, ...] = ALL_LINEAR
-    learning_rate: float = 5e-4
+    # Per row of the job's own replies; an epoch with variants scales it down (see the
+    # SFTConfig below), so with cold variants each step takes 5e-4, the former default.
+    learning_rate: float = 1e-3
     scheduler: str = "constant"
     max_epochs: int = 16
     batch_size: int = 4
     self_study: int = 0
+    # Per trained reply, also a row asking its question in a new conversation (`Example.cold`):
+    # the fact is then not tied to the earlier turns of its conversation. Measured on the four
+    # fixture facts (bench/bench_training.py, eight paraphrased questions asked cold): 5/8
+    # with it at lr 1e-3 against 2/8 for the former defaults (no variants, lr 5e-4); also
+    # 5/8 at batch 2 or 1 (lr 5e-4) and with NEFTune, 3/8 at lr 5e-4 batch 4. Memory texts
+    # recited as rows ("what do you remember about me?") made the guard refuse the job
+    # (generic -0.24), and the model's own paraphrases of a question are rarely paraphrases.
+    cold_variants: bool = True
     seed: int = 0
     # False only for measurements (the benchmark's baseline): train every epoch, keep the last.
     guarded: bool = True
@@ -221,6 +231,16 @@ def _row(example: Example) -> dict[str, Any]:
     }
 
 
+def training_examples(job: JobInput, settings: TrainingSettings) -> list[Example]:
+    """What one epoch trains on, before self-study: the job's examples and the replay, then
+    the variants `settings` asks for."""
+    trained = job.examples + job.replay
+    out = list(trained)
+    if settings.cold_variants:
+        out += [cold for e in trained if (cold := e.cold()) is not None]
+    return out
+
+
 def _wrap(model: Any, settings: TrainingSettings) -> Any:
     if settings.method == "full":
         model.requires_grad_(True)
@@ -258,7 +278,7 @@ def train_job(
     progress = Progress(detail="measuring the base model")
     report(progress)
     base = measurer.take_base(model)
-    rows = [_row(e) for e in job.examples + job.replay]
+    rows = [_row(e) for e in training_examples(job, settings)]
     if settings.self_study:
         progress.detail = f"self-study: {settings.self_study} paraphrases per reply"
         report(progress)
@@ -336,11 +356,11 @@ def train_job(
         output_dir=scratch,
         num_train_epochs=settings.max_epochs,
         per_device_train_batch_size=settings.batch_size,
-        # Self-study adds rows to an epoch; the step size shrinks by as much, so that one
-        # epoch moves the model about as far as without it and the guard, which looks once
-        # per epoch, does not step over the window where it may promote (measured: at the
-        # plain rate, 2 paraphrases per reply went from recall 3/4 to generic -0.60 in one
-        # epoch).
+        # Cold variants and self-study add rows to an epoch; the step size shrinks by as
+        # much, so that one epoch moves the model about as far as without them and the guard,
+        # which looks once per epoch, does not step over the window where it may promote
+        # (measured: at the plain rate, 2 paraphrases per reply went from recall 3/4 to
+        # generic -0.60 in one epoch).
         learning_rate=settings.learning_rate * len(job.examples + job.replay) / len(rows),
         lr_scheduler_type=settings.scheduler,
         warmup_steps=0,
