@@ -13,6 +13,7 @@ from pathlib import Path
 from ftreview.auth import SecurityConfigError, resolve_channel_credentials, resolve_token
 from ftreview.core.defaults import TRAINER_ADDRESS
 
+from .adapters import KEEP_DEFAULT
 from .config import TrainerConfigError, default_home, guard_limits
 from .guard import GuardSettings
 from .model import ModelNotFound, base_model_folder, default_device
@@ -111,6 +112,21 @@ def _parser() -> argparse.ArgumentParser:
         "its memories (default %(default)s)",
     )
     parser.add_argument(
+        "--cold-variants",
+        action=argparse.BooleanOptionalAction,
+        default=d.cold_variants,
+        help="also train each reply asked in a new conversation: its system messages and "
+        "last question only (default: on)",
+    )
+    parser.add_argument(
+        "--keep-adapters",
+        type=int,
+        default=KEEP_DEFAULT,
+        metavar="N",
+        help="adapter versions kept after each promotion, the current one always "
+        "(default %(default)s; 0 keeps all)",
+    )
+    parser.add_argument(
         "--target-divergence",
         type=float,
         default=None,
@@ -140,6 +156,8 @@ def config_from(argv: list[str] | None = None) -> TrainerConfig:
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
         raise TrainerConfigError(f"--listen {args.listen!r}: expected HOST:PORT")
+    if args.keep_adapters < 0:
+        raise TrainerConfigError(f"--keep-adapters {args.keep_adapters}: expected 0 or more")
     limits = guard_limits(home)
     guard = GuardSettings(
         target_divergence=args.target_divergence
@@ -160,6 +178,7 @@ def config_from(argv: list[str] | None = None) -> TrainerConfig:
         max_epochs=args.max_epochs,
         batch_size=args.batch_size,
         self_study=args.self_study,
+        cold_variants=args.cold_variants,
         guard=guard,
     )
     if args.threads:
@@ -184,6 +203,7 @@ def config_from(argv: list[str] | None = None) -> TrainerConfig:
         port=int(port),
         settings=settings,
         notify_scorer=notify,
+        keep_adapters=args.keep_adapters,
     )
 
 

@@ -7,7 +7,11 @@ Invariants:
   (temporary file, fsync, rename, fsync of the folder): a reader sees the old pointer or the
   new one, never a torn file, and a crash before the rename promotes nothing;
 - version numbers only grow, so a job re-run after a crash never overwrites a version;
-- staging folders left by a killed job are removed at start.
+- staging folders left by a killed job are removed at start;
+- after a promotion only the newest `keep` versions stay (0 keeps all), and never is the one
+  `current.json` names removed: every job trains from the base model, so an older version
+  serves only to go back to it, and each is ~20 MB (LoRA r16 on all linear modules of the
+  135M model) that a trainer running for months would otherwise pile up.
 """
 
 from __future__ import annotations
@@ -31,8 +35,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# Versions kept after a promotion unless the trainer is told otherwise (--keep-adapters).
+KEEP_DEFAULT = 5
+
+
 class AdapterVersions:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, keep: int = KEEP_DEFAULT) -> None:
+        self.keep = keep
         self.root = (home / "adapters").resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.pointer = self.root / "current.json"
@@ -49,9 +58,24 @@ class AdapterVersions:
         shutil.rmtree(path, ignore_errors=True)
         return path
 
+    def _numbers(self) -> list[int]:
+        return sorted(int(m.group(1)) for p in self.root.iterdir() if (m := _VERSION.match(p.name)))
+
     def _next_name(self) -> str:
-        numbers = [int(m.group(1)) for p in self.root.iterdir() if (m := _VERSION.match(p.name))]
-        return f"v{max(numbers, default=0) + 1}"
+        return f"v{max(self._numbers(), default=0) + 1}"
+
+    def prune(self) -> list[str]:
+        """Remove the versions older than the newest `keep`, except the current one."""
+        if self.keep <= 0:
+            return []
+        current = (self.current() or {}).get("name")
+        removed = []
+        for number in self._numbers()[: -self.keep]:
+            name = f"v{number}"
+            if name != current:
+                shutil.rmtree(self.root / name, ignore_errors=True)
+                removed.append(name)
+        return removed
 
     def promote(self, staging: Path) -> tuple[str, Path]:
         """Make the complete `staging` folder the next version and point `current.json` at it."""
@@ -68,6 +92,7 @@ class AdapterVersions:
             os.close(fd)
         os.replace(temporary, self.pointer)
         _fsync_dir(self.root)
+        self.prune()
         return name, target
 
     def current(self) -> dict[str, str] | None:

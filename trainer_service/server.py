@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .adapters import AdapterVersions
+from .adapters import KEEP_DEFAULT, AdapterVersions
 from .contract import ContractError, parse_request
 from .ledger import JobLedger
 from .model import names_base_model
@@ -45,6 +45,7 @@ class TrainerConfig:
     port: int = 8431
     settings: TrainingSettings = field(default_factory=TrainingSettings)
     notify_scorer: ScorerNotice | None = None
+    keep_adapters: int = KEEP_DEFAULT
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -120,7 +121,7 @@ async def start(config: TrainerConfig) -> RunningTrainer:
     """Open the ledger, start the worker (re-queueing interrupted jobs) and bind the port."""
     config.home.mkdir(parents=True, exist_ok=True)
     ledger = JobLedger(config.home / "trainer.sqlite3")
-    versions = AdapterVersions(config.home)
+    versions = AdapterVersions(config.home, config.keep_adapters)
     worker = JobWorker(
         ledger, versions, config.settings, config.base_folder, config.device, config.notify_scorer
     )

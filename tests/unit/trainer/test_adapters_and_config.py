@@ -51,3 +51,34 @@ def test_recall_matches_normalised_text() -> None:
     )
     assert reproduces("Sure! Your cat is named  biscuit!", "Your cat is named Biscuit.")
     assert not reproduces("Your cat is named Tom.", "Your cat is named Biscuit.")
+
+
+def _promote(versions: AdapterVersions, job: str) -> str:
+    staging = versions.staging(job)
+    staging.mkdir()
+    (staging / "adapter_config.json").write_text("{}")
+    return versions.promote(staging)[0]
+
+
+def test_only_the_newest_versions_stay_and_the_current_one_always(tmp_path: Path) -> None:
+    versions = AdapterVersions(tmp_path, keep=2)
+    for job in range(4):
+        _promote(versions, f"ft-{job}")
+    assert sorted(p.name for p in versions.root.glob("v*")) == ["v3", "v4"]
+    # An operator pointed current.json back at v3 (a rollback): the version in use stays
+    # beside the newest ones, until a promotion makes another current.
+    versions.keep = 1
+    (versions.root / "current.json").write_text(
+        json.dumps({"name": "v3", "path": str(versions.root / "v3")})
+    )
+    assert versions.prune() == []
+    assert sorted(p.name for p in versions.root.glob("v*")) == ["v3", "v4"]
+    assert _promote(versions, "ft-5") == "v5", "numbers only grow after a prune"
+    assert sorted(p.name for p in versions.root.glob("v*")) == ["v5"]
+
+
+def test_keep_zero_keeps_every_version(tmp_path: Path) -> None:
+    versions = AdapterVersions(tmp_path, keep=0)
+    for job in range(3):
+        _promote(versions, f"ft-{job}")
+    assert sorted(p.name for p in versions.root.glob("v*")) == ["v1", "v2", "v3"]
