@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
 from ftreview.core.security import (
+    FINETUNE_TOKEN_ENV,
     TOKEN_ENV,
+    SecurityConfigError,
     add_server_security_flags,
     read_token_file,
     resolve_token,
@@ -62,6 +65,12 @@ def parse_args(argv: list[str] | None) -> ReviewConfig:
         " (ftreview serve points it at the trainer it starts)",
     )
     parser.add_argument(
+        "--finetune-token-file",
+        metavar="PATH",
+        help=f"bearer token for the fine-tuning endpoint (default ${FINETUNE_TOKEN_ENV}; "
+        "without one, only the --default-finetune-url trainer gets this server's own token)",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     args = parser.parse_args(argv)
@@ -79,7 +88,18 @@ def parse_args(argv: list[str] | None) -> ReviewConfig:
         scorer_tls_ca=args.scorer_tls_ca,
         scorer_token=read_token_file(args.scorer_token_file) if args.scorer_token_file else token,
         default_finetune_url=args.default_finetune_url,
+        finetune_token=finetune_token(args.finetune_token_file),
     )
+
+
+def finetune_token(path: str | None) -> str | None:
+    """The fine-tuning endpoint's token: the file, else $FTREVIEW_FINETUNE_TOKEN, else None."""
+    if path:
+        return read_token_file(path)
+    token = os.environ.get(FINETUNE_TOKEN_ENV, "").strip()
+    if any(c.isspace() for c in token):
+        raise SecurityConfigError(f"${FINETUNE_TOKEN_ENV} contains whitespace; use one word")
+    return token or None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,8 @@ example carries its reply's idempotency key, which the endpoint must honour.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,9 +23,41 @@ _BACKOFF_START = 0.2
 _BACKOFF_MAX = 2.0
 
 
+# The headers to send to one fine-tuning URL (its bearer token, if any).
+HeadersFor = Callable[[str], dict[str, str]]
+
+
+def no_headers(url: str) -> dict[str, str]:
+    return {}
+
+
+@dataclass(frozen=True)
+class FinetuneAuth:
+    """Which bearer token goes to which fine-tuning URL.
+
+    `token` (--finetune-token-file or $FTREVIEW_FINETUNE_TOKEN) goes to any URL. Without it,
+    the trainer that `ftreview serve` started (the default URL) gets the Review's own token,
+    as the Scorer does: one deployment, one token. A user's own endpoint never gets the
+    Review's token unless it is also given as `token`.
+    """
+
+    token: str | None = None
+    default_url: str = ""
+    own_token: str | None = None
+
+    def headers(self, url: str) -> dict[str, str]:
+        token = self.token or (self.own_token if url and url == self.default_url else None)
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 class HttpFinetuneEndpoint:
-    def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers_for: HeadersFor = no_headers,
+    ) -> None:
         self._client = httpx.AsyncClient(transport=transport)
+        self._headers_for = headers_for
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -38,7 +72,9 @@ class HttpFinetuneEndpoint:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX)
             try:
-                response = await self._client.post(url, json=body, timeout=timeout)
+                response = await self._client.post(
+                    url, json=body, timeout=timeout, headers=self._headers_for(url)
+                )
             except httpx.TimeoutException:
                 reason = f"{url} did not answer within {timeout:g}s"
                 continue

@@ -32,7 +32,7 @@ from ftreview.v1 import review_pb2, review_pb2_grpc
 
 from .config import CONFIG_NAME, ConfigFile, LearnConfig
 from .convert import WireConversations
-from .finetune_http import HttpFinetuneEndpoint
+from .finetune_http import FinetuneAuth, HttpFinetuneEndpoint
 from .review import Review
 from .scorer_grpc import GrpcScorer
 from .servicer import ReviewServicer
@@ -69,6 +69,9 @@ class ReviewConfig:
     scorer_token: str | None = None
     # The fine-tuning endpoint used while the config sets none (`ftreview serve`: its trainer).
     default_finetune_url: str = ""
+    # The bearer token for any fine-tuning URL (--finetune-token-file or
+    # $FTREVIEW_FINETUNE_TOKEN); without it the default URL gets `token` (finetune_http.py).
+    finetune_token: str | None = None
 
     @property
     def config_path(self) -> Path:
@@ -117,6 +120,7 @@ def create_server(config: ReviewConfig) -> tuple[ReviewServer, int]:
     config_file.load()  # an unreadable config stops the start, with line and column
     store = SqliteStore(config.database_path)
     hub = ActivityHub()
+    auth = FinetuneAuth(config.finetune_token, config.default_finetune_url, config.token)
     review = Review(
         store,
         GrpcScorer(
@@ -125,12 +129,12 @@ def create_server(config: ReviewConfig) -> tuple[ReviewServer, int]:
             credentials=scorer_credentials,
             token=config.scorer_token,
         ),
-        HttpFinetuneEndpoint(),
+        HttpFinetuneEndpoint(headers_for=auth.headers),
         config_file,
         hub,
         codec=WireConversations(),
         # A trainer silent this long (restarting, say) is followed again on restart.
-        jobs=JobFollower(give_up_after=300.0),
+        jobs=JobFollower(give_up_after=300.0, headers_for=auth.headers),
         scorer_ready_timeout=config.scorer_ready_timeout,
     )
     try:

@@ -187,8 +187,10 @@ class JobFollower:
         transport: httpx.AsyncBaseTransport | None = None,
         poll: float = 0.5,
         give_up_after: float = 60.0,
+        headers_for: Callable[[str], dict[str, str]] | None = None,
     ) -> None:
         self._client = httpx.AsyncClient(transport=transport)
+        self._headers_for = headers_for
         self._poll = poll
         self._give_up_after = give_up_after
 
@@ -198,13 +200,15 @@ class JobFollower:
     async def fetch(self, finetune_url: str, job_id: str) -> TrainingJob:
         url = job_url(finetune_url, job_id)
         try:
-            response = await self._client.get(url, timeout=10)
+            headers = self._headers_for(finetune_url) if self._headers_for else {}
+            response = await self._client.get(url, timeout=10, headers=headers)
         except httpx.TransportError as error:
             raise ConnectionError(f"{url}: {type(error).__name__}: {error}") from error
         if response.status_code in (404, 405, 501):
             raise NotFollowable(f"{url} answered {response.status_code}: no jobs route")
         if response.status_code >= 400:
-            raise ConnectionError(f"{url} answered {response.status_code}")
+            said = response.text.strip().replace("\n", " ")[:200]
+            raise ConnectionError(f"{url} answered {response.status_code}: {said}")
         try:
             return parse_job(response.json(), job_id, finetune_url)
         except ValueError as error:

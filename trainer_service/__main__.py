@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the Scorer's gRPC address; told LoadAdapter after each promotion",
     )
     parser.add_argument(
+        "--token-file",
+        default=None,
+        metavar="FILE",
+        help="require this bearer token on every request (default $FTREVIEW_TOKEN; none: open)",
+    )
+    parser.add_argument(
         "--scorer-token-file",
         default=None,
         metavar="FILE",
@@ -204,6 +210,7 @@ def config_from(argv: list[str] | None = None) -> TrainerConfig:
         settings=settings,
         notify_scorer=notify,
         keep_adapters=args.keep_adapters,
+        token=resolve_token(args.token_file),
     )
 
 

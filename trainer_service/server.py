@@ -9,19 +9,27 @@ Routes:
 - `GET /v1/ftreview/jobs` -> `{"jobs": [job, ...]}`, newest first;
   `GET /v1/ftreview/jobs/{job_id}` -> job, or 404.
 
+With a token (`--token-file`, else `$FTREVIEW_TOKEN`: the same as the gRPC services), every
+route answers 401 `{"error": ...}` unless the request carries `Authorization: Bearer <token>`
+(compared in constant time).
+
 Invariant: handlers only touch the ledger (short SQLite transactions); training runs on the
 worker's thread, so the event loop answers while a job trains.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
+from ftreview.core.security import TOKEN_HINT
 
 from .adapters import KEEP_DEFAULT, AdapterVersions
 from .contract import ContractError, parse_request
@@ -46,10 +54,29 @@ class TrainerConfig:
     settings: TrainingSettings = field(default_factory=TrainingSettings)
     notify_scorer: ScorerNotice | None = None
     keep_adapters: int = KEEP_DEFAULT
+    # Every request must carry `Authorization: Bearer <token>`; None: open.
+    token: str | None = None
 
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def bearer_token_required(token: str) -> Middleware:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("Authorization")
+        if given is None or not hmac.compare_digest(given.encode(), expected):
+            what = "wrong bearer token" if given else "missing bearer token"
+            return _error(401, f"{what}: send `Authorization: Bearer <token>` ({TOKEN_HINT})")
+        return await handler(request)
+
+    return check
 
 
 class Endpoint:
@@ -126,7 +153,8 @@ async def start(config: TrainerConfig) -> RunningTrainer:
         ledger, versions, config.settings, config.base_folder, config.device, config.notify_scorer
     )
     endpoint = Endpoint(config, ledger, worker)
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    middlewares = [bearer_token_required(config.token)] if config.token else []
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=middlewares)
     app.router.add_post(PATH, endpoint.submit)
     app.router.add_get(f"{PATH}/jobs", endpoint.jobs)
     app.router.add_get(f"{PATH}/jobs/{{job_id}}", endpoint.job)

@@ -15,9 +15,10 @@ Invariants:
 - `stop()` ends them all: SIGTERM (the servers drain), then SIGKILL after a grace period,
   Review first so that it never calls a service that is already gone. On Linux the children
   also get SIGTERM if this process dies without stopping them, so no orphan keeps a port;
-- TLS and token settings reach both children alike: each serves with the same certificate,
-  key and token, and the Review trusts the Scorer through `tls_ca` (else the certificate
-  itself, which is right for a self-signed one). A token from `$FTREVIEW_TOKEN` reaches the
+- TLS and token settings reach the children alike: the gRPC services serve with the same
+  certificate, key and token, the trainer requires the same token, and the Review trusts
+  the Scorer through `tls_ca` (else the certificate itself, which is right for a
+  self-signed one). A token from `$FTREVIEW_TOKEN` reaches the
   children through their environment.
 """
 
@@ -40,7 +41,7 @@ from typing import IO
 
 import httpx
 
-from ftreview.auth import channel_credentials
+from ftreview.auth import channel_credentials, resolve_token
 from ftreview.client import ReviewClient, ScorerClient
 from ftreview.core.defaults import REVIEW_ADDRESS, SCORER_ADDRESS, TRAINER_ADDRESS
 from ftreview.errors import FtreviewError
@@ -279,19 +280,25 @@ class LocalServices:
         return "127.0.0.1:0" if free else TRAINER_ADDRESS
 
     def _trainer_flags(self) -> list[str]:
-        """How the trainer reaches the Scorer (its own endpoint is plain HTTP on loopback)."""
+        """How the trainer reaches the Scorer, and its endpoint's token (plain HTTP on
+        loopback)."""
         flags: list[str] = []
         if self.options.tls_cert and self.trusted_ca:
             flags += ["--scorer-ca", self.trusted_ca]
         if self.options.token_file:
+            # The same token guards its endpoint and reaches the Scorer.
+            flags += ["--token-file", self.options.token_file]
             flags += ["--scorer-token-file", self.options.token_file]
         return flags
 
     def _wait_trainer(self, deadline: float) -> None:
+        token = resolve_token(self.options.token_file)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         while True:
             self.trainer.check_alive()
             try:
-                if httpx.get(f"{self.finetune_url}/jobs", timeout=2.0).status_code == 200:
+                jobs = httpx.get(f"{self.finetune_url}/jobs", timeout=2.0, headers=headers)
+                if jobs.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass  # not listening yet

@@ -31,6 +31,8 @@ from typing import Any
 import grpc
 
 TOKEN_ENV = "FTREVIEW_TOKEN"
+# The Review's token for a fine-tuning endpoint of the user's own (README, `Send`).
+FINETUNE_TOKEN_ENV = "FTREVIEW_FINETUNE_TOKEN"
 TLS_CA_ENV = "FTREVIEW_TLS_CA"
 AUTHORIZATION = "authorization"
 # What a client is told when its token is missing or wrong; the CLI says it the same way.

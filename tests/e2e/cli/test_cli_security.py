@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.certificates import Certificate, self_signed
@@ -34,6 +35,7 @@ class LockedServices:
     certificate: Certificate
     token_file: Path
     home: Path
+    finetune_url: str
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -60,15 +62,16 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockedService
     try:
         # The lines come once both services answer SERVING; the loop ends at end of output.
         for line in process.stdout:
-            match = re.match(r"(scorer|review) serving on (\S+)", line)
+            match = re.match(r"(scorer|review|trainer) serving on (\S+)", line)
             if match:
                 addresses[match.group(1)] = match.group(2)
             if "FTREVIEW_TLS_CA=" in line or time.monotonic() > deadline:
                 break
-        assert len(addresses) == 2, "ftreview serve did not report both addresses"
+        assert {"scorer", "review", "trainer"} <= set(addresses), "serve reported no address"
         yield LockedServices(
-            addresses["scorer"], addresses["review"], certificate, token_file, home
-        )
+            addresses["scorer"], addresses["review"], certificate, token_file, home,
+            addresses["trainer"],
+        )  # fmt: skip
     finally:
         process.terminate()
         try:
@@ -151,3 +154,13 @@ def test_an_unreadable_token_file_is_a_usage_error(
     assert result.returncode == 2
     (line,) = result.stderr.splitlines()
     assert line.startswith("ftreview: cannot read the token file")
+
+
+def test_the_trainer_serve_started_requires_the_token(services: LockedServices) -> None:
+    # The Review's side (its Send and job following carry the token to this trainer) is
+    # tested against a real locked trainer in tests/integration/trainer/test_trainer_token.py.
+    jobs = f"{services.finetune_url}/jobs"
+    refused = httpx.get(jobs, timeout=10)
+    assert refused.status_code == 401 and "missing bearer token" in refused.json()["error"]
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert httpx.get(jobs, headers=bearer, timeout=10).json() == {"jobs": []}
