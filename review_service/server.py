@@ -118,7 +118,7 @@ def create_server(config: ReviewConfig) -> tuple[ReviewServer, int]:
         config.config_path, LearnConfig(finetune_url=config.default_finetune_url)
     )
     config_file.load()  # an unreadable config stops the start, with line and column
-    store = SqliteStore(config.database_path)
+    store = SqliteStore(config.database_path, background_checkpoints=True)
     hub = ActivityHub()
     auth = FinetuneAuth(config.finetune_token, config.default_finetune_url, config.token)
     review = Review(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,12 +22,13 @@ from review_fakes import (
 
 from review_service.config import ConfigFile
 from review_service.errors import NotFound
-from review_service.model import Status
+from review_service.model import Candidate, ContextMessage, Status
 from review_service.ports import StoreChange
 from review_service.review import Review
 from review_service.store_sqlite import SqliteStore
 
 CLIENTS = 50
+BASE = 1_772_000_000_000_000_000
 
 
 class FailingStore(SqliteStore):
@@ -174,3 +176,30 @@ async def test_a_decision_writes_its_three_columns_and_keeps_the_rest_of_the_row
     kept = {c.timestamp_ns: c for c in store.load_candidates()}[first]
     assert kept.content == before[first].content and kept.status == Status.PENDING
     store.close()
+
+
+def test_the_server_store_checkpoints_off_the_commit_path(tmp_path: Path) -> None:
+    """With background checkpoints the committing connection never checkpoints (a commit
+    that did took up to 72 ms); the checkpoint thread moves the WAL into the database file,
+    and what was committed is all there on reopening."""
+    path = tmp_path / "db"
+    store = SqliteStore(path, background_checkpoints=True)
+    assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    assert store.checkpointer is not None
+    empty = path.stat().st_size
+    rows = [
+        Candidate(
+            BASE + i, "c", f"reply {i}", (ContextMessage("user", "x" * 3000, BASE),), 1.0, 2.0
+        )
+        for i in range(200)
+    ]
+    for row in rows:
+        store.commit([StoreChange(upsert=[row])])
+    deadline = time.monotonic() + 10
+    while path.stat().st_size < empty + 200 * 3000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size >= empty + 200 * 3000, "the WAL reached the database file"
+    assert store.checkpointer.checkpoints > 0
+    store.close()
+    assert not store.checkpointer._thread.is_alive(), "close stops the thread"
+    assert len(SqliteStore(path).load_candidates()) == 200
