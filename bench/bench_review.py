@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 from ftreview.core.wire import timestamp_ns, to_timestamp
@@ -154,27 +155,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def decisions(address: str, stamps: list[int], clients: int) -> dict[str, float]:
+async def connected(address: str, clients: int) -> list[grpc.aio.Channel]:
+    """One channel per client, connected first, so connection setup is not timed."""
     channels = [grpc.aio.insecure_channel(address) for _ in range(clients)]
-    stubs = [review_pb2_grpc.ReviewStub(c) for c in channels]
-    for stub in stubs:  # connect first, so connection setup is not timed
-        await stub.GetConfig(S.GetConfigRequest())
-    queue = list(reversed(stamps))
-    latencies: list[float] = []
+    for channel in channels:
+        await review_pb2_grpc.ReviewStub(channel).GetConfig(S.GetConfigRequest())
+    return channels
 
-    async def client(stub: review_pb2_grpc.ReviewStub) -> None:
-        while queue:
-            ts = queue.pop()
-            index = (ts - BASE) // 1000
-            started = time.perf_counter()
-            if index % 2:
-                await stub.Reject(S.RejectRequest(timestamps=[to_timestamp(ts)], reason="bench"))
-            else:
-                await stub.Approve(S.ApproveRequest(timestamps=[to_timestamp(ts)]))
-            latencies.append(time.perf_counter() - started)
 
+async def decide(stub: review_pb2_grpc.ReviewStub, ts: int) -> None:
+    """Reject every other candidate, approve the rest: both kinds of decision are timed."""
+    if (ts - BASE) // 1000 % 2:
+        await stub.Reject(S.RejectRequest(timestamps=[to_timestamp(ts)], reason="bench"))
+    else:
+        await stub.Approve(S.ApproveRequest(timestamps=[to_timestamp(ts)]))
+
+
+async def timed(
+    channels: list[grpc.aio.Channel], clients: list[Any], latencies: list[float]
+) -> dict[str, float]:
+    """Run the client coroutines, close the channels, summarise what they measured."""
     began = time.perf_counter()
-    await asyncio.gather(*(client(stub) for stub in stubs))
+    await asyncio.gather(*clients)
     elapsed = time.perf_counter() - began
     for channel in channels:
         await channel.close()
@@ -186,18 +188,33 @@ async def decisions(address: str, stamps: list[int], clients: int) -> dict[str, 
     }
 
 
+async def decisions(address: str, stamps: list[int], clients: int) -> dict[str, float]:
+    """A closed loop: each client sends its next decision as soon as it is answered."""
+    channels = await connected(address, clients)
+    queue = list(reversed(stamps))
+    latencies: list[float] = []
+
+    async def client(stub: review_pb2_grpc.ReviewStub) -> None:
+        while queue:
+            ts = queue.pop()
+            started = time.perf_counter()
+            await decide(stub, ts)
+            latencies.append(time.perf_counter() - started)
+
+    stubs = [review_pb2_grpc.ReviewStub(c) for c in channels]
+    return await timed(channels, [client(stub) for stub in stubs], latencies)
+
+
 async def paced(
     address: str, stamps: list[int], clients: int, rate: float, seed: int = 9
 ) -> dict[str, float]:
     """`clients` channels offering `rate` decisions/s in all, Poisson arrivals per client."""
-    channels = [grpc.aio.insecure_channel(address) for _ in range(clients)]
-    stubs = [review_pb2_grpc.ReviewStub(c) for c in channels]
-    for stub in stubs:
-        await stub.GetConfig(S.GetConfigRequest())
+    channels = await connected(address, clients)
     per_client = [stamps[i::clients] for i in range(clients)]
     latencies: list[float] = []
     generator = random.Random(seed)
     gaps = [[generator.expovariate(rate / clients) for _ in mine] for mine in per_client]
+    began = time.perf_counter()
 
     async def client(stub: review_pb2_grpc.ReviewStub, mine: list[int], waits: list[float]) -> None:
         due = began
@@ -206,25 +223,12 @@ async def paced(
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if (ts - BASE) // 1000 % 2:
-                await stub.Reject(S.RejectRequest(timestamps=[to_timestamp(ts)], reason="bench"))
-            else:
-                await stub.Approve(S.ApproveRequest(timestamps=[to_timestamp(ts)]))
+            await decide(stub, ts)
             latencies.append(time.perf_counter() - due)
 
-    began = time.perf_counter()
-    await asyncio.gather(
-        *(client(stub, mine, w) for stub, mine, w in zip(stubs, per_client, gaps, strict=True))
-    )
-    elapsed = time.perf_counter() - began
-    for channel in channels:
-        await channel.close()
-    return {
-        "ops": len(latencies),
-        "per_s": len(latencies) / elapsed,
-        "p50_ms": 1000 * statistics.median(latencies),
-        "p99_ms": 1000 * percentile(latencies, 0.99),
-    }
+    stubs = [review_pb2_grpc.ReviewStub(c) for c in channels]
+    work = [client(*args) for args in zip(stubs, per_client, gaps, strict=True)]
+    return await timed(channels, work, latencies)
 
 
 async def fan_out(
