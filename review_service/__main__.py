@@ -10,14 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from pathlib import Path
 
 from ftreview.core.security import (
     FINETUNE_TOKEN_ENV,
     TOKEN_ENV,
-    SecurityConfigError,
     add_server_security_flags,
     read_token_file,
     resolve_token,
@@ -88,18 +86,8 @@ def parse_args(argv: list[str] | None) -> ReviewConfig:
         scorer_tls_ca=args.scorer_tls_ca,
         scorer_token=read_token_file(args.scorer_token_file) if args.scorer_token_file else token,
         default_finetune_url=args.default_finetune_url,
-        finetune_token=finetune_token(args.finetune_token_file),
+        finetune_token=resolve_token(args.finetune_token_file, FINETUNE_TOKEN_ENV),
     )
-
-
-def finetune_token(path: str | None) -> str | None:
-    """The fine-tuning endpoint's token: the file, else $FTREVIEW_FINETUNE_TOKEN, else None."""
-    if path:
-        return read_token_file(path)
-    token = os.environ.get(FINETUNE_TOKEN_ENV, "").strip()
-    if any(c.isspace() for c in token):
-        raise SecurityConfigError(f"${FINETUNE_TOKEN_ENV} contains whitespace; use one word")
-    return token or None
 
 
 def main(argv: list[str] | None = None) -> int:

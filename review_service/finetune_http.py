@@ -10,7 +10,6 @@ example carries its reply's idempotency key, which the endpoint must honour.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,17 +17,10 @@ import httpx
 
 from .errors import EndpointError
 from .ports import EndpointReply
+from .training_jobs import HeadersFor, no_headers
 
 _BACKOFF_START = 0.2
 _BACKOFF_MAX = 2.0
-
-
-# The headers to send to one fine-tuning URL (its bearer token, if any).
-HeadersFor = Callable[[str], dict[str, str]]
-
-
-def no_headers(url: str) -> dict[str, str]:
-    return {}
 
 
 @dataclass(frozen=True)

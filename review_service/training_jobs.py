@@ -179,6 +179,14 @@ class TrainerSilent(NotFollowable):
     again later, unlike a route that does not exist."""
 
 
+# The headers to send to one fine-tuning URL (its bearer token, if any): `FinetuneAuth`.
+HeadersFor = Callable[[str], dict[str, str]]
+
+
+def no_headers(url: str) -> dict[str, str]:
+    return {}
+
+
 class JobFollower:
     """Polls one endpoint's jobs route until a job ends."""
 
@@ -187,7 +195,7 @@ class JobFollower:
         transport: httpx.AsyncBaseTransport | None = None,
         poll: float = 0.5,
         give_up_after: float = 60.0,
-        headers_for: Callable[[str], dict[str, str]] | None = None,
+        headers_for: HeadersFor = no_headers,
     ) -> None:
         self._client = httpx.AsyncClient(transport=transport)
         self._headers_for = headers_for
@@ -200,8 +208,9 @@ class JobFollower:
     async def fetch(self, finetune_url: str, job_id: str) -> TrainingJob:
         url = job_url(finetune_url, job_id)
         try:
-            headers = self._headers_for(finetune_url) if self._headers_for else {}
-            response = await self._client.get(url, timeout=10, headers=headers)
+            response = await self._client.get(
+                url, timeout=10, headers=self._headers_for(finetune_url)
+            )
         except httpx.TransportError as error:
             raise ConnectionError(f"{url}: {type(error).__name__}: {error}") from error
         if response.status_code in (404, 405, 501):

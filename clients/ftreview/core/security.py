@@ -65,13 +65,13 @@ def read_token_file(path: str | os.PathLike[str]) -> str:
     return token
 
 
-def resolve_token(token_file: str | os.PathLike[str] | None) -> str | None:
-    """The token from `token_file` if given, else `$FTREVIEW_TOKEN`, else None (no token)."""
+def resolve_token(token_file: str | os.PathLike[str] | None, env: str = TOKEN_ENV) -> str | None:
+    """The token from `token_file` if given, else `$env` (`$FTREVIEW_TOKEN`), else None."""
     if token_file:
         return read_token_file(token_file)
-    token = os.environ.get(TOKEN_ENV, "").strip()
+    token = os.environ.get(env, "").strip()
     if token and any(c.isspace() for c in token):
-        raise SecurityConfigError(f"${TOKEN_ENV} contains whitespace; use one word")
+        raise SecurityConfigError(f"${env} contains whitespace; use one word")
     return token or None
 
 
