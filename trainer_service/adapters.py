@@ -17,12 +17,14 @@ Invariants:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 _VERSION = re.compile(r"^v(\d+)$")
 STAGING_PREFIX = ".staging-"
 
@@ -75,6 +77,8 @@ class AdapterVersions:
             if name != current:
                 shutil.rmtree(self.root / name, ignore_errors=True)
                 removed.append(name)
+        if removed:
+            log.info("removed adapter versions %s (keeping the newest %d)", removed, self.keep)
         return removed
 
     def promote(self, staging: Path) -> tuple[str, Path]:
