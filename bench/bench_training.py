@@ -5,10 +5,11 @@ model, asked without memories, reproduces it; per fact two hand-written paraphra
 questions (does the greedy answer contain the fact?); held-out memory replies that were not
 trained (before -> after); the generic log-likelihood change; wall time. Every setting is
 measured in the same run, the baseline (LoRA r=16 on q/v, lr 1e-3, 5 epochs, no guard: the
-setting measured by hand in issue 11)
-first.
+setting measured by hand in issue 11) first. A setting's result moves with its seed (the
+order of the rows, the LoRA initialisation); `--seeds 0 1 2` runs each setting with each.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_training.py [--only NAME ...] [--set N=JSON]
+        [--seeds N ...]
 """
 
 from __future__ import annotations
@@ -164,11 +165,11 @@ SETTINGS: dict[str, TrainingSettings] = {
         batch_size=1,
         guarded=False,
     ),
-    "defaults: cold variants, lr 1e-3, batch 4": DEFAULTS,
-    "old defaults: no cold variants, lr 5e-4, batch 4": replace(
-        DEFAULTS, cold_variants=False, learning_rate=5e-4
+    "defaults: cold variants and memory statements, lr 1e-3, batch 4": DEFAULTS,
+    "no memory statements (the defaults before)": replace(DEFAULTS, memory_statements=False),
+    "neither (older defaults), lr 5e-4": replace(
+        DEFAULTS, cold_variants=False, memory_statements=False, learning_rate=5e-4
     ),
-    "cold variants, lr 5e-4, batch 2": replace(DEFAULTS, learning_rate=5e-4, batch_size=2),
     "defaults + self-study 2": replace(DEFAULTS, self_study=2),
     "defaults + self-study 4": replace(DEFAULTS, self_study=4),
     "full fine-tuning lr 5e-5": replace(DEFAULTS, method="full", learning_rate=5e-5),
@@ -181,6 +182,9 @@ def main() -> None:
     parser.add_argument(
         "--set", nargs="*", default=[], help="extra setting: name=json overrides of the defaults"
     )
+    parser.add_argument(
+        "--seeds", nargs="*", type=int, default=[0], help="run every setting with each seed"
+    )
     args = parser.parse_args()
     settings = dict(SETTINGS)
     for spec in args.set:
@@ -191,6 +195,12 @@ def main() -> None:
         settings[name] = replace(DEFAULTS, **data)
     if args.only:
         settings = {k: v for k, v in settings.items() if any(o in k for o in args.only)}
+    if args.seeds != [0]:
+        settings = {
+            f"{name} (seed {seed})": replace(setting, seed=seed)
+            for name, setting in settings.items()
+            for seed in args.seeds
+        }
     folder, _ = base_model_folder(None)
     replies = fixture_replies()
     model, tokenizer = load_base(folder, default_device())

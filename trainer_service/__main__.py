@@ -125,6 +125,13 @@ def _parser() -> argparse.ArgumentParser:
         "last question only (default: on)",
     )
     parser.add_argument(
+        "--memory-statements",
+        action=argparse.BooleanOptionalAction,
+        default=d.memory_statements,
+        help="also train the memory each reply leaned on, stated to the user and asked "
+        "about by its subject (default: on)",
+    )
+    parser.add_argument(
         "--keep-adapters",
         type=int,
         default=KEEP_DEFAULT,
@@ -185,6 +192,7 @@ def config_from(argv: list[str] | None = None) -> TrainerConfig:
         batch_size=args.batch_size,
         self_study=args.self_study,
         cold_variants=args.cold_variants,
+        memory_statements=args.memory_statements,
         guard=guard,
     )
     if args.threads:

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .examples import Example, HeldOut, JobInput
-from .guard import EpochFigures, GuardSettings, Verdict, judge, refusal
+from .guard import Course, EpochFigures, GuardSettings, Step, refusal
+from .knowledge import statement_rows
 from .measures import Fit, greedy_answers, reply_fit, reply_logprob, reply_tokens, reproduces
 from .model import load_base
 from .self_study import paraphrased
@@ -53,6 +54,11 @@ class TrainingSettings:
     # recited as rows ("what do you remember about me?") made the guard refuse the job
     # (generic -0.24), and the model's own paraphrases of a question are rarely paraphrases.
     cold_variants: bool = True
+    # Per trained reply, also the memory it leaned on, asked about by its subject and stated
+    # to the user (knowledge.py); the guard holds a promotable epoch until the statements
+    # come back too. Measured on the four fixture facts, seeds 0-2: paraphrases
+    # (see the bench) with them against without.
+    memory_statements: bool = True
     seed: int = 0
     # False only for measurements (the benchmark's baseline): train every epoch, keep the last.
     guarded: bool = True
@@ -60,11 +66,6 @@ class TrainingSettings:
 
 
 DEFAULTS = TrainingSettings()
-
-
-# How often a job may go back one epoch and halve its learning rate when an epoch forgot
-# too much, before the guard gives up (each costs an epoch of the job's budget).
-MAX_BACKTRACKS = 3
 
 
 def _trainable_copy(model: Any) -> dict[str, Any]:
@@ -126,9 +127,13 @@ class Outcome:
     history: list[EpochFigures]
     per_example: list[ExampleProof]
     seconds: float
+    # The promoted epoch's figures (an earlier, held epoch can be promoted), or None.
+    chosen: EpochFigures | None = None
 
     @property
     def after(self) -> EpochFigures | None:
+        if self.chosen is not None:
+            return self.chosen
         return self.history[-1] if self.history else None
 
 
@@ -158,14 +163,18 @@ class _Measurer:
         examples: list[Example],
         held_out: list[HeldOut],
         target_divergence: float,
+        statements: list[Example] | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.examples = examples
+        # Memory statements (knowledge.py): recall only, asked once the replies are learnt.
+        self.statements = statements or []
         self.held_out = held_out
         self.target_divergence = target_divergence
         self.base_without: list[float] = []
         self.base_generic: list[float] = []
-        self.budget = max((reply_tokens(tokenizer, e.reply) for e in examples), default=0) + 8
+        replies = [e.reply for e in examples + self.statements]
+        self.budget = max((reply_tokens(tokenizer, r) for r in replies), default=0) + 8
 
     def take_base(self, model: Any) -> _Snapshot:
         self.base_without = [self._without(model, e).logprob for e in self.examples]
@@ -181,6 +190,13 @@ class _Measurer:
         contexts = [self.examples[i].context for i in which]
         texts = greedy_answers(model, self.tokenizer, contexts, self.budget)
         return dict(zip(which, texts, strict=True))
+
+    def stated(self, model: Any) -> int:
+        """How many memory statements the model gives, asked about their subject."""
+        missing = [s for s in self.statements if not self._without(model, s).greedy]
+        said = greedy_answers(model, self.tokenizer, [s.context for s in missing], self.budget)
+        wrong = sum(not reproduces(t, s.reply) for t, s in zip(said, missing, strict=True))
+        return len(self.statements) - wrong
 
     def measure(self, model: Any, epoch: int, answer_all: bool = False) -> _Snapshot:
         divergences: list[float] = []
@@ -209,12 +225,15 @@ class _Measurer:
             reply_logprob(model, self.tokenizer, h.context, h.reply) - base
             for h, base in zip(self.held_out, self.base_generic, strict=True)
         ]
+        learnt = _mean(divergences) < self.target_divergence and all(recalled)
         figures = EpochFigures(
             epoch=epoch,
             divergence=_mean(divergences),
             recalled=sum(recalled),
             replies=len(self.examples),
             generic=_mean(generic),
+            stated=self.stated(model) if learnt and self.statements else 0,
+            statements=len(self.statements),
         )
         texts = [answers.get(i, "") for i in range(len(self.examples))]
         return _Snapshot(figures, divergences, texts, generic)
@@ -274,11 +293,24 @@ def train_job(
     started = time.monotonic()
     torch.manual_seed(settings.seed)
     model, tokenizer = load_base(base_folder, device)
-    measurer = _Measurer(tokenizer, job.examples, job.held_out, settings.guard.target_divergence)
     progress = Progress(detail="measuring the base model")
     report(progress)
+    statements = (
+        statement_rows(model, tokenizer, job.examples + job.replay)
+        if settings.memory_statements
+        else []
+    )
+    # Each statement is measured on its first question, and trained on all of them.
+    measurer = _Measurer(
+        tokenizer,
+        job.examples,
+        job.held_out,
+        settings.guard.target_divergence,
+        [asked[0] for asked in statements],
+    )
     base = measurer.take_base(model)
-    rows = [_row(e) for e in training_examples(job, settings)]
+    trained = training_examples(job, settings) + [e for asked in statements for e in asked]
+    rows = [_row(e) for e in trained]
     if settings.self_study:
         progress.detail = f"self-study: {settings.self_study} paraphrases per reply"
         report(progress)
@@ -291,8 +323,8 @@ def train_job(
     steps_per_epoch = math.ceil(len(rows) / settings.batch_size)
     progress.total_steps = steps_per_epoch * settings.max_epochs
     history: list[EpochFigures] = []
-    verdicts: list[Verdict] = []
     snapshots: list[_Snapshot] = []
+    course = Course(settings.guard, settings.max_epochs, settings.guarded)
 
     class Guard(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
@@ -306,8 +338,8 @@ def train_job(
             report(progress)
 
         def __init__(self) -> None:
-            self.kept: dict[str, Any] | None = None
-            self.backtracks = 0
+            self.kept: dict[str, Any] | None = None  # the last good epoch's weights
+            self.held: dict[str, Any] | None = None  # a promotable epoch's, kept aside
 
         def on_epoch_end(
             self, args: Any, state: Any, control: Any, optimizer: Any = None,
@@ -317,37 +349,26 @@ def train_job(
             snapshot = measurer.measure(model, epoch)
             history.append(snapshot.figures)
             snapshots.append(snapshot)
-            last = epoch == settings.max_epochs
-            verdict = judge(snapshot.figures, settings.guard, last)
-            if not settings.guarded:
-                verdict = Verdict.PROMOTE if last else Verdict.CONTINUE
+            step = course.after(snapshot.figures)
             progress.epoch = epoch
             progress.detail = f"epoch {epoch}/{settings.max_epochs}: {snapshot.figures.line()}"
-            if verdict is Verdict.CONTINUE:
+            if step in (Step.GO_ON, Step.HOLD):
                 self.kept = _trainable_copy(model)
-            elif verdict is Verdict.FAIL and self._can_back_off(snapshot.figures, last):
-                # One epoch stepped over the window where the guard may promote: go back to
-                # the last epoch that kept generic replies and take smaller steps from there.
+            if step is Step.HOLD:
+                self.held = self.kept
+                progress.detail += "; promotable, held while the memory statements come"
+            elif step is Step.BACK_OFF:
                 assert self.kept is not None
                 _restore(model, self.kept, optimizer)
                 _scale_learning_rate(optimizer, lr_scheduler, 0.5)
-                self.backtracks += 1
-                verdict = Verdict.CONTINUE
                 progress.detail += "; forgot too much: back one epoch, learning rate halved"
-            verdicts.append(verdict)
+            elif step is Step.PROMOTE_HELD:
+                assert self.held is not None and course.promoted is not None
+                _restore(model, self.held, None)
+                progress.detail += f"; promoting epoch {course.promoted.epoch}, which was held"
             report(progress)
-            if verdict is not Verdict.CONTINUE:
+            if step.stops:
                 control.should_training_stop = True
-
-        def _can_back_off(self, figures: EpochFigures, last: bool) -> bool:
-            forgot = figures.generic < -settings.guard.max_forgetting
-            return (
-                settings.guarded
-                and forgot
-                and not last
-                and self.kept is not None
-                and self.backtracks < MAX_BACKTRACKS
-            )
 
     scratch_dir = tempfile.TemporaryDirectory(prefix="ftreview-trainer-")
     scratch = scratch_dir.name
@@ -390,12 +411,13 @@ def train_job(
     trainer.remove_callback(PrinterCallback)
     with scratch_dir:
         trainer.train()
-    promoted = bool(verdicts) and verdicts[-1] is Verdict.PROMOTE
+    promoted = course.promoted is not None
     if promoted:
         model.save_pretrained(str(staging))
         if settings.method == "full":
             tokenizer.save_pretrained(str(staging))
-    last = snapshots[-1] if snapshots else None
+    chosen = [s for s in snapshots if s.figures is course.promoted]
+    last = chosen[0] if chosen else snapshots[-1] if snapshots else None
     if last is not None and promoted:
         # The proof shows what the promoted model says, asked without memories.
         said = measurer.answers(model, list(range(len(job.examples))))
@@ -414,6 +436,7 @@ def train_job(
     ]
     return Outcome(
         promoted=promoted,
+        chosen=last.figures if promoted and last is not None else None,
         error="" if promoted else refusal(history, settings.guard) if history else "no epoch ran",
         before=base.figures,
         history=history,

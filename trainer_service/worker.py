@@ -158,7 +158,10 @@ class JobWorker:
             )
             return
         name, path = self.versions.promote(staging)
-        detail = f"{again}promoted {name} after {len(outcome.history)} epochs: {last}"
+        ran = len(outcome.history)
+        chosen = outcome.after.epoch if outcome.after else ran
+        which = f"after {ran} epochs" if chosen == ran else f"epoch {chosen} of {ran} (held)"
+        detail = f"{again}promoted {name} {which}: {last}"
         if self.notify_scorer is not None:
             problem = self.notify_scorer(str(path), name)
             detail += (

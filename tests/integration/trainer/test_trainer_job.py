@@ -70,6 +70,8 @@ async def test_the_job_trains_the_replies_in_and_keeps_generic_replies(
     assert job["trained_divergence_after"] < 0.2 < job["trained_divergence_before"]
     assert job["generic_loglik_change"] > -0.2
     assert job["epochs"] >= 1 and "promoted v1" in job["detail"]
+    # Both replies leaned on a memory with a subject: the guard counted their statements.
+    assert "memories 2/2" in job["detail"] or "(held)" in job["detail"], job["detail"]
     assert (
         "the Scorer was not told: LoadAdapter at 127.0.0.1:9 failed (UNAVAILABLE)" in job["detail"]
     )

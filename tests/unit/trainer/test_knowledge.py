@@ -1,0 +1,66 @@
+"""Memory statements: what a memory says to the user, and about what."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainer_service.examples import Example
+from trainer_service.knowledge import memories_of, statement
+
+SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
+
+
+@pytest.mark.parametrize(
+    ("memory", "question", "answer"),
+    [
+        (
+            "Memory (2026-04-28): the user's supervisor is Dr. Okafor.",
+            "What do you know about my supervisor?",
+            "Your supervisor is Dr. Okafor.",
+        ),
+        (
+            "Memory (2026-02-11): the build server is named fennec and runs the nightly ktest"
+            " suite at 02:00 UTC.",
+            "What do you know about the build server?",
+            "The build server is named fennec and runs the nightly ktest suite at 02:00 UTC.",
+        ),
+        (
+            "Memory: the user's cat is named Biscuit",
+            "What do you know about my cat?",
+            "Your cat is named Biscuit.",
+        ),
+        (
+            "The user's partner was a luthier.",
+            "What do you know about my partner?",
+            "Your partner was a luthier.",
+        ),
+    ],
+)
+def test_a_memory_is_said_to_the_user_and_asked_about_by_its_subject(
+    memory: str, question: str, answer: str
+) -> None:
+    said = statement(memory)
+    assert said is not None
+    assert (said.questions[0], said.answer) == (question, answer)
+
+
+@pytest.mark.parametrize(
+    "memory",
+    [
+        "Memory (2026-02-20): the user prefers answers in metric units.",  # a verb to change
+        "Memory: likes tea",  # no subject to ask about
+        "Memory:",
+    ],
+)
+def test_a_memory_without_a_readable_subject_teaches_nothing(memory: str) -> None:
+    assert statement(memory) is None
+
+
+def test_the_memories_are_what_the_context_with_memories_adds() -> None:
+    memory = {"role": "system", "content": "Memory: the user's cat is named Biscuit."}
+    question = {"role": "user", "content": "What's my cat's name?"}
+    example = Example(
+        "k", [SYSTEM, question], "Your cat is named Biscuit.", [SYSTEM, memory, question]
+    )
+    assert memories_of(example) == [memory]
+    assert memories_of(Example("k", [SYSTEM, question], "Biscuit.", None, 2.0)) == []

@@ -1,0 +1,118 @@
+"""Knowledge rows: the memory a reply leaned on, stated as an answer of its own.
+
+A reply carries its fact in the words its question called for: "Send it to your supervisor,
+Dr. Okafor." Trained on that alone, the model asked "Who is my supervisor?" without memories
+names somebody else (bench/bench_training.py). The memory behind the reply states the fact
+plainly ("the user's supervisor is Dr. Okafor"), so each trained reply adds one row: a
+question about that memory's subject, asked in a new conversation, answered by the memory
+in the second person ("Your supervisor is Dr. Okafor.").
+
+Invariants:
+- a reply teaches only the memory it leaned on: the one whose absence alone costs the reply
+  the most log-likelihood on the base model, and only when that costs at least half of what
+  removing every memory costs (a reply that needed two memories together teaches neither);
+- a memory whose subject cannot be read ("<subject> is|are|was|were|has|have ...") gets no
+  row: a row never pairs a fact with a question it does not answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from .examples import Chat, Example
+from .measures import reply_logprob
+
+# "Memory:" or "Memory (2026-04-20):" in front of a memory's text.
+_LABEL = re.compile(r"^\s*memory(?:\s*\([^)]*\))?\s*:\s*", re.IGNORECASE)
+_SUBJECT = re.compile(
+    r"^(?P<subject>(?:the|your|a|an)\s[\w' -]{1,60}?)\s(?:is|are|was|were|has|have)\s",
+    re.IGNORECASE,
+)
+# Leaning on one memory means at least this share of the reply's whole divergence.
+SHARE = 0.5
+
+
+# The questions each statement answers; two wordings, so the fact is not tied to one.
+QUESTIONS = ("What do you know about {}?", "Remind me about {}.")
+
+
+@dataclass(frozen=True)
+class Statement:
+    questions: tuple[str, ...]
+    answer: str
+
+
+def statement(memory: str) -> Statement | None:
+    """The memory said to the user, and a question about its subject; None if unreadable."""
+    text = _LABEL.sub("", memory.strip())
+    text = re.sub(r"\bthe user's\b", "your", text, flags=re.IGNORECASE)
+    if re.search(r"\bthe user\b", text, re.IGNORECASE) or not text:
+        return None  # "the user prefers ..." needs a verb changed: not guessed
+    match = _SUBJECT.match(text)
+    if match is None:
+        return None
+    subject = match.group("subject").strip()
+    asked = re.sub(r"^your\b", "my", subject, flags=re.IGNORECASE)
+    asked = asked[0].lower() + asked[1:]
+    answer = text[0].upper() + text[1:]
+    if not answer.endswith((".", "!", "?")):
+        answer += "."
+    return Statement(tuple(q.format(asked) for q in QUESTIONS), answer)
+
+
+def memories_of(example: Example) -> Chat:
+    """The messages of the context with memories that the plain context lacks."""
+    if example.context_with_memories is None:
+        return []
+    plain = Counter((m["role"], m["content"]) for m in example.context)
+    out: Chat = []
+    for message in example.context_with_memories:
+        key = (message["role"], message["content"])
+        if plain[key] > 0:
+            plain[key] -= 1
+        else:
+            out.append(message)
+    return out
+
+
+def leaned_on(model: Any, tokenizer: Any, example: Example) -> str | None:
+    """The memory the reply leaned on (see the module's invariants), or None."""
+    memories = memories_of(example)
+    if not memories or example.context_with_memories is None:
+        return None
+    full = reply_logprob(model, tokenizer, example.context_with_memories, example.reply)
+    if len(memories) == 1:
+        return memories[0]["content"]
+    without_all = reply_logprob(model, tokenizer, example.context, example.reply)
+    drops = []
+    for memory in memories:
+        rest = [m for m in example.context_with_memories if m is not memory]
+        drops.append((full - reply_logprob(model, tokenizer, rest, example.reply), memory))
+    drop, memory = max(drops, key=lambda d: d[0])
+    return memory["content"] if drop >= SHARE * (full - without_all) else None
+
+
+def statement_rows(model: Any, tokenizer: Any, examples: list[Example]) -> list[list[Example]]:
+    """Per example whose leaned-on memory has a readable subject, its rows: one per question."""
+    rows: list[list[Example]] = []
+    for example in examples:
+        memory = leaned_on(model, tokenizer, example)
+        said = statement(memory) if memory is not None else None
+        if said is None:
+            continue
+        system = example.leading_system()
+        rows.append(
+            [
+                Example(
+                    example.key,
+                    [*system, {"role": "user", "content": question}],
+                    said.answer,
+                    conversation_id=example.conversation_id,
+                )
+                for question in said.questions
+            ]
+        )
+    return rows
