@@ -1,18 +1,22 @@
-"""Knowledge rows: the memory a reply leaned on, stated as an answer of its own.
+"""Memory statements: the memory a reply leaned on, said to the user as an answer of its own.
 
 A reply carries its fact in the words its question called for: "Send it to your supervisor,
 Dr. Okafor." Trained on that alone, the model asked "Who is my supervisor?" without memories
 names somebody else (bench/bench_training.py). The memory behind the reply states the fact
-plainly ("the user's supervisor is Dr. Okafor"), so each trained reply adds one row: a
-question about that memory's subject, asked in a new conversation, answered by the memory
-in the second person ("Your supervisor is Dr. Okafor.").
+plainly ("the user's supervisor is Dr. Okafor"), so each trained reply adds rows: questions
+about that memory's subject, asked in a new conversation, answered by the memory in the
+second person ("Your supervisor is Dr. Okafor.").
 
 Invariants:
 - a reply teaches only the memory it leaned on: the one whose absence alone costs the reply
   the most log-likelihood on the base model, and only when that costs at least half of what
   removing every memory costs (a reply that needed two memories together teaches neither);
 - a memory whose subject cannot be read ("<subject> is|are|was|were|has|have ...") gets no
-  row: a row never pairs a fact with a question it does not answer.
+  row: a row never pairs a fact with a question it does not answer;
+- a memory is stated once per job, however many replies leaned on it;
+- a statement that says what its reply says, in nearly the same words (`SAME_WORDS` of
+  their words shared), is said in the reply's words: two wordings of one fact compete for
+  the same question, and recall asks for the reply's.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .examples import Chat, Example
-from .measures import reply_logprob
+from .measures import normalise, reply_logprob
 
 # "Memory:" or "Memory (2026-04-20):" in front of a memory's text.
 _LABEL = re.compile(r"^\s*memory(?:\s*\([^)]*\))?\s*:\s*", re.IGNORECASE)
@@ -33,8 +37,8 @@ _SUBJECT = re.compile(
 )
 # Leaning on one memory means at least this share of the reply's whole divergence.
 SHARE = 0.5
-
-
+# A statement sharing at least this share of its words with its reply (Jaccard) says the same.
+SAME_WORDS = 0.75
 # The questions each statement answers; two wordings, so the fact is not tied to one.
 QUESTIONS = ("What do you know about {}?", "Remind me about {}.")
 
@@ -61,6 +65,12 @@ def statement(memory: str) -> Statement | None:
     if not answer.endswith((".", "!", "?")):
         answer += "."
     return Statement(tuple(q.format(asked) for q in QUESTIONS), answer)
+
+
+def same_words(a: str, b: str) -> bool:
+    """Whether two texts share at least `SAME_WORDS` of their (normalised) words."""
+    x, y = set(normalise(a).split()), set(normalise(b).split())
+    return bool(x | y) and len(x & y) / len(x | y) >= SAME_WORDS
 
 
 def memories_of(example: Example) -> Chat:
@@ -96,20 +106,24 @@ def leaned_on(model: Any, tokenizer: Any, example: Example) -> str | None:
 
 
 def statement_rows(model: Any, tokenizer: Any, examples: list[Example]) -> list[list[Example]]:
-    """Per example whose leaned-on memory has a readable subject, its rows: one per question."""
+    """Per memory that an example leaned on and that has a readable subject, its rows: one
+    per question. A memory several replies leaned on is stated once."""
     rows: list[list[Example]] = []
+    stated: set[str] = set()
     for example in examples:
         memory = leaned_on(model, tokenizer, example)
         said = statement(memory) if memory is not None else None
-        if said is None:
+        if said is None or said.answer in stated:
             continue
+        stated.add(said.answer)
+        answer = example.reply if same_words(said.answer, example.reply) else said.answer
         system = example.leading_system()
         rows.append(
             [
                 Example(
                     example.key,
                     [*system, {"role": "user", "content": question}],
-                    said.answer,
+                    answer,
                     conversation_id=example.conversation_id,
                 )
                 for question in said.questions

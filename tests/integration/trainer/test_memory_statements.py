@@ -34,14 +34,16 @@ def test_each_reply_teaches_the_memory_it_leaned_on(base: tuple[Any, Any]) -> No
     )
     assert "supervisor is Dr. Okafor" in (leaned_on(model, tokenizer, okafor) or "")
     assert "room B12" in (leaned_on(model, tokenizer, defense) or "")
-    rows = statement_rows(model, tokenizer, [okafor, defense])
+    # The same memory leaned on twice (a replayed reply, say) is stated once.
+    rows = statement_rows(model, tokenizer, [okafor, defense, okafor])
     assert [[r.context[-1]["content"] for r in asked] for asked in rows] == [
         ["What do you know about my supervisor?", "Remind me about my supervisor."],
         ["What do you know about my thesis defense?", "Remind me about my thesis defense."],
     ]
+    # The defense's memory says what its reply says, nearly word for word: in the reply's words.
     assert [asked[0].reply for asked in rows] == [
         "Your supervisor is Dr. Okafor.",
-        "Your thesis defense is on 14 May at 10:00 in room B12.",
+        "Your defense is on 14 May at 10:00 in room B12.",
     ]
     # A new conversation: the example's system prompt, then the question; nothing else.
     assert rows[0][0].context[0] == {"role": "system", "content": "You are a helpful assistant."}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trainer_service.examples import Example
-from trainer_service.knowledge import memories_of, statement
+from trainer_service.knowledge import memories_of, same_words, statement
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 
@@ -64,3 +64,12 @@ def test_the_memories_are_what_the_context_with_memories_adds() -> None:
     )
     assert memories_of(example) == [memory]
     assert memories_of(Example("k", [SYSTEM, question], "Biscuit.", None, 2.0)) == []
+
+
+def test_a_statement_in_nearly_the_reply_s_words_says_the_same() -> None:
+    reply = "Your defense is on 14 May at 10:00 in room B12."
+    assert same_words("Your thesis defense is on 14 May at 10:00 in room B12.", reply)
+    assert not same_words(
+        "Your supervisor is Dr. Okafor.", "Send it to your supervisor, Dr. Okafor."
+    )
+    assert not same_words("", "")
