@@ -57,8 +57,8 @@ class TrainingSettings:
     # Per trained reply, also the memory it leaned on, asked about by its subject and stated
     # to the user (knowledge.py); the guard holds a promotable epoch until the statements
     # come back too. Measured on the four fixture facts (bench/bench_training.py, seeds
-    # 0-2): paraphrases 6, 7 and 7 of 8 with them, 5, 3 and 3 without; the job takes about
-    # 40% longer.
+    # 0-2): paraphrases 7, 6 and 5 of 8 with them, 5, 3 and 3 without; the job takes about
+    # 15% longer.
     memory_statements: bool = True
     seed: int = 0
     # False only for measurements (the benchmark's baseline): train every epoch, keep the last.
