@@ -41,10 +41,14 @@ class Example:
         question = self.last_question()
         if not question:
             return None
+        cold = self.asked_anew(question, self.reply)
+        return None if cold.context == self.context else cold
+
+    def asked_anew(self, question: str, reply: str) -> Example:
+        """`question` answered by `reply` in a new conversation: the context's leading
+        system messages, then the question."""
         context = [*self.leading_system(), {"role": "user", "content": question}]
-        if context == self.context:
-            return None
-        return Example(self.key, context, self.reply, None, None, self.conversation_id)
+        return Example(self.key, context, reply, None, None, self.conversation_id)
 
     def leading_system(self) -> Chat:
         """The context's system messages before its first other message."""

@@ -93,9 +93,9 @@ def leaned_on(model: Any, tokenizer: Any, example: Example) -> str | None:
     memories = memories_of(example)
     if not memories or example.context_with_memories is None:
         return None
-    full = reply_logprob(model, tokenizer, example.context_with_memories, example.reply)
     if len(memories) == 1:
         return memories[0]["content"]
+    full = reply_logprob(model, tokenizer, example.context_with_memories, example.reply)
     without_all = reply_logprob(model, tokenizer, example.context, example.reply)
     drops = []
     for memory in memories:
@@ -117,16 +117,5 @@ def statement_rows(model: Any, tokenizer: Any, examples: list[Example]) -> list[
             continue
         stated.add(said.answer)
         answer = example.reply if same_words(said.answer, example.reply) else said.answer
-        system = example.leading_system()
-        rows.append(
-            [
-                Example(
-                    example.key,
-                    [*system, {"role": "user", "content": question}],
-                    answer,
-                    conversation_id=example.conversation_id,
-                )
-                for question in said.questions
-            ]
-        )
+        rows.append([example.asked_anew(question, answer) for question in said.questions])
     return rows

@@ -417,8 +417,9 @@ def train_job(
         model.save_pretrained(str(staging))
         if settings.method == "full":
             tokenizer.save_pretrained(str(staging))
-    chosen = [s for s in snapshots if s.figures is course.promoted]
-    last = chosen[0] if chosen else snapshots[-1] if snapshots else None
+    # One snapshot per epoch, in order: the promoted one, or the last one measured.
+    at = course.promoted.epoch if course.promoted is not None else len(snapshots)
+    last = snapshots[at - 1] if snapshots else None
     if last is not None and promoted:
         # The proof shows what the promoted model says, asked without memories.
         said = measurer.answers(model, list(range(len(job.examples))))
@@ -437,7 +438,7 @@ def train_job(
     ]
     return Outcome(
         promoted=promoted,
-        chosen=last.figures if promoted and last is not None else None,
+        chosen=course.promoted,
         error="" if promoted else refusal(history, settings.guard) if history else "no epoch ran",
         before=base.figures,
         history=history,
