@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import re
@@ -338,17 +339,19 @@ async def main() -> None:
         finally:
             process.terminate()
             process.wait(10)
-        sizes = [args.ops, args.ops, paced_stamps] * 2
-        starts = [sum(sizes[:i]) for i in range(len(sizes))]
-        batches = iter([stamps[at : at + size] for at, size in zip(starts, sizes, strict=True)])
+        unused = iter(stamps)  # every decision below takes candidates nobody decided yet
+
+        def fresh(count: int) -> list[int]:
+            return list(itertools.islice(unused, count))
+
         for label, max_batch in (("one transaction each", 1), ("group commit", MAX_BATCH)):
             process, port = start_review(home, max_batch)
             address = f"127.0.0.1:{port}"
             try:
-                results[f"{label}, 1"] = await decisions(address, next(batches), 1)
-                results[f"{label}, 50"] = await decisions(address, next(batches), 50)
+                results[f"{label}, 1"] = await decisions(address, fresh(args.ops), 1)
+                results[f"{label}, 50"] = await decisions(address, fresh(args.ops), 50)
                 offered[label] = await paced_rounds(
-                    address, next(batches), 50, args.rate, args.repeat
+                    address, fresh(paced_stamps), 50, args.rate, args.repeat
                 )
             finally:
                 process.terminate()
