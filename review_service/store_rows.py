@@ -23,10 +23,14 @@ from .training_jobs import JobState, TrainingJob
 
 # Candidate columns added after schema version 2 (NULL in older rows means empty).
 CANDIDATE_COLUMNS = (("question", "TEXT"), ("memories", "TEXT"), ("send_error", "TEXT"))
+# A candidate's decision is its row in `decisions` when it has one (see `decision_values`),
+# else the columns of its own row (files from before schema 5, and rows written whole).
 CANDIDATE_SELECT = (
-    "SELECT timestamp_ns, conversation_id, content, context, divergence, peak, tokens,"
-    " alternate, status, scored_at_ns, decided_at_ns, reject_reason, question, memories,"
-    " send_error FROM candidates"
+    "SELECT c.timestamp_ns, c.conversation_id, c.content, c.context, c.divergence, c.peak,"
+    " c.tokens, c.alternate, coalesce(d.status, c.status),"
+    " c.scored_at_ns, coalesce(d.decided_at_ns, c.decided_at_ns),"
+    " coalesce(d.reject_reason, c.reject_reason), c.question, c.memories, c.send_error"
+    " FROM candidates AS c LEFT JOIN decisions AS d ON d.timestamp_ns = c.timestamp_ns"
 )
 
 
@@ -106,10 +110,10 @@ def row(c: Candidate) -> tuple[Any, ...]:
 
 
 def decision_values(c: Candidate) -> tuple[Any, ...]:
-    """A decision's columns, then the key: what approve, reject and undo change."""
+    """A decision's row: what approve, reject and undo change, and nothing else."""
     if c.status == Status.SENT:
         raise ValueError("sent candidates live in the trained ledger, not in the list")
-    return (c.status.value, c.decided_at_ns, c.reject_reason, c.timestamp_ns)
+    return (c.timestamp_ns, c.status.value, c.decided_at_ns, c.reject_reason)
 
 
 def candidate(row: tuple[Any, ...]) -> Candidate:

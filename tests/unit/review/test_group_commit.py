@@ -203,3 +203,62 @@ def test_the_server_store_checkpoints_off_the_commit_path(tmp_path: Path) -> Non
     store.close()
     assert not store.checkpointer._thread.is_alive(), "close stops the thread"
     assert len(SqliteStore(path).load_candidates()) == 200
+
+
+def _pages_written(store: SqliteStore, change: StoreChange) -> int:
+    """The database pages one commit of `change` writes to the WAL (frames, counted by a
+    checkpoint that starts from an empty WAL)."""
+    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.commit([change])
+    _, frames, _ = store._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(frames)
+
+
+def test_a_decision_writes_a_page_not_the_candidates_long_row(tmp_path: Path) -> None:
+    """A candidate's row spans several pages (its context and per-token values); writing its
+    decision into that row made SQLite write all of them again (~16 KB of WAL per decision,
+    bench/bench_review.py). A decision is a narrow row of its own: one page."""
+    store = SqliteStore(tmp_path / "db")
+    long_context = tuple(ContextMessage("user", f"turn {i} " + "x" * 1000, BASE) for i in range(12))
+    rows = [Candidate(BASE + i, "c", f"reply {i}", long_context, 1.0, 2.0) for i in range(50)]
+    page_size = store._db.execute("PRAGMA page_size").fetchone()[0]
+    assert _pages_written(store, StoreChange(upsert=rows[:1])) > 12_000 // page_size
+    store.commit([StoreChange(upsert=rows[1:])])
+
+    approved = dataclasses.replace(rows[7], status=Status.APPROVED, decided_at_ns=BASE + 99)
+    assert _pages_written(store, StoreChange(decided=[approved])) == 1
+    rejected = dataclasses.replace(
+        rows[8], status=Status.REJECTED, decided_at_ns=BASE + 98, reject_reason="stale"
+    )
+    undone = dataclasses.replace(rows[7], status=Status.PENDING)
+    assert _pages_written(store, StoreChange(decided=[rejected, undone])) == 1
+    store.close()
+
+    loaded = {c.timestamp_ns: c for c in SqliteStore(tmp_path / "db").load_candidates()}
+    assert loaded[rows[7].timestamp_ns] == undone
+    assert loaded[rows[8].timestamp_ns] == rejected
+    assert [loaded[c.timestamp_ns] for c in rows if c not in (rows[7], rows[8])] == [
+        c for c in rows if c not in (rows[7], rows[8])
+    ]
+
+
+def test_a_whole_row_or_a_deletion_supersedes_a_kept_decision(tmp_path: Path) -> None:
+    """The decision's own row overrides the candidate's columns only until the candidate is
+    written whole again (which carries its decision) or deleted; a decision on a candidate
+    that is not listed writes nothing."""
+    path = tmp_path / "db"
+    store = SqliteStore(path)
+    first, second = (Candidate(BASE + i, "c", f"reply {i}", (), 1.0, 2.0) for i in range(2))
+    store.commit([StoreChange(upsert=[first, second])])
+    approved = [dataclasses.replace(c, status=Status.APPROVED) for c in (first, second)]
+    store.commit([StoreChange(decided=approved)])
+    rescored = dataclasses.replace(first, divergence=1.5, status=Status.REJECTED, reject_reason="r")
+    store.commit([StoreChange(upsert=[rescored], delete=[second.timestamp_ns])])
+    ghost = Candidate(BASE + 5, "c", "never listed", (), 1.0, 2.0, status=Status.APPROVED)
+    store.commit([StoreChange(decided=[ghost])])
+
+    assert store.load_candidates() == [rescored]
+    assert store._db.execute("SELECT count(*) FROM decisions").fetchone() == (0,)
+    store.commit([StoreChange(upsert=[second])])
+    assert store.load_candidates() == [rescored, second], "the deleted decision did not return"
+    store.close()
