@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from ftreview.core.activity_hub import ActivityHub
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from review_fakes import (
     JsonConversations,
     RecordingEndpoint,
@@ -26,6 +29,7 @@ from review_service.model import Candidate, ContextMessage, Status
 from review_service.ports import StoreChange
 from review_service.review import Review
 from review_service.store_sqlite import SqliteStore
+from review_service.view import View
 
 CLIENTS = 50
 BASE = 1_772_000_000_000_000_000
@@ -262,3 +266,52 @@ def test_a_whole_row_or_a_deletion_supersedes_a_kept_decision(tmp_path: Path) ->
     store.commit([StoreChange(upsert=[second])])
     assert store.load_candidates() == [rescored, second], "the deleted decision did not return"
     store.close()
+
+
+_DECISIONS = (Status.PENDING, Status.APPROVED, Status.REJECTED, Status.FORGOTTEN)
+_step = st.tuples(
+    st.sampled_from(["upsert", "decide", "delete"]),
+    st.integers(0, 4),  # which reply
+    st.sampled_from(_DECISIONS),
+    st.integers(0, 3),  # what else differs: divergence, time, reason
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(_step, min_size=1, max_size=3), min_size=1, max_size=12))
+def test_the_store_reads_back_what_the_view_holds_after_any_writes(
+    batches: list[list[tuple[str, int, Status, int]]],
+) -> None:
+    """Whole rows, decisions and deletions in any order and any grouping into transactions:
+    the candidates read back (on the same connection and after reopening the file) are
+    the ones the view holds after applying the same changes (a decision only names a
+    listed candidate, as the domain guarantees)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStore(Path(tmp) / "db")
+        view = View()
+        for batch in batches:
+            changes = []
+            for kind, reply, status, n in batch:
+                ts = BASE + reply
+                listed = view.candidates.get(ts)
+                change = StoreChange()
+                if kind == "upsert":
+                    change.upsert.append(
+                        Candidate(ts, "c", f"reply {reply}", (), 1.0 + n, 2.0, status=status,
+                                  decided_at_ns=n, reject_reason="r" * n)
+                    )  # fmt: skip
+                elif kind == "decide" and listed is not None:
+                    change.decided.append(
+                        dataclasses.replace(listed, status=status, decided_at_ns=BASE + n,
+                                            reject_reason=f"reason {n}")
+                    )  # fmt: skip
+                elif kind == "delete":
+                    change.delete.append(ts)
+                view.apply(change)
+                changes.append(change)
+            store.commit(changes)
+            assert {c.timestamp_ns: c for c in store.load_candidates()} == view.candidates
+        store.close()
+        reopened = SqliteStore(Path(tmp) / "db")
+        assert {c.timestamp_ns: c for c in reopened.load_candidates()} == view.candidates
+        reopened.close()
