@@ -38,6 +38,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import store_rows
 from .model import (
@@ -319,31 +320,39 @@ class SqliteStore:
             db.execute("ROLLBACK")
             raise
 
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """`executemany`, skipped when there is nothing to write. Each statement the store
+        thread runs gives the GIL up and takes it back, and taking it back can wait for the
+        event loop's thread (up to the switch interval, 5 ms): a decision runs 3 statements,
+        not the 17 that every change would otherwise run, most of them with no rows."""
+        if rows:
+            self._db.executemany(sql, rows)
+
     def _write(self, change: StoreChange) -> None:
         db = self._db
         ledger_columns = "timestamp_ns, conversation_id, trained_at_ns, destination, job_id, " + (
             ", ".join(name for name, _ in store_rows.TRAINED_COLUMNS)
         )
-        db.executemany(
+        self._many(
             f"INSERT OR IGNORE INTO trained ({ledger_columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [store_rows.trained_values(e) for e in change.trained],
         )
         # Measurements only: an entry is never created or moved to another reply here.
-        db.executemany(
+        self._many(
             "UPDATE trained SET divergence_before = ?, divergence_after = ?, adapter = ?"
             " WHERE timestamp_ns = ?",
             [(e.divergence_before, e.divergence_after, e.adapter, e.timestamp_ns)
              for e in change.ledger_updates],
         )  # fmt: skip
         marks = ", ".join("?" for _ in store_rows.JOB_COLUMNS)
-        db.executemany(
+        self._many(
             f"INSERT OR REPLACE INTO jobs ({', '.join(store_rows.JOB_COLUMNS)}) VALUES ({marks})",
             [store_rows.job_values(j) for j in change.jobs],
         )
         deleted = [(ts,) for ts in change.delete]
-        db.executemany("DELETE FROM candidates WHERE timestamp_ns = ?", deleted)
-        db.executemany("DELETE FROM decisions WHERE timestamp_ns = ?", deleted)
-        db.executemany(
+        self._many("DELETE FROM candidates WHERE timestamp_ns = ?", deleted)
+        self._many("DELETE FROM decisions WHERE timestamp_ns = ?", deleted)
+        self._many(
             "INSERT OR REPLACE INTO candidates (timestamp_ns, conversation_id, content,"
             " context, divergence, peak, tokens, alternate, status, scored_at_ns,"
             " decided_at_ns, reject_reason, question, memories, send_error)"
@@ -352,13 +361,13 @@ class SqliteStore:
             [(*store_rows.row(c), c.timestamp_ns) for c in change.upsert],
         )
         # A whole row carries its decision: a narrow row kept from before would override it.
-        db.executemany(
+        self._many(
             "DELETE FROM decisions WHERE timestamp_ns = ?",
             [(c.timestamp_ns,) for c in change.upsert],
         )
         # A decision is a narrow row of its own: approving a candidate whose row holds its
         # context and per-token values writes a few dozen bytes, not that row again.
-        db.executemany(
+        self._many(
             "INSERT OR REPLACE INTO decisions (timestamp_ns, status, decided_at_ns,"
             " reject_reason) SELECT ?, ?, ?, ?"
             " WHERE EXISTS (SELECT 1 FROM candidates WHERE timestamp_ns = ?)",
@@ -376,15 +385,15 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO scoring_stats (conversation_id, json) VALUES (?, ?)",
                 (change.stats.conversation_id, json.dumps(dataclasses.asdict(change.stats))),
             )
-        db.executemany(
+        self._many(
             "INSERT OR IGNORE INTO reply_owners (timestamp_ns, conversation_id) VALUES (?, ?)",
             list(change.owners.items()),
         )
-        db.executemany(
+        self._many(
             "DELETE FROM sends_in_flight WHERE timestamp_ns = ?",
             [(ts,) for ts in change.sends_ended],
         )
-        db.executemany(
+        self._many(
             "INSERT OR REPLACE INTO sends_in_flight (timestamp_ns, idempotency_key, url,"
             " started_at_ns) VALUES (?, ?, ?, ?)",
             [(s.timestamp_ns, s.idempotency_key, s.url, s.started_at_ns)
@@ -394,7 +403,7 @@ class SqliteStore:
     def _keep_scores(self, conversation_id: str, scores: list[LatestScore]) -> None:
         columns = ", ".join(name for name, _ in store_rows.SCORE_COLUMNS)
         marks = ", ".join("?" for _ in store_rows.SCORE_COLUMNS)
-        self._db.executemany(
+        self._many(
             f"INSERT OR REPLACE INTO scored_replies (timestamp_ns, conversation_id, {columns})"
             f" VALUES (?, ?, {marks})",
             [(s.timestamp_ns, s.conversation_id, *store_rows.score_values(s)) for s in scores
@@ -403,7 +412,7 @@ class SqliteStore:
         self._db.execute(
             "DELETE FROM unset_timestamp_scores WHERE conversation_id = ?", (conversation_id,)
         )
-        self._db.executemany(
+        self._many(
             f"INSERT OR REPLACE INTO unset_timestamp_scores (conversation_id, {columns})"
             f" VALUES (?, {marks})",
             [
