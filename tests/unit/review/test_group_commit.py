@@ -310,8 +310,8 @@ def test_the_store_reads_back_what_the_view_holds_after_any_writes(
                 view.apply(change)
                 changes.append(change)
             store.commit(changes)
-            assert {c.timestamp_ns: c for c in store.load_candidates()} == view.candidates
+            assert {c.timestamp_ns: c for c in store.load_candidates()} == dict(view.candidates)
         store.close()
         reopened = SqliteStore(Path(tmp) / "db")
-        assert {c.timestamp_ns: c for c in reopened.load_candidates()} == view.candidates
+        assert {c.timestamp_ns: c for c in reopened.load_candidates()} == dict(view.candidates)
         reopened.close()
