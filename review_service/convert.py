@@ -184,6 +184,9 @@ def stats_to_wire(s: ScoringStats) -> scorer_pb2.FinetuneScoringStats:
 
 
 def candidate_to_wire(c: Candidate) -> review_pb2.Candidate:
+    """Every Approve, Reject and watch event answers with the candidate, context and
+    per-token values included: the servicer's largest share of Python time per decision
+    (bench/bench_review.py), hence bound `add`s and timestamps set in place."""
     message = review_pb2.Candidate(
         timestamp=to_timestamp(c.timestamp_ns),
         conversation_id=c.conversation_id,
@@ -195,21 +198,23 @@ def candidate_to_wire(c: Candidate) -> review_pb2.Candidate:
         reject_reason=c.reject_reason,
         question=c.question,
         send_error=c.send_error,
+        scored_at=to_timestamp(c.scored_at_ns),
     )
-    message.scored_at.CopyFrom(to_timestamp(c.scored_at_ns))
     if c.decided_at_ns:
         message.decided_at.CopyFrom(to_timestamp(c.decided_at_ns))
+    add_token = message.tokens.add
     for t in c.tokens:
-        message.tokens.add(
+        add_token(
             token_id=t.token_id,
             text=t.text,
             logprob_with_memories=t.logprob_with_memories,
             logprob_without_memories=t.logprob_without_memories,
             divergence=t.divergence,
         )
+    add_message = message.context.add
     for m in c.context:
-        item = message.context.add(role=_ROLE_TO_WIRE.get(m.role, 0), content=m.content)
-        item.timestamp.CopyFrom(to_timestamp(m.timestamp_ns))
+        stamp = add_message(role=_ROLE_TO_WIRE.get(m.role, 0), content=m.content).timestamp
+        stamp.seconds, stamp.nanos = divmod(m.timestamp_ns, NS_PER_SECOND)
     for a in c.memories:
         message.memories.add(node_path=a.node_path, content=a.content, attribution=a.attribution)
     return message
