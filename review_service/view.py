@@ -5,20 +5,19 @@ Invariants:
 - a view is what the store held after one committed transaction; it is replaced whole
   after the next commit, never changed in place while someone may read it. `copy` is
   cheap, so the writer can stage a batch of changes on a copy and publish it only once
-  they are durable. The tables that grow with the agent's history (candidates, ledger,
-  reply owners) are persistent maps (`immutables.Map`): a change makes a new map that
-  shares all but a path of nodes with the old one, in microseconds whatever their size.
-  Copying a dict of 30,000 candidates for every batch of decisions cost 72 us, and the
-  copy kept the collector's youngest generation busy for a millisecond or more. The small
-  tables are shared until the copy first writes one of them;
+  they are durable. Every table is an immutable value, shared by the copy until it
+  replaces it: the maps are persistent (`immutables.Map`), so a change makes a new map
+  that shares all but a path of nodes with the old one, in microseconds whatever its
+  size. Copying a dict of 30,000 candidates for every batch of decisions cost 72 us, and
+  the copy kept the collector's youngest generation busy for a millisecond or more;
 - `apply` is the one place that turns a `StoreChange` into view state, mirroring what the
   store does with it (a trained reply never comes back as a candidate).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
-from typing import Any
 
 from ftreview.core.values import format_ns
 from immutables import Map
@@ -34,11 +33,6 @@ from .model import (
 from .ports import StoreChange
 from .training_jobs import TrainingJob
 
-# Persistent maps: never copied, a change makes a new map.
-_MAPS = ("candidates", "ledger", "owners")
-# Small tables: copied when a staged view first writes one of them.
-_TABLES = ("stats", "rejected", "sends", "jobs")
-
 
 class View:
     def __init__(
@@ -52,27 +46,19 @@ class View:
     ) -> None:
         self.candidates: Map[int, Candidate] = Map((c.timestamp_ns, c) for c in candidates)
         self.ledger: Map[int, TrainedEntry] = Map((e.timestamp_ns, e) for e in ledger)
-        self.stats = {s.conversation_id: s for s in stats}
+        self.stats: Map[str, ScoringStats] = Map((s.conversation_id, s) for s in stats)
         # Timestamps of rejected candidates, so the cap check costs O(rejected), not O(list).
-        self.rejected = {ts for ts, c in self.candidates.items() if c.status == Status.REJECTED}
+        self.rejected = frozenset(
+            ts for ts, c in self.candidates.items() if c.status == Status.REJECTED
+        )
         self.owners: Map[int, str] = Map(owners or {})
-        self.sends = {s.timestamp_ns: s for s in sends}
+        self.sends: Map[int, SendInFlight] = Map((s.timestamp_ns, s) for s in sends)
         # (destination, job id) -> the job as last stored.
-        self.jobs = {(j.destination, j.id): j for j in jobs}
-        self._owned: set[str] = set(_TABLES)
+        self.jobs: Map[tuple[str, str], TrainingJob] = Map(((j.destination, j.id), j) for j in jobs)
 
     def copy(self) -> View:
-        twin = View.__new__(View)
-        for name in (*_MAPS, *_TABLES):
-            setattr(twin, name, getattr(self, name))
-        twin._owned = set()
-        return twin
-
-    def _writable(self, name: str) -> Any:
-        if name not in self._owned:
-            setattr(self, name, getattr(self, name).copy())
-            self._owned.add(name)
-        return getattr(self, name)
+        """A view sharing every table with this one; `apply` on it replaces its own."""
+        return copy.copy(self)
 
     def apply(self, change: StoreChange) -> None:
         if change.trained or change.ledger_updates:
@@ -86,11 +72,9 @@ class View:
                         ledger[entry.timestamp_ns] = entry
                 self.ledger = ledger.finish()
         if change.jobs:
-            jobs = self._writable("jobs")
-            for job in change.jobs:
-                jobs[(job.destination, job.id)] = job
+            self.jobs = self.jobs.update(((j.destination, j.id), j) for j in change.jobs)
         if change.delete or change.upsert or change.decided:
-            rejected = self._writable("rejected")
+            rejected = set(self.rejected)
             with self.candidates.mutate() as candidates:
                 for ts in change.delete:
                     candidates.pop(ts, None)
@@ -104,8 +88,9 @@ class View:
                     else:
                         rejected.discard(candidate.timestamp_ns)
                 self.candidates = candidates.finish()
+            self.rejected = frozenset(rejected)
         if change.stats is not None:
-            self._writable("stats")[change.stats.conversation_id] = change.stats
+            self.stats = self.stats.set(change.stats.conversation_id, change.stats)
         if change.owners:
             with self.owners.mutate() as owners:
                 for ts, cid in change.owners.items():
@@ -113,11 +98,12 @@ class View:
                         owners[ts] = cid
                 self.owners = owners.finish()
         if change.sends_started or change.sends_ended:
-            sends = self._writable("sends")
-            for ts in change.sends_ended:
-                sends.pop(ts, None)
-            for send in change.sends_started:
-                sends[send.timestamp_ns] = send
+            with self.sends.mutate() as sends:
+                for ts in change.sends_ended:
+                    sends.pop(ts, None)
+                for send in change.sends_started:
+                    sends[send.timestamp_ns] = send
+                self.sends = sends.finish()
 
     def decidable(self, ts: int) -> Candidate:
         """The listed candidate `ts`, or the reason it cannot be decided."""
