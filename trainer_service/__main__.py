@@ -146,11 +146,11 @@ def _parser() -> argparse.ArgumentParser:
         help="guard: divergence to reach (default learn.target_divergence or 0.1)",
     )
     parser.add_argument(
-        "--max-forgetting",
+        "--max-drift",
         type=float,
         default=None,
-        help="guard: largest allowed drop of generic log-likelihood, nats/token "
-        "(default learn.max_forgetting or 0.1)",
+        help="guard: largest mean KL(base || tuned) per token on the general questions, nats "
+        f"(default learn.max_drift or {d.guard.max_drift:g})",
     )
     parser.add_argument(
         "--threads",
@@ -176,9 +176,9 @@ def config_from(argv: list[str] | None = None) -> TrainerConfig:
         target_divergence=args.target_divergence
         if args.target_divergence is not None
         else limits.get("target_divergence", DEFAULTS.guard.target_divergence),
-        max_forgetting=args.max_forgetting
-        if args.max_forgetting is not None
-        else limits.get("max_forgetting", DEFAULTS.guard.max_forgetting),
+        max_drift=args.max_drift
+        if args.max_drift is not None
+        else limits.get("max_drift", DEFAULTS.guard.max_drift),
     )
     settings: TrainingSettings = replace(
         DEFAULTS,

@@ -16,7 +16,9 @@ import json5
 
 HOME_ENV = "FTREVIEW_HOME"
 CONFIG_NAME = "config.json5"
-GUARD_KEYS = ("target_divergence", "max_forgetting")
+# `learn.max_forgetting`, a floor on generic log-likelihood that earlier versions read (and
+# the Review's template still writes), is not read: the guard measures drift instead.
+GUARD_KEYS = ("target_divergence", "max_drift")
 
 
 class TrainerConfigError(ValueError):
@@ -29,7 +31,7 @@ def default_home() -> Path:
 
 
 def guard_limits(home: Path) -> dict[str, float]:
-    """`learn.target_divergence` / `learn.max_forgetting` from `<home>/config.json5`, if set."""
+    """`learn.target_divergence` / `learn.max_drift` from `<home>/config.json5`, if set."""
     path = home / CONFIG_NAME
     try:
         text = path.read_text(encoding="utf-8")

@@ -12,7 +12,7 @@ The request (README "Fine-tuning endpoint contract"), with the trainer's optiona
                    "messages": [{"role", "content", "weight"?: 0|1}, ...],   # no memories
                    "messages_with_memories"?: [{"role", "content"}, ...]}],  # addition
      "held_out"?: [{"messages": [..., {"role": "assistant", "content", "weight": 1}]}],  # addition
-     "settings"?: {"target_divergence"?, "max_forgetting"?, "learning_rate"?, "max_epochs"?}}
+     "settings"?: {"target_divergence"?, "max_drift"?, "learning_rate"?, "max_epochs"?}}
 
 - `messages`: the context without memories, then the reply: exactly one assistant message
   with `weight: 1` (messages after it are ignored).
@@ -35,7 +35,7 @@ from .examples import Chat, Example, HeldOut
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 SETTING_TYPES: dict[str, type] = {
     "target_divergence": float,
-    "max_forgetting": float,
+    "max_drift": float,
     "learning_rate": float,
     "max_epochs": int,
 }
@@ -144,7 +144,7 @@ def _settings(value: Any) -> dict[str, float | int]:
             raise ContractError(f"settings.{name}", f"unknown; known: {sorted(SETTING_TYPES)}")
         if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
             raise ContractError(f"settings.{name}", "expected a finite number")
-        if raw <= 0 and name != "max_forgetting":
+        if raw <= 0 and name != "max_drift":
             raise ContractError(f"settings.{name}", "must be above 0")
         if kind is int and raw != int(raw):
             raise ContractError(f"settings.{name}", "expected a whole number")

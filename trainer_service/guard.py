@@ -1,21 +1,27 @@
-"""The forgetting guard: which epoch, if any, may be promoted.
+"""The forgetting guard: after each epoch, what a job does, and what it may promote.
 
-Invariant: an epoch is promoted only when, measured after it, (a) the mean divergence of the
-job's replies is below `target_divergence`, (r) every one of them is reproduced greedily
-without memories, and (b) the mean per-token log-likelihood change of the generic held-out
-replies (without memories, against the base model) is at least `-max_forgetting`. Training
-stops at the first epoch that meets (a) and (r): training further only forgets more. An
-epoch that fell below the floor (b) is judged FAIL; the job (`Course`) may then go back to
-the last epoch that kept (b) and continue with half the learning rate (a bounded number of
-times), since one epoch can step over the narrow window where all three hold.
-When no epoch qualifies the job fails with the best epoch's figures, and nothing is
-promoted.
+A reply is *learnt* at an epoch when, asked in its own context without memories, the model's
+greedy answer says the reply's fact words (`facts.py`: the words its memories supplied,
+read off the base model's per-token divergence), and the reply's divergence (log-likelihood
+with memories − without, on the model being trained) is below `target_divergence`.
 
-Memory statements (`knowledge.py`), when a job trains them, are a softer aim: an epoch that
-meets (a), (r) and (b) but does not yet state every memory is HELD (promotable, kept aside)
-and training goes on; the first later epoch that meets all of it is promoted instead, and if
-none does (the last epoch, or (b) broken) the held epoch is promoted. A job never fails for
-its statements.
+The model has *forgotten too much* when, on general questions no job trains on
+(`general.py`), its drift (mean KL(base ‖ tuned) per token along the base model's answers)
+is above `max_drift`, or it answers right fewer than `min_retention` of the questions
+the base model answered right.
+
+Invariants:
+- a job promotes the epoch that learnt the most replies without forgetting too much (the
+  earliest of equals: later epochs only drift further), and marks exactly the replies that
+  epoch learnt; a job that learnt none promotes nothing (partial promotion: one reply the
+  model cannot learn never fails the others);
+- retention costs a generation per known question, so it is measured only on an epoch that
+  would become the best; drift is measured every epoch;
+- training stops once every reply is learnt (training further only forgets more), when the
+  epochs run out, `patience` epochs after the best one learnt no more (a reply the model
+  cannot learn does not cost the job every epoch left), or when forgetting persists after
+  `max_backtracks` returns to the last good epoch with half the learning rate (one epoch
+  can step over a narrow window).
 """
 
 from __future__ import annotations
@@ -27,86 +33,69 @@ from enum import Enum
 @dataclass(frozen=True)
 class GuardSettings:
     target_divergence: float = 0.1
-    max_forgetting: float = 0.1
+    # Mean KL(base ‖ tuned) per token on the general questions, nats (general.py). The
+    # value is where the general questions start to be answered wrong: measured on the
+    # tuning half of bench/learning/facts.json (trainer_service/README.md).
+    max_drift: float = 0.1
+    min_retention: float = 0.98
 
 
 @dataclass(frozen=True)
 class EpochFigures:
     epoch: int
+    # Mean over the job's replies, nats/token.
     divergence: float
-    recalled: int
-    replies: int
+    # Per reply of the job, in order: learnt at this epoch.
+    learnt: tuple[bool, ...]
+    # Mean per-token log-likelihood change of the generic held-out replies (the Review's
+    # `held_out`), against the base model: reported, not a limit.
     generic: float
-    # Memory statements the model gives when asked about their subject, of those trained.
-    stated: int = 0
-    statements: int = 0
+    drift: float
+    # General questions still right, of those the base model got right; None: not measured.
+    kept: int | None = None
+    known: int = 0
+
+    @property
+    def replies(self) -> int:
+        return len(self.learnt)
+
+    @property
+    def recalled(self) -> int:
+        return sum(self.learnt)
+
+    @property
+    def retention(self) -> float | None:
+        if self.kept is None:
+            return None
+        return self.kept / self.known if self.known else 1.0
 
     def line(self) -> str:
-        said = f", memories {self.stated}/{self.statements}" if self.statements else ""
+        kept = f", general {self.kept}/{self.known}" if self.kept is not None else ""
         return (
-            f"divergence {self.divergence:.2f}, recall {self.recalled}/{self.replies}{said}, "
-            f"generic {self.generic:+.2f}"
+            f"learnt {self.recalled}/{self.replies}, divergence {self.divergence:.2f}, "
+            f"drift {self.drift:.3f}{kept}"
         )
 
 
-class Verdict(Enum):
-    CONTINUE = "continue"
-    PROMOTE = "promote"
-    # Promotable, but the memory statements are not all given yet: keep it and go on.
-    HOLD = "hold"
-    FAIL = "fail"
-
-
-def _learnt(figures: EpochFigures, settings: GuardSettings) -> bool:
-    return figures.divergence < settings.target_divergence and figures.recalled == figures.replies
-
-
-def _kept_generic(figures: EpochFigures, settings: GuardSettings) -> bool:
-    return figures.generic >= -settings.max_forgetting
-
-
-def judge(figures: EpochFigures, settings: GuardSettings, last_epoch: bool) -> Verdict:
-    if _learnt(figures, settings):
-        if not _kept_generic(figures, settings):
-            return Verdict.FAIL
-        stated = figures.stated == figures.statements
-        return Verdict.PROMOTE if stated or last_epoch else Verdict.HOLD
-    if not _kept_generic(figures, settings) or last_epoch:
-        return Verdict.FAIL
-    return Verdict.CONTINUE
-
-
-def best(history: list[EpochFigures], settings: GuardSettings) -> EpochFigures:
-    """The epoch that came closest: generic kept first, then recall, then divergence."""
-    return max(
-        history,
-        key=lambda f: (_kept_generic(f, settings), f.recalled, -f.divergence, -f.epoch),
-    )
-
-
-def refusal(history: list[EpochFigures], settings: GuardSettings) -> str:
-    replies = history[-1].replies
-    closest = best(history, settings)
-    return (
-        f"guard: no epoch reached divergence < {settings.target_divergence:g} with recall "
-        f"{replies}/{replies} while generic log-likelihood stayed above "
-        f"{-settings.max_forgetting:g}; best epoch {closest.epoch}: {closest.line()}"
-    )
+def forgot(figures: EpochFigures, settings: GuardSettings) -> bool:
+    retention = figures.retention
+    low = retention is not None and retention < settings.min_retention
+    return figures.drift > settings.max_drift or low
 
 
 class Step(Enum):
     """What a job does after an epoch."""
 
     GO_ON = "go on"  # train another epoch; these weights are the last good ones
-    HOLD = "hold"  # promotable: keep these weights aside and train on
+    BEST = "best"  # the best epoch so far: keep its weights, and train on
     BACK_OFF = "back off"  # forgot too much: back to the last good weights, half the step
-    PROMOTE = "promote"  # stop and promote the model as it is
-    PROMOTE_HELD = "promote held"  # stop, put the held weights back and promote them
-    FAIL = "fail"  # stop; nothing is promoted
+    PROMOTE = "promote"  # stop and promote the model as it is (every reply learnt)
+    PROMOTE_BEST = "promote best"  # stop, put the best epoch's weights back, promote them
+    FAIL = "fail"  # stop; no epoch learnt anything without forgetting: nothing promoted
 
     @property
     def stops(self) -> bool:
-        return self in (Step.PROMOTE, Step.PROMOTE_HELD, Step.FAIL)
+        return self in (Step.PROMOTE, Step.PROMOTE_BEST, Step.FAIL)
 
 
 @dataclass
@@ -119,44 +108,62 @@ class Course:
     settings: GuardSettings
     max_epochs: int
     guarded: bool = True
-    # How often a job may go back one epoch and halve its learning rate when an epoch forgot
-    # too much (each costs an epoch of the job's budget).
     max_backtracks: int = 3
+    patience: int = 4
     backtracks: int = 0
     good: bool = False  # a good epoch's weights exist to go back to
-    held: EpochFigures | None = None
+    best: EpochFigures | None = None
     promoted: EpochFigures | None = None
+
+    def worth_retention(self, figures: EpochFigures) -> bool:
+        """Whether the trainer should measure retention before `after`: only an epoch that
+        would become the best needs it (every epoch, unguarded: measurements for the
+        record, as bench/bench_learning.py --calibrate takes them)."""
+        if not self.guarded:
+            return True
+        if figures.drift > self.settings.max_drift or not any(figures.learnt):
+            return False
+        return self.best is None or figures.recalled > self.best.recalled
 
     def after(self, figures: EpochFigures) -> Step:
         step = self._step(figures)
-        if step in (Step.GO_ON, Step.HOLD):
+        if step in (Step.GO_ON, Step.BEST):
             self.good = True
-        if step is Step.HOLD:
-            self.held = figures
         if step is Step.BACK_OFF:
             self.backtracks += 1
         if step is Step.PROMOTE:
             self.promoted = figures
-        if step is Step.PROMOTE_HELD:
-            self.promoted = self.held
+        if step is Step.PROMOTE_BEST:
+            self.promoted = self.best
         return step
 
     def _step(self, figures: EpochFigures) -> Step:
         last = figures.epoch >= self.max_epochs
         if not self.guarded:
             return Step.PROMOTE if last else Step.GO_ON
-        verdict = judge(figures, self.settings, last)
-        if verdict is not Verdict.FAIL:
-            return {
-                Verdict.CONTINUE: Step.GO_ON,
-                Verdict.HOLD: Step.HOLD,
-                Verdict.PROMOTE: Step.PROMOTE,
-            }[verdict]
-        if self.held is not None:
-            return Step.PROMOTE_HELD
-        # One epoch can step over the window where the guard may promote: go back to the
-        # last epoch that kept generic replies and take smaller steps from there.
-        forgot = not _kept_generic(figures, self.settings)
-        if forgot and not last and self.good and self.backtracks < self.max_backtracks:
-            return Step.BACK_OFF
-        return Step.FAIL
+        if forgot(figures, self.settings):
+            if not last and self.good and self.backtracks < self.max_backtracks:
+                return Step.BACK_OFF
+            return self._end()
+        improved = self.best is None or figures.recalled > self.best.recalled
+        if figures.retention is not None and any(figures.learnt) and improved:
+            self.best = figures
+            if all(figures.learnt):
+                return Step.PROMOTE
+            return Step.PROMOTE_BEST if last else Step.BEST
+        stale = self.best is not None and figures.epoch - self.best.epoch >= self.patience
+        return self._end() if last or stale else Step.GO_ON
+
+    def _end(self) -> Step:
+        return Step.PROMOTE_BEST if self.best is not None else Step.FAIL
+
+
+def refusal(history: list[EpochFigures], settings: GuardSettings) -> str:
+    """Why a job promoted nothing, with the epoch that came closest."""
+    closest = max(history, key=lambda f: (not forgot(f, settings), f.recalled, -f.divergence))
+    return (
+        f"guard: no epoch learnt a reply (its fact words back without memories, divergence "
+        f"< {settings.target_divergence:g}) while drift stayed at most "
+        f"{settings.max_drift:g} and {settings.min_retention:.0%} of the general "
+        f"questions stayed right; closest, epoch {closest.epoch}: {closest.line()}"
+    )

@@ -1,10 +1,14 @@
 """The trainer's SQLite job ledger: idempotency keys, jobs and their figures.
 
 Invariants:
-- an idempotency key is stored once, with the job that accepted it; a key seen again is
-  answered with that job and never starts a new one (also after a restart or a crash);
-- a key stays "pending" (trained into no promoted adapter) until the job that promoted an
-  adapter containing it marks it, in the same transaction that marks the job succeeded;
+- an idempotency key is stored once, with the job that has it; a key seen again while its
+  job is queued or running, or once an adapter learnt it, is answered with that job and
+  never starts a new one (also after a restart or a crash). A key whose job ended without
+  learning it (the guard returned it) moves to the new job of the request that sends it
+  again: that is how the Review retries it, and it is still trained at most once into an
+  adapter;
+- a key stays "pending" (in no promoted adapter) until a job whose adapter learnt it marks
+  it, in the same transaction that marks the job succeeded;
 - a job is `queued`, `running`, `succeeded` or `failed`; one found `running` at start was
   interrupted and is queued again from the start (`recover`), never resumed half-way;
 - every write is one transaction, so a crash leaves the ledger as it was before or after.
@@ -104,12 +108,19 @@ class JobLedger:
     ) -> tuple[str, dict[str, str]]:
         """(the new job's id or "", {key: the job that accepted it}) for every key."""
         owners: dict[str, str] = {}
+        returned: set[str] = set()
         with self._write() as db:
             for example in examples:
                 row = db.execute(
-                    "SELECT job_id FROM examples WHERE key = ?", (example.key,)
+                    "SELECT e.job_id, e.adapter, j.state FROM examples e "
+                    "JOIN jobs j ON e.job_id = j.job_id WHERE e.key = ?",
+                    (example.key,),
                 ).fetchone()
-                if row is not None:
+                if row is None:
+                    continue
+                if not row["adapter"] and row["state"] in ("succeeded", "failed"):
+                    returned.add(example.key)
+                else:
                     owners[example.key] = row["job_id"]
             fresh = [e for e in examples if e.key not in owners]
             for item in held_out:
@@ -127,10 +138,17 @@ class JobLedger:
             job_id = f"ft-{seq}"
             db.execute("UPDATE jobs SET job_id = ? WHERE seq = ?", (job_id, seq))
             for example in fresh:
-                db.execute(
-                    "INSERT INTO examples (key, job_id, payload) VALUES (?, ?, ?)",
-                    (example.key, job_id, json.dumps(example.to_json())),
-                )
+                payload = json.dumps(example.to_json())
+                if example.key in returned:
+                    db.execute(
+                        "UPDATE examples SET job_id = ?, payload = ? WHERE key = ?",
+                        (job_id, payload, example.key),
+                    )
+                else:
+                    db.execute(
+                        "INSERT INTO examples (key, job_id, payload) VALUES (?, ?, ?)",
+                        (example.key, job_id, payload),
+                    )
                 owners[example.key] = job_id
         return job_id, owners
 
@@ -177,21 +195,21 @@ class JobLedger:
     def start(self, job_id: str) -> tuple[list[Example], list[Example], int]:
         """Mark the job running; (examples to learn, examples to replay, which run this is).
 
-        To learn: every key accepted by this job or an earlier one and not yet in a promoted
-        adapter (a failed job's keys are learnt by the next job). To replay: the rest, newest
-        first."""
+        To learn: the keys this job holds (a key an earlier job did not learn comes back
+        only when it is sent again, into that request's job). To replay: the keys in a
+        promoted adapter, newest first."""
         with self._write() as db:
             job = db.execute(
                 "SELECT seq, detail, runs FROM jobs WHERE job_id = ?", (job_id,)
             ).fetchone()
-            seq, previous = job["seq"], job["detail"]
+            previous = job["detail"]
             rows = db.execute(
-                "SELECT e.payload, e.adapter FROM examples e JOIN jobs j ON e.job_id = j.job_id "
-                "WHERE j.seq <= ? ORDER BY e.seq DESC",
-                (seq,),
+                "SELECT payload, adapter, job_id FROM examples "
+                "WHERE job_id = ? OR adapter != '' ORDER BY seq DESC",
+                (job_id,),
             ).fetchall()
-            learn = [Example.from_json(json.loads(r["payload"])) for r in rows if not r["adapter"]]
-            learn.reverse()
+            mine = [r for r in rows if r["job_id"] == job_id and not r["adapter"]]
+            learn = [Example.from_json(json.loads(r["payload"])) for r in reversed(mine)]
             replay = [Example.from_json(json.loads(r["payload"])) for r in rows if r["adapter"]]
             detail = "started" if previous == "queued" else f"started again ({previous})"
             db.execute(

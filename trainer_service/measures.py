@@ -74,6 +74,26 @@ def reply_fit(model: Any, tokenizer: Any, context: Chat, reply: str) -> Fit:
     return Fit(float(picked.mean()), bool((logits.argmax(dim=-1) == wanted).all()))
 
 
+def token_logprobs(model: Any, tokenizer: Any, context: Chat, reply: str) -> list[float]:
+    """log p(token | context, earlier reply tokens) of each reply token, in order."""
+    import torch
+
+    prompt = prompt_ids(tokenizer, context)
+    target = [int(t) for t in tokenizer(reply, add_special_tokens=False)["input_ids"]]
+    ids = torch.tensor([prompt + target], device=model.device)
+    wanted = torch.tensor(target, device=model.device)
+    with evaluating(model):
+        logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
+        picked = torch.log_softmax(logits, dim=-1).gather(1, wanted[:, None])[:, 0]
+    return [float(v) for v in picked]
+
+
+def token_spans(tokenizer: Any, reply: str) -> list[tuple[int, int]]:
+    """Each reply token's characters in `reply` (the same tokens `token_logprobs` scores)."""
+    encoded = tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)
+    return [(int(a), int(b)) for a, b in encoded["offset_mapping"]]
+
+
 def reply_logprob(model: Any, tokenizer: Any, context: Chat, reply: str) -> float:
     """Mean log p(reply token | context, earlier reply tokens), nats per token."""
     return reply_fit(model, tokenizer, context, reply).logprob

@@ -17,14 +17,24 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .examples import Example, HeldOut, JobInput
+from .facts import TokenSpan, fact_words, recalls, words
+from .general import GeneralCheck
 from .guard import Course, EpochFigures, GuardSettings, Step, refusal
 from .knowledge import statement_rows
-from .measures import Fit, greedy_answers, reply_fit, reply_logprob, reply_tokens, reproduces
+from .measures import (
+    Fit,
+    greedy_answers,
+    reply_fit,
+    reply_logprob,
+    reply_tokens,
+    token_logprobs,
+    token_spans,
+)
 from .model import load_base
 from .self_study import paraphrased
 
@@ -109,6 +119,19 @@ class ExampleProof:
     divergence_after: float | None
     answer_before: str
     answer_after: str
+    # The words its memories supplied (facts.py), which an answer must say.
+    fact: tuple[str, ...] = ()
+    learnt: bool = False
+
+    @property
+    def reason(self) -> str:
+        """Why the reply was not learnt, in one line ("" when it was)."""
+        if self.learnt:
+            return ""
+        after = "not measured" if self.divergence_after is None else f"{self.divergence_after:.2f}"
+        said = self.answer_after if len(self.answer_after) <= 80 else self.answer_after[:79] + "…"
+        wanted = " ".join(self.fact) or "(the reply's words)"
+        return f'not learnt: divergence {after}, fact "{wanted}", answer "{said}"'
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +140,9 @@ class ExampleProof:
             "divergence_after": self.divergence_after,
             "answer_before": self.answer_before,
             "answer_after": self.answer_after,
+            "fact": list(self.fact),
+            "learnt": self.learnt,
+            "reason": self.reason,
         }
 
 
@@ -128,7 +154,7 @@ class Outcome:
     history: list[EpochFigures]
     per_example: list[ExampleProof]
     seconds: float
-    # The promoted epoch's figures (an earlier, held epoch can be promoted), or None.
+    # The promoted epoch's figures (an earlier, best epoch can be promoted), or None.
     chosen: EpochFigures | None = None
 
     @property
@@ -136,6 +162,10 @@ class Outcome:
         if self.chosen is not None:
             return self.chosen
         return self.history[-1] if self.history else None
+
+    @property
+    def learnt_keys(self) -> list[str]:
+        return [p.key for p in self.per_example if p.learnt] if self.promoted else []
 
 
 @dataclass
@@ -145,17 +175,15 @@ class _Snapshot:
     figures: EpochFigures
     divergences: list[float]
     answers: list[str]
-    generic: list[float]
 
 
 class _Measurer:
     """Measures a model against the base values taken once, before training.
 
-    Recall costs a generation per reply, so it is first read off the forward pass already
-    made for divergence (every reply token the argmax: greedy decoding reproduces it), and
-    generated (normalised containment) only for the other replies, and only once the mean
-    divergence has reached its target, the only time recall can decide. Before that, the
-    recall shown is the forward pass's count, a lower bound.
+    A reply's fact is recalled when the greedy answer without memories says its fact words.
+    A reply whose every token is already the argmax (read off the forward pass made for
+    divergence) is recalled without generating; the others are generated only once their
+    divergence is below the target, the only time recall can decide whether it is learnt.
     """
 
     def __init__(
@@ -163,26 +191,45 @@ class _Measurer:
         tokenizer: Any,
         examples: list[Example],
         held_out: list[HeldOut],
-        target_divergence: float,
-        statements: list[Example] | None = None,
+        settings: GuardSettings,
+        general: GeneralCheck,
     ) -> None:
         self.tokenizer = tokenizer
         self.examples = examples
-        # Memory statements (knowledge.py): recall only, asked once the replies are learnt.
-        self.statements = statements or []
         self.held_out = held_out
-        self.target_divergence = target_divergence
+        self.settings = settings
+        self.general = general
         self.base_without: list[float] = []
         self.base_generic: list[float] = []
-        replies = [e.reply for e in examples + self.statements]
-        self.budget = max((reply_tokens(tokenizer, r) for r in replies), default=0) + 8
+        self.facts: list[tuple[str, ...]] = []
+        self.budget = max((reply_tokens(tokenizer, e.reply) for e in examples), default=0) + 8
 
     def take_base(self, model: Any) -> _Snapshot:
+        self.facts = [self._fact(model, e) for e in self.examples]
         self.base_without = [self._without(model, e).logprob for e in self.examples]
         self.base_generic = [
             reply_logprob(model, self.tokenizer, h.context, h.reply) for h in self.held_out
         ]
-        return self.measure(model, 0, answer_all=True)
+        base = self.general.take_base(model)
+        snapshot = self.measure(model, 0, answer_all=True)
+        snapshot.figures = replace(snapshot.figures, kept=base.kept, known=base.known)
+        return snapshot
+
+    def _fact(self, model: Any, example: Example) -> tuple[str, ...]:
+        """The reply's fact words, from the base model's per-token divergence; without the
+        context with memories, every word of the reply (the exact wording, as before)."""
+        if example.context_with_memories is None:
+            return tuple(words(example.reply))
+        spans = token_spans(self.tokenizer, example.reply)
+        with_memories = token_logprobs(
+            model, self.tokenizer, example.context_with_memories, example.reply
+        )
+        without = token_logprobs(model, self.tokenizer, example.context, example.reply)
+        tokens = [
+            TokenSpan(a, b, w - o)
+            for (a, b), w, o in zip(spans, with_memories, without, strict=True)
+        ]
+        return fact_words(example.reply, tokens)
 
     def _without(self, model: Any, example: Example) -> Fit:
         return reply_fit(model, self.tokenizer, example.context, example.reply)
@@ -192,19 +239,12 @@ class _Measurer:
         texts = greedy_answers(model, self.tokenizer, contexts, self.budget)
         return dict(zip(which, texts, strict=True))
 
-    def stated(self, model: Any) -> int:
-        """How many memory statements the model gives, asked about their subject."""
-        missing = [s for s in self.statements if not self._without(model, s).greedy]
-        said = greedy_answers(model, self.tokenizer, [s.context for s in missing], self.budget)
-        wrong = sum(not reproduces(t, s.reply) for t, s in zip(said, missing, strict=True))
-        return len(self.statements) - wrong
-
     def measure(self, model: Any, epoch: int, answer_all: bool = False) -> _Snapshot:
         divergences: list[float] = []
-        recalled: list[bool] = []
+        greedy: list[bool] = []
         for example, base in zip(self.examples, self.base_without, strict=True):
             without = self._without(model, example)
-            recalled.append(without.greedy)
+            greedy.append(without.greedy)
             if example.context_with_memories is not None:
                 with_memories = reply_logprob(
                     model, self.tokenizer, example.context_with_memories, example.reply
@@ -215,29 +255,32 @@ class _Measurer:
                 # gained without memories estimates what is left.
                 assert example.divergence is not None  # contract.py requires one of them
                 divergences.append(example.divergence - (without.logprob - base))
-        answers: dict[int, str] = {}
-        if answer_all:
-            answers = self.answers(model, list(range(len(self.examples))))
-        elif _mean(divergences) < self.target_divergence:
-            answers = self.answers(model, [i for i, r in enumerate(recalled) if not r])
-        for i, text in answers.items():
-            recalled[i] = recalled[i] or reproduces(text, self.examples[i].reply)
+        close = [d < self.settings.target_divergence for d in divergences]
+        wanted = [
+            i for i in range(len(self.examples)) if answer_all or (close[i] and not greedy[i])
+        ]
+        answers = self.answers(model, wanted) if wanted else {}
+        recalled = [
+            greedy[i] or (i in answers and recalls(answers[i], self.facts[i]))
+            for i in range(len(self.examples))
+        ]
         generic = [
             reply_logprob(model, self.tokenizer, h.context, h.reply) - base
             for h, base in zip(self.held_out, self.base_generic, strict=True)
         ]
-        learnt = _mean(divergences) < self.target_divergence and all(recalled)
         figures = EpochFigures(
             epoch=epoch,
             divergence=_mean(divergences),
-            recalled=sum(recalled),
-            replies=len(self.examples),
+            learnt=tuple(c and r for c, r in zip(close, recalled, strict=True)),
             generic=_mean(generic),
-            stated=self.stated(model) if learnt and self.statements else 0,
-            statements=len(self.statements),
+            drift=self.general.drift(model) if epoch else 0.0,
         )
         texts = [answers.get(i, "") for i in range(len(self.examples))]
-        return _Snapshot(figures, divergences, texts, generic)
+        return _Snapshot(figures, divergences, texts)
+
+    def with_retention(self, model: Any, figures: EpochFigures) -> EpochFigures:
+        kept, known = self.general.retention(model)
+        return replace(figures, kept=kept, known=known)
 
 
 def _mean(values: list[float]) -> float:
@@ -301,13 +344,8 @@ def train_job(
         if settings.memory_statements
         else []
     )
-    # Each statement is measured on its first question, and trained on all of them.
     measurer = _Measurer(
-        tokenizer,
-        job.examples,
-        job.held_out,
-        settings.guard.target_divergence,
-        [asked[0] for asked in statements],
+        tokenizer, job.examples, job.held_out, settings.guard, GeneralCheck(tokenizer)
     )
     base = measurer.take_base(model)
     trained = training_examples(job, settings) + [e for asked in statements for e in asked]
@@ -323,6 +361,8 @@ def train_job(
     model = _wrap(model, settings)
     steps_per_epoch = math.ceil(len(rows) / settings.batch_size)
     progress.total_steps = steps_per_epoch * settings.max_epochs
+    progress.detail = f"training: {len(rows)} rows an epoch, up to {settings.max_epochs} epochs"
+    report(progress)
     history: list[EpochFigures] = []
     snapshots: list[_Snapshot] = []
     course = Course(settings.guard, settings.max_epochs, settings.guarded)
@@ -340,7 +380,7 @@ def train_job(
 
         def __init__(self) -> None:
             self.kept: dict[str, Any] | None = None  # the last good epoch's weights
-            self.held: dict[str, Any] | None = None  # a promotable epoch's, kept aside
+            self.best: dict[str, Any] | None = None  # the best epoch's, kept aside
 
         def on_epoch_end(
             self, args: Any, state: Any, control: Any, optimizer: Any = None,
@@ -348,25 +388,29 @@ def train_job(
         ) -> None:  # fmt: skip
             epoch = len(history) + 1
             snapshot = measurer.measure(model, epoch)
+            if course.worth_retention(snapshot.figures):
+                snapshot.figures = measurer.with_retention(model, snapshot.figures)
             history.append(snapshot.figures)
             snapshots.append(snapshot)
             step = course.after(snapshot.figures)
             progress.epoch = epoch
             progress.detail = f"epoch {epoch}/{settings.max_epochs}: {snapshot.figures.line()}"
-            if step in (Step.GO_ON, Step.HOLD):
+            if step in (Step.GO_ON, Step.BEST):
                 self.kept = _trainable_copy(model)
-            if step is Step.HOLD:
-                self.held = self.kept
-                progress.detail += "; promotable, held while the memory statements come"
+            if step is Step.BEST:
+                self.best = self.kept
+                progress.detail += "; the best so far, kept"
             elif step is Step.BACK_OFF:
                 assert self.kept is not None
                 _restore(model, self.kept, optimizer)
                 _scale_learning_rate(optimizer, lr_scheduler, 0.5)
                 progress.detail += "; forgot too much: back one epoch, learning rate halved"
-            elif step is Step.PROMOTE_HELD:
-                assert self.held is not None and course.promoted is not None
-                _restore(model, self.held, None)
-                progress.detail += f"; promoting epoch {course.promoted.epoch}, which was held"
+            elif step is Step.PROMOTE_BEST:
+                assert course.promoted is not None
+                if course.promoted is not snapshot.figures:
+                    assert self.best is not None
+                    _restore(model, self.best, None)
+                progress.detail += f"; promoting epoch {course.promoted.epoch}"
             report(progress)
             if step.stops:
                 control.should_training_stop = True
@@ -412,16 +456,18 @@ def train_job(
     trainer.remove_callback(PrinterCallback)
     with scratch_dir:
         trainer.train()
-    promoted = course.promoted is not None
+    chosen = course.promoted
+    promoted = chosen is not None and (any(chosen.learnt) or not settings.guarded)
     if promoted:
         model.save_pretrained(str(staging))
         if settings.method == "full":
             tokenizer.save_pretrained(str(staging))
     # One snapshot per epoch, in order: the promoted one, or the last one measured.
-    at = course.promoted.epoch if course.promoted is not None else len(snapshots)
+    at = chosen.epoch if chosen is not None else len(snapshots)
     last = snapshots[at - 1] if snapshots else None
-    if last is not None and promoted:
-        # The proof shows what the promoted model says, asked without memories.
+    if last is not None:
+        # The proof shows what the model (promoted, or as training left it) says, asked
+        # without memories.
         said = measurer.answers(model, list(range(len(job.examples))))
         last.answers = [said[i] for i in range(len(job.examples))]
     proofs = [
@@ -431,6 +477,8 @@ def train_job(
             divergence_after=last.divergences[i] if last else None,
             answer_before=before_answer,
             answer_after=last.answers[i] if last else "",
+            fact=measurer.facts[i],
+            learnt=promoted and last is not None and last.figures.learnt[i],
         )
         for i, (example, before_div, before_answer) in enumerate(
             zip(job.examples, base.divergences, base.answers, strict=True)
@@ -438,7 +486,7 @@ def train_job(
     ]
     return Outcome(
         promoted=promoted,
-        chosen=course.promoted,
+        chosen=chosen if promoted else None,
         error="" if promoted else refusal(history, settings.guard) if history else "no epoch ran",
         before=base.figures,
         history=history,

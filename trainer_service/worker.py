@@ -6,8 +6,12 @@ Invariants:
   it happens, so `GET /v1/ftreview/jobs/{id}` shows it while the job runs;
 - promotion order: the guard promotes -> the staging folder becomes `vN` and
   `current.json` points at it -> the Scorer is told (`LoadAdapter`) -> the ledger marks the
-  job succeeded and its keys trained, in one transaction. A crash at any point before the
-  last step leaves the job `running`, and `recover` queues it again from the start;
+  job succeeded and the keys its adapter learnt trained, in one transaction. A crash at any
+  point before the last step leaves the job `running`, and `recover` queues it again from
+  the start;
+- a job promotes what it learnt (`guard.py`): its other keys stay untrained, each with its
+  reason in `per_example`, and a later request that sends one again puts it in a new job; a
+  job that learnt nothing fails and promotes nothing;
 - an exception in a job fails that job with its message; the worker goes on with the next.
 """
 
@@ -41,7 +45,8 @@ PROGRESS_EVERY = 0.25
 def settings_for(base: TrainingSettings, overrides: dict[str, Any]) -> TrainingSettings:
     guard = GuardSettings(
         target_divergence=float(overrides.get("target_divergence", base.guard.target_divergence)),
-        max_forgetting=float(overrides.get("max_forgetting", base.guard.max_forgetting)),
+        max_drift=float(overrides.get("max_drift", base.guard.max_drift)),
+        min_retention=base.guard.min_retention,
     )
     return replace(
         base,
@@ -59,6 +64,9 @@ def figures(outcome: Outcome) -> dict[str, Any]:
         "trained_divergence_after": after.divergence if after else None,
         "recall": after.recalled / after.replies if after and after.replies else None,
         "generic_loglik_change": after.generic if after else None,
+        "learnt": len(outcome.learnt_keys),
+        "drift": after.drift if after else None,
+        "general_retention": after.retention if after else None,
         "per_example": [p.to_json() for p in outcome.per_example],
     }
 
@@ -146,7 +154,7 @@ class JobWorker:
 
         outcome = train_job(job, settings, self.base_folder, self.device, staging, report)
         last = outcome.after.line() if outcome.after else ""
-        keys = [e.key for e in learn]
+        keys = outcome.learnt_keys
         if not outcome.promoted:
             self.ledger.finish(
                 job_id,
@@ -160,8 +168,10 @@ class JobWorker:
         name, path = self.versions.promote(staging)
         ran = len(outcome.history)
         chosen = outcome.after.epoch if outcome.after else ran
-        which = f"after {ran} epochs" if chosen == ran else f"epoch {chosen} of {ran} (held)"
+        which = f"after {ran} epochs" if chosen == ran else f"epoch {chosen} of {ran}"
         detail = f"{again}promoted {name} {which}: {last}"
+        if len(keys) < len(learn):
+            detail += f"; {len(learn) - len(keys)} not learnt, returned"
         if self.notify_scorer is not None:
             problem = self.notify_scorer(str(path), name)
             detail += (

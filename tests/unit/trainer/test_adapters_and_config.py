@@ -37,11 +37,11 @@ def test_guard_limits_come_from_the_learn_section(tmp_path: Path) -> None:
     assert guard_limits(tmp_path) == {}
     (tmp_path / "config.json5").write_text(
         "{ // comments are fine\n"
-        " learn: {target_divergence: 0.2, max_forgetting: 0.05, threshold: 1},\n}"
+        " learn: {target_divergence: 0.2, max_drift: 0.05, threshold: 1},\n}"
     )
-    assert guard_limits(tmp_path) == {"target_divergence": 0.2, "max_forgetting": 0.05}
-    (tmp_path / "config.json5").write_text("{learn: {max_forgetting: 'a lot'}}")
-    with pytest.raises(TrainerConfigError, match=r"learn\.max_forgetting must be a number"):
+    assert guard_limits(tmp_path) == {"target_divergence": 0.2, "max_drift": 0.05}
+    (tmp_path / "config.json5").write_text("{learn: {max_drift: 'a lot'}}")
+    with pytest.raises(TrainerConfigError, match=r"learn\.max_drift must be a number"):
         guard_limits(tmp_path)
 
 

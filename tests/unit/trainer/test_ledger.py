@@ -40,27 +40,48 @@ def test_a_running_job_is_queued_again_and_says_so(tmp_path: Path) -> None:
     assert "started again" in ledger.job(job)["detail"]  # type: ignore[index]
 
 
-def test_failed_keys_are_learnt_by_the_next_job_and_promoted_ones_replayed(tmp_path: Path) -> None:
+def test_a_job_learns_its_own_keys_and_replays_the_promoted_ones(tmp_path: Path) -> None:
     ledger = JobLedger(tmp_path / "trainer.sqlite3")
     first, _ = ledger.accept([_example("k1")], [], {})
     ledger.start(first)
     ledger.finish(first, succeeded=False, detail="x", figures={}, trained_keys=[], error="guard")
     second, _ = ledger.accept(
-        [_example("k2")], [HeldOut([{"role": "user", "content": "hi"}], "hello")], {}
+        [_example("k2"), _example("k3")],
+        [HeldOut([{"role": "user", "content": "hi"}], "hello")],
+        {},
     )
     learn, replay, _ = ledger.start(second)
-    assert [e.key for e in learn] == ["k1", "k2"] and replay == []
+    # k1's job ended without learning it: it waits to be sent again, not swept in.
+    assert [e.key for e in learn] == ["k2", "k3"] and replay == []
     ledger.finish(
         second,
         succeeded=True,
         detail="ok",
-        figures={"recall": 1.0},
-        trained_keys=["k1", "k2"],
+        figures={"recall": 0.5},
+        trained_keys=["k2"],  # partial: k3 was not learnt
         adapter="v1",
     )
-    assert ledger.trained_keys() == {"k1": "v1", "k2": "v1"}
-    third, _ = ledger.accept([_example("k3")], [], {})
+    assert ledger.trained_keys() == {"k2": "v1"}
+    third, _ = ledger.accept([_example("k4")], [], {})
     learn, replay, _ = ledger.start(third)
-    assert [e.key for e in learn] == ["k3"] and {e.key for e in replay} == {"k1", "k2"}
+    assert [e.key for e in learn] == ["k4"] and [e.key for e in replay] == ["k2"]
     assert ledger.held_out()[0].reply == "hello"
-    assert ledger.job(second)["recall"] == 1.0  # type: ignore[index]
+    assert ledger.job(second)["recall"] == 0.5  # type: ignore[index]
+
+
+def test_a_key_returned_unlearnt_goes_into_the_job_that_sends_it_again(tmp_path: Path) -> None:
+    ledger = JobLedger(tmp_path / "trainer.sqlite3")
+    first, _ = ledger.accept([_example("k1"), _example("k2")], [], {})
+    ledger.start(first)
+    ledger.finish(first, succeeded=True, detail="ok", figures={}, trained_keys=["k1"], adapter="v1")
+    # Sent again: the learnt key keeps its job, the returned one gets a new job.
+    second, owners = ledger.accept([_example("k1"), _example("k2")], [], {})
+    assert second and second != first
+    assert owners == {"k1": first, "k2": second}
+    learn, replay, _ = ledger.start(second)
+    assert [e.key for e in learn] == ["k2"] and [e.key for e in replay] == ["k1"]
+    # While that job is queued or running, the key is answered with it and starts nothing.
+    assert ledger.accept([_example("k2")], [], {}) == ("", {"k2": second})
+    ledger.finish(second, succeeded=False, detail="x", figures={}, trained_keys=[], error="no")
+    third, owners = JobLedger(tmp_path / "trainer.sqlite3").accept([_example("k2")], [], {})
+    assert third not in ("", first, second) and owners == {"k2": third}

@@ -1,0 +1,166 @@
+"""General knowledge no job trains on: what a job must not make the model forget.
+
+`general_questions.json` (shipped with the trainer, written for it, never trained) holds
+plain questions with the short answers a right answer contains. A job measures the base
+model on them once, before training, and the model being trained after each epoch:
+
+- **retention**: of the questions the base model answered right (greedy, an accepted answer
+  among its words), the share the tuned model still answers right. It is the user-visible
+  loss (a fact the model knew and no longer says), and the guard's floor (98%);
+- **drift**: the mean per-token KL(base ‖ tuned) of the next-token distributions along the
+  base model's own greedy answers to the same questions (teacher forced). Forgetting
+  follows this divergence more closely than any task score in the literature (Shenfeld et
+  al. 2025, "RL's Razor": forward KL on the base's own outputs predicts forgetting across
+  methods), and unlike retention it moves before a single answer flips, so the guard can
+  stop an epoch early and back off instead of finding the damage afterwards.
+
+Invariants:
+- the base model's distributions are taken once, before the adapter exists, and kept (about
+  `items × ANSWER_TOKENS × vocabulary` floats); the tuned model is measured on exactly the
+  same token ids, so the KL is over the same positions every epoch;
+- every measurement runs without gradients in eval mode (`measures.evaluating`);
+- the questions are asked as a new conversation with the trainer's plain system prompt, the
+  way the trained replies' cold variants are asked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from .examples import Chat
+from .facts import words
+from .measures import evaluating, greedy_answers, prompt_ids
+
+# The base model's greedy answer is followed for this many tokens: the first tokens of an
+# answer carry what it says; later ones repeat the question's words.
+ANSWER_TOKENS = 12
+# Drift is measured on every `DRIFT_STRIDE`-th question (100 of the 200 shipped), every
+# epoch: one forward pass over them costs about as much as an epoch of a 4-reply job here.
+DRIFT_STRIDE = 2
+# Sequences per forward pass (memory: batch × answer length × vocabulary floats).
+BATCH = 25
+SYSTEM = "You are a helpful assistant."
+
+
+@dataclass(frozen=True)
+class Question:
+    question: str
+    answers: tuple[str, ...]
+
+    def context(self) -> Chat:
+        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": self.question}]
+
+    def right(self, answer: str) -> bool:
+        said = " ".join(words(answer))
+        return any(_contains(said, " ".join(words(a))) for a in self.answers)
+
+
+def _contains(text: str, phrase: str) -> bool:
+    return bool(phrase) and f" {phrase} " in f" {text} "
+
+
+@cache
+def questions() -> tuple[Question, ...]:
+    text = resources.files(__package__).joinpath("general_questions.json").read_text("utf-8")
+    items = json.loads(text)["items"]
+    return tuple(Question(i["question"], tuple(i["answers"])) for i in items)
+
+
+@dataclass(frozen=True)
+class GeneralFigures:
+    # Share of the base model's right answers the model still gets right (1.0 when the base
+    # model got none right: nothing to lose).
+    retention: float
+    kept: int
+    known: int
+    # Mean KL(base ‖ model) per answer token, nats.
+    drift: float
+
+
+class GeneralCheck:
+    """The base model's answers and distributions, and the same measured on a tuned model."""
+
+    def __init__(self, tokenizer: Any, items: tuple[Question, ...] | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.items = items if items is not None else questions()
+        self.known: list[int] = []  # indices the base model answers right
+        self._sequences: list[tuple[list[int], int]] = []  # (ids, answer start)
+        self._base: list[tuple[Any, Any]] = []  # per batch: (base log-probs, used positions)
+
+    def take_base(self, model: Any) -> GeneralFigures:
+        contexts = [q.context() for q in self.items]
+        answers = greedy_answers(model, self.tokenizer, contexts, ANSWER_TOKENS)
+        self.known = [
+            i for i, (q, a) in enumerate(zip(self.items, answers, strict=True)) if q.right(a)
+        ]
+        self._sequences = []
+        for question, answer in list(zip(self.items, answers, strict=True))[::DRIFT_STRIDE]:
+            prompt = prompt_ids(self.tokenizer, question.context())
+            said = self.tokenizer(answer, add_special_tokens=False)["input_ids"][:ANSWER_TOKENS]
+            if said:
+                self._sequences.append((prompt + [int(t) for t in said], len(prompt)))
+        self._base = self._logprobs(model)
+        return GeneralFigures(1.0, len(self.known), len(self.known), 0.0)
+
+    def drift(self, model: Any) -> float:
+        """Mean KL(base ‖ model) per answer token, nats."""
+        total, count = 0.0, 0
+        for (base, used), (tuned, _) in zip(self._base, self._logprobs(model), strict=True):
+            kl = (base.exp() * (base - tuned)).sum(-1)
+            total += float(kl[used].sum())
+            count += int(used.sum())
+        return total / count if count else 0.0
+
+    def retention(self, model: Any) -> tuple[int, int]:
+        """(still right, right on the base model)."""
+        if not self.known:
+            return 0, 0
+        contexts = [self.items[i].context() for i in self.known]
+        answers = greedy_answers(model, self.tokenizer, contexts, ANSWER_TOKENS)
+        kept = sum(self.items[i].right(a) for i, a in zip(self.known, answers, strict=True))
+        return kept, len(self.known)
+
+    def figures(self, model: Any) -> GeneralFigures:
+        kept, known = self.retention(model)
+        return GeneralFigures(kept / known if known else 1.0, kept, known, self.drift(model))
+
+    def _logprobs(self, model: Any) -> list[tuple[Any, Any]]:
+        """Per batch: (log-probs at the positions that predict answer tokens, batch × longest
+        answer × vocabulary; which of those positions hold an answer token)."""
+        import torch
+
+        out = []
+        pad = int(self.tokenizer.pad_token_id)
+        with evaluating(model):
+            for at in range(0, len(self._sequences), BATCH):
+                batch = self._sequences[at : at + BATCH]
+                width = max(len(ids) for ids, _ in batch)
+                span = max(len(ids) - start for ids, start in batch)
+                ids = torch.tensor([i + [pad] * (width - len(i)) for i, _ in batch])
+                mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in batch])
+                # The backbone's last (normed) hidden states, and the head only where an
+                # answer token is predicted: the head over every prompt position would cost
+                # more than the model.
+                hidden = _backbone(model)(
+                    input_ids=ids.to(model.device), attention_mask=mask.to(model.device)
+                ).last_hidden_state
+                chosen = torch.zeros(len(batch), span, hidden.shape[-1], device=model.device)
+                used = torch.zeros(len(batch), span, dtype=torch.bool, device=model.device)
+                for row, (sequence, start) in enumerate(batch):
+                    n = len(sequence) - start
+                    chosen[row, :n] = hidden[row, start - 1 : start - 1 + n]
+                    used[row, :n] = True
+                head = model.get_output_embeddings()
+                out.append((torch.log_softmax(head(chosen).float(), dim=-1), used))
+        return out
+
+
+def _backbone(model: Any) -> Any:
+    """The transformer under the language-model head (through a peft wrapper: its LoRA
+    layers sit inside it, so they apply)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner.model
