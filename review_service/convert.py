@@ -198,6 +198,7 @@ def candidate_to_wire(c: Candidate) -> review_pb2.Candidate:
         reject_reason=c.reject_reason,
         question=c.question,
         send_error=c.send_error,
+        job_id=c.job_id,
         scored_at=to_timestamp(c.scored_at_ns),
     )
     if c.decided_at_ns:

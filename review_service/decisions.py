@@ -2,7 +2,7 @@
 
 Invariants:
 - a decision names listed candidates only; if one of them cannot be decided (unknown,
-  forgotten, trained), nothing of the call changes;
+  forgotten, trained, or in a training job), nothing of the call changes;
 - approve and reject are idempotent (deciding again what is decided writes nothing and
   keeps the first decision time) and reversible until the candidate is sent;
 - only the `REJECTED_KEPT` most recently rejected stay listed: a rejection that pushes one

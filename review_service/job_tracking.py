@@ -1,14 +1,20 @@
-"""Training jobs after a send: followed to their end on the Review's activity stream, and
-their trained replies re-scored on the adapter they promoted (design §9, the proof).
+"""Training jobs after a send: followed to their end on the Review's activity stream, their
+replies promoted or returned by that end, and the learnt ones re-scored on the adapter the
+job promoted (design §9, the proof).
 
 Invariants:
-- following never changes what was sent: an endpoint without the jobs route leaves the job
-  accepted (state queued, `follow_note` says why), one that stops answering leaves it as
-  last seen (followed again on restart), never failed, and the ledger as the send left it;
+- a job's end and what it did to each of its replies (ledger with the adapter, or back to
+  approved with the reason: `promotion.ended`) are stored in one transaction;
+- an endpoint without the jobs route (`NotFollowable`: 404, 405, 501, or an answer that is
+  not a job) can never say what a job learnt: its SENT replies go to the ledger at once and
+  the job stays accepted (state queued, `follow_note` says why). One that stops answering
+  (`TrainerSilent`) changes nothing: the job stays as last seen, its replies SENT, and it is
+  followed again on restart; a job is never failed by the Review;
 - a job's state only moves forward and is stored when it changes, so a job not ended when
-  the Review stopped is followed again when it starts, and a succeeded job whose replies
-  were not re-scored yet is re-scored then; one follower per job at a time;
-- a job's end and its ledger entries' adapter are stored in one transaction;
+  the Review stopped, or one ended that still has SENT replies (re-sent into it after its
+  end), is followed again when it starts, and a succeeded job whose replies were not
+  re-scored yet is re-scored then; one follower per job at a time, and a job handed over
+  while it is followed is followed again once that ends;
 - re-scoring is a measurement, not a review: it writes `divergence_after` on the job's
   ledger entries and nothing else (no candidate, no latest score), and asks the Scorer for
   those replies only, without attribution.
@@ -33,6 +39,7 @@ from typing import Any
 
 from ftreview.core.activity_hub import Activity
 
+from . import promotion
 from .config import LearnConfig
 from .errors import AlreadyExists, NotFound, ReviewError
 from .feed import CandidateEvent
@@ -88,18 +95,28 @@ class JobTracking:
         self._background = background
         self._load_config = load_config
         self._busy: set[tuple[str, str]] = set()
+        # Jobs handed over again while followed (or measured): followed once more after.
+        self._again: set[tuple[str, str]] = set()
 
     def resume(self) -> None:
-        """Follow the jobs not ended, and measure the succeeded ones not measured yet."""
-        for job in sorted(self._writer.view.jobs.values(), key=lambda j: j.created_at_ns):
-            if not job.state.ended and not job.follow_note:
+        """Follow the jobs not ended or with replies still SENT, and measure the succeeded
+        ones not measured yet."""
+        view = self._writer.view
+        for job in sorted(view.jobs.values(), key=lambda j: j.created_at_ns):
+            waiting = not job.state.ended or bool(view.job_candidates(job))
+            if waiting and not job.follow_note:
                 self.follow(job)
             elif job.state == JobState.SUCCEEDED and not job.measured_at_ns:
                 self._spawn(job, functools.partial(self._measure_again, job))
 
     def follow(self, job: TrainingJob) -> None:
-        """Follow `job` (already stored) in the background, unless it is followed already."""
-        self._spawn(job, functools.partial(self._follow, job))
+        """Follow `job` (already stored) in the background; if it is followed already, once
+        more when that ends (replies were added to it meanwhile)."""
+        key = (job.destination, job.id)
+        if key in self._busy:
+            self._again.add(key)
+            return
+        self._spawn(job, functools.partial(self._follow, key))
 
     def _spawn(self, job: TrainingJob, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         key = (job.destination, job.id)
@@ -112,6 +129,11 @@ class JobTracking:
                 await work()
             finally:
                 self._busy.discard(key)
+            if key in self._again:
+                self._again.discard(key)
+                stored = self._writer.view.jobs.get(key)
+                if stored is not None and self._writer.view.job_candidates(stored):
+                    self.follow(stored)
 
         self._background.spawn(run())
 
@@ -123,11 +145,14 @@ class JobTracking:
 
     # -- following ----------------------------------------------------------------------
 
-    async def _follow(self, job: TrainingJob) -> None:
-        count = len(self._writer.view.job_entries(job)) or job.examples
+    async def _follow(self, key: tuple[str, str]) -> None:
+        job = self._writer.view.jobs[key]
+        count = len(self._writer.view.job_candidates(job)) or job.examples
         activity = self._activity("train", f"train {_replies(count)}", job, job.total_steps)
         stored_state = job.state
         activity.progress(0, None, f"accepted by {job.destination} as job {job.id}")
+        # A job that ended before replies were re-sent into it: ask it again what it learnt.
+        start = dataclasses.replace(job, state=JobState.QUEUED) if job.state.ended else job
 
         async def update(fresh: TrainingJob) -> None:
             nonlocal stored_state
@@ -137,14 +162,20 @@ class JobTracking:
             activity.progress(fresh.step, fresh.total_steps, fresh.detail or fresh.state.name)
 
         try:
-            end = await self._source.follow(job.destination, job, update)
+            end = await self._source.follow(job.destination, start, update)
         except TrainerSilent as error:
-            activity.cancel(f"lost job {job.id}: {error}; it is followed again on restart")
+            activity.cancel(
+                f"lost job {job.id}: {error}; its replies stay in training and it is followed "
+                "again on restart"
+            )
             return
         except NotFollowable as error:
             note = f"not followed: {error}"
-            await self._store(dataclasses.replace(job, follow_note=note))
-            activity.succeed(f"accepted by {job.destination} as job {job.id}; {note}")
+            moved = await self._writer.mutate(lambda view: promotion.unfollowable(view, job, note))
+            activity.succeed(
+                f"accepted by {job.destination} as job {job.id}; {note}; "
+                f"{_replies(moved)} in the trained ledger (the endpoint cannot say what it learnt)"
+            )
             return
         except asyncio.CancelledError:
             activity.cancel("the Review is stopping; the job is followed again when it starts")
@@ -154,14 +185,17 @@ class JobTracking:
             activity.fail(f"following job {job.id} failed: {error!r}; tried again on restart")
             return
         end = dataclasses.replace(end, ended_at_ns=end.ended_at_ns or time.time_ns())
+        settled = await self._writer.mutate(lambda view: promotion.ended(view, end))
+        aftermath = settled.aftermath()
         if end.state == JobState.FAILED:
-            await self._store(end)
             reason = end.error or end.detail or "the trainer gave no reason"
-            activity.fail(f"job {job.id} failed: {reason}")
+            activity.fail(
+                f"job {job.id} failed: {reason}" + (f"; {aftermath}" if aftermath else "")
+            )
             return
-        await self._writer.mutate(lambda view: _promoted(view, end))
         verify = self._verify_activity(end)
-        activity.succeed(figures(end))
+        line = f"job {job.id}: learnt {settled.learnt} of {settled.total}, {figures(end)}"
+        activity.succeed(line + (f"; {aftermath}" if aftermath else ""))
         await self._measure(end, verify)
 
     async def _store(self, job: TrainingJob) -> None:
@@ -243,14 +277,6 @@ class JobTracking:
 
 
 # -- plans (pure functions of the staged view) --------------------------------------------
-
-
-def _promoted(view: View, job: TrainingJob) -> Outcome:
-    """The job's end and, on its ledger entries, the adapter that learned them."""
-    current = view.jobs.get((job.destination, job.id))
-    fresh = job if current is None else current.merged(job)
-    updates = [dataclasses.replace(e, adapter=job.adapter) for e in view.job_entries(job)]
-    return StoreChange(jobs=[fresh], ledger_updates=updates), [], None
 
 
 def _measured(view: View, job: TrainingJob, after: dict[int, float]) -> Outcome:

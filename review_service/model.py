@@ -28,15 +28,16 @@ class Status(enum.Enum):
     PENDING = "pending"
     APPROVED = "approved"
     REJECTED = "rejected"
-    # Sent candidates leave the list; the trained ledger remembers them. This status only
-    # appears on the event that says a candidate left.
+    # Accepted by the fine-tuning endpoint and in a training job (`Candidate.job_id`): not
+    # pending or approved work any more, so it cannot be decided, sent or exported. The job's
+    # end takes it off the list into the trained ledger (learnt) or back to APPROVED (not).
     SENT = "sent"
     # A rejected candidate pushed out of the capped rejected list. Kept as a row so that
     # rescoring cannot bring it back as pending.
     FORGOTTEN = "forgotten"
 
 
-VISIBLE = (Status.PENDING, Status.APPROVED, Status.REJECTED)
+VISIBLE = (Status.PENDING, Status.APPROVED, Status.REJECTED, Status.SENT)
 
 
 class NotCandidateReason(enum.Enum):
@@ -112,17 +113,30 @@ class Candidate:
     question: str = ""
     # The memories in its prompt, largest attribution first (empty until the Scorer says).
     memories: tuple[MemoryAttribution, ...] = ()
-    # The fine-tuning endpoint's last refusal of this reply, kept until it is sent.
+    # Why the last send did not train it (the endpoint's refusal, or the job that did not
+    # learn it), kept until it is sent again.
     send_error: str = ""
+    # While SENT: the training job it is in, and the fine-tuning URL that runs it (a job
+    # is named by both). "" otherwise.
+    job_id: str = ""
+    sent_to: str = ""
 
     @property
     def visible(self) -> bool:
         return self.status in VISIBLE
 
+    @property
+    def in_training(self) -> bool:
+        return self.status == Status.SENT
+
 
 @dataclass(frozen=True)
 class TrainedEntry:
-    """One line of the trained ledger: this reply went to fine-tuning, never send it again."""
+    """One line of the trained ledger: never send this reply again.
+
+    With a followed endpoint, only a job that learnt the reply writes it (with the adapter
+    it promoted); an export with `mark_trained`, or an endpoint that names no job or has no
+    jobs route, writes it at once: that hand-over is all anyone will know."""
 
     timestamp_ns: int
     conversation_id: str
@@ -130,7 +144,7 @@ class TrainedEntry:
     destination: str  # the fine-tuning URL, or "export:<format>"
     job_id: str = ""
     # The proof (design §9): its divergence when it was sent, and re-scored on the adapter
-    # its job promoted (None until measured); `adapter` is "" until the job is promoted.
+    # its job promoted (None until measured); `adapter` is "" when no job was followed.
     divergence_before: float | None = None
     divergence_after: float | None = None
     adapter: str = ""

@@ -35,6 +35,9 @@ class StoreChange:
     decided: list[Candidate] = field(default_factory=list)
     delete: list[int] = field(default_factory=list)
     trained: list[TrainedEntry] = field(default_factory=list)
+    # Replies taken out of the ledger: entries an earlier version wrote at acceptance for a
+    # job that then did not learn them (removed before `trained` is written).
+    untrained: list[int] = field(default_factory=list)
     # A scoring pass of one conversation: (conversation_id, the latest scores it gives; see
     # `latest_scores.from_pass`). Scores with a set timestamp replace theirs; the pass's
     # unset-timestamp scores replace all of that conversation's.
@@ -56,9 +59,9 @@ class StoreChange:
 
     def is_empty(self) -> bool:
         return not (
-            self.upsert or self.decided or self.delete or self.trained or self.scores
-            or self.conversation or self.stats or self.owners or self.sends_started
-            or self.sends_ended or self.ledger_updates or self.jobs
+            self.upsert or self.decided or self.delete or self.trained or self.untrained
+            or self.scores or self.conversation or self.stats or self.owners
+            or self.sends_started or self.sends_ended or self.ledger_updates or self.jobs
         )  # fmt: skip
 
 

@@ -9,7 +9,8 @@ Invariants:
   replaced, its events published, or its caller answered, so a crash loses nothing a
   caller was told had succeeded (`writer`);
 - a reply in the trained ledger is never a candidate again (sync skips it, the Scorer is
-  told to exclude it, and the store refuses it);
+  told to exclude it, and the store refuses it), and it is there only once an adapter that
+  learnt it is served, or where nobody could ever say (`promotion`);
 - a request that fails validation changes nothing (validation precedes every write);
 - reads answer from the last committed view, never from a change still being written.
 
@@ -35,6 +36,7 @@ from .errors import InvalidArgument, ReviewError
 from .feed import CandidateEvent, CandidateFeed
 from .job_tracking import JobTracking
 from .model import (
+    VISIBLE,
     Candidate,
     Conversation,
     LatestScore,
@@ -61,13 +63,16 @@ class StatsView:
     pending: int
     approved: int
     rejected: int
+    # In a training job (SENT).
+    training: int
     trained: int
     threshold: float
 
 
 @dataclass(frozen=True)
 class CandidateFilter:
-    """Which candidates ListCandidates returns; every field empty means all listed ones."""
+    """Which candidates ListCandidates returns; every field empty means all listed ones
+    (pending, approved, rejected and in training)."""
 
     statuses: tuple[Status, ...] = ()
     conversation_id: str = ""
@@ -84,7 +89,7 @@ class CandidateFilter:
                 raise InvalidArgument(name, "must be a number, got NaN")
 
     def admits(self, c: Candidate) -> bool:
-        wanted = self.statuses or (Status.PENDING, Status.APPROVED, Status.REJECTED)
+        wanted = self.statuses or VISIBLE
         return (
             c.status in wanted
             and (not self.conversation_id or c.conversation_id == self.conversation_id)
@@ -220,6 +225,7 @@ class Review:
             pending=counts[Status.PENDING],
             approved=counts[Status.APPROVED],
             rejected=counts[Status.REJECTED],
+            training=counts[Status.SENT],
             trained=len(view.ledger),
             threshold=self._last_config.threshold,
         )

@@ -204,7 +204,7 @@ class Scoring:
     ) -> Candidate:
         """The candidate with its alternate; a new one is generated under a Review activity
         (kind "alternate", id `request_id`) that relays the Scorer's progress."""
-        candidate = self._writer.view.decidable(ts)
+        candidate = self._writer.view.listed(ts)  # a reply in training may be looked at
         if candidate.alternate and not regenerate:
             return candidate
         try:
@@ -230,12 +230,12 @@ class Scoring:
             relay.cancel()
 
         def plan(view: View) -> tuple[StoreChange | None, list[CandidateEvent], Candidate]:
-            fresh = dataclasses.replace(view.decidable(ts), alternate=text)
+            fresh = dataclasses.replace(view.listed(ts), alternate=text)
             return StoreChange(upsert=[fresh]), [CandidateEvent(EventKind.UPDATED, fresh)], fresh
 
         try:
             done = await self._writer.mutate(plan)
-        except ReviewError as error:  # sent or forgotten while the alternate was generated
+        except ReviewError as error:  # learnt or forgotten while the alternate was generated
             activity.fail(error.message)
             raise
         activity.succeed(f"{len(text)} characters")

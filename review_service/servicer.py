@@ -165,6 +165,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
             pending=view.pending,
             approved=view.approved,
             rejected=view.rejected,
+            training=view.training,
             trained=view.trained,
             threshold=view.threshold,
         )

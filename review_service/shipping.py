@@ -1,18 +1,20 @@
 """Shipping approved replies out: Send to the fine-tuning endpoint, Export as JSONL.
 
-Invariants (design §6, issue 7):
-- a reply is marked trained only after the endpoint's answer names its idempotency key as
-  accepted (or an export with `mark_trained` handed it out), in the same transaction that
-  takes it off the list;
+Invariants (design §6, issues 7 and 16):
+- a reply the endpoint's answer names as accepted goes into training: SENT, in the job the
+  answer names, nothing in the ledger (the job's end decides that, `promotion`). Only where
+  no job can be followed (the answer names none, or the job's endpoint is known to have no
+  jobs route) or an export with `mark_trained` hands it out does it go to the ledger at
+  once, in the same transaction that takes it off the list;
 - a send in flight is recorded (reply, idempotency key, URL) before the POST and cleared
   only when the answer is recorded. A reply whose send outcome is unknown (a crash, a
   timeout, a 5xx) may have been trained: it is held back from every export, with the
   reason on the candidate, and only a Send (same idempotency key, which the endpoint trains
   at most once) settles it. So no reply is trained twice;
 - sends and exports run one at a time, so two of them never hand out the same reply;
-- an accepted send that names a job stores the job in the transaction that fills the
-  ledger (each entry keeps the reply's divergence when sent), and only then hands it to be
-  followed (`job_tracking`), so a crash in between leaves a stored job to follow on restart.
+- an accepted send that names a job stores the job in the transaction that puts its
+  replies in training, and only then hands it to be followed (`job_tracking`), so a crash
+  in between leaves a stored job, and SENT replies, to follow on restart.
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ from dataclasses import dataclass
 
 from ftreview.core.values import format_ns
 
-from . import send_material, training
+from . import promotion, send_material, training
 from .config import ConfigFile, LearnConfig
 from .errors import EndpointError, FailedPrecondition, InvalidArgument
 from .feed import CandidateEvent, EventKind
-from .model import Candidate, SendInFlight, Status, TrainedEntry
+from .model import Candidate, SendInFlight, Status
 from .ports import ConversationCodec, FinetuneEndpoint, StoreChange
 from .tasks import Background
 from .training_jobs import TrainingJob
@@ -189,6 +191,12 @@ class Shipping:
         if fmt not in training.FORMATS:
             raise InvalidArgument("format", f"choose one of {', '.join(training.FORMATS)}")
         wanted = set(statuses) or {Status.APPROVED}
+        if Status.SENT in wanted:
+            raise InvalidArgument(
+                "statuses",
+                "sent replies are in a training job and cannot be exported; a job that does "
+                "not learn one puts it back to approved",
+            )
         async with self._lock:
             sends = self._writer.view.sends
             chosen = self._chosen(timestamps, wanted, "exported")
@@ -204,7 +212,7 @@ class Shipping:
             text = training.jsonl(chosen, fmt)
             if mark_trained and chosen:
                 destination = f"export:{fmt}"
-                await self._writer.mutate(lambda view: _mark_trained(view, chosen, destination))
+                await self._writer.mutate(lambda view: _exported(view, chosen, destination))
         return ExportResult(text, [c.timestamp_ns for c in chosen])
 
 
@@ -234,7 +242,10 @@ def _unsettled(view: View, stamps: list[int], reason: str) -> Outcome:
     fresh = [
         dataclasses.replace(c, send_error=reason)
         for ts in stamps
-        if (c := view.candidates.get(ts)) is not None and c.visible and c.send_error != reason
+        if (c := view.candidates.get(ts)) is not None
+        and c.visible
+        and not c.in_training
+        and c.send_error != reason
     ]
     events = [CandidateEvent(EventKind.UPDATED, c) for c in fresh]
     return StoreChange(upsert=fresh), events, None
@@ -243,48 +254,37 @@ def _unsettled(view: View, stamps: list[int], reason: str) -> Outcome:
 def _settle(
     view: View, ok: list[Candidate], refused: dict[int, str], url: str, job_id: str
 ) -> tuple[StoreChange, list[CandidateEvent], TrainingJob | None]:
-    """The answer: accepted replies go to the ledger, refused ones keep the reason; a job
-    the endpoint named is stored (and returned when it is new, to be followed)."""
-    change, events, _ = _mark_trained(view, ok, url, job_id)
-    assert change is not None
+    """The answer: refused replies keep the reason; accepted ones go into training in the
+    job the endpoint named, which is stored and returned to be followed. With no job to
+    follow (none named, or an endpoint already known to have no jobs route) they go to the
+    ledger at once."""
+    known = view.jobs.get((url, job_id)) if job_id else None
+    to_follow: TrainingJob | None = None
+    if not job_id or (known is not None and known.follow_note):
+        change = promotion.handed_over(view, ok, url, job_id)
+        events = promotion.removed_events(view, ok)
+        added = len(change.trained)
+    else:
+        change, events = promotion.into_training(view, ok, url, job_id)
+        added = len(change.upsert)
     change.sends_ended += [c.timestamp_ns for c in ok] + list(refused)
-    new_job: TrainingJob | None = None
-    if job_id and change.trained:
-        known = view.jobs.get((url, job_id))
+    if job_id and added:
         if known is None:
-            new_job = TrainingJob(
-                job_id, url, examples=len(change.trained), created_at_ns=time.time_ns()
-            )
-            change.jobs.append(new_job)
-        else:  # a later batch the endpoint put in the same job
-            grown = known.examples + len(change.trained)
-            change.jobs.append(dataclasses.replace(known, examples=grown))
+            job = TrainingJob(job_id, url, examples=added, created_at_ns=time.time_ns())
+        else:  # a later batch the endpoint put in the same job, or a key answered again
+            job = dataclasses.replace(known, examples=known.examples + added)
+        change.jobs.append(job)
+        if not job.follow_note:
+            to_follow = job
     for ts, reason in refused.items():
         current = view.candidates.get(ts)
-        if current is not None and current.visible:
+        if current is not None and current.visible and not current.in_training:
             fresh = dataclasses.replace(current, send_error=reason)
             change.upsert.append(fresh)
             events.append(CandidateEvent(EventKind.UPDATED, fresh))
-    return change, events, new_job
+    return change, events, to_follow
 
 
-def _mark_trained(
-    view: View, batch: list[Candidate], destination: str, job_id: str = ""
-) -> Outcome:
-    now = time.time_ns()
-    entries = [
-        TrainedEntry(
-            c.timestamp_ns, c.conversation_id, now, destination, job_id,
-            divergence_before=view.candidates.get(c.timestamp_ns, c).divergence,
-        )
-        for c in batch
-        if c.timestamp_ns not in view.ledger
-    ]  # fmt: skip
-    events = []
-    for c in batch:
-        current = view.candidates.get(c.timestamp_ns)
-        if current is not None and current.visible:
-            sent = dataclasses.replace(current, status=Status.SENT)
-            events.append(CandidateEvent(EventKind.REMOVED, sent))
-    change = StoreChange(trained=entries, delete=[c.timestamp_ns for c in batch])
-    return change, events, None
+def _exported(view: View, batch: list[Candidate], destination: str) -> Outcome:
+    change = promotion.handed_over(view, batch, destination)
+    return change, promotion.removed_events(view, batch), None

@@ -2,6 +2,11 @@
 
 Invariant: a value read back equals the value written (`candidate(row(c)) == c`); columns
 added by later schema versions are NULL in older rows and read as empty.
+
+A candidate in training (SENT) is its approved row plus the job it is in (`job_id` set):
+the status column's CHECK constraint, written into every file since schema 1, allows no
+other value, and SQLite cannot change a constraint without rebuilding the table. So a row
+with a job is SENT, and one without is what its status says.
 """
 
 from __future__ import annotations
@@ -22,14 +27,21 @@ from .model import (
 from .training_jobs import JobState, TrainingJob
 
 # Candidate columns added after schema version 2 (NULL in older rows means empty).
-CANDIDATE_COLUMNS = (("question", "TEXT"), ("memories", "TEXT"), ("send_error", "TEXT"))
+CANDIDATE_COLUMNS = (
+    ("question", "TEXT"),
+    ("memories", "TEXT"),
+    ("send_error", "TEXT"),
+    ("job_id", "TEXT"),  # schema 6: the training job of a SENT candidate
+    ("sent_to", "TEXT"),
+)
 # A candidate's decision is its row in `decisions` when it has one (see `decision_values`),
 # else the columns of its own row (files from before schema 5, and rows written whole).
 CANDIDATE_SELECT = (
     "SELECT c.timestamp_ns, c.conversation_id, c.content, c.context, c.divergence, c.peak,"
     " c.tokens, c.alternate, coalesce(d.status, c.status),"
     " c.scored_at_ns, coalesce(d.decided_at_ns, c.decided_at_ns),"
-    " coalesce(d.reject_reason, c.reject_reason), c.question, c.memories, c.send_error"
+    " coalesce(d.reject_reason, c.reject_reason), c.question, c.memories, c.send_error,"
+    " c.job_id, c.sent_to"
     " FROM candidates AS c LEFT JOIN decisions AS d ON d.timestamp_ns = c.timestamp_ns"
 )
 
@@ -80,9 +92,18 @@ def latest_score(row: tuple[Any, ...]) -> LatestScore:
     )
 
 
-def row(c: Candidate) -> tuple[Any, ...]:
+def _stored_status(c: Candidate) -> str:
+    """The status column's value: a SENT candidate is stored approved with its job."""
     if c.status == Status.SENT:
-        raise ValueError("sent candidates live in the trained ledger, not in the list")
+        if not c.job_id:
+            raise ValueError("a sent candidate is in a training job; this one names none")
+        return str(Status.APPROVED.value)
+    if c.job_id:
+        raise ValueError(f"only a sent candidate is in a training job, not a {c.status.value} one")
+    return str(c.status.value)
+
+
+def row(c: Candidate) -> tuple[Any, ...]:
     context = [[m.role, m.content, m.timestamp_ns] for m in c.context]
     tokens = [
         [t.token_id, t.text, t.logprob_with_memories, t.logprob_without_memories, t.divergence]
@@ -97,7 +118,7 @@ def row(c: Candidate) -> tuple[Any, ...]:
         c.peak,
         json.dumps(tokens, ensure_ascii=False),
         c.alternate,
-        c.status.value,
+        _stored_status(c),
         c.scored_at_ns,
         c.decided_at_ns,
         c.reject_reason,
@@ -106,19 +127,21 @@ def row(c: Candidate) -> tuple[Any, ...]:
             [[m.node_path, m.content, m.attribution] for m in c.memories], ensure_ascii=False
         ),
         c.send_error,
+        c.job_id,
+        c.sent_to,
     )
 
 
 def decision_values(c: Candidate) -> tuple[Any, ...]:
     """A decision's row: what approve, reject and undo change, and nothing else."""
     if c.status == Status.SENT:
-        raise ValueError("sent candidates live in the trained ledger, not in the list")
+        raise ValueError("a sent candidate is written whole, with its job, not as a decision")
     return (c.timestamp_ns, c.status.value, c.decided_at_ns, c.reject_reason)
 
 
 def candidate(row: tuple[Any, ...]) -> Candidate:
     (ts, cid, content, context, divergence, peak, tokens, alternate, status, scored, decided,
-     reason, question, memories, send_error) = row  # fmt: skip
+     reason, question, memories, send_error, job_id, sent_to) = row  # fmt: skip
     return Candidate(
         timestamp_ns=ts,
         conversation_id=cid,
@@ -128,13 +151,15 @@ def candidate(row: tuple[Any, ...]) -> Candidate:
         peak=peak,
         tokens=tuple(TokenValue(*token) for token in json.loads(tokens)),
         alternate=alternate,
-        status=Status(status),
+        status=Status.SENT if job_id else Status(status),
         scored_at_ns=scored,
         decided_at_ns=decided,
         reject_reason=reason,
         question=question or "",
         memories=tuple(MemoryAttribution(*m) for m in json.loads(memories or "[]")),
         send_error=send_error or "",
+        job_id=job_id or "",
+        sent_to=sent_to or "",
     )
 
 

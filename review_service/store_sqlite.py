@@ -19,6 +19,11 @@ Invariants:
   with its overflow pages (its length changes): ~16 KB of WAL per decision against ~5 KB;
 - a reply in the trained ledger is never written back as a candidate (checked here too, so
   no caller bug can resurrect a trained reply);
+- no reply is in the ledger because of a job that failed: earlier versions wrote the
+  ledger when the endpoint accepted a reply, so a job that then failed stranded its
+  replies there (never trained, never sent again). Opening a file removes those entries
+  (its job stored FAILED, no adapter), in the migration's transaction; their conversations
+  are stored, so the next SyncCandidates brings them back as candidates;
 - with `background_checkpoints` (the server's store), a commit never checkpoints: SQLite
   would otherwise copy the WAL back into the database inside the commit that passes 1,000
   WAL pages, and that commit (and every decision waiting on it) took up to 72 ms where one
@@ -50,9 +55,9 @@ from .model import (
     TrainedEntry,
 )
 from .ports import StoreChange
-from .training_jobs import TrainingJob
+from .training_jobs import JobState, TrainingJob
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -216,6 +221,7 @@ class SqliteStore:
                     f" SELECT timestamp_ns, conversation_id FROM {table} WHERE timestamp_ns != 0"
                 )
             _migrate_wire_stats(db)
+            _release_stranded(db)
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -333,6 +339,7 @@ class SqliteStore:
         ledger_columns = "timestamp_ns, conversation_id, trained_at_ns, destination, job_id, " + (
             ", ".join(name for name, _ in store_rows.TRAINED_COLUMNS)
         )
+        self._many("DELETE FROM trained WHERE timestamp_ns = ?", [(ts,) for ts in change.untrained])
         self._many(
             f"INSERT OR IGNORE INTO trained ({ledger_columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [store_rows.trained_values(e) for e in change.trained],
@@ -355,8 +362,8 @@ class SqliteStore:
         self._many(
             "INSERT OR REPLACE INTO candidates (timestamp_ns, conversation_id, content,"
             " context, divergence, peak, tokens, alternate, status, scored_at_ns,"
-            " decided_at_ns, reject_reason, question, memories, send_error)"
-            " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+            " decided_at_ns, reject_reason, question, memories, send_error, job_id, sent_to)"
+            " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
             " WHERE NOT EXISTS (SELECT 1 FROM trained WHERE timestamp_ns = ?)",
             [(*store_rows.row(c), c.timestamp_ns) for c in change.upsert],
         )
@@ -421,6 +428,25 @@ class SqliteStore:
                 if not s.timestamp_ns
             ],
         )
+
+
+def _release_stranded(db: sqlite3.Connection) -> None:
+    """Takes out of the ledger the replies a failed job stranded there (see the module's
+    invariants): entries of a job stored FAILED that carry no adapter."""
+    stranded = (
+        " FROM trained WHERE coalesce(adapter, '') = '' AND EXISTS (SELECT 1 FROM jobs"
+        " WHERE jobs.destination = trained.destination AND jobs.id = trained.job_id"
+        " AND jobs.state = ?)"
+    )
+    failed = (int(JobState.FAILED),)
+    (count,) = db.execute("SELECT count(*)" + stranded, failed).fetchone()
+    if count:
+        db.execute("DELETE" + stranded, failed)
+        log.warning(
+            "%d repl%s of failed training jobs left the trained ledger (earlier versions "
+            "wrote it when the endpoint accepted them); SyncCandidates brings them back as "
+            "candidates", count, "y" if count == 1 else "ies",
+        )  # fmt: skip
 
 
 def _migrate_wire_stats(db: sqlite3.Connection) -> None:

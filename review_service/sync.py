@@ -5,6 +5,8 @@ Invariants (design §6):
   keep their status (approved stays approved) and get the fresh scores, and nothing is
   dropped because one pass did not mention it (a pass may score only the newest turn);
 - a reply in the trained ledger never becomes a candidate again;
+- a reply in training (SENT) stays SENT with the scores it was sent with (its ledger
+  entry's `divergence_before`): a rescoring pass leaves it alone until its job ends;
 - approve and reject are idempotent and reversible until the candidate is sent;
 - only the `REJECTED_KEPT` most recently rejected stay in the list; the others are
   forgotten, and a forgotten reply does not come back through rescoring either.
@@ -46,7 +48,7 @@ def merge_scores(
             continue
         existing = known.get(ts)
         if existing is not None:
-            if existing.status == Status.FORGOTTEN:
+            if existing.status in (Status.FORGOTTEN, Status.SENT):
                 continue
             fresh = dataclasses.replace(
                 existing,

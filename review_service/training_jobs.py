@@ -6,8 +6,10 @@ job: its progress becomes an activity on the Review's stream, and its end (the a
 promoted, or why it failed) becomes a `TrainingJob` the Review keeps and lists.
 
 Invariants:
-- following never changes what was sent: an endpoint without the jobs route (404, 405) or
-  one that stops answering leaves the job `accepted`, never failed, and the ledger as it is;
+- a job says which of its replies it learnt (`TrainingJob.not_learnt`): the trainer's
+  per-example `learnt` where it reports one, else every reply of a succeeded job and none
+  of a failed one. An endpoint without the jobs route (404, 405, 501) says nothing, and one
+  that stops answering says nothing yet; neither fails the job;
 - a job's state only moves forward (queued -> running -> succeeded | failed): a stale answer
   from a replica that lags is ignored;
 - nothing here blocks the event loop: one poll at a time, at most every `poll` seconds.
@@ -58,6 +60,9 @@ class ExampleResult:
     divergence_after: float | None = None
     answer_before: str = ""
     answer_after: str = ""
+    # Whether the promoted adapter learnt it (None: the trainer does not say), and why not.
+    learnt: bool | None = None
+    reason: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +90,24 @@ class TrainingJob:
     # yet). Both survive a restart, so a restart follows or measures only what is left.
     follow_note: str = ""
     measured_at_ns: int = 0
+
+    def not_learnt(self, key: str) -> str | None:
+        """Why the ended job did not learn the reply with idempotency key `key`, or None when
+        it did. A trainer that reports `learnt` per example is taken at its word (a reply it
+        leaves out was not learnt); one that does not has learnt every reply of a succeeded
+        job and none of a failed one."""
+        if self.state == JobState.FAILED:
+            why = self.error or self.detail or "the trainer gave no reason"
+            return f"job {self.id} failed: {why}"
+        reported = {r.idempotency_key: r for r in self.per_example if r.learnt is not None}
+        if not reported:
+            return None
+        result = reported.get(key)
+        if result is None:
+            return f"job {self.id} did not learn it: the trainer did not report it"
+        if result.learnt:
+            return None
+        return f"job {self.id} did not learn it: {result.reason or 'the trainer gave no reason'}"
 
     def merged(self, newer: TrainingJob) -> TrainingJob:
         """`newer` unless it would move the state backwards; the Review's bookkeeping and
@@ -147,6 +170,8 @@ def parse_job(data: Any, job_id: str, destination: str) -> TrainingJob:
                     _number(item.get("divergence_after")),
                     str(item.get("answer_before") or ""),
                     str(item.get("answer_after") or ""),
+                    learnt if isinstance(learnt := item.get("learnt"), bool) else None,
+                    " ".join(str(item.get("reason") or "").split()),
                 )
             )
     return TrainingJob(
@@ -171,7 +196,8 @@ def parse_job(data: Any, job_id: str, destination: str) -> TrainingJob:
 
 
 class NotFollowable(Exception):
-    """The endpoint has no jobs route, or stopped answering it: the job stays accepted."""
+    """The endpoint has no jobs route (or answers it with something that is not a job): it
+    can never say what a job learnt."""
 
 
 class TrainerSilent(NotFollowable):

@@ -61,8 +61,10 @@ class View:
         return copy.copy(self)
 
     def apply(self, change: StoreChange) -> None:
-        if change.trained or change.ledger_updates:
+        if change.trained or change.ledger_updates or change.untrained:
             with self.ledger.mutate() as ledger:
+                for ts in change.untrained:
+                    ledger.pop(ts, None)
                 for entry in change.trained:
                     if entry.timestamp_ns not in ledger:
                         ledger[entry.timestamp_ns] = entry
@@ -106,7 +108,21 @@ class View:
                 self.sends = sends.finish()
 
     def decidable(self, ts: int) -> Candidate:
-        """The listed candidate `ts`, or the reason it cannot be decided."""
+        """The listed candidate `ts` that a person may decide, send or export, or the reason
+        it cannot be: unknown, forgotten, trained, or in a training job."""
+        candidate = self.listed(ts)
+        if candidate.in_training:
+            raise FailedPrecondition(
+                format_ns(ts),
+                f"reply {format_ns(ts)} is in training job {candidate.job_id} at "
+                f"{candidate.sent_to}; it cannot be decided, sent or exported until the job "
+                "ends (learnt: it joins the trained ledger; not learnt: it is approved again)",
+                kind="IN_TRAINING",
+            )
+        return candidate
+
+    def listed(self, ts: int) -> Candidate:
+        """The listed candidate `ts` (in training too), or why there is none."""
         entry = self.ledger.get(ts)
         if entry is not None:
             raise FailedPrecondition(
@@ -126,6 +142,14 @@ class View:
         for candidate in self.candidates.values():
             counts[candidate.status] += 1
         return counts
+
+    def job_candidates(self, job: TrainingJob) -> list[Candidate]:
+        """The candidates in training in `job`, oldest reply first."""
+        found = [
+            c for c in self.candidates.values()
+            if c.in_training and c.job_id == job.id and c.sent_to == job.destination
+        ]  # fmt: skip
+        return sorted(found, key=lambda c: c.timestamp_ns)
 
     def job_entries(self, job: TrainingJob) -> list[TrainedEntry]:
         """The ledger entries a job trained, in the order they were sent."""

@@ -32,7 +32,7 @@ from ftreview.cli.context import (
 )
 from ftreview.client import CandidateStatus, ReviewClient, status_name
 from ftreview.core.wire import timestamp_ns
-from ftreview.report import candidate_json, candidate_table, stats_text
+from ftreview.report import candidate_json, candidate_table, send_notes, stats_text
 
 Decide = Callable[[ReviewClient, list[int]], list[Any]]
 
@@ -56,6 +56,8 @@ def cmd_candidates(args: argparse.Namespace) -> int:
         print_json({"candidates": [candidate_json(c) for c in candidates]})
     elif candidates:
         show(candidate_table(candidates, output_width()))
+        for line in send_notes(candidates):
+            print(line)
     elif stats is not None:
         print("no candidates\n" + stats_text(stats))
     else:

@@ -44,6 +44,8 @@ def run_closed_loop(args: argparse.Namespace) -> bool:
     with review_client(args) as client:
         after = {timestamp_ns(c.timestamp): client.ask(c.question) for c in chosen}
         trained = {timestamp_ns(e.timestamp): e for e in client.list_trained()}
+    # Accepted but not learnt by their job: approved again, with the trainer's reason.
+    returned = {timestamp_ns(c.timestamp): c.send_error for c in outcome.returned}
     for job in outcome.jobs:
         if job.id not in outcome.job_ids:
             continue
@@ -61,7 +63,8 @@ def run_closed_loop(args: argparse.Namespace) -> bool:
         change = (
             f"{number(entry.divergence_before)} → {number(entry.divergence_after)}"
             if entry is not None and has_after
-            else f"{number(c.divergence)} → (not trained)"
+            else f"{number(c.divergence)} → (not trained"
+            + (f": {one_line(returned[ns], 90)})" if ns in returned else ")")
         )
         print(f"{one_line(c.content, 70)}")
         print(f"  asked: {one_line(c.question, 66)}")

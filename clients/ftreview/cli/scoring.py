@@ -79,7 +79,7 @@ def _report(client: ReviewClient, run: ScoringRun) -> tuple[list[Any], Any]:
     conversation_id = run.conversation_id or run.conversation.id
     stats = client.get_stats(conversation_id)
     candidates = client.list_candidates(
-        ["pending", "approved", "rejected"], conversation_id=conversation_id
+        ["pending", "approved", "rejected", "sent"], conversation_id=conversation_id
     )
     replies = assistant_replies(run.conversation)
     rows = reply_rows(conversation_id, replies, stats.replies, candidates, run.failed)

@@ -35,7 +35,7 @@ from ftreview.client import resolve_review_address
 from ftreview.core.defaults import REVIEW_ADDRESS, SCORER_ADDRESS, TRAINER_ADDRESS
 from ftreview.errors import FtreviewError
 from ftreview.local_services import LocalServices, ServiceOptions
-from ftreview.report import candidate_table, stats_text
+from ftreview.report import candidate_table, send_notes, stats_text
 
 
 class _Stop(Exception):
@@ -110,6 +110,8 @@ def _show_review_plainly(args: argparse.Namespace) -> None:
         stats = client.get_stats()
     if candidates:
         show(candidate_table(candidates))
+        for line in send_notes(candidates):
+            print(line)
         print()
     else:
         print("no candidates")

@@ -3,9 +3,11 @@ trained ledger says which did.
 
 Invariants:
 - `send` exits non-zero when any reply was not accepted (naming each with the endpoint's
-  reason) or when the training job it started failed; unless `--no-wait` it follows the job
-  to its end (see `training.follow_jobs`) and prints each trained reply's divergence before
-  -> after; on a terminal it asks first (`--yes` skips the question; never asked in a pipe);
+  reason), when the training job it started failed, or when a job did not learn a reply
+  (named with the trainer's reason: it is approved again, for the next send); unless
+  `--no-wait` it follows the job to its end (see `training.follow_jobs`) and prints each
+  trained reply's divergence before -> after; on a terminal it asks first (`--yes` skips
+  the question; never asked in a pipe);
 - `export` writes the JSONL exactly as the Review returned it.
 """
 
@@ -64,11 +66,16 @@ def cmd_send(args: argparse.Namespace) -> int:
     reply = outcome.reply
     jobs = [j for j in outcome.jobs if j.id in outcome.job_ids]
     trained = [e for e in outcome.trained if e.job_id in outcome.job_ids]
+    returned = outcome.returned
     if args.json:
         shape = send_json(reply)
         if not args.no_wait:
             shape["jobs"] = [job_json(j) for j in jobs]
             shape["trained"] = [trained_json(e) for e in trained]
+            shape["returned"] = [
+                {"timestamp_ns": timestamp_ns(c.timestamp), "reason": c.send_error}
+                for c in returned
+            ]
         print_json(shape)
     else:
         print(f"sent {len(reply.accepted)} (job {reply.job_id or '-'})")
@@ -88,10 +95,18 @@ def cmd_send(args: argparse.Namespace) -> int:
                 f"{number(before)} → {number(after) if after is not None else '(not re-scored)'}"
             )
             print(f"  {ns}  divergence {change}  {one_line(approved.get(ns, ''), 60)}")
+        for candidate in returned:
+            print(f"  not learnt {timestamp_ns(candidate.timestamp)}: {candidate.send_error}")
     training_failed = [j for j in jobs if j.state == review_pb2.TRAINING_JOB_STATE_FAILED]
     for job in training_failed:
         say(f"ftreview: training job {job.id} failed: {job.error or 'no reason given'}")
-    return EXIT_FAILED if reply.failed or training_failed else 0
+    unlearnt = len(returned) if not training_failed else 0
+    if unlearnt:
+        say(
+            f"ftreview: {unlearnt} repl{'y was' if unlearnt == 1 else 'ies were'} not learnt: "
+            "approved again, the next send sends them"
+        )
+    return EXIT_FAILED if reply.failed or training_failed or returned else 0
 
 
 @dataclass
@@ -100,6 +115,8 @@ class _Sent:
     job_ids: list[str] = field(default_factory=list)
     jobs: list[review_pb2.TrainingJob] = field(default_factory=list)
     trained: list[review_pb2.TrainedEntry] = field(default_factory=list)
+    # Accepted, then not learnt by their job: approved again, with the reason.
+    returned: list[review_pb2.Candidate] = field(default_factory=list)
 
 
 async def send_and_follow(args: argparse.Namespace, ids: list[int]) -> _Sent:
@@ -131,6 +148,11 @@ async def send_and_follow(args: argparse.Namespace, ids: list[int]) -> _Sent:
                     await follow_jobs(events, sent.job_ids, shown, args.timeout)
                 sent.jobs = await client.list_jobs()
                 sent.trained = await client.list_trained()
+                accepted = {timestamp_ns(t) for t in sent.reply.accepted}
+                sent.returned = [
+                    c for c in await client.list_candidates(["approved"])
+                    if timestamp_ns(c.timestamp) in accepted
+                ]  # fmt: skip
             return sent
         finally:
             watcher.cancel()

@@ -95,7 +95,8 @@ class ReviewCalls(ServerCalls):
         min_divergence: float | None = None,
         max_divergence: float | None = None,
     ) -> Call[list[review_pb2.Candidate]]:
-        """No `statuses`: pending, approved and rejected; highest divergence first.
+        """No `statuses`: pending, approved, rejected and sent (in a training job); highest
+        divergence first.
 
         `search` keeps replies containing the text (case-insensitive); `min_divergence` and
         `max_divergence` keep divergences in [min, max)."""

@@ -34,6 +34,7 @@ from ftreview.report.shapes import (
     trained_json,
 )
 from ftreview.report.tables import (
+    candidate_status,
     candidate_table,
     job_figures,
     jobs_table,
@@ -43,6 +44,7 @@ from ftreview.report.tables import (
     reply_table,
     score_summary_table,
     score_total_text,
+    send_notes,
     stats_table,
     stats_text,
     stats_totals_text,
@@ -59,6 +61,7 @@ __all__ = [
     "ask_json",
     "assistant_replies",
     "candidate_json",
+    "candidate_status",
     "candidate_table",
     "config_json",
     "job_figures",
@@ -75,6 +78,7 @@ __all__ = [
     "score_summary_table",
     "score_total_text",
     "send_json",
+    "send_notes",
     "stats_json",
     "stats_table",
     "stats_text",

@@ -60,6 +60,7 @@ def overall_stats_json(reply: review_pb2.GetStatsResponse) -> JsonObject:
             "pending": reply.pending,
             "approved": reply.approved,
             "rejected": reply.rejected,
+            "training": reply.training,
             "trained": reply.trained,
             "conversations": [stats_json(s) for s in reply.conversations],
             "totals": stats_totals_json(reply.conversations),
@@ -112,6 +113,7 @@ def candidate_json(candidate: review_pb2.Candidate) -> JsonObject:
             for m in sorted(candidate.memories, key=lambda m: -m.attribution)
         ],
         "send_error": candidate.send_error,
+        "job_id": candidate.job_id,
     }
 
 

@@ -58,15 +58,33 @@ def reply_table(rows: Sequence[ReplyRow]) -> Table:
     )
 
 
+def candidate_status(candidate: review_pb2.Candidate) -> str:
+    """`pending`, `approved`, `rejected`, or `training · ft-3` for a reply in a training job."""
+    if candidate.status == review_pb2.CANDIDATE_STATUS_SENT:
+        return f"training · {candidate.job_id}" if candidate.job_id else "training"
+    return status_name(candidate.status)
+
+
+def send_notes(candidates: Sequence[review_pb2.Candidate]) -> list[str]:
+    """For the replies the last send did not train (refused, or a job did not learn them),
+    one line each: the id and why. Empty when there are none."""
+    noted = [c for c in candidates if c.send_error]
+    if not noted:
+        return []
+    lines = ["not trained by the last send (the next send tries again):"]
+    lines += [f"  {timestamp_ns(c.timestamp)}  {one_line(c.send_error, 160)}" for c in noted]
+    return lines
+
+
 def candidate_table(candidates: Sequence[review_pb2.Candidate], width: int = 0) -> Table:
-    """ID, status, numbers, the question the reply answered (when `width` leaves room for
-    it) and the reply."""
+    """ID, status (a reply in training names its job), numbers, the question the reply
+    answered (when `width` leaves room for it) and the reply."""
     with_question = width >= QUESTION_WIDTH
     headers = ["ID", "STATUS", "DIVERGENCE", "PEAK"]
     headers += ["QUESTION", "REPLY"] if with_question else ["REPLY"]
     rows = []
     for c in candidates:
-        row = [str(timestamp_ns(c.timestamp)), status_name(c.status)]
+        row = [str(timestamp_ns(c.timestamp)), candidate_status(c)]
         row += [number(c.divergence), number(c.peak)]
         if with_question:
             row.append(one_line(c.question, 30) or "-")
@@ -160,7 +178,7 @@ def stats_text(reply: review_pb2.GetStatsResponse) -> str:
     last = reply.last
     lines = [
         f"candidates: {reply.pending} pending, {reply.approved} approved, "
-        f"{reply.rejected} rejected; {reply.trained} trained",
+        f"{reply.rejected} rejected, {reply.training} in training; {reply.trained} trained",
         f"threshold:  {reply.threshold:g}",
     ]
     if not is_set(timestamp_ns(last.taken_at)) and not last.responses_seen:

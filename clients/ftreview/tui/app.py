@@ -232,6 +232,10 @@ class ReviewApp(Streams):
             else f" · {counts[Status.PENDING]} pending {counts[Status.APPROVED]} appr "
             f"{counts[Status.REJECTED]} rej"
         )
+        if counts[Status.SENT]:  # said only while a training job runs
+            text.append(
+                f", {counts[Status.SENT]} training" if wide else f" {counts[Status.SENT]} trn"
+            )
         described = self.board.row_filter.describe()
         if described:
             text.append(f" · {described}", "bold cyan")

@@ -13,8 +13,8 @@ the screen is only a drawing of it. The invariants it keeps:
   leaves (or is filtered out), the cursor takes the row that now sits where it was;
 - every decision made here is remembered with the status each of its replies had, so `undo`
   puts back exactly that; a reply the Review no longer keeps (a rejection pushed out by the
-  keep-the-last-10 rule) is dropped from the history, counted in `forgotten` until the screen
-  has said so.
+  keep-the-last-10 rule) or that was sent (in a training job, then learnt or approved again)
+  is dropped from the history, counted in `forgotten` until the screen has said so.
 """
 
 from __future__ import annotations
@@ -81,6 +81,9 @@ class Board:
         index = self.selected_index()
         for gone in set(self.candidates) - set(staged):
             self._forget_decisions(gone)
+        for ts, candidate in staged.items():
+            if candidate.in_training:
+                self._forget_decisions(ts)
         self.candidates = staged
         self.loaded = True
         self._reorder(fallback_index=index)
@@ -89,9 +92,10 @@ class Board:
         if self._staging is not None:
             self._staging[candidate.timestamp_ns] = candidate
             return
-        if candidate.status is Status.SENT:
-            self.remove(candidate.timestamp_ns)
-            return
+        # A SENT reply stays listed while its training job runs; the Review removes it once
+        # the job learnt it, or puts it back approved. Sent, it can no longer be undone.
+        if candidate.in_training:
+            self._forget_decisions(candidate.timestamp_ns)
         self.candidates[candidate.timestamp_ns] = candidate
         self._reorder(fallback_index=self.selected_index())
 

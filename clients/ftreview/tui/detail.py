@@ -3,7 +3,8 @@
 From top to bottom: one title line with the reply's own numbers; the question it answered;
 the reply, each character on the colour of its strongest token; the memories of its prompt,
 largest attribution first, the top one marked (beside the reply on a wide terminal, below it
-on a narrow one); and the endpoint's refusal, when the last send refused it. What the model
+on a narrow one); and why the last send did not train it (the endpoint's refusal, or the
+training job that did not learn it), above the question. What the model
 says without memories (the alternate) sits beside the reply when the terminal is wide enough
 for two readable columns, each column with its own numbers; on a narrow one it takes the
 reply's place. The pane draws what it is given and keeps no state, like every widget here.
@@ -68,11 +69,24 @@ def reply_heading(candidate: CandidateView) -> Text:
     heading.append("reply", "bold")
     heading.append(
         f" · divergence {candidate.divergence:.3f} nats/token · peak {candidate.peak:.2f}"
-        f" · {candidate.status.value} · {candidate.conversation_id}"
+        f" · {candidate.status_label} · {candidate.conversation_id}"
     )
     if candidate.status is Status.REJECTED and candidate.reject_reason:
         heading.append(f" · rejected: {candidate.reject_reason}")
     return heading
+
+
+def send_note(candidate: CandidateView) -> str:
+    """Above the question: the training job a reply is in, or why the last send did not
+    train it ("" when neither)."""
+    if candidate.in_training:
+        return (
+            f"in training job {candidate.job_id}: it leaves the list once the job learnt it, "
+            "or comes back approved if it did not"
+        )
+    if candidate.send_error:
+        return f"not trained yet: {candidate.send_error}"
+    return ""
 
 
 def alternate_heading(candidate: CandidateView) -> Text:
@@ -97,6 +111,7 @@ class DetailPane(Vertical):
                                 border-left: vkey $accent; }
     DetailPane #question { color: $text-muted; }
     DetailPane #send-error { color: $error; }
+    DetailPane #send-error.training { color: $accent; }
     DetailPane #reply-body { min-height: 1; }
     DetailPane #memories-below { margin-top: 1; }
     """
@@ -138,8 +153,9 @@ class DetailPane(Vertical):
             body.loading = False
             return
 
-        refusal.display = bool(candidate.send_error)
-        refusal.update(Text(f"the fine-tuning endpoint refused it: {candidate.send_error}"))
+        refusal.display = bool(candidate.send_error) or candidate.in_training
+        refusal.set_class(candidate.in_training, "training")
+        refusal.update(Text(send_note(candidate)))
         question.display = True
         question.update(
             Text.assemble(("asked ", "bold"), candidate.question)

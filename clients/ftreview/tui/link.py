@@ -71,6 +71,7 @@ def candidate_view(message: review_pb2.Candidate) -> CandidateView:
         question=message.question,
         memories=tuple(MemoryView(m.node_path, m.content, m.attribution) for m in message.memories),
         send_error=message.send_error,
+        job_id=message.job_id,
     )
 
 

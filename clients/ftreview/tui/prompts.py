@@ -135,7 +135,9 @@ def parse_filter(text: str, base: RowFilter) -> RowFilter:
             try:
                 statuses = frozenset(Status(s) for s in value.split(",") if s)
             except ValueError:
-                raise ValueError(f"{word}: statuses are pending, approved, rejected") from None
+                raise ValueError(
+                    f"{word}: statuses are pending, approved, rejected, sent"
+                ) from None
         elif name in ("conv", "conversation"):
             conversation = value
         elif name in ("div", "divergence"):

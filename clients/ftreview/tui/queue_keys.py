@@ -76,6 +76,17 @@ class QueueKeys(App[int]):
     # -- decisions ----------------------------------------------------------------------
 
     async def _decide(self, members: list[CandidateView], status: Status, reason: str = "") -> None:
+        training = [m for m in members if m.in_training]
+        members = [m for m in members if not m.in_training]
+        if training and not members:
+            jobs = ", ".join(sorted({m.job_id for m in training}))
+            self.notify(
+                f"{_count(len(training))} in training (job {jobs}): decided again only if the "
+                "job does not learn it",
+                severity="warning",
+                markup=False,
+            )
+            return
         link = self._require_link()
         if link is None or not members:
             return
@@ -302,7 +313,7 @@ class QueueKeys(App[int]):
             self.sending = False
         message = f"sent {outcome.accepted} to fine-tuning"
         if outcome.job_id:
-            message += f" (job {outcome.job_id})"
+            message += f" (job {outcome.job_id}: in training until it ends)"
         if outcome.failed:
             reasons = "; ".join(sorted({reason for _, reason in outcome.failed}))
             message += f"; {len(outcome.failed)} not accepted: {reasons} (kept on each reply)"

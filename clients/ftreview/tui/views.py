@@ -51,6 +51,21 @@ class CandidateView:
     memories: tuple[MemoryView, ...] = ()
     """Largest attribution first, as the Review sends them."""
     send_error: str = ""
+    """Why the last send did not train it: the endpoint's refusal, or the job that did not
+    learn it and why (the reply is approved again)."""
+    job_id: str = ""
+    """The training job it is in while SENT."""
+
+    @property
+    def in_training(self) -> bool:
+        return self.status is Status.SENT
+
+    @property
+    def status_label(self) -> str:
+        """`pending`, ..., or `training · ft-3` for a reply in a training job."""
+        if self.in_training:
+            return f"training · {self.job_id}" if self.job_id else "training"
+        return self.status.value
 
 
 @dataclass(frozen=True)

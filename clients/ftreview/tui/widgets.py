@@ -104,9 +104,11 @@ class CandidateTable(DataTable[Text | str]):
             dim = threshold is not None and lead.divergence < threshold
             style = BELOW_THRESHOLD if dim else Style()
             count = f"×{len(row.members)}" if len(row.members) > 1 else ""
+            # "training" fits the column; the detail pane's title names the job.
+            status = "training" if lead.in_training else lead.status.value
             self.add_row(
                 Text("●" if row.key in marked else "", "bold magenta"),
-                Text(lead.status.value, STATUS_STYLE[lead.status] + style),
+                Text(status, STATUS_STYLE[lead.status] + style),
                 Text(f"{lead.divergence:.3f}", style),
                 Text(f"{lead.peak:.2f}", style),
                 Text(count, style + Style(bold=True)),

@@ -76,7 +76,7 @@ EXPORT_FORMAT_OPENAI: ExportFormat
 EXPORT_FORMAT_TRL: ExportFormat
 
 class Candidate(_message.Message):
-    __slots__ = ("timestamp", "conversation_id", "content", "divergence", "peak", "tokens", "alternate", "status", "scored_at", "decided_at", "reject_reason", "context", "question", "memories", "send_error")
+    __slots__ = ("timestamp", "conversation_id", "content", "divergence", "peak", "tokens", "alternate", "status", "scored_at", "decided_at", "reject_reason", "context", "question", "memories", "send_error", "job_id")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class Candidate(_message.Message):
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     MEMORIES_FIELD_NUMBER: _ClassVar[int]
     SEND_ERROR_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
     timestamp: _timestamp_pb2.Timestamp
     conversation_id: str
     content: str
@@ -107,7 +108,8 @@ class Candidate(_message.Message):
     question: str
     memories: _containers.RepeatedCompositeFieldContainer[_scorer_pb2.MemoryAttribution]
     send_error: str
-    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., content: _Optional[str] = ..., divergence: _Optional[float] = ..., peak: _Optional[float] = ..., tokens: _Optional[_Iterable[_Union[_scorer_pb2.TokenScore, _Mapping]]] = ..., alternate: _Optional[str] = ..., status: _Optional[_Union[CandidateStatus, str]] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reject_reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[_conversation_pb2.Message, _Mapping]]] = ..., question: _Optional[str] = ..., memories: _Optional[_Iterable[_Union[_scorer_pb2.MemoryAttribution, _Mapping]]] = ..., send_error: _Optional[str] = ...) -> None: ...
+    job_id: str
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., content: _Optional[str] = ..., divergence: _Optional[float] = ..., peak: _Optional[float] = ..., tokens: _Optional[_Iterable[_Union[_scorer_pb2.TokenScore, _Mapping]]] = ..., alternate: _Optional[str] = ..., status: _Optional[_Union[CandidateStatus, str]] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reject_reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[_conversation_pb2.Message, _Mapping]]] = ..., question: _Optional[str] = ..., memories: _Optional[_Iterable[_Union[_scorer_pb2.MemoryAttribution, _Mapping]]] = ..., send_error: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
 
 class TrainedEntry(_message.Message):
     __slots__ = ("timestamp", "conversation_id", "trained_at", "destination", "job_id", "divergence_before", "divergence_after", "adapter")
@@ -334,7 +336,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("conversations", "last", "pending", "approved", "rejected", "trained", "threshold", "replies")
+    __slots__ = ("conversations", "last", "pending", "approved", "rejected", "trained", "threshold", "replies", "training")
     CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
@@ -343,6 +345,7 @@ class GetStatsResponse(_message.Message):
     TRAINED_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     REPLIES_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
     conversations: _containers.RepeatedCompositeFieldContainer[_scorer_pb2.FinetuneScoringStats]
     last: _scorer_pb2.FinetuneScoringStats
     pending: int
@@ -351,7 +354,8 @@ class GetStatsResponse(_message.Message):
     trained: int
     threshold: float
     replies: _containers.RepeatedCompositeFieldContainer[_scorer_pb2.ReplyScore]
-    def __init__(self, conversations: _Optional[_Iterable[_Union[_scorer_pb2.FinetuneScoringStats, _Mapping]]] = ..., last: _Optional[_Union[_scorer_pb2.FinetuneScoringStats, _Mapping]] = ..., pending: _Optional[int] = ..., approved: _Optional[int] = ..., rejected: _Optional[int] = ..., trained: _Optional[int] = ..., threshold: _Optional[float] = ..., replies: _Optional[_Iterable[_Union[_scorer_pb2.ReplyScore, _Mapping]]] = ...) -> None: ...
+    training: int
+    def __init__(self, conversations: _Optional[_Iterable[_Union[_scorer_pb2.FinetuneScoringStats, _Mapping]]] = ..., last: _Optional[_Union[_scorer_pb2.FinetuneScoringStats, _Mapping]] = ..., pending: _Optional[int] = ..., approved: _Optional[int] = ..., rejected: _Optional[int] = ..., trained: _Optional[int] = ..., threshold: _Optional[float] = ..., replies: _Optional[_Iterable[_Union[_scorer_pb2.ReplyScore, _Mapping]]] = ..., training: _Optional[int] = ...) -> None: ...
 
 class GetConfigRequest(_message.Message):
     __slots__ = ()

@@ -100,8 +100,38 @@ def test_a_failed_job_fails_the_send_with_its_reason(approved: Cli, trainer: Stu
     assert sent["accepted"] == [BISCUIT_REPLY_NS] and sent["job_id"] == "job-1"
     (job,) = sent["jobs"]
     assert job["state"] == "failed" and "recall 0/1" in job["error"]
-    assert sent["trained"][0]["divergence_after"] is None
+    # Nothing learnt: nothing in the ledger, the reply approved again with the reason.
+    assert sent["trained"] == []
+    assert sent["returned"] == [
+        {
+            "timestamp_ns": BISCUIT_REPLY_NS,
+            "reason": "job job-1 failed: the guard stopped it: recall 0/1",
+        }
+    ]
     assert err.strip() == ("ftreview: training job job-1 failed: the guard stopped it: recall 0/1")
+    listing = ok(approved, "candidates")
+    assert "approved" in listing and "job job-1 failed: the guard stopped it" in listing
+
+
+def test_a_reply_the_job_did_not_learn_is_approved_again_and_said(
+    approved: Cli, trainer: StubTrainer
+) -> None:
+    why = 'not learnt: divergence 0.71, recall answer "I don\'t know."'
+    trainer.first_script = [
+        {**SUCCEEDED, "per_example": [
+            {"idempotency_key": f"ftreview-reply-{BISCUIT_REPLY_NS}", "learnt": False,
+             "reason": why},
+        ]},
+    ]  # fmt: skip
+    code, out, err = approved("send")
+    assert code == 1
+    expected = f"  not learnt {BISCUIT_REPLY_NS}: job job-1 did not learn it: {why}"
+    assert expected in out.splitlines()
+    assert "1 reply was not learnt" in err
+    assert json.loads(ok(approved, "trained", "--json"))["trained"] == []
+    (candidate,) = json.loads(ok(approved, "candidates", "--json"))["candidates"]
+    assert (candidate["status"], candidate["job_id"]) == ("approved", "")
+    assert candidate["send_error"] == f"job job-1 did not learn it: {why}"
 
 
 def test_send_no_wait_returns_after_the_send(approved: Cli, trainer: StubTrainer) -> None:
@@ -110,6 +140,12 @@ def test_send_no_wait_returns_after_the_send(approved: Cli, trainer: StubTrainer
     assert code == 0, err
     sent = json.loads(out)
     assert sent["job_id"] == "job-1" and "jobs" not in sent
+    # While the job runs the reply is in training, listed as such, not in the ledger.
+    (candidate,) = json.loads(ok(approved, "candidates", "--json"))["candidates"]
+    assert (candidate["status"], candidate["job_id"]) == ("sent", "job-1")
+    assert "training · job-1" in ok(approved, "candidates")
+    assert "1 in training; 0 trained" in ok(approved, "stats")
+    assert json.loads(ok(approved, "trained", "--json"))["trained"] == []
 
 
 def test_ask_an_empty_question_is_bad_usage(cli: Cli) -> None:

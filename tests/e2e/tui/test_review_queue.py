@@ -15,10 +15,12 @@ from ftreview.tui.prompts import ConfirmScreen, ReasonScreen, TextPrompt
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
+from review_service.config import ConfigFile
 from tests.e2e.tui.harness import (
     SCORING_TIMEOUT_S,
     Notes,
     ReviewProcess,
+    body_text,
     ingest,
     ingest_and_wait,
     memory_conversation,
@@ -29,6 +31,7 @@ from tests.e2e.tui.harness import (
     text_of,
     wait_for,
 )
+from tests.integration.review.trainer_stub import serve_stub_trainer
 
 SIZE = (120, 40)
 STATUS = {1: "pending", 2: "approved", 3: "rejected", 4: "sent"}
@@ -258,6 +261,49 @@ async def test_send_asks_with_the_count_first(review: ReviewProcess, unique_base
         await pilot.press("n")
         await wait_for(pilot, lambda: not isinstance(pilot.app.screen, ConfirmScreen), "closed")
         assert list((await statuses(review)).values()).count("approved") == 1, "nothing sent"
+
+
+async def test_a_sent_reply_is_in_training_until_its_job_ends_and_comes_back_with_why(
+    review: ReviewProcess, unique_base_ns: int
+) -> None:
+    with serve_stub_trainer() as trainer:
+        trainer.first_script = [{"state": "running", "step": 1, "total_steps": 4}]
+        ConfigFile(review.config_path).set_value("finetune_url", trainer.url)
+        await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
+        async with ReviewApp(review.address).run_test(size=SIZE) as pilot:
+            app = app_of(pilot)
+            notes = Notes(app)
+            await rows_count(pilot, 3)
+            sent = app.board.ordered[0].timestamp_ns
+            await pilot.press("a")
+            await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "approved", "approved")
+            await pilot.press("s")
+            await screen_is(pilot, ConfirmScreen)
+            await pilot.press("y")
+            await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "training", "in training")
+            assert (await statuses(review))[sent] == "sent"
+            app.board.select(sent)
+            app.redraw()
+            assert "training · job-1" in body_text(pilot, "#reply-title")
+            assert "in training job job-1" in body_text(pilot, "#send-error")
+            assert "1 training" in body_text(pilot, "#summary")
+
+            await pilot.press("a")  # refused on the screen, nothing asked of the Review
+            await wait_for(pilot, lambda: bool(notes.containing("in training")), "the refusal")
+            assert (await statuses(review))[sent] == "sent"
+
+            why = "not learnt: divergence 0.71"
+            trainer.script("job-1", {
+                "state": "succeeded", "adapter": "v1",
+                "per_example": [
+                    {"idempotency_key": f"ftreview-reply-{sent}", "learnt": False, "reason": why}
+                ],
+            })  # fmt: skip
+            await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "approved", "returned")
+            app.redraw()
+            assert body_text(pilot, "#send-error") == (
+                f"not trained yet: job job-1 did not learn it: {why}"
+            )
 
 
 async def test_threshold_from_another_terminal_reaches_the_header_and_dims(

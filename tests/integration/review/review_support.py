@@ -389,6 +389,22 @@ def serve_receiver() -> Iterator[Receiver]:
     server.server_close()
 
 
+async def until_none_in_training(stub: review_pb2_grpc.ReviewStub, timeout: float = 10.0) -> None:
+    """Returns once no candidate is SENT: every job accepted so far has ended, or turned out
+    unfollowable (the `Receiver` has no jobs route, so its replies go to the ledger as soon
+    as the Review has asked it once)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        sent = await stub.ListCandidates(
+            review_pb2.ListCandidatesRequest(statuses=[review_pb2.CANDIDATE_STATUS_SENT])
+        )
+        if not sent.candidates:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{len(sent.candidates)} replies still in training")
+        await asyncio.sleep(0.02)
+
+
 class CandidateWatch:
     def __init__(self, stub: review_pb2_grpc.ReviewStub) -> None:
         self.events: list[review_pb2.WatchCandidatesResponse] = []

@@ -28,6 +28,7 @@ from review_support import (
     RunningFakeScorer,
     make_conversation,
     reply_ts,
+    until_none_in_training,
 )
 
 from review_service.config import ConfigFile
@@ -131,6 +132,9 @@ async def check_after_restart(
     stub: review_pb2_grpc.ReviewStub, home: Path, replies: list[Reply], tally: Tally,
     receiver: Receiver,
 ) -> None:  # fmt: skip
+    # The receiver has no jobs route: accepted replies reach the ledger once the restarted
+    # Review has followed their jobs.
+    await until_none_in_training(stub)
     listed = {
         timestamp_ns(c.timestamp): STATUS[c.status]
         for c in (await stub.ListCandidates(S.ListCandidatesRequest())).candidates

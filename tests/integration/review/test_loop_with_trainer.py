@@ -189,9 +189,12 @@ async def test_a_failed_job_fails_the_train_activity_and_is_listed_with_its_erro
     (job,) = await jobs(review)
     assert (job.state, job.error, job.adapter) == (S.TRAINING_JOB_STATE_FAILED, reason, "")
     assert not job.HasField("recall")
-    (entry,) = (await review.stub.ListTrained(S.ListTrainedRequest())).entries
-    assert entry.adapter == "" and not entry.HasField("divergence_after")
-    assert entry.divergence_before == 0.5  # what the (stand-in) Scorer said at send time
+    # Nothing learnt: nothing in the ledger, the reply approved again with the reason.
+    assert list((await review.stub.ListTrained(S.ListTrainedRequest())).entries) == []
+    (back,) = await review.list()
+    assert back.status == S.CANDIDATE_STATUS_APPROVED and back.job_id == ""
+    assert back.send_error == f"job job-1 failed: {reason}"
+    assert back.divergence == 0.5  # what the (stand-in) Scorer said at send time
 
 
 async def test_an_endpoint_without_the_jobs_route_leaves_the_job_accepted(

@@ -1,6 +1,10 @@
 """Send against a real HTTP receiver that keeps the endpoint contract (dedup by
 idempotency key): accepted, partially accepted, 500 then success, timeout, connection
-refused, and no URL at all."""
+refused, and no URL at all.
+
+The receiver has no jobs route (GET answers 501): accepted replies are in training (SENT)
+until the Review has asked it once, then, since it can never say what it learnt, in the
+ledger (the partial promotion of a followed job is test_partial_promotion.py's)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,14 @@ import pytest
 from ftreview.core.values import format_ns
 from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import review_pb2 as S
-from review_support import CandidateWatch, Receiver, ReviewUnderTest, make_conversation, reply_ts
+from review_support import (
+    CandidateWatch,
+    Receiver,
+    ReviewUnderTest,
+    make_conversation,
+    reply_ts,
+    until_none_in_training,
+)
 
 from review_service.config import ConfigFile
 from review_service.training import idempotency_key
@@ -55,6 +66,8 @@ async def test_accepted_replies_go_to_the_ledger_and_leave_the_list(
     assert {timestamp_ns(t) for t in response.accepted} == set(stamps)
     assert list(response.failed) == []
     assert response.job_id == "job-1"
+    end = await review.wait_activity("train-job-1")
+    assert "501" in end.detail and "2 replies in the trained ledger" in end.detail
     entries = await ledger(review)
     assert set(entries) == set(stamps)
     assert {e.destination for e in entries.values()} == {receiver.url}
@@ -64,11 +77,21 @@ async def test_accepted_replies_go_to_the_ledger_and_leave_the_list(
     assert example["messages"][-1] == {"role": "assistant", "content": "ok reply 0", "weight": 1}
     assert example["timestamp"] == format_ns(stamps[0])
 
-    def both_removed_as_sent(events: list[S.WatchCandidatesResponse]) -> bool:
-        sent = [e for e in events if e.kind == Kind.CANDIDATE_EVENT_KIND_REMOVED]
-        return len(sent) == 2 and all(e.candidate.status == S.CANDIDATE_STATUS_SENT for e in sent)
+    def both_in_training_then_removed(events: list[S.WatchCandidatesResponse]) -> bool:
+        def sent(kind: int) -> list[S.WatchCandidatesResponse]:
+            return [
+                e for e in events
+                if e.kind == kind and e.candidate.status == S.CANDIDATE_STATUS_SENT
+            ]  # fmt: skip
 
-    await watch.wait_for(both_removed_as_sent)
+        training = sent(Kind.CANDIDATE_EVENT_KIND_STATUS_CHANGED)
+        return (
+            len(sent(Kind.CANDIDATE_EVENT_KIND_REMOVED)) == 2
+            and len(training) == 2
+            and {e.candidate.job_id for e in training} == {"job-1"}
+        )
+
+    await watch.wait_for(both_in_training_then_removed)
     watch.close()
 
 
@@ -85,6 +108,7 @@ async def test_a_partial_acceptance_keeps_the_rest_approved_with_the_reason(
     assert [(timestamp_ns(f.timestamp), f.reason) for f in response.failed] == [
         (second, "example too long")
     ]
+    await until_none_in_training(review.stub)
     assert set(await ledger(review)) == {first, third}
     assert await approved(review) == {second}
 
@@ -104,6 +128,7 @@ async def test_a_500_after_training_then_success_trains_each_reply_once(
 
     succeeded = await review.stub.Send(S.SendRequest())
     assert {timestamp_ns(t) for t in succeeded.accepted} == set(stamps)
+    await until_none_in_training(review.stub)
     assert set(await ledger(review)) == set(stamps)
     assert set(receiver.trainings_per_reply.values()) == {1}
     assert len(receiver.trainings_per_reply) == 2

@@ -3,7 +3,10 @@ Review builds against: the README's `POST {url}` (with the trainer's optional
 `messages_with_memories` and `held_out`), and ftreview's trainer's `GET {url}/jobs/{id}`.
 
 It trains nothing: each job answers the states its test scripts (the last one repeats), so
-a test decides when a job runs, succeeds or fails. It does not call the Scorer's
+a test decides when a job runs, succeeds or fails, and (per example, `learnt` and `reason`)
+which replies it learnt. As ftreview's trainer does, a key is trained at most once: a key
+seen before is answered with its job, unless that job ended without learning it (failed,
+or `learnt: false`), and then it goes into a new job. It does not call the Scorer's
 LoadAdapter either, so the Scorer keeps serving the base model; a test compares the
 Review's re-scoring with what the Scorer reports for the same reply."""
 
@@ -30,6 +33,10 @@ class StubTrainer:
     # False: answer 404 on the jobs route, as an endpoint that only accepts.
     jobs_route: bool = True
     polls: int = 0
+    # idempotency key -> the job it is in; job id -> its keys; job id -> its last answer.
+    key_job: dict[str, str] = field(default_factory=dict)
+    job_keys: dict[str, list[str]] = field(default_factory=dict)
+    answered: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def script(self, job_id: str, *answers: dict[str, Any]) -> None:
@@ -42,9 +49,13 @@ class StubTrainer:
             keys = [e["idempotency_key"] for e in body["examples"]]
             fresh = [k for k in keys if k not in self.trained]
             self.trained.update(fresh)
-            job_id = f"job-{len(self.requests)}" if fresh else ""
-            if job_id:
+            if fresh:
+                job_id = f"job-{len(self.requests)}"
                 self.jobs[job_id] = list(self.first_script)
+                self.job_keys[job_id] = fresh
+                self.key_job.update(dict.fromkeys(fresh, job_id))
+            else:
+                job_id = self.key_job.get(keys[0], "") if keys else ""
             return {"job_id": job_id, "accepted": keys, "rejected": []}
 
     def job(self, job_id: str) -> dict[str, Any] | None:
@@ -54,6 +65,13 @@ class StubTrainer:
             if script is None or not self.jobs_route:
                 return None
             answer = script.pop(0) if len(script) > 1 else script[0]
+            self.answered[job_id] = answer
+            if answer.get("state") == "failed":
+                self.trained.difference_update(self.job_keys.get(job_id, []))
+            elif answer.get("state") == "succeeded":
+                for item in answer.get("per_example", []):
+                    if item.get("learnt") is False:
+                        self.trained.discard(item["idempotency_key"])
             return {"job_id": job_id, **answer}
 
 

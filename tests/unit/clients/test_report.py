@@ -150,7 +150,7 @@ def test_overall_stats_put_the_last_run_on_top_with_counts_beside_it() -> None:
     )  # fmt: skip
     shape = overall_stats_json(reply)
     assert shape["conversation_id"] == "c2" and shape["responses_seen"] == 3
-    assert shape["pending"] == 2 and shape["approved"] == 1
+    assert shape["pending"] == 2 and shape["approved"] == 1 and shape["training"] == 0
     assert shape["current_threshold"] == 1e-6
     assert [c["conversation_id"] for c in shape["conversations"]] == ["c1"]
 
@@ -196,7 +196,7 @@ def test_trained_json_before_after_and_candidate_memories_largest_first() -> Non
         ],
     )
     shown = candidate_json(candidate)
-    assert shown["question"] == "cat?" and shown["send_error"] == ""
+    assert shown["question"] == "cat?" and shown["send_error"] == "" and shown["job_id"] == ""
     assert [m["node_path"] for m in shown["memories"]] == ["nodes[2]", "nodes[1]"]
 
 
@@ -219,3 +219,30 @@ def test_stats_totals_add_up_every_conversation() -> None:
         "responses_above_threshold": 2, "max_divergence": 1.5, "skipped": 2, "errors": 1,
     }  # fmt: skip
     assert stats_totals_json([])["max_divergence"] is None
+
+
+def test_a_reply_in_training_names_its_job_and_a_returned_one_says_why() -> None:
+    from ftreview.report import candidate_json, candidate_status, send_notes, stats_text
+
+    training = review_pb2.Candidate(
+        timestamp=to_timestamp(T1), status=review_pb2.CANDIDATE_STATUS_SENT, job_id="ft-3"
+    )
+    why = "job ft-3 did not learn it: not learnt: divergence 0.71"
+    returned = review_pb2.Candidate(
+        timestamp=to_timestamp(T2), status=review_pb2.CANDIDATE_STATUS_APPROVED, send_error=why
+    )
+    pending = review_pb2.Candidate(timestamp=to_timestamp(T4))
+    assert candidate_status(training) == "training · ft-3"
+    assert (candidate_json(training)["status"], candidate_json(training)["job_id"]) == (
+        "sent", "ft-3",
+    )  # fmt: skip
+    assert candidate_status(returned) == "approved"
+    assert send_notes([training, returned, pending]) == [
+        "not trained by the last send (the next send tries again):",
+        f"  {T2}  {why}",
+    ]
+    assert send_notes([training, pending]) == []
+    stats = review_pb2.GetStatsResponse(pending=1, approved=1, training=1, trained=4)
+    assert stats_text(stats).splitlines()[0] == (
+        "candidates: 1 pending, 1 approved, 0 rejected, 1 in training; 4 trained"
+    )

@@ -182,6 +182,8 @@ class RecordingEndpoint:
     refuse: dict[str, str] = field(default_factory=dict)
     fail: str = ""  # when set: train, then answer with this error (outcome unknown)
     during_post: Callable[[dict[str, Any]], None] | None = None
+    # The job every answer names ("": none, as an endpoint that does not run jobs).
+    job_id: str = "job-1"
 
     async def post(
         self, url: str, body: dict[str, Any], timeout: float, retries: int
@@ -200,7 +202,7 @@ class RecordingEndpoint:
             accepted.add(key)
         if self.fail:
             raise EndpointError(self.fail)
-        return EndpointReply("job-1", accepted, rejected)
+        return EndpointReply(self.job_id, accepted, rejected)
 
     async def close(self) -> None:
         pass
@@ -260,6 +262,12 @@ async def ended(review: Review, activity_id: str) -> activity_pb2.Activity:
         ):
             return event.activity
     raise AssertionError(f"activity {activity_id} did not end")
+
+
+async def job_ended(review: Review, job_id: str = "job-1") -> activity_pb2.Activity:
+    """Follow the job's activity (`train-<job id>`) to its end: by then the job's end (or
+    the endpoint's lack of a jobs route) has put its replies where they go."""
+    return await asyncio.wait_for(ended(review, f"train-{job_id}"), 10)
 
 
 async def ingest(review: Review, conv: Conversation) -> activity_pb2.Activity:

@@ -23,6 +23,7 @@ from review_fakes import (
     conversation,
     ended,
     ingest,
+    job_ended,
     open_review,
     reply_ts,
 )
@@ -236,10 +237,15 @@ async def test_a_failed_job_fails_its_activity_with_the_trainers_reason(
     ts = await sent(review)
     end = await train.end()
     assert end.state == FAILED and reason in end.error
+    assert "1 returned to approved" in end.error
     (job,) = review.jobs()
     assert (job.state, job.error) == (JobState.FAILED, reason)
-    (entry,) = review.trained()
-    assert (entry.timestamp_ns, entry.adapter, entry.divergence_after) == (ts, "", None)
+    # Nothing learnt: not in the ledger, approved again with the reason, sent by the next Send.
+    assert review.trained() == []
+    back = {c.timestamp_ns: c for c in review.candidates()}[ts]
+    assert (back.status, back.job_id, back.send_error) == (
+        Status.APPROVED, "", f"job job-1 failed: {reason}",
+    )  # fmt: skip
     assert len(scorer.calls) == calls + 1  # the ingest only: nothing re-scored
 
 
@@ -250,6 +256,7 @@ async def test_an_endpoint_without_a_jobs_route_leaves_the_job_accepted(
     ts = await sent(review)  # no script: the jobs route answers 404
     end = await train.end()
     assert end.state == SUCCEEDED and "not followed" in end.detail and "404" in end.detail
+    assert "1 reply in the trained ledger" in end.detail
     (job,) = review.jobs()
     assert job.state == JobState.QUEUED and "404" in job.follow_note
     assert review.is_trained(ts)
@@ -360,6 +367,7 @@ async def test_a_ledger_of_an_older_file_reads_back_unmeasured(
     tmp_path: Path, review: Review, scorer: TableScorer
 ) -> None:
     ts = await sent(review)
+    await job_ended(review)  # no jobs route: in the ledger
     await review.close()
     db = sqlite3.connect(tmp_path / "review.sqlite3")
     db.executescript(

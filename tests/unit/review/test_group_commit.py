@@ -272,7 +272,7 @@ _DECISIONS = (Status.PENDING, Status.APPROVED, Status.REJECTED, Status.FORGOTTEN
 _step = st.tuples(
     st.sampled_from(["upsert", "decide", "delete"]),
     st.integers(0, 4),  # which reply
-    st.sampled_from(_DECISIONS),
+    st.sampled_from([*_DECISIONS, Status.SENT]),  # SENT: written whole, in job "job-<n>"
     st.integers(0, 3),  # what else differs: divergence, time, reason
 )
 
@@ -282,10 +282,10 @@ _step = st.tuples(
 def test_the_store_reads_back_what_the_view_holds_after_any_writes(
     batches: list[list[tuple[str, int, Status, int]]],
 ) -> None:
-    """Whole rows, decisions and deletions in any order and any grouping into transactions:
-    the candidates read back (on the same connection and after reopening the file) are
-    the ones the view holds after applying the same changes (a decision only names a
-    listed candidate, as the domain guarantees)."""
+    """Whole rows (in training too), decisions and deletions in any order and any grouping
+    into transactions: the candidates read back (on the same connection and after reopening
+    the file) are the ones the view holds after applying the same changes (a decision only
+    names a listed candidate not in training, as the domain guarantees)."""
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(Path(tmp) / "db")
         view = View()
@@ -295,12 +295,16 @@ def test_the_store_reads_back_what_the_view_holds_after_any_writes(
                 ts = BASE + reply
                 listed = view.candidates.get(ts)
                 change = StoreChange()
+                sent = status == Status.SENT
                 if kind == "upsert":
                     change.upsert.append(
                         Candidate(ts, "c", f"reply {reply}", (), 1.0 + n, 2.0, status=status,
-                                  decided_at_ns=n, reject_reason="r" * n)
+                                  decided_at_ns=n, reject_reason="r" * n,
+                                  job_id=f"job-{n}" if sent else "", sent_to="u" if sent else "")
                     )  # fmt: skip
-                elif kind == "decide" and listed is not None:
+                elif (
+                    kind == "decide" and listed is not None and not listed.in_training and not sent
+                ):
                     change.decided.append(
                         dataclasses.replace(listed, status=status, decided_at_ns=BASE + n,
                                             reject_reason=f"reason {n}")

@@ -1,6 +1,8 @@
 """Send and export on the domain alone: a send in flight is recorded before the POST, an
-answer settles it, an unknown outcome holds the reply back from export until a send (same
-idempotency key) settles it, and an endpoint's refusal stays on the candidate."""
+answer settles it (accepted replies are in training, SENT, until their job says; an endpoint
+without a jobs route puts them in the ledger), an unknown outcome holds the reply back from
+export until a send (same idempotency key) settles it, and an endpoint's refusal stays on
+the candidate."""
 
 from __future__ import annotations
 
@@ -10,13 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from review_fakes import RecordingEndpoint, TableScorer, conversation, ingest, open_review, reply_ts
+from review_fakes import (
+    RecordingEndpoint,
+    TableScorer,
+    conversation,
+    ingest,
+    job_ended,
+    open_review,
+    reply_ts,
+)
 
 from review_service.config import ConfigFile
 from review_service.errors import FailedPrecondition
 from review_service.model import SendInFlight, Status
 from review_service.ports import StoreChange
-from review_service.review import Review
+from review_service.review import CandidateFilter, Review
 from review_service.store_sqlite import SqliteStore
 from review_service.training import idempotency_key
 
@@ -65,6 +75,13 @@ async def test_the_send_is_recorded_before_the_post_and_cleared_by_the_answer(
     assert sorted(report.accepted) == stamps and report.failed == []
     assert sorted(seen_while_posting[0]) == [(ts, idempotency_key(ts), URL) for ts in stamps]
     assert sends_in_flight(tmp_path) == []
+    # Answered: in training in the job the answer named, not in the ledger yet.
+    assert [(c.timestamp_ns, c.status, c.job_id) for c in review.candidates(order="time")] == [
+        (ts, Status.SENT, "job-1") for ts in reversed(stamps)
+    ]
+    assert review.trained() == []
+    # The endpoint has no jobs route (404): acceptance is all it will say, so the ledger.
+    await job_ended(review)
     assert {e.timestamp_ns for e in review.trained()} == set(stamps)
     assert review.candidates() == []
 
@@ -110,6 +127,7 @@ async def test_a_send_in_flight_when_the_process_died_is_held_back_after_a_resta
         assert exported.timestamps == [second]
         report = await review.send([])
         assert report.accepted == [first]
+        await job_ended(review)
         assert {e.timestamp_ns for e in review.trained()} == {first, second}
     finally:
         await review.close()
@@ -125,7 +143,7 @@ async def test_a_refusal_stays_on_the_candidate_until_it_is_sent(
 
     assert report.accepted == [first]
     assert report.failed == [(second, "example too long")]
-    (left,) = review.candidates()
+    (left,) = review.candidates(CandidateFilter(statuses=(Status.APPROVED,)))
     assert (left.timestamp_ns, left.status, left.send_error) == (
         second, Status.APPROVED, "example too long",
     )  # fmt: skip
