@@ -58,8 +58,10 @@ class LearnConfig:
     # The trainer's forgetting guard (ftreview-trainer reads these from the same file): stop
     # once the trained replies' divergence is below `target_divergence` (nats/token) ...
     target_divergence: float = 0.1
-    # ... and never promote an epoch that lost more generic log-likelihood than this.
-    max_forgetting: float = 0.1
+    # ... and never promote an epoch whose drift on general questions (mean KL(base ||
+    # tuned) per token, nats) is above this (`max_forgetting`, a floor on generic
+    # log-likelihood that earlier versions wrote here, is no longer read).
+    max_drift: float = 0.05
     # Quick reasons the review screen offers when rejecting (keys 1-9).
     reject_reasons: tuple[str, ...] = (
         "not a fact about the user",
@@ -89,9 +91,10 @@ _TEMPLATE = """\
     // Base model name passed to the endpoint ("" = the endpoint's choice).
     model: "",
     // The trainer's forgetting guard: train until the replies' divergence is below this
-    // (nats/token), never losing more than max_forgetting of generic log-likelihood.
+    // (nats/token), never drifting further than max_drift from the base model on general
+    // questions (mean KL per token, nats).
     target_divergence: 0.1,
-    max_forgetting: 0.1,
+    max_drift: 0.05,
     // Quick reasons offered when rejecting on the review screen (keys 1-9).
     reject_reasons: [
       "not a fact about the user",
@@ -210,7 +213,7 @@ class ConfigFile:
             if not is_number or not math.isfinite(raw) or raw <= 0:
                 raise bad(f"must be a positive number of seconds, got {raw!r}")
             return float(raw)
-        if name in ("target_divergence", "max_forgetting"):
+        if name in ("target_divergence", "max_drift"):
             if not is_number or not math.isfinite(raw) or raw <= 0:
                 raise bad(f"must be a finite positive number, got {raw!r}")
             return float(raw)

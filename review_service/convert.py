@@ -278,7 +278,7 @@ def config_to_wire(config: LearnConfig, path: str) -> review_pb2.Config:
         model=config.model,
         reject_reasons=list(config.reject_reasons),
         target_divergence=config.target_divergence,
-        max_forgetting=config.max_forgetting,
+        max_drift=config.max_drift,
     )
 
 

@@ -362,7 +362,7 @@ class GetConfigRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Config(_message.Message):
-    __slots__ = ("threshold", "finetune_url", "config_path", "finetune_timeout", "model", "reject_reasons", "target_divergence", "max_forgetting")
+    __slots__ = ("threshold", "finetune_url", "config_path", "finetune_timeout", "model", "reject_reasons", "target_divergence", "max_forgetting", "max_drift")
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FINETUNE_URL_FIELD_NUMBER: _ClassVar[int]
     CONFIG_PATH_FIELD_NUMBER: _ClassVar[int]
@@ -371,6 +371,7 @@ class Config(_message.Message):
     REJECT_REASONS_FIELD_NUMBER: _ClassVar[int]
     TARGET_DIVERGENCE_FIELD_NUMBER: _ClassVar[int]
     MAX_FORGETTING_FIELD_NUMBER: _ClassVar[int]
+    MAX_DRIFT_FIELD_NUMBER: _ClassVar[int]
     threshold: float
     finetune_url: str
     config_path: str
@@ -379,7 +380,8 @@ class Config(_message.Message):
     reject_reasons: _containers.RepeatedScalarFieldContainer[str]
     target_divergence: float
     max_forgetting: float
-    def __init__(self, threshold: _Optional[float] = ..., finetune_url: _Optional[str] = ..., config_path: _Optional[str] = ..., finetune_timeout: _Optional[float] = ..., model: _Optional[str] = ..., reject_reasons: _Optional[_Iterable[str]] = ..., target_divergence: _Optional[float] = ..., max_forgetting: _Optional[float] = ...) -> None: ...
+    max_drift: float
+    def __init__(self, threshold: _Optional[float] = ..., finetune_url: _Optional[str] = ..., config_path: _Optional[str] = ..., finetune_timeout: _Optional[float] = ..., model: _Optional[str] = ..., reject_reasons: _Optional[_Iterable[str]] = ..., target_divergence: _Optional[float] = ..., max_forgetting: _Optional[float] = ..., max_drift: _Optional[float] = ...) -> None: ...
 
 class SetThresholdRequest(_message.Message):
     __slots__ = ("value", "steps")
