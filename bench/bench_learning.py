@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -55,6 +56,7 @@ SETTINGS: dict[str, TrainingSettings] = {
     "defaults": DEFAULTS,
     "no memory statements": replace(DEFAULTS, memory_statements=False),
     "self-study 2": replace(DEFAULTS, self_study=2),
+    "teacher answers 2": replace(DEFAULTS, teacher_answers=2),
 }
 
 
@@ -114,6 +116,16 @@ def load(split: str) -> list[Conversation]:
     return out
 
 
+_shown: list[str] = [""]
+
+
+def _progress(progress: Any) -> None:
+    """Each epoch's figures on stderr, as the job ledger would show them."""
+    if progress.detail.startswith(("epoch", "training")) and progress.detail != _shown[0]:
+        _shown[0] = progress.detail
+        print(f"    {progress.detail}", file=sys.stderr, flush=True)
+
+
 def _asked(question: str, memories: tuple[str, ...] = ()) -> Chat:
     system = [{"role": "system", "content": SYSTEM}]
     return (
@@ -162,7 +174,7 @@ def run_job(
     with tempfile.TemporaryDirectory() as scratch:
         staging = Path(scratch) / "adapter"
         started = time.monotonic()
-        outcome = train_job(job, settings, folder, device, staging, lambda p: None)
+        outcome = train_job(job, settings, folder, device, staging, _progress)
         seconds = time.monotonic() - started
         model, tokenizer = load_base(folder, device)
         if outcome.promoted:
@@ -207,9 +219,7 @@ def calibrate(
         facts = [f for c in days for f in c.facts]
         job = JobInput([f.example for f in facts], [], [h for c in days for h in c.generic])
         with tempfile.TemporaryDirectory() as scratch:
-            outcome = train_job(
-                job, settings, folder, device, Path(scratch) / "adapter", lambda p: None
-            )
+            outcome = train_job(job, settings, folder, device, Path(scratch) / "adapter", _progress)
         for f in outcome.history:
             retention = f.retention if f.retention is not None else float("nan")
             points.append((f.drift, retention))
@@ -236,7 +246,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N conversations")
     parser.add_argument("--json", type=Path, default=None, help="append results here")
     parser.add_argument("--calibrate", type=int, default=0, metavar="EPOCHS")
+    parser.add_argument("--max-epochs", type=int, default=0, help="cap each job's epochs")
     args = parser.parse_args()
+    # The general questions an epoch answered wrong, as the guard measured them.
+    logging.basicConfig(stream=sys.stderr, format="    %(message)s")
+    logging.getLogger("trainer_service").setLevel(logging.DEBUG)
     folder, name = base_model_folder(None)
     device = default_device()
     conversations = load(args.split)
@@ -265,6 +279,8 @@ def main() -> None:
     for setting in chosen:
         for seed in args.seeds:
             settings = replace(SETTINGS[setting], seed=seed)
+            if args.max_epochs:
+                settings = replace(settings, max_epochs=args.max_epochs)
             results: list[JobResult] = []
             rows: list[tuple[str, bool, bool, int, str]] = []
             for at in range(0, len(conversations), args.per_job):

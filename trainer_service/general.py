@@ -4,9 +4,14 @@
 plain questions with the short answers a right answer contains. A job measures the base
 model on them once, before training, and the model being trained after each epoch:
 
-- **retention**: of the questions the base model answered right (greedy, an accepted answer
-  among its words), the share the tuned model still answers right. It is the user-visible
-  loss (a fact the model knew and no longer says), and the guard's floor (98%);
+- **retention**: of the questions the base model answers right at once (an accepted answer
+  among the first `ANSWER_TOKENS` tokens of its greedy answer), the share the tuned model
+  still answers right (among its first `RIGHT_TOKENS`). It is the user-visible loss (a
+  fact the model knew and no longer says), and the guard's floor (98%). The asymmetry is
+  measured: the 135M base model names many answers only late in a rambling reply ("a
+  deep, rich colour, often with a hint of red"), and one epoch of any training flips
+  those while the direct answers stay; a question counts as known only when it is
+  answered directly, and a tuned model may take a few more words to say it;
 - **drift**: the mean per-token KL(base ‖ tuned) of the next-token distributions along the
   base model's own greedy answers to the same questions (teacher forced). Forgetting
   follows this divergence more closely than any task score in the literature (Shenfeld et
@@ -15,9 +20,11 @@ model on them once, before training, and the model being trained after each epoc
   stop an epoch early and back off instead of finding the damage afterwards.
 
 Invariants:
-- the base model's distributions are taken once, before the adapter exists, and kept (about
-  `items × ANSWER_TOKENS × vocabulary` floats); the tuned model is measured on exactly the
-  same token ids, so the KL is over the same positions every epoch;
+- the base model's answers and distributions are taken before the adapter exists, once per
+  base model in a process (`key`: the base never changes on disk, so every later job of
+  the trainer reuses them; about `items / DRIFT_STRIDE × ANSWER_TOKENS × vocabulary`
+  floats, 240 MB for the embedded model); the tuned model is measured on exactly the same
+  token ids, so the KL is over the same positions every epoch;
 - every measurement runs without gradients in eval mode (`measures.evaluating`);
 - the questions are asked as a new conversation with the trainer's plain system prompt, the
   way the trained replies' cold variants are asked.
@@ -35,9 +42,12 @@ from .examples import Chat
 from .facts import words
 from .measures import evaluating, greedy_answers, prompt_ids
 
-# The base model's greedy answer is followed for this many tokens: the first tokens of an
+# Drift follows the base model's greedy answer for this many tokens: the first tokens of an
 # answer carry what it says; later ones repeat the question's words.
 ANSWER_TOKENS = 12
+# An answer is judged right on this many tokens: a tuned model that says "The capital city
+# of France is the lovely city of Paris" still knows it, and 12 tokens would cut the name.
+RIGHT_TOKENS = 32
 # Drift is measured on every `DRIFT_STRIDE`-th question (100 of the 200 shipped), every
 # epoch: one forward pass over them costs about as much as an epoch of a 4-reply job here.
 DRIFT_STRIDE = 2
@@ -70,6 +80,10 @@ def questions() -> tuple[Question, ...]:
     return tuple(Question(i["question"], tuple(i["answers"])) for i in items)
 
 
+# What `take_base` measured, per base model (its folder), for the life of the process.
+_BASES: dict[str, tuple[list[str], list[int], list[tuple[list[int], int]], list[Any]]] = {}
+
+
 @dataclass(frozen=True)
 class GeneralFigures:
     # Share of the base model's right answers the model still gets right (1.0 when the base
@@ -88,14 +102,32 @@ class GeneralCheck:
         self.tokenizer = tokenizer
         self.items = items if items is not None else questions()
         self.known: list[int] = []  # indices the base model answers right
+        # (question, base model's answer, the last measured model's answer) of the known
+        # questions the last `retention` found answered wrong: what a person reads to see
+        # what was forgotten.
+        self.lost: list[tuple[str, str, str]] = []
+        self._base_answers: list[str] = []
         self._sequences: list[tuple[list[int], int]] = []  # (ids, answer start)
         self._base: list[tuple[Any, Any]] = []  # per batch: (base log-probs, used positions)
 
-    def take_base(self, model: Any) -> GeneralFigures:
+    def take_base(self, model: Any, key: str = "") -> GeneralFigures:
+        """Measure the base model (or reuse what was measured for `key` in this process)."""
+        if key and key in _BASES:
+            self._base_answers, self.known, self._sequences, self._base = _BASES[key]
+            return GeneralFigures(1.0, len(self.known), len(self.known), 0.0)
+        self._measure_base(model)
+        if key:
+            _BASES[key] = (self._base_answers, self.known, self._sequences, self._base)
+        return GeneralFigures(1.0, len(self.known), len(self.known), 0.0)
+
+    def _measure_base(self, model: Any) -> None:
         contexts = [q.context() for q in self.items]
-        answers = greedy_answers(model, self.tokenizer, contexts, ANSWER_TOKENS)
+        answers = greedy_answers(model, self.tokenizer, contexts, RIGHT_TOKENS)
+        self._base_answers = answers
         self.known = [
-            i for i, (q, a) in enumerate(zip(self.items, answers, strict=True)) if q.right(a)
+            i
+            for i, (q, a) in enumerate(zip(self.items, answers, strict=True))
+            if q.right(self._opening(a))
         ]
         self._sequences = []
         for question, answer in list(zip(self.items, answers, strict=True))[::DRIFT_STRIDE]:
@@ -104,7 +136,11 @@ class GeneralCheck:
             if said:
                 self._sequences.append((prompt + [int(t) for t in said], len(prompt)))
         self._base = self._logprobs(model)
-        return GeneralFigures(1.0, len(self.known), len(self.known), 0.0)
+
+    def _opening(self, answer: str) -> str:
+        """The first `ANSWER_TOKENS` tokens of `answer`."""
+        ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"][:ANSWER_TOKENS]
+        return str(self.tokenizer.decode(ids))
 
     def drift(self, model: Any) -> float:
         """Mean KL(base ‖ model) per answer token, nats."""
@@ -120,9 +156,13 @@ class GeneralCheck:
         if not self.known:
             return 0, 0
         contexts = [self.items[i].context() for i in self.known]
-        answers = greedy_answers(model, self.tokenizer, contexts, ANSWER_TOKENS)
-        kept = sum(self.items[i].right(a) for i, a in zip(self.known, answers, strict=True))
-        return kept, len(self.known)
+        answers = greedy_answers(model, self.tokenizer, contexts, RIGHT_TOKENS)
+        self.lost = [
+            (self.items[i].question, self._base_answers[i], a)
+            for i, a in zip(self.known, answers, strict=True)
+            if not self.items[i].right(a)
+        ]
+        return len(self.known) - len(self.lost), len(self.known)
 
     def figures(self, model: Any) -> GeneralFigures:
         kept, known = self.retention(model)

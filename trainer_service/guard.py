@@ -21,7 +21,8 @@ Invariants:
   epochs run out, `patience` epochs after the best one learnt no more (a reply the model
   cannot learn does not cost the job every epoch left), or when forgetting persists after
   `max_backtracks` returns to the last good epoch with half the learning rate (one epoch
-  can step over a narrow window).
+  can step over a narrow window; before the first good epoch, the last good weights are
+  the untrained adapter, which is the base model).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class GuardSettings:
     # Mean KL(base ‖ tuned) per token on the general questions, nats (general.py). The
     # value is where the general questions start to be answered wrong: measured on the
     # tuning half of bench/learning/facts.json (trainer_service/README.md).
-    max_drift: float = 0.1
+    max_drift: float = 0.05
     min_retention: float = 0.98
 
 
@@ -111,7 +112,8 @@ class Course:
     max_backtracks: int = 3
     patience: int = 4
     backtracks: int = 0
-    good: bool = False  # a good epoch's weights exist to go back to
+    # Good weights exist to go back to: the untrained adapter, unless the trainer says not.
+    good: bool = True
     best: EpochFigures | None = None
     promoted: EpochFigures | None = None
 

@@ -74,6 +74,43 @@ def reply_fit(model: Any, tokenizer: Any, context: Chat, reply: str) -> Fit:
     return Fit(float(picked.mean()), bool((logits.argmax(dim=-1) == wanted).all()))
 
 
+def reply_fits(
+    model: Any, tokenizer: Any, pairs: list[tuple[Chat, str]], batch: int = 8
+) -> list[Fit]:
+    """`reply_fit` of each (context, reply), a few sequences per forward pass, and the
+    vocabulary head only where a reply token is predicted (over a long context, the head at
+    every position would cost more than the model)."""
+    import torch
+
+    fits: list[Fit] = []
+    sequences = []
+    for context, reply in pairs:
+        prompt = prompt_ids(tokenizer, context)
+        target = [int(t) for t in tokenizer(reply, add_special_tokens=False)["input_ids"]]
+        sequences.append((prompt + target, len(prompt)))
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = model.get_output_embeddings()
+    pad = int(tokenizer.pad_token_id)
+    with evaluating(model):
+        for at in range(0, len(sequences), batch):
+            chunk = sequences[at : at + batch]
+            width = max(len(ids) for ids, _ in chunk)
+            ids = torch.tensor(
+                [i + [pad] * (width - len(i)) for i, _ in chunk], device=model.device
+            )
+            mask = torch.tensor(
+                [[1] * len(i) + [0] * (width - len(i)) for i, _ in chunk], device=model.device
+            )
+            hidden = inner.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            for row, (sequence, start) in enumerate(chunk):
+                wanted = torch.tensor(sequence[start:], device=model.device)
+                logits = head(hidden[row, start - 1 : len(sequence) - 1]).float()
+                picked = torch.log_softmax(logits, dim=-1).gather(1, wanted[:, None])
+                greedy = bool((logits.argmax(dim=-1) == wanted).all())
+                fits.append(Fit(float(picked.mean()), greedy))
+    return fits
+
+
 def token_logprobs(model: Any, tokenizer: Any, context: Chat, reply: str) -> list[float]:
     """log p(token | context, earlier reply tokens) of each reply token, in order."""
     import torch

@@ -27,16 +27,16 @@ from .general import GeneralCheck
 from .guard import Course, EpochFigures, GuardSettings, Step, refusal
 from .knowledge import statement_rows
 from .measures import (
-    Fit,
     greedy_answers,
-    reply_fit,
-    reply_logprob,
+    reply_fits,
     reply_tokens,
     token_logprobs,
     token_spans,
 )
 from .model import load_base
+from .rehearsal import rehearsal_rows
 from .self_study import paraphrased
+from .teacher import teacher_rows
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,13 @@ class TrainingSettings:
     max_epochs: int = 16
     batch_size: int = 4
     self_study: int = 0
+    # Per trained reply, up to this many teacher answers (teacher.py: the base model with
+    # the memories in its prompt answers the reply's question asked anew; answers that say
+    # the fact become rows without the memories). 0: none.
+    teacher_answers: int = 0
+    # Rehearsal rows (rehearsal.py: the base model's own answers to plain requests) per row
+    # of the job's own, at most the 64 prompts shipped. 0: none.
+    rehearsal: float = 1.0
     # Per trained reply, also a row asking its question in a new conversation (`Example.cold`):
     # the fact is then not tied to the earlier turns of its conversation. Measured on the four
     # fixture facts (bench/bench_training.py, eight paraphrased questions asked cold): 5/8
@@ -204,35 +211,20 @@ class _Measurer:
         self.facts: list[tuple[str, ...]] = []
         self.budget = max((reply_tokens(tokenizer, e.reply) for e in examples), default=0) + 8
 
-    def take_base(self, model: Any) -> _Snapshot:
+    def take_base(self, model: Any, key: str) -> _Snapshot:
         self.facts = [self._fact(model, e) for e in self.examples]
-        self.base_without = [self._without(model, e).logprob for e in self.examples]
-        self.base_generic = [
-            reply_logprob(model, self.tokenizer, h.context, h.reply) for h in self.held_out
-        ]
-        base = self.general.take_base(model)
+        pairs = [(e.context, e.reply) for e in self.examples]
+        pairs += [(h.context, h.reply) for h in self.held_out]
+        fits = reply_fits(model, self.tokenizer, pairs)
+        self.base_without = [f.logprob for f in fits[: len(self.examples)]]
+        self.base_generic = [f.logprob for f in fits[len(self.examples) :]]
+        base = self.general.take_base(model, key)
         snapshot = self.measure(model, 0, answer_all=True)
         snapshot.figures = replace(snapshot.figures, kept=base.kept, known=base.known)
         return snapshot
 
     def _fact(self, model: Any, example: Example) -> tuple[str, ...]:
-        """The reply's fact words, from the base model's per-token divergence; without the
-        context with memories, every word of the reply (the exact wording, as before)."""
-        if example.context_with_memories is None:
-            return tuple(words(example.reply))
-        spans = token_spans(self.tokenizer, example.reply)
-        with_memories = token_logprobs(
-            model, self.tokenizer, example.context_with_memories, example.reply
-        )
-        without = token_logprobs(model, self.tokenizer, example.context, example.reply)
-        tokens = [
-            TokenSpan(a, b, w - o)
-            for (a, b), w, o in zip(spans, with_memories, without, strict=True)
-        ]
-        return fact_words(example.reply, tokens)
-
-    def _without(self, model: Any, example: Example) -> Fit:
-        return reply_fit(model, self.tokenizer, example.context, example.reply)
+        return reply_fact(model, self.tokenizer, example)
 
     def answers(self, model: Any, which: list[int]) -> dict[int, str]:
         contexts = [self.examples[i].context for i in which]
@@ -240,21 +232,26 @@ class _Measurer:
         return dict(zip(which, texts, strict=True))
 
     def measure(self, model: Any, epoch: int, answer_all: bool = False) -> _Snapshot:
+        # One batched pass over every reply without memories, with them, and the generic
+        # held-out replies.
+        with_memories = [e for e in self.examples if e.context_with_memories is not None]
+        pairs = [(e.context, e.reply) for e in self.examples]
+        pairs += [(e.context_with_memories or [], e.reply) for e in with_memories]
+        pairs += [(h.context, h.reply) for h in self.held_out]
+        fits = reply_fits(model, self.tokenizer, pairs)
+        without = fits[: len(self.examples)]
+        full = iter(fits[len(self.examples) : len(self.examples) + len(with_memories)])
+        generic_fits = fits[len(self.examples) + len(with_memories) :]
         divergences: list[float] = []
-        greedy: list[bool] = []
-        for example, base in zip(self.examples, self.base_without, strict=True):
-            without = self._without(model, example)
-            greedy.append(without.greedy)
+        greedy = [fit.greedy for fit in without]
+        for example, fit, base in zip(self.examples, without, self.base_without, strict=True):
             if example.context_with_memories is not None:
-                with_memories = reply_logprob(
-                    model, self.tokenizer, example.context_with_memories, example.reply
-                )
-                divergences.append(with_memories - without.logprob)
+                divergences.append(next(full).logprob - fit.logprob)
             else:
                 # Without the memories' context, the Review's figure minus what the reply
                 # gained without memories estimates what is left.
                 assert example.divergence is not None  # contract.py requires one of them
-                divergences.append(example.divergence - (without.logprob - base))
+                divergences.append(example.divergence - (fit.logprob - base))
         close = [d < self.settings.target_divergence for d in divergences]
         wanted = [
             i for i in range(len(self.examples)) if answer_all or (close[i] and not greedy[i])
@@ -265,8 +262,7 @@ class _Measurer:
             for i in range(len(self.examples))
         ]
         generic = [
-            reply_logprob(model, self.tokenizer, h.context, h.reply) - base
-            for h, base in zip(self.held_out, self.base_generic, strict=True)
+            fit.logprob - base for fit, base in zip(generic_fits, self.base_generic, strict=True)
         ]
         figures = EpochFigures(
             epoch=epoch,
@@ -280,7 +276,24 @@ class _Measurer:
 
     def with_retention(self, model: Any, figures: EpochFigures) -> EpochFigures:
         kept, known = self.general.retention(model)
+        for question, before, now in self.general.lost:
+            log.debug("epoch %d lost %r: base %r, now %r", figures.epoch, question, before, now)
         return replace(figures, kept=kept, known=known)
+
+
+def reply_fact(model: Any, tokenizer: Any, example: Example) -> tuple[str, ...]:
+    """The reply's fact words (facts.py), from `model`'s per-token divergence (the base
+    model's, as the Scorer reports it); without the context with memories, every word of
+    the reply (its exact wording, the only fact there is to go by)."""
+    if example.context_with_memories is None:
+        return tuple(words(example.reply))
+    spans = token_spans(tokenizer, example.reply)
+    with_memories = token_logprobs(model, tokenizer, example.context_with_memories, example.reply)
+    without = token_logprobs(model, tokenizer, example.context, example.reply)
+    tokens = [
+        TokenSpan(a, b, w - o) for (a, b), w, o in zip(spans, with_memories, without, strict=True)
+    ]
+    return fact_words(example.reply, tokens)
 
 
 def _mean(values: list[float]) -> float:
@@ -347,9 +360,22 @@ def train_job(
     measurer = _Measurer(
         tokenizer, job.examples, job.held_out, settings.guard, GeneralCheck(tokenizer)
     )
-    base = measurer.take_base(model)
+    base = measurer.take_base(model, str(base_folder))
     trained = training_examples(job, settings) + [e for asked in statements for e in asked]
+    if settings.teacher_answers:
+        progress.detail = f"teacher answers: up to {settings.teacher_answers} per reply"
+        report(progress)
+        trained += teacher_rows(
+            model, tokenizer, job.examples, measurer.facts, settings.teacher_answers, settings.seed
+        )
     rows = [_row(e) for e in trained]
+    rehearsed = []
+    if settings.rehearsal:
+        count = round(settings.rehearsal * len(rows))
+        rehearsed = [
+            _row(e)
+            for e in rehearsal_rows(model, tokenizer, count, settings.seed, str(base_folder))
+        ]
     if settings.self_study:
         progress.detail = f"self-study: {settings.self_study} paraphrases per reply"
         report(progress)
@@ -358,10 +384,17 @@ def train_job(
                 model, tokenizer, example, settings.self_study, settings.seed
             ):
                 rows.append(_row(variant))
+    # The step size is set by the job's own rows (see the SFTConfig below); rehearsal rows
+    # ride along.
+    learning_rows = len(rows)
+    rows += rehearsed
     model = _wrap(model, settings)
     steps_per_epoch = math.ceil(len(rows) / settings.batch_size)
     progress.total_steps = steps_per_epoch * settings.max_epochs
-    progress.detail = f"training: {len(rows)} rows an epoch, up to {settings.max_epochs} epochs"
+    progress.detail = (
+        f"training: {learning_rows} rows and {len(rehearsed)} of rehearsal an epoch, "
+        f"up to {settings.max_epochs} epochs"
+    )
     report(progress)
     history: list[EpochFigures] = []
     snapshots: list[_Snapshot] = []
@@ -379,7 +412,9 @@ def train_job(
             report(progress)
 
         def __init__(self) -> None:
-            self.kept: dict[str, Any] | None = None  # the last good epoch's weights
+            # The last good epoch's weights; before the first, the untrained adapter (the base
+            # model): an epoch that forgot too much goes back to it with half the step.
+            self.kept: dict[str, Any] | None = _trainable_copy(model)
             self.best: dict[str, Any] | None = None  # the best epoch's, kept aside
 
         def on_epoch_end(
@@ -427,7 +462,7 @@ def train_job(
         # which looks once per epoch, does not step over the window where it may promote
         # (measured: at the plain rate, 2 paraphrases per reply went from recall 3/4 to
         # generic -0.60 in one epoch).
-        learning_rate=settings.learning_rate * len(job.examples + job.replay) / len(rows),
+        learning_rate=settings.learning_rate * len(job.examples + job.replay) / learning_rows,
         lr_scheduler_type=settings.scheduler,
         warmup_steps=0,
         weight_decay=0.0,

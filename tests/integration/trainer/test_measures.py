@@ -1,0 +1,43 @@
+"""The guard's batched measurements agree with the one-at-a-time ones they replace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from trainer_service.measures import reply_fit, reply_fits
+from trainer_service.model import base_model_folder, load_base
+
+pytestmark = pytest.mark.model
+
+SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
+
+
+@pytest.fixture(scope="module")
+def base() -> tuple[Any, Any]:
+    folder, _ = base_model_folder(None)
+    return load_base(folder, "cpu")
+
+
+def test_batched_fits_match_single_fits_whatever_the_lengths(base: tuple[Any, Any]) -> None:
+    model, tokenizer = base
+    pairs = [
+        ([SYSTEM, {"role": "user", "content": "Hi there!"}], "Hello! How can I help you today?"),
+        (
+            [
+                SYSTEM,
+                {"role": "system", "content": "Memory: the user's cat is named Biscuit."},
+                {"role": "user", "content": "I was wondering about something from last week."},
+                {"role": "assistant", "content": "Of course, what is it?"},
+                {"role": "user", "content": "What's my cat's name?"},
+            ],
+            "Your cat is named Biscuit.",
+        ),
+        ([SYSTEM, {"role": "user", "content": "2+2?"}], "4"),
+    ]
+    batched = reply_fits(model, tokenizer, pairs, batch=2)
+    for (context, reply), fit in zip(pairs, batched, strict=True):
+        single = reply_fit(model, tokenizer, context, reply)
+        assert fit.logprob == pytest.approx(single.logprob, abs=1e-4)
+        assert fit.greedy == single.greedy
