@@ -57,6 +57,10 @@ SETTINGS: dict[str, TrainingSettings] = {
     "no memory statements": replace(DEFAULTS, memory_statements=False),
     "self-study 2": replace(DEFAULTS, self_study=2),
     "teacher answers 2": replace(DEFAULTS, teacher_answers=2),
+    "no anchor": replace(DEFAULTS, anchor=0.0),
+    "anchor 4": replace(DEFAULTS, anchor=4.0),
+    "hard rehearsal, no anchor": replace(DEFAULTS, anchor=0.0, rehearsal=1.0),
+    "attention only": replace(DEFAULTS, target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
 }
 
 

@@ -61,7 +61,7 @@ class LearnConfig:
     # ... and never promote an epoch whose drift on general questions (mean KL(base ||
     # tuned) per token, nats) is above this (`max_forgetting`, a floor on generic
     # log-likelihood that earlier versions wrote here, is no longer read).
-    max_drift: float = 0.05
+    max_drift: float = 0.1
     # Quick reasons the review screen offers when rejecting (keys 1-9).
     reject_reasons: tuple[str, ...] = (
         "not a fact about the user",
@@ -94,7 +94,7 @@ _TEMPLATE = """\
     // (nats/token), never drifting further than max_drift from the base model on general
     // questions (mean KL per token, nats).
     target_divergence: 0.1,
-    max_drift: 0.05,
+    max_drift: 0.1,
     // Quick reasons offered when rejecting on the review screen (keys 1-9).
     reject_reasons: [
       "not a fact about the user",

@@ -132,6 +132,22 @@ def _parser() -> argparse.ArgumentParser:
         "about by its subject (default: on)",
     )
     parser.add_argument(
+        "--rehearsal",
+        type=float,
+        default=d.rehearsal,
+        metavar="RATIO",
+        help="rehearsal rows (the base model's own answers to plain requests) per row of "
+        "the job's own (default %(default)s; 0: none)",
+    )
+    parser.add_argument(
+        "--teacher-answers",
+        type=int,
+        default=d.teacher_answers,
+        metavar="N",
+        help="per reply, up to N answers of the base model with the memories in its prompt, "
+        "trained without them (default %(default)s)",
+    )
+    parser.add_argument(
         "--keep-adapters",
         type=int,
         default=KEEP_DEFAULT,
@@ -169,6 +185,8 @@ def config_from(argv: list[str] | None = None) -> TrainerConfig:
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
         raise TrainerConfigError(f"--listen {args.listen!r}: expected HOST:PORT")
+    if args.rehearsal < 0 or args.teacher_answers < 0:
+        raise TrainerConfigError("--rehearsal and --teacher-answers: expected 0 or more")
     if args.keep_adapters < 0:
         raise TrainerConfigError(f"--keep-adapters {args.keep_adapters}: expected 0 or more")
     limits = guard_limits(home)
@@ -193,6 +211,8 @@ def config_from(argv: list[str] | None = None) -> TrainerConfig:
         self_study=args.self_study,
         cold_variants=args.cold_variants,
         memory_statements=args.memory_statements,
+        rehearsal=args.rehearsal,
+        teacher_answers=args.teacher_answers,
         guard=guard,
     )
     if args.threads:

@@ -4,14 +4,18 @@
 plain questions with the short answers a right answer contains. A job measures the base
 model on them once, before training, and the model being trained after each epoch:
 
-- **retention**: of the questions the base model answers right at once (an accepted answer
-  among the first `ANSWER_TOKENS` tokens of its greedy answer), the share the tuned model
-  still answers right (among its first `RIGHT_TOKENS`). It is the user-visible loss (a
-  fact the model knew and no longer says), and the guard's floor (98%). The asymmetry is
+- **retention**: of the questions the base model *knows* (answers right at once, an
+  accepted answer among the first `ANSWER_TOKENS` tokens of its greedy answer, under each
+  of the `SYSTEMS` prompts), the share the tuned model still answers right (among its
+  first `RIGHT_TOKENS`, asked with the first prompt). It is the user-visible loss (a fact
+  the model knew and no longer says), and the guard's floor (98%). What counts as known is
   measured: the 135M base model names many answers only late in a rambling reply ("a
-  deep, rich colour, often with a hint of red"), and one epoch of any training flips
-  those while the direct answers stay; a question counts as known only when it is
-  answered directly, and a tuned model may take a few more words to say it;
+  deep, rich colour, often with a hint of red"), and some only under one wording of its
+  system prompt ("The answer is: The elephant." turns into "a bear" when the prompt says
+  "friendly"); exactly those flipped after one epoch of any setting on the tuning half,
+  at drift 0.008 as at 0.2. Knowledge that a trivial change of prompt already loses is
+  not knowledge a job can be held to keep; the 76 of 200 questions the embedded model
+  answers directly under all three prompts are;
 - **drift**: the mean per-token KL(base ‖ tuned) of the next-token distributions along the
   base model's own greedy answers to the same questions (teacher forced). Forgetting
   follows this divergence more closely than any task score in the literature (Shenfeld et
@@ -54,6 +58,12 @@ DRIFT_STRIDE = 2
 # Sequences per forward pass (memory: batch × answer length × vocabulary floats).
 BATCH = 25
 SYSTEM = "You are a helpful assistant."
+# The base model knows a question when it answers it right under each of these.
+SYSTEMS = (
+    SYSTEM,
+    "You are a helpful assistant. Answer briefly.",
+    "You are a friendly and helpful assistant.",
+)
 
 
 @dataclass(frozen=True)
@@ -61,8 +71,8 @@ class Question:
     question: str
     answers: tuple[str, ...]
 
-    def context(self) -> Chat:
-        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": self.question}]
+    def context(self, system: str = SYSTEM) -> Chat:
+        return [{"role": "system", "content": system}, {"role": "user", "content": self.question}]
 
     def right(self, answer: str) -> bool:
         said = " ".join(words(answer))
@@ -121,14 +131,19 @@ class GeneralCheck:
         return GeneralFigures(1.0, len(self.known), len(self.known), 0.0)
 
     def _measure_base(self, model: Any) -> None:
-        contexts = [q.context() for q in self.items]
-        answers = greedy_answers(model, self.tokenizer, contexts, RIGHT_TOKENS)
+        known = set(range(len(self.items)))
+        for system in SYSTEMS:
+            contexts = [q.context(system) for q in self.items]
+            said = greedy_answers(model, self.tokenizer, contexts, RIGHT_TOKENS)
+            known &= {
+                i
+                for i, (q, a) in enumerate(zip(self.items, said, strict=True))
+                if q.right(self._opening(a))
+            }
+            if system == SYSTEM:
+                answers = said
         self._base_answers = answers
-        self.known = [
-            i
-            for i, (q, a) in enumerate(zip(self.items, answers, strict=True))
-            if q.right(self._opening(a))
-        ]
+        self.known = sorted(known)
         self._sequences = []
         for question, answer in list(zip(self.items, answers, strict=True))[::DRIFT_STRIDE]:
             prompt = prompt_ids(self.tokenizer, question.context())

@@ -41,3 +41,28 @@ def test_batched_fits_match_single_fits_whatever_the_lengths(base: tuple[Any, An
         single = reply_fit(model, tokenizer, context, reply)
         assert fit.logprob == pytest.approx(single.logprob, abs=1e-4)
         assert fit.greedy == single.greedy
+
+
+def test_the_anchor_is_zero_at_the_base_model_and_grows_as_the_adapter_moves() -> None:
+    import torch
+
+    from trainer_service.anchor import Anchor
+    from trainer_service.training import DEFAULTS, _wrap
+
+    folder, _ = base_model_folder(None)
+    model, tokenizer = load_base(folder, "cpu")  # a copy of its own: the adapter changes it
+    anchor = Anchor(model, tokenizer)
+    tuned = _wrap(model, DEFAULTS)
+    tuned.train()
+    at_base = anchor.loss(tuned)
+    assert at_base.requires_grad and float(at_base) == pytest.approx(0.0, abs=1e-5)
+    with torch.no_grad():
+        for name, parameter in tuned.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.02)
+    anchor._next = 0
+    moved = anchor.loss(tuned)
+    assert float(moved) > 1e-3
+    moved.backward()
+    grads = [p.grad for n, p in tuned.named_parameters() if "lora_B" in n]
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in grads)

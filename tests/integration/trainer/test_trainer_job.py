@@ -19,7 +19,8 @@ from trainer_service.model import base_model_folder, load_base
 from trainer_service.scorer_link import ScorerLink
 from trainer_service.server import RunningTrainer, TrainerConfig, start
 
-pytestmark = pytest.mark.model
+# A job of three replies trains for several minutes on two shared cores.
+pytestmark = [pytest.mark.model, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")

@@ -29,9 +29,7 @@ def test_a_users_url_wins(tmp_path: Path) -> None:
 
 def test_guard_targets_and_reject_reasons_are_read_and_checked(tmp_path: Path) -> None:
     path = tmp_path / "config.json5"
-    path.write_text(
-        '{learn: {target_divergence: 0.05, max_drift: 0.2, reject_reasons: ["stale"]}}'
-    )
+    path.write_text('{learn: {target_divergence: 0.05, max_drift: 0.2, reject_reasons: ["stale"]}}')
     loaded = ConfigFile(path).load()
     assert (loaded.target_divergence, loaded.max_drift) == (0.05, 0.2)
     assert loaded.reject_reasons == ("stale",)

@@ -94,8 +94,9 @@ def test_forgetting_after_a_best_epoch_promotes_that_epoch() -> None:
     assert course.promoted is best
 
 
-def test_forgetting_in_the_first_epoch_has_nothing_to_go_back_to() -> None:
-    assert _course().after(_epoch(1, "+", drift=0.5)) is Step.FAIL
+def test_forgetting_in_the_first_epoch_goes_back_to_the_untrained_adapter() -> None:
+    assert _course().after(_epoch(1, "+", drift=0.5)) is Step.BACK_OFF
+    assert Course(LIMITS, 6, good=False).after(_epoch(1, "+", drift=0.5)) is Step.FAIL
 
 
 def test_an_unguarded_course_trains_every_epoch_and_promotes_the_last() -> None:

@@ -1,0 +1,81 @@
+"""The anchor: every training step also pays for moving the model's answers to plain requests.
+
+Rows that say something about the user pull every answer towards them; measured on the fact
+set's tuning half, one epoch of four facts already turned "The answer is: The elephant."
+into "a bear". Training on the base model's own greedy answers as rows (hard rehearsal)
+made it worse (drift 0.19 against 0.06 after an epoch): a greedy answer is a sharpened copy
+of the distribution, and fitting it moves the rest. The anchor fits the distribution
+itself: each step adds `weight × KL(base ‖ tuned)`, per token along the base model's own
+answers to a few plain requests (`rehearsal_prompts.json`, never the general questions the
+guard judges with), a rotating handful per step. That is the quantity the guard's drift
+measures, on other prompts, and the regulariser the literature finds keeps a fine-tuned
+model closest to its base (Shenfeld et al. 2025).
+
+Invariants:
+- the base distributions are taken once, before the adapter exists (no gradient), on
+  exactly the token ids the tuned model is measured on;
+- a step's anchor is over `CHUNK` sequences in turn, so every prompt anchors equally often.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .measures import evaluating, greedy_answers, prompt_ids
+from .rehearsal import SYSTEM, prompts
+
+# Tokens of each base answer the anchor follows, and sequences per step.
+ANSWER_TOKENS = 16
+CHUNK = 4
+
+
+class Anchor:
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        contexts = [
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": p}]
+            for p in prompts()
+        ]
+        answers = greedy_answers(model, tokenizer, contexts, ANSWER_TOKENS)
+        self.sequences: list[tuple[list[int], int]] = []
+        for context, answer in zip(contexts, answers, strict=True):
+            said = tokenizer(answer, add_special_tokens=False)["input_ids"][:ANSWER_TOKENS]
+            if said:
+                prompt = prompt_ids(tokenizer, context)
+                self.sequences.append((prompt + [int(t) for t in said], len(prompt)))
+        self.pad = int(tokenizer.pad_token_id)
+        self._next = 0
+        with evaluating(model):
+            self.base = [
+                self._logprobs(model, self.sequences[at : at + CHUNK])[0].detach()
+                for at in range(0, len(self.sequences), CHUNK)
+            ]
+
+    def loss(self, model: Any) -> Any:
+        """KL(base ‖ model) per answer token on the next chunk, with gradients."""
+        at = self._next
+        self._next = (self._next + 1) % len(self.base)
+        chunk = self.sequences[at * CHUNK : (at + 1) * CHUNK]
+        tuned, used = self._logprobs(model, chunk)
+        base = self.base[at]
+        kl = (base.exp() * (base - tuned)).sum(-1)
+        return kl[used].mean()
+
+    def _logprobs(self, model: Any, chunk: list[tuple[list[int], int]]) -> tuple[Any, Any]:
+        import torch
+
+        device = model.device
+        width = max(len(ids) for ids, _ in chunk)
+        span = max(len(ids) - start for ids, start in chunk)
+        ids = torch.tensor([i + [self.pad] * (width - len(i)) for i, _ in chunk], device=device)
+        mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in chunk])
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        hidden = inner.model(input_ids=ids, attention_mask=mask.to(device)).last_hidden_state
+        rows = []
+        used = torch.zeros(len(chunk), span, dtype=torch.bool, device=device)
+        for row, (sequence, start) in enumerate(chunk):
+            n = len(sequence) - start
+            piece = hidden[row, start - 1 : start - 1 + n]
+            rows.append(torch.nn.functional.pad(piece, (0, 0, 0, span - n)))
+            used[row, :n] = True
+        logits = model.get_output_embeddings()(torch.stack(rows)).float()
+        return torch.log_softmax(logits, dim=-1), used
