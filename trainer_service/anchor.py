@@ -19,9 +19,11 @@ Invariants:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from .measures import evaluating, greedy_answers, prompt_ids
+from .base_answers import base_answers
+from .measures import evaluating, prompt_ids
 from .rehearsal import SYSTEM, prompts
 
 # Tokens of each base answer the anchor follows, and sequences per step.
@@ -30,12 +32,12 @@ CHUNK = 4
 
 
 class Anchor:
-    def __init__(self, model: Any, tokenizer: Any) -> None:
+    def __init__(self, model: Any, tokenizer: Any, folder: Path | None = None) -> None:
         contexts = [
             [{"role": "system", "content": SYSTEM}, {"role": "user", "content": p}]
             for p in prompts()
         ]
-        answers = greedy_answers(model, tokenizer, contexts, ANSWER_TOKENS)
+        answers = base_answers(model, tokenizer, folder, contexts, ANSWER_TOKENS)
         self.sequences: list[tuple[list[int], int]] = []
         for context, answer in zip(contexts, answers, strict=True):
             said = tokenizer(answer, add_special_tokens=False)["input_ids"][:ANSWER_TOKENS]

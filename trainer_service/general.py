@@ -40,8 +40,10 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
+from .base_answers import base_answers
 from .examples import Chat
 from .facts import words
 from .measures import evaluating, greedy_answers, prompt_ids
@@ -121,20 +123,21 @@ class GeneralCheck:
         self._base: list[tuple[Any, Any]] = []  # per batch: (base log-probs, used positions)
 
     def take_base(self, model: Any, key: str = "") -> GeneralFigures:
-        """Measure the base model (or reuse what was measured for `key` in this process)."""
+        """Measure the base model (or reuse what was measured for `key`, its folder, in this
+        process; its answers are also kept on disk: base_answers.py)."""
         if key and key in _BASES:
             self._base_answers, self.known, self._sequences, self._base = _BASES[key]
             return GeneralFigures(1.0, len(self.known), len(self.known), 0.0)
-        self._measure_base(model)
+        self._measure_base(model, Path(key) if key else None)
         if key:
             _BASES[key] = (self._base_answers, self.known, self._sequences, self._base)
         return GeneralFigures(1.0, len(self.known), len(self.known), 0.0)
 
-    def _measure_base(self, model: Any) -> None:
+    def _measure_base(self, model: Any, folder: Path | None) -> None:
         known = set(range(len(self.items)))
         for system in SYSTEMS:
             contexts = [q.context(system) for q in self.items]
-            said = greedy_answers(model, self.tokenizer, contexts, RIGHT_TOKENS)
+            said = base_answers(model, self.tokenizer, folder, contexts, RIGHT_TOKENS)
             known &= {
                 i
                 for i, (q, a) in enumerate(zip(self.items, said, strict=True))

@@ -226,7 +226,7 @@ def train_job(
                 model, tokenizer, example, settings.self_study, settings.seed
             ):
                 rows.append(_row(variant))
-    anchor = Anchor(model, tokenizer) if settings.anchor else None
+    anchor = Anchor(model, tokenizer, base_folder) if settings.anchor else None
     # The step size is set by the job's own rows (see the SFTConfig below); rehearsal rows
     # ride along.
     learning_rows = len(rows)

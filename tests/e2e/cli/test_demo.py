@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.model
+# The demo trains two replies under the guard: several minutes on two cores.
+pytestmark = [pytest.mark.model, pytest.mark.timeout(1500)]
 
 
 def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "ftreview", "demo", *args],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1400,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result
