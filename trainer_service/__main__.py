@@ -197,6 +197,7 @@ def config_from(argv: list[str] | None = None) -> TrainerConfig:
         max_drift=args.max_drift
         if args.max_drift is not None
         else limits.get("max_drift", DEFAULTS.guard.max_drift),
+        min_retention=limits.get("min_retention", DEFAULTS.guard.min_retention),
     )
     settings: TrainingSettings = replace(
         DEFAULTS,

@@ -18,7 +18,7 @@ HOME_ENV = "FTREVIEW_HOME"
 CONFIG_NAME = "config.json5"
 # `learn.max_forgetting`, a floor on generic log-likelihood that earlier versions read (and
 # the Review's template still writes), is not read: the guard measures drift instead.
-GUARD_KEYS = ("target_divergence", "max_drift")
+GUARD_KEYS = ("target_divergence", "max_drift", "min_retention")
 
 
 class TrainerConfigError(ValueError):

@@ -36,6 +36,7 @@ ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 SETTING_TYPES: dict[str, type] = {
     "target_divergence": float,
     "max_drift": float,
+    "min_retention": float,
     "learning_rate": float,
     "max_epochs": int,
 }

@@ -46,7 +46,7 @@ def settings_for(base: TrainingSettings, overrides: dict[str, Any]) -> TrainingS
     guard = GuardSettings(
         target_divergence=float(overrides.get("target_divergence", base.guard.target_divergence)),
         max_drift=float(overrides.get("max_drift", base.guard.max_drift)),
-        min_retention=base.guard.min_retention,
+        min_retention=float(overrides.get("min_retention", base.guard.min_retention)),
     )
     return replace(
         base,
