@@ -9,9 +9,9 @@ import pytest
 
 from trainer_service.examples import Example
 from trainer_service.facts import recalls
+from trainer_service.measurer import reply_fact
 from trainer_service.measures import greedy_answer, reproduces
 from trainer_service.model import base_model_folder, load_base
-from trainer_service.measurer import reply_fact
 
 pytestmark = pytest.mark.model
 
