@@ -91,7 +91,7 @@ async def test_the_job_promotes_what_it_learnt_and_returns_the_rest(
         "the Scorer was not told: LoadAdapter at 127.0.0.1:9 failed (UNAVAILABLE)" in job["detail"]
     )
     # General knowledge kept: the guard's own figures at the promoted epoch.
-    assert job["general_retention"] >= 0.98 and job["drift"] <= 0.5
+    assert job["general_retention"] >= 0.9 and job["drift"] <= 0.1  # the guard's defaults
     proofs = {p["idempotency_key"]: p for p in job["per_example"]}
     assert proofs["key-biscuit"]["learnt"] and proofs["key-okafor"]["learnt"]
     assert proofs["key-biscuit"]["fact"] == ["biscuit"], proofs["key-biscuit"]
