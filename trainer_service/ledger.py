@@ -64,10 +64,14 @@ CREATE TABLE IF NOT EXISTS held_out (
 );
 """
 
+# Columns added after the first version: (name, type), added to an older file at open.
+ADDED_COLUMNS = (("learnt", "INTEGER"), ("drift", "REAL"), ("general_retention", "REAL"))
+
 JOB_FIELDS = (
     "job_id", "state", "examples", "epochs", "step", "total_steps", "loss", "detail",
     "adapter", "adapter_path", "trained_divergence_before", "trained_divergence_after",
     "recall", "generic_loglik_change", "per_example", "error", "created_at", "ended_at",
+    "learnt", "drift", "general_retention",
 )  # fmt: skip
 
 
@@ -87,6 +91,10 @@ class JobLedger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            have = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            for name, kind in ADDED_COLUMNS:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -252,8 +260,8 @@ class JobLedger:
             db.execute(
                 "UPDATE jobs SET state = ?, detail = ?, error = ?, adapter = ?, adapter_path = ?, "
                 "epochs = ?, trained_divergence_before = ?, trained_divergence_after = ?, "
-                "recall = ?, generic_loglik_change = ?, per_example = ?, ended_at = ? "
-                "WHERE job_id = ?",
+                "recall = ?, generic_loglik_change = ?, per_example = ?, ended_at = ?, "
+                "learnt = ?, drift = ?, general_retention = ? WHERE job_id = ?",
                 (
                     "succeeded" if succeeded else "failed",
                     detail,
@@ -267,6 +275,9 @@ class JobLedger:
                     figures.get("generic_loglik_change"),
                     json.dumps(figures.get("per_example", [])),
                     now(),
+                    figures.get("learnt"),
+                    figures.get("drift"),
+                    figures.get("general_retention"),
                     job_id,
                 ),
             )

@@ -85,3 +85,26 @@ def test_a_key_returned_unlearnt_goes_into_the_job_that_sends_it_again(tmp_path:
     ledger.finish(second, succeeded=False, detail="x", figures={}, trained_keys=[], error="no")
     third, owners = JobLedger(tmp_path / "trainer.sqlite3").accept([_example("k2")], [], {})
     assert third not in ("", first, second) and owners == {"k2": third}
+
+
+def test_a_jobs_guard_figures_are_kept_also_in_a_file_of_an_earlier_version(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "trainer.sqlite3"
+    JobLedger(path).close()
+    with sqlite3.connect(path) as db:  # the jobs table as the first version wrote it
+        db.execute("ALTER TABLE jobs DROP COLUMN learnt")
+        db.execute("ALTER TABLE jobs DROP COLUMN drift")
+        db.execute("ALTER TABLE jobs DROP COLUMN general_retention")
+    ledger = JobLedger(path)
+    job, _ = ledger.accept([_example("k1"), _example("k2")], [], {})
+    ledger.start(job)
+    figures = {"learnt": 1, "drift": 0.04, "general_retention": 0.96, "per_example": []}
+    ledger.finish(
+        job, succeeded=True, detail="ok", figures=figures, trained_keys=["k1"], adapter="v1"
+    )
+    shown = JobLedger(path).job(job)
+    assert shown is not None
+    assert (shown["learnt"], shown["drift"], shown["general_retention"]) == (1, 0.04, 0.96)
