@@ -49,11 +49,11 @@ from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import review_pb2 as S
 from ftreview.v1 import review_pb2_grpc
 
-from review_service.model import Candidate, ContextMessage, MemoryAttribution, TokenValue
-from review_service.ports import StoreChange
-from review_service.server import DATABASE_NAME
-from review_service.store_sqlite import SqliteStore
-from review_service.writer import MAX_BATCH
+from review_service.adapters.store_sqlite import SqliteStore
+from review_service.api.server import DATABASE_NAME
+from review_service.app.writer import MAX_BATCH
+from review_service.domain.model import Candidate, ContextMessage, MemoryAttribution, TokenValue
+from review_service.domain.ports import StoreChange
 
 BASE = 1_772_000_000_000_000_000
 # A typical candidate of an agent's conversation: 20 turns before the reply, 30 scored
@@ -100,7 +100,7 @@ def seed(home: Path, count: int) -> list[int]:
 
 # Runs `python -m review_service` with the writer's batch limit set first (1: the baseline).
 LAUNCH = (
-    "import sys, review_service.writer as w; w.MAX_BATCH = int(sys.argv.pop(1)); "
+    "import sys, review_service.app.writer as w; w.MAX_BATCH = int(sys.argv.pop(1)); "
     "from review_service.__main__ import main; sys.exit(main(sys.argv[1:]))"
 )
 

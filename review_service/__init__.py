@@ -1,9 +1,9 @@
-"""The Review service: candidates, the trained ledger and the `learn` config (design.md §6).
+"""The Review service: candidates, the trained ledger and the `learn` config (docs/design.md §6).
 
-Layers, outermost first: `servicer` (gRPC in/out, status codes) -> `review` and the domain
-modules (`model`, `conversation`, `sync`, `training`, `config`, `feed`; no grpc imports) ->
-`ports` (store, scorer, fine-tuning endpoint interfaces) -> adapters (`store_sqlite`,
-`scorer_grpc`, `finetune_http`). `server` wires them together.
+Layers, outermost first, one folder each (docs/design.md §8): `api` (gRPC in and out, the server
+that wires everything) -> `app` (the use cases) and `adapters` (SQLite, the Scorer, the
+fine-tuning endpoint), independent of each other -> `domain` (values, rules and ports; no
+gRPC, protobuf, HTTP or SQL). An import-linter `layers` contract keeps the directions.
 """
 
 from __future__ import annotations

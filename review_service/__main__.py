@@ -21,8 +21,14 @@ from ftreview.core.security import (
     resolve_token,
 )
 
-from .errors import ReviewError
-from .server import DEFAULT_LISTEN, DEFAULT_SCORER, ReviewConfig, default_home, serve
+from review_service.api.server import (
+    DEFAULT_LISTEN,
+    DEFAULT_SCORER,
+    ReviewConfig,
+    default_home,
+    serve,
+)
+from review_service.domain.errors import ReviewError
 
 
 def parse_args(argv: list[str] | None) -> ReviewConfig:

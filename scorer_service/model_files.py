@@ -46,7 +46,7 @@ def resolve_dtype(dtype: str, device: str) -> Any:
     `auto`: bfloat16 on a GPU, float32 on the CPU. Measured on the 2-core AVX512-BF16 CPU
     this was built on (bench/bench_dtype.py): bfloat16 weights moved divergences by up to
     0.056 nats/token on the fixtures (mean 0.018), beyond the 0.01 scoring tolerates, and its
-    speed-up depends on the load (2.1x idle per design.md, 0.75x with other work running).
+    speed-up depends on the load (2.1x idle per docs/design.md, 0.75x with other work running).
     `--dtype bfloat16` is there for speed where that error is acceptable; the log-softmax
     stays float32 either way.
     """

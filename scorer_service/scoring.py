@@ -1,4 +1,4 @@
-"""Divergence of a conversation's replies with and without memories (design.md §4).
+"""Divergence of a conversation's replies with and without memories (docs/design.md §4).
 
 For a reply y_1..y_n sampled with the memories present,
 

@@ -1,4 +1,4 @@
-"""Reading conversation files into `Conversation` messages (design.md §2).
+"""Reading conversation files into `Conversation` messages (docs/design.md §2).
 
 Invariants:
 - importing is deterministic: the same file always gives the same messages and the same

@@ -4,7 +4,7 @@ Invariant: as for vLLM, a number handed back is the log-probability of the token
 sent at that position, or the call fails. SGLang returns `input_token_logprobs` from
 `logprob_start_len` on, one `[logprob, token_id, text]` per position, the first always
 null; the request starts one before the first scored position, so only what is needed
-travels and SGLang's radix cache serves the prefix before it (design.md §10). Each entry's
+travels and SGLang's radix cache serves the prefix before it (docs/design.md §10). Each entry's
 token id is checked against what was sent. SGLang writes non-finite floats as null, so a
 null at a scored position (NaN, or -inf: they cannot be told apart) is refused.
 

@@ -3,7 +3,7 @@
 This stands in for vLLM because vLLM cannot run on these machines (no GPU); it speaks the
 wire format documented in `shared/reference/serving-protocols.md` §1 (`/v1/completions` with
 a token-id prompt and `prompt_logprobs`, `/v1/models`, both error envelopes) and the seed
-system's `/score` with `score_ranges` of design.md §5, and runtime LoRA loading
+system's `/score` with `score_ranges` of docs/design.md §5, and runtime LoRA loading
 (`POST /v1/load_lora_adapter`, plain-text success, after which the adapter's name is a
 model). Real HTTP over loopback: the adapters under test run their whole stack (httpx,
 timeouts, retries, JSON) against it.

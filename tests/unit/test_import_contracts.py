@@ -1,4 +1,4 @@
-"""The layers of design.md §8, as import-linter contracts (pyproject's [tool.importlinter]):
+"""The layers of docs/design.md §8, as import-linter contracts (pyproject's [tool.importlinter]):
 the core imports no service, the services never import each other, the clients import no
 service, the core and the CLI never import Textual, and domain modules import no gRPC."""
 

@@ -15,7 +15,7 @@ from ftreview.tui.prompts import ConfirmScreen, ReasonScreen, TextPrompt
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from review_service.config import ConfigFile
+from review_service.app.config import ConfigFile
 from tests.e2e.tui.harness import (
     SCORING_TIMEOUT_S,
     Notes,

@@ -16,7 +16,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
 
-from review_service.server import ReviewConfig, create_server
+from review_service.api.server import ReviewConfig, create_server
 from scorer_service.server import ScorerServer
 
 SCORER_SERVICES = [

@@ -36,7 +36,7 @@ from ftreview.v1 import (
     scorer_pb2_grpc,
 )
 
-from review_service.server import ReviewConfig, ReviewServer, create_server
+from review_service.api.server import ReviewConfig, ReviewServer, create_server
 
 BASE_NS = 1_772_000_000_000_000_000
 

@@ -22,7 +22,7 @@ from ftreview.v1 import review_pb2 as S
 from review_support import ReviewUnderTest, make_conversation, reply_ts
 from trainer_stub import StubTrainer, serve_stub_trainer
 
-from review_service.config import ConfigFile
+from review_service.app.config import ConfigFile
 
 SUCCEEDED = activity_pb2.ACTIVITY_STATE_SUCCEEDED
 FAILED = activity_pb2.ACTIVITY_STATE_FAILED

@@ -33,11 +33,11 @@ from review_support import (
 )
 from trainer_stub import StubTrainer, serve_stub_trainer
 
-from review_service.config import ConfigFile
-from review_service.server import DATABASE_NAME
-from review_service.store_sqlite import SCHEMA_VERSION
-from review_service.training import idempotency_key
-from review_service.training_jobs import JobState
+from review_service.adapters.store_sqlite import SCHEMA_VERSION
+from review_service.api.server import DATABASE_NAME
+from review_service.app.config import ConfigFile
+from review_service.domain.examples import idempotency_key
+from review_service.domain.jobs import JobState
 
 SUCCEEDED = activity_pb2.ACTIVITY_STATE_SUCCEEDED
 FAILED = activity_pb2.ACTIVITY_STATE_FAILED

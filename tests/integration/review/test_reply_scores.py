@@ -20,8 +20,8 @@ from review_support import (
     reply_ts,
 )
 
-from review_service.server import DATABASE_NAME
-from review_service.store_sqlite import SCHEMA_VERSION
+from review_service.adapters.store_sqlite import SCHEMA_VERSION
+from review_service.api.server import DATABASE_NAME
 
 S = review_pb2
 SUCCEEDED = activity_pb2.ACTIVITY_STATE_SUCCEEDED

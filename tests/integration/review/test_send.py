@@ -25,8 +25,8 @@ from review_support import (
     until_none_in_training,
 )
 
-from review_service.config import ConfigFile
-from review_service.training import idempotency_key
+from review_service.app.config import ConfigFile
+from review_service.domain.examples import idempotency_key
 
 Kind = S.CandidateEventKind
 

@@ -1,5 +1,5 @@
 """Per-memory attribution on the real embedded model, over real gRPC: each candidate names
-the memory it leaned on, found by leaving that memory out (design.md §4)."""
+the memory it leaned on, found by leaving that memory out (docs/design.md §4)."""
 
 from __future__ import annotations
 

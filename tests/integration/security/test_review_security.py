@@ -18,7 +18,7 @@ from ftreview.core.wire import to_timestamp
 from ftreview.errors import Unauthenticated, Unavailable
 from ftreview.v1 import activity_pb2, activity_pb2_grpc, conversation_pb2
 
-from review_service.server import ReviewConfig, ReviewServer, create_server
+from review_service.api.server import ReviewConfig, ReviewServer, create_server
 from tests.support.certificates import Certificate
 
 pytestmark = pytest.mark.model

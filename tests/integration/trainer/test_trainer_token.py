@@ -15,9 +15,10 @@ import aiohttp
 import pytest
 from trainer_support import BISCUIT, example_for
 
-from review_service.errors import EndpointError
-from review_service.finetune_http import FinetuneAuth, HttpFinetuneEndpoint
-from review_service.training_jobs import JobFollower, NotFollowable
+from review_service.adapters.finetune_http import FinetuneAuth, HttpFinetuneEndpoint
+from review_service.adapters.job_http import JobFollower
+from review_service.domain.errors import EndpointError
+from review_service.domain.jobs import NotFollowable
 from trainer_service.model import base_model_folder
 from trainer_service.server import RunningTrainer, TrainerConfig, start
 

@@ -10,7 +10,7 @@ from ftreview.core.activity_hub import DuplicateActivity
 from ftreview.core.status import STATUS_BY_ERROR, error_status, status_code
 from google.rpc import error_details_pb2
 
-from review_service import errors as review_errors
+from review_service.domain import errors as review_errors
 from scorer_service import errors as scorer_errors
 
 EXAMPLES: dict[type[Exception], Exception] = {

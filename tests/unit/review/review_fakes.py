@@ -15,9 +15,12 @@ import httpx
 from ftreview.core.activity_hub import ActivityHub
 from ftreview.v1 import activity_pb2
 
-from review_service.config import ConfigFile
-from review_service.errors import EndpointError, ScorerFailed, ScorerUnavailable
-from review_service.model import (
+from review_service.adapters.job_http import JobFollower
+from review_service.adapters.store_sqlite import SqliteStore
+from review_service.app.config import ConfigFile
+from review_service.app.review import Review
+from review_service.domain.errors import EndpointError, ScorerFailed, ScorerUnavailable
+from review_service.domain.model import (
     Conversation,
     MemoryAttribution,
     Message,
@@ -26,10 +29,7 @@ from review_service.model import (
     ScoringStats,
     TokenValue,
 )
-from review_service.ports import Answer, EndpointReply, Progress, ScoringResult
-from review_service.review import Review
-from review_service.store_sqlite import SqliteStore
-from review_service.training_jobs import JobFollower
+from review_service.domain.ports import Answer, EndpointReply, Progress, ScoringResult
 
 BASE_NS = 1_772_000_000_000_000_000
 

@@ -1,6 +1,6 @@
-"""The Review's side of the closed loop (design §9) on the domain alone: what a send tells the
-trainer, the job followed on the Review's activity stream to its end, the trained replies
-re-scored on the promoted adapter, a restart that picks up what was left, Ask, and the
+"""The Review's side of the closed loop (docs/design.md §9) on the domain alone: what a send
+tells the trainer, the job followed on the Review's activity stream to its end, the trained
+replies re-scored on the promoted adapter, a restart that picks up what was left, Ask, and the
 alternate's progress relayed.
 
 The trainer's jobs route is `ScriptedTrainer` (httpx's MockTransport, read by the Review's
@@ -28,13 +28,13 @@ from review_fakes import (
     reply_ts,
 )
 
-from review_service.config import ConfigFile
-from review_service.errors import InvalidArgument, NotFound, ScorerUnavailable
-from review_service.model import Status
-from review_service.ports import Progress
-from review_service.review import Review
-from review_service.training import HELD_OUT_LIMIT
-from review_service.training_jobs import JobState
+from review_service.app.config import ConfigFile
+from review_service.app.review import Review
+from review_service.domain.errors import InvalidArgument, NotFound, ScorerUnavailable
+from review_service.domain.examples import HELD_OUT_LIMIT
+from review_service.domain.jobs import JobState
+from review_service.domain.model import Status
+from review_service.domain.ports import Progress
 
 URL = "http://trainer.test/finetune"
 SUCCEEDED = activity_pb2.ACTIVITY_STATE_SUCCEEDED

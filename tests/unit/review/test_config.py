@@ -8,8 +8,8 @@ from pathlib import Path
 import json5
 import pytest
 
-from review_service.config import ConfigFile, LearnConfig
-from review_service.errors import ConfigUnreadable, InvalidArgument
+from review_service.app.config import ConfigFile, LearnConfig
+from review_service.domain.errors import ConfigUnreadable, InvalidArgument
 
 USER_FILE = """\
 // My agent's settings.

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from review_service.config import ConfigFile, LearnConfig
-from review_service.errors import ConfigUnreadable
+from review_service.app.config import ConfigFile, LearnConfig
+from review_service.domain.errors import ConfigUnreadable
 
 TRAINER = "http://127.0.0.1:50053/v1/ftreview"
 

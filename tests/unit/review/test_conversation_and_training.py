@@ -7,9 +7,10 @@ import json
 from ftreview.core.wire import to_timestamp
 from ftreview.v1 import conversation_pb2 as pb
 
-from review_service import replies, training
-from review_service.convert import conversation_from_wire
-from review_service.model import Candidate, ContextMessage
+from review_service.adapters.scorer_wire import conversation_from_wire
+from review_service.domain import examples as training
+from review_service.domain import replies
+from review_service.domain.model import Candidate, ContextMessage
 
 
 def leaf(role: int, content: str, ts: int, memory: bool = False) -> pb.Node:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from review_service.feed import CandidateEvent, CandidateFeed, EventKind
-from review_service.model import Candidate, Status
+from review_service.app.feed import CandidateEvent, CandidateFeed, EventKind
+from review_service.domain.model import Candidate, Status
 
 
 def cand(ts: int, status: Status = Status.PENDING) -> Candidate:

@@ -23,13 +23,14 @@ from review_fakes import (
     reply_ts,
 )
 
-from review_service.config import ConfigFile
-from review_service.errors import NotFound
-from review_service.model import Candidate, ContextMessage, Status
-from review_service.ports import StoreChange
-from review_service.review import Review
-from review_service.store_sqlite import SqliteStore
-from review_service.view import View
+from review_service.adapters.job_http import JobFollower
+from review_service.adapters.store_sqlite import SqliteStore
+from review_service.app.config import ConfigFile
+from review_service.app.review import Review
+from review_service.app.view import View
+from review_service.domain.errors import NotFound
+from review_service.domain.model import Candidate, ContextMessage, Status
+from review_service.domain.ports import StoreChange
 
 CLIENTS = 50
 BASE = 1_772_000_000_000_000_000
@@ -50,7 +51,7 @@ class FailingStore(SqliteStore):
 def open_with(store: SqliteStore, home: Path) -> Review:
     return Review(
         store, TableScorer(), RecordingEndpoint(), ConfigFile(home / "config.json5"),
-        ActivityHub(), codec=JsonConversations(),
+        ActivityHub(), codec=JsonConversations(), jobs=JobFollower(),
     )  # fmt: skip
 
 

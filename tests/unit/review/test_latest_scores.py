@@ -3,8 +3,8 @@ list follows the stored conversation."""
 
 from __future__ import annotations
 
-from review_service import latest_scores
-from review_service.model import (
+from review_service.domain import latest_scores
+from review_service.domain.model import (
     Candidate,
     LatestScore,
     Message,

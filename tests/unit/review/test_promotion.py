@@ -23,13 +23,14 @@ from review_fakes import (
     reply_ts,
 )
 
-from review_service.config import ConfigFile
-from review_service.model import Candidate, Status
-from review_service.ports import StoreChange
-from review_service.review import Review
-from review_service.store_sqlite import SqliteStore
-from review_service.training import idempotency_key
-from review_service.training_jobs import JobState, TrainingJob, parse_job
+from review_service.adapters.job_http import parse_job
+from review_service.adapters.store_sqlite import SqliteStore
+from review_service.app.config import ConfigFile
+from review_service.app.review import Review
+from review_service.domain.examples import idempotency_key
+from review_service.domain.jobs import JobState, TrainingJob
+from review_service.domain.model import Candidate, Status
+from review_service.domain.ports import StoreChange
 
 URL = "http://trainer.test/finetune"
 

@@ -20,9 +20,9 @@ from review_fakes import (
     reply_ts,
 )
 
-from review_service.errors import FailedPrecondition, InvalidArgument, NotFound
-from review_service.model import Message, Status
-from review_service.review import CandidateFilter, Review
+from review_service.app.review import CandidateFilter, Review
+from review_service.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from review_service.domain.model import Message, Status
 
 SUCCEEDED = activity_pb2.ACTIVITY_STATE_SUCCEEDED
 

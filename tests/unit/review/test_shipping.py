@@ -22,13 +22,13 @@ from review_fakes import (
     reply_ts,
 )
 
-from review_service.config import ConfigFile
-from review_service.errors import FailedPrecondition
-from review_service.model import SendInFlight, Status
-from review_service.ports import StoreChange
-from review_service.review import CandidateFilter, Review
-from review_service.store_sqlite import SqliteStore
-from review_service.training import idempotency_key
+from review_service.adapters.store_sqlite import SqliteStore
+from review_service.app.config import ConfigFile
+from review_service.app.review import CandidateFilter, Review
+from review_service.domain.errors import FailedPrecondition
+from review_service.domain.examples import idempotency_key
+from review_service.domain.model import SendInFlight, Status
+from review_service.domain.ports import StoreChange
 
 URL = "http://trainer.test/finetune"
 

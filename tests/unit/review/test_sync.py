@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from review_service import sync
-from review_service.model import Candidate, ScoredReply, Status
+from review_service.domain import sync
+from review_service.domain.model import Candidate, ScoredReply, Status
 
 
 def reply(ts: int, divergence: float = 1.0, candidate: bool = True) -> ScoredReply:

@@ -8,14 +8,8 @@ import json
 import httpx
 import pytest
 
-from review_service.training_jobs import (
-    JobFollower,
-    JobState,
-    NotFollowable,
-    TrainerSilent,
-    TrainingJob,
-    parse_job,
-)
+from review_service.adapters.job_http import JobFollower, parse_job
+from review_service.domain.jobs import JobState, NotFollowable, TrainerSilent, TrainingJob
 
 URL = "http://trainer/v1/ftreview"
 

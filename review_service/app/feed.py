@@ -22,7 +22,7 @@ from typing import Any
 
 from ftreview.core.fanout import Fanout
 
-from .model import Candidate
+from review_service.domain.model import Candidate
 
 
 class EventKind(enum.Enum):

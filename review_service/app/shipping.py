@@ -1,6 +1,6 @@
 """Shipping approved replies out: Send to the fine-tuning endpoint, Export as JSONL.
 
-Invariants (design §6, issues 7 and 16):
+Invariants (docs/design.md §6, issues 7 and 16):
 - a reply the endpoint's answer names as accepted goes into training: SENT, in the job the
   answer names, nothing in the ledger (the job's end decides that, `promotion`). Only where
   no job can be followed (the answer names none, or the job's endpoint is known to have no
@@ -28,16 +28,17 @@ from dataclasses import dataclass
 
 from ftreview.core.values import format_ns
 
-from . import promotion, send_material, training
-from .config import ConfigFile, LearnConfig
-from .errors import EndpointError, FailedPrecondition, InvalidArgument
-from .feed import CandidateEvent, EventKind
-from .model import Candidate, SendInFlight, Status
-from .ports import ConversationCodec, FinetuneEndpoint, StoreChange
-from .tasks import Background
-from .training_jobs import TrainingJob
-from .view import View
-from .writer import Writer
+from review_service.app import promotion, send_material
+from review_service.app.config import ConfigFile, LearnConfig
+from review_service.app.feed import CandidateEvent, EventKind
+from review_service.app.tasks import Background
+from review_service.app.view import View
+from review_service.app.writer import Writer
+from review_service.domain import examples
+from review_service.domain.errors import EndpointError, FailedPrecondition, InvalidArgument
+from review_service.domain.jobs import TrainingJob
+from review_service.domain.model import Candidate, SendInFlight, Status
+from review_service.domain.ports import ConversationCodec, FinetuneEndpoint, StoreChange
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class Shipping:
         if not started:
             return [], [], ""
         prompts, held_out = await send_material.gather(self._writer, self._codec, started)
-        body = training.endpoint_request(started, config.model, prompts, held_out)
+        body = examples.endpoint_request(started, config.model, prompts, held_out)
         try:
             reply = await self._endpoint.post(url, body, timeout, config.finetune_retries)
         except EndpointError as error:
@@ -170,10 +171,10 @@ class Shipping:
             stamps = [c.timestamp_ns for c in started]
             await self._writer.mutate(lambda view: _unsettled(view, stamps, unsure))
             return [], [(ts, error.message) for ts in stamps], ""
-        ok = [c for c in started if training.idempotency_key(c.timestamp_ns) in reply.accepted]
+        ok = [c for c in started if examples.idempotency_key(c.timestamp_ns) in reply.accepted]
         refused = {
             c.timestamp_ns: reply.rejected.get(
-                training.idempotency_key(c.timestamp_ns), "the endpoint did not acknowledge it"
+                examples.idempotency_key(c.timestamp_ns), "the endpoint did not acknowledge it"
             )
             for c in started
             if c not in ok
@@ -188,8 +189,8 @@ class Shipping:
     async def export(
         self, fmt: str, statuses: Iterable[Status], timestamps: list[int], mark_trained: bool
     ) -> ExportResult:
-        if fmt not in training.FORMATS:
-            raise InvalidArgument("format", f"choose one of {', '.join(training.FORMATS)}")
+        if fmt not in examples.FORMATS:
+            raise InvalidArgument("format", f"choose one of {', '.join(examples.FORMATS)}")
         wanted = set(statuses) or {Status.APPROVED}
         if Status.SENT in wanted:
             raise InvalidArgument(
@@ -209,7 +210,7 @@ class Shipping:
                         kind="SEND_IN_FLIGHT",
                     )
             chosen = [c for c in chosen if c.timestamp_ns not in sends]
-            text = training.jsonl(chosen, fmt)
+            text = examples.jsonl(chosen, fmt)
             if mark_trained and chosen:
                 destination = f"export:{fmt}"
                 await self._writer.mutate(lambda view: _exported(view, chosen, destination))
@@ -231,7 +232,7 @@ def _start_sends(
         if current is None or current.status != Status.APPROVED or ts in view.ledger:
             continue
         started.append(current)
-        records.append(SendInFlight(ts, training.idempotency_key(ts), url, now))
+        records.append(SendInFlight(ts, examples.idempotency_key(ts), url, now))
     if not records:
         return None, [], []
     return StoreChange(sends_started=records), [], started

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from .errors import EndpointError
-from .ports import EndpointReply
-from .training_jobs import HeadersFor, no_headers
+from review_service.adapters.job_http import HeadersFor, no_headers
+from review_service.domain.errors import EndpointError
+from review_service.domain.ports import EndpointReply
 
 _BACKOFF_START = 0.2
 _BACKOFF_MAX = 2.0

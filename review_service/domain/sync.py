@@ -1,6 +1,6 @@
 """Additive sync and the decision rules of the candidate list.
 
-Invariants (design §6):
+Invariants (docs/design.md §6):
 - a scoring result only ever adds or refreshes: new candidates arrive pending, known ones
   keep their status (approved stays approved) and get the fresh scores, and nothing is
   dropped because one pass did not mention it (a pass may score only the newest turn);
@@ -20,8 +20,8 @@ import dataclasses
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .model import REJECTED_KEPT, Candidate, ScoredReply, Status
-from .replies import Given
+from review_service.domain.model import REJECTED_KEPT, Candidate, ScoredReply, Status
+from review_service.domain.replies import Given
 
 
 @dataclass(frozen=True)

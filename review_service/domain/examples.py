@@ -1,4 +1,4 @@
-"""Training examples (context distillation, design §6), their export formats, and the body
+"""Training examples (context distillation, docs/design.md §6), their export formats, and the body
 POSTed to the fine-tuning endpoint.
 
 Invariant: an example is the reply's context WITHOUT the memories followed by the
@@ -22,7 +22,7 @@ from typing import Any
 
 from ftreview.core.values import format_ns
 
-from .model import Candidate, ContextMessage
+from review_service.domain.model import Candidate, ContextMessage
 
 # How many generic replies a request carries for the trainer's forgetting check.
 HELD_OUT_LIMIT = 16

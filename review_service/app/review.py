@@ -1,5 +1,5 @@
-"""The Review: the candidate list, the trained ledger and the flow between them (design §6),
-and the closed loop after a send (design §9), assembled from its parts: `writer` (group
+"""The Review: the candidate list, the trained ledger and the flow between them (docs/design.md §6),
+and the closed loop after a send (docs/design.md §9), assembled from its parts: `writer` (group
 commit and the view), `decisions`, `scoring` (also alternates and Ask), `shipping`,
 `job_tracking` (training jobs followed, trained replies re-scored); this module adds the
 reads and the config.
@@ -29,13 +29,19 @@ from dataclasses import dataclass
 
 from ftreview.core.activity_hub import ActivityHub
 
-from . import latest_scores
-from .config import ConfigFile, LearnConfig
-from .decisions import Decisions
-from .errors import InvalidArgument, ReviewError
-from .feed import CandidateEvent, CandidateFeed
-from .job_tracking import JobTracking
-from .model import (
+from review_service.app.config import ConfigFile, LearnConfig
+from review_service.app.decisions import Decisions
+from review_service.app.feed import CandidateEvent, CandidateFeed
+from review_service.app.job_tracking import JobTracking
+from review_service.app.scoring import Scoring
+from review_service.app.shipping import ExportResult, SendReport, Shipping, in_flight_reason
+from review_service.app.tasks import Background
+from review_service.app.view import View
+from review_service.app.writer import Writer
+from review_service.domain import latest_scores
+from review_service.domain.errors import InvalidArgument, ReviewError
+from review_service.domain.jobs import TrainingJob
+from review_service.domain.model import (
     VISIBLE,
     Candidate,
     Conversation,
@@ -45,13 +51,13 @@ from .model import (
     Status,
     TrainedEntry,
 )
-from .ports import CandidateStore, ConversationCodec, FinetuneEndpoint, JobSource, Scorer
-from .scoring import Scoring
-from .shipping import ExportResult, SendReport, Shipping, in_flight_reason
-from .tasks import Background
-from .training_jobs import JobFollower, TrainingJob
-from .view import View
-from .writer import Writer
+from review_service.domain.ports import (
+    CandidateStore,
+    ConversationCodec,
+    FinetuneEndpoint,
+    JobSource,
+    Scorer,
+)
 
 __all__ = ["CandidateFilter", "ExportResult", "Review", "SendReport", "StatsView"]
 
@@ -109,7 +115,7 @@ class Review:
         hub: ActivityHub,
         *,
         codec: ConversationCodec,
-        jobs: JobSource | None = None,
+        jobs: JobSource,
         scorer_ready_timeout: float = 3.0,
     ) -> None:
         config_file.remove_stale_temporaries()  # left by a write that was killed
@@ -129,7 +135,7 @@ class Review:
         self._codec = codec
         self._scorer = scorer
         self._endpoint = endpoint
-        self._jobs = jobs if jobs is not None else JobFollower()
+        self._jobs = jobs
         self._background = Background(hub)
         self._closed = False
         self._last_config = config_file.load()

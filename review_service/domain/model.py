@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ftreview.core.values import Message
 
-# Only the most recently rejected are kept in the list (design §6); older ones are
+# Only the most recently rejected are kept in the list (docs/design.md §6); older ones are
 # forgotten (hidden, and never brought back by a rescoring pass).
 REJECTED_KEPT = 10
 
@@ -143,7 +143,7 @@ class TrainedEntry:
     trained_at_ns: int
     destination: str  # the fine-tuning URL, or "export:<format>"
     job_id: str = ""
-    # The proof (design §9): its divergence when it was sent, and re-scored on the adapter
+    # The proof (docs/design.md §9): its divergence when it was sent, and re-scored on the adapter
     # its job promoted (None until measured); `adapter` is "" when no job was followed.
     divergence_before: float | None = None
     divergence_after: float | None = None

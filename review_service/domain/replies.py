@@ -5,7 +5,7 @@ timestamp.
 Invariants:
 - a reply's context is exactly the messages rendered before it with the memories removed,
   whole (a memory branch makes every descendant memory, however deep). That context is
-  what the training example teaches from (design §6, context distillation), so a memory
+  what the training example teaches from (docs/design.md §6, context distillation), so a memory
   that leaked into it would teach the model to expect its memories rather than know them;
 - a timestamp names one reply: two different replies of a conversation that share one are
   found here (and refused by the Review), so their scores can never mix. An unset (epoch)
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ftreview.core.values import Message
 
-from .model import ContextMessage, Conversation
+from review_service.domain.model import ContextMessage, Conversation
 
 
 @dataclass(frozen=True)

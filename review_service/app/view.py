@@ -22,16 +22,16 @@ from collections.abc import Iterable
 from ftreview.core.values import format_ns
 from immutables import Map
 
-from .errors import FailedPrecondition, NotFound
-from .model import (
+from review_service.domain.errors import FailedPrecondition, NotFound
+from review_service.domain.jobs import TrainingJob
+from review_service.domain.model import (
     Candidate,
     ScoringStats,
     SendInFlight,
     Status,
     TrainedEntry,
 )
-from .ports import StoreChange
-from .training_jobs import TrainingJob
+from review_service.domain.ports import StoreChange
 
 
 class View:

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .model import (
+from review_service.domain.jobs import TrainingJob
+from review_service.domain.model import (
     Candidate,
     Conversation,
     LatestScore,
@@ -22,7 +23,6 @@ from .model import (
     SendInFlight,
     TrainedEntry,
 )
-from .training_jobs import TrainingJob
 
 
 @dataclass

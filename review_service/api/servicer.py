@@ -18,11 +18,10 @@ import grpc
 from ftreview.core.wire import to_timestamp
 from ftreview.v1 import review_pb2, review_pb2_grpc
 
-from .convert import (
+from review_service.adapters.scorer_wire import conversation_from_wire, conversation_to_wire
+from review_service.api.convert import (
     candidate_to_wire,
     config_to_wire,
-    conversation_from_wire,
-    conversation_to_wire,
     event_to_wire,
     job_to_wire,
     latest_score_to_wire,
@@ -32,8 +31,8 @@ from .convert import (
     timestamps_from_wire,
     trained_to_wire,
 )
-from .errors import InvalidArgument
-from .review import CandidateFilter, Review
+from review_service.app.review import CandidateFilter, Review
+from review_service.domain.errors import InvalidArgument
 
 
 def _deadline(context: grpc.aio.ServicerContext) -> float | None:

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import json5
-from ftreview.core.defaults import DEFAULT_THRESHOLD as DEFAULT_THRESHOLD
+from ftreview.core.defaults import DEFAULT_THRESHOLD
 from json5 import model as jm
 from json5.loader import ModelLoader
 
-from .errors import ConfigUnreadable, InvalidArgument
+from review_service.domain.errors import ConfigUnreadable, InvalidArgument
 
 CONFIG_NAME = "config.json5"
 SECTION = "learn"

@@ -45,8 +45,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import store_rows
-from .model import (
+from review_service.adapters import store_rows
+from review_service.domain.jobs import JobState, TrainingJob
+from review_service.domain.model import (
     Candidate,
     LatestScore,
     NotCandidateReason,
@@ -54,8 +55,7 @@ from .model import (
     SendInFlight,
     TrainedEntry,
 )
-from .ports import StoreChange
-from .training_jobs import JobState, TrainingJob
+from review_service.domain.ports import StoreChange
 
 SCHEMA_VERSION = 6
 
@@ -457,7 +457,7 @@ def _migrate_wire_stats(db: sqlite3.Connection) -> None:
         return
     from ftreview.v1 import scorer_pb2
 
-    from .convert import stats_from_wire
+    from .scorer_wire import stats_from_wire
 
     for cid, body in db.execute("SELECT conversation_id, body FROM stats").fetchall():
         wire = scorer_pb2.FinetuneScoringStats.FromString(body)

@@ -25,7 +25,7 @@ from collections.abc import Container, Iterable, Mapping, Sequence
 
 from ftreview.core.values import Message
 
-from .model import Candidate, LatestScore, NotCandidateReason, ScoredReply
+from review_service.domain.model import Candidate, LatestScore, NotCandidateReason, ScoredReply
 
 # Replies a pass looked at without scoring them: their verdict is news, so it is kept.
 _REFUSED = frozenset(

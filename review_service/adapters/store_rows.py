@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .model import (
+from review_service.domain.jobs import JobState, TrainingJob
+from review_service.domain.model import (
     Candidate,
     ContextMessage,
     LatestScore,
@@ -24,7 +25,6 @@ from .model import (
     TokenValue,
     TrainedEntry,
 )
-from .training_jobs import JobState, TrainingJob
 
 # Candidate columns added after schema version 2 (NULL in older rows means empty).
 CANDIDATE_COLUMNS = (

@@ -1,4 +1,4 @@
-"""Following a fine-tuning job after the endpoint accepted it.
+"""Following a fine-tuning job over HTTP after the endpoint accepted it.
 
 The README's endpoint contract ends at "accepted"; an endpoint that also answers
 `GET {finetune_url}/jobs/{job_id}` (ftreview's own trainer does) lets the Review follow the
@@ -6,21 +6,15 @@ job: its progress becomes an activity on the Review's stream, and its end (the a
 promoted, or why it failed) becomes a `TrainingJob` the Review keeps and lists.
 
 Invariants:
-- a job says which of its replies it learnt (`TrainingJob.not_learnt`): the trainer's
-  per-example `learnt` where it reports one, else every reply of a succeeded job and none
-  of a failed one. An endpoint without the jobs route (404, 405, 501) says nothing, and one
-  that stops answering says nothing yet; neither fails the job;
-- a job's state only moves forward (queued -> running -> succeeded | failed): a stale answer
-  from a replica that lags is ignored;
+- an endpoint without the jobs route (404, 405, 501) says nothing, and one that stops
+  answering says nothing yet; neither fails the job;
 - nothing here blocks the event loop: one poll at a time, at most every `poll` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime
-import enum
 import inspect
 import math
 from collections.abc import Awaitable, Callable
@@ -28,20 +22,13 @@ from typing import Any
 
 import httpx
 
-
-class JobState(enum.IntEnum):
-    """Values match ftreview.v1.TrainingJobState."""
-
-    UNSPECIFIED = 0
-    QUEUED = 1
-    RUNNING = 2
-    SUCCEEDED = 3
-    FAILED = 4
-
-    @property
-    def ended(self) -> bool:
-        return self in (JobState.SUCCEEDED, JobState.FAILED)
-
+from review_service.domain.jobs import (
+    ExampleResult,
+    JobState,
+    NotFollowable,
+    TrainerSilent,
+    TrainingJob,
+)
 
 _STATES = {
     "queued": JobState.QUEUED,
@@ -49,80 +36,6 @@ _STATES = {
     "succeeded": JobState.SUCCEEDED,
     "failed": JobState.FAILED,
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class ExampleResult:
-    """What one trained reply became, as the trainer measured it."""
-
-    idempotency_key: str
-    divergence_before: float | None = None
-    divergence_after: float | None = None
-    answer_before: str = ""
-    answer_after: str = ""
-    # Whether the promoted adapter learnt it (None: the trainer does not say), and why not.
-    learnt: bool | None = None
-    reason: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingJob:
-    id: str
-    destination: str
-    state: JobState = JobState.QUEUED
-    examples: int = 0
-    epochs: int = 0
-    step: int = 0
-    total_steps: int = 0
-    detail: str = ""
-    adapter: str = ""
-    adapter_path: str = ""
-    trained_divergence_before: float | None = None
-    trained_divergence_after: float | None = None
-    recall: float | None = None
-    generic_loglik_change: float | None = None
-    error: str = ""
-    created_at_ns: int = 0
-    ended_at_ns: int = 0
-    per_example: tuple[ExampleResult, ...] = ()
-    # The Review's own bookkeeping, never from the trainer: why the job is not followed
-    # ("" while it is), and when its trained replies were re-scored on its adapter (0: not
-    # yet). Both survive a restart, so a restart follows or measures only what is left.
-    follow_note: str = ""
-    measured_at_ns: int = 0
-
-    def not_learnt(self, key: str) -> str | None:
-        """Why the ended job did not learn the reply with idempotency key `key`, or None when
-        it did. A trainer that reports `learnt` per example is taken at its word (a reply it
-        leaves out was not learnt); one that does not has learnt every reply of a succeeded
-        job and none of a failed one."""
-        if self.state == JobState.FAILED:
-            why = self.error or self.detail or "the trainer gave no reason"
-            return f"job {self.id} failed: {why}"
-        reported = {r.idempotency_key: r for r in self.per_example if r.learnt is not None}
-        if not reported:
-            return None
-        result = reported.get(key)
-        if result is None:
-            return f"job {self.id} did not learn it: the trainer did not report it"
-        if result.learnt:
-            return None
-        return f"job {self.id} did not learn it: {result.reason or 'the trainer gave no reason'}"
-
-    def merged(self, newer: TrainingJob) -> TrainingJob:
-        """`newer` unless it would move the state backwards; the Review's bookkeeping and
-        the creation time stay."""
-        if newer.state < self.state:
-            return self
-        return dataclasses.replace(
-            newer,
-            destination=self.destination,
-            examples=newer.examples or self.examples,
-            created_at_ns=self.created_at_ns or newer.created_at_ns,
-            ended_at_ns=newer.ended_at_ns or self.ended_at_ns,
-            follow_note=self.follow_note,
-            measured_at_ns=self.measured_at_ns,
-        )
 
 
 def _number(value: Any) -> float | None:
@@ -193,16 +106,6 @@ def parse_job(data: Any, job_id: str, destination: str) -> TrainingJob:
         ended_at_ns=_time_ns(data.get("ended_at")) if state.ended else 0,
         per_example=tuple(results),
     )
-
-
-class NotFollowable(Exception):
-    """The endpoint has no jobs route (or answers it with something that is not a job): it
-    can never say what a job learnt."""
-
-
-class TrainerSilent(NotFollowable):
-    """The jobs route stopped answering (the trainer may be restarting): worth following
-    again later, unlike a route that does not exist."""
 
 
 # The headers to send to one fine-tuning URL (its bearer token, if any): `FinetuneAuth`.

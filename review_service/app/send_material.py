@@ -1,6 +1,6 @@
-"""What a send tells the trainer beyond the examples (`training.endpoint_request`): each
+"""What a send tells the trainer beyond the examples (`domain.examples.endpoint_request`): each
 reply's prompt with its memories, and generic replies the training must not make less
-likely (the forgetting guard's held-out set, design §9).
+likely (the forgetting guard's held-out set, docs/design.md §9).
 
 Invariants:
 - read from one moment: the stored conversations, the kept scores and the view are read
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import replies
-from .model import Candidate, ContextMessage, Conversation, Status
-from .ports import ConversationCodec
-from .training import HELD_OUT_LIMIT, GenericReply
-from .view import View
-from .writer import Writer
+from review_service.app.view import View
+from review_service.app.writer import Writer
+from review_service.domain import replies
+from review_service.domain.examples import HELD_OUT_LIMIT, GenericReply
+from review_service.domain.model import Candidate, ContextMessage, Conversation, Status
+from review_service.domain.ports import ConversationCodec
 
 Material = tuple[dict[int, tuple[ContextMessage, ...]], list[GenericReply]]
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable
 
 from ftreview.core.activity_hub import Activity, ActivityHub, DuplicateActivity
 
-from .errors import AlreadyExists
+from review_service.domain.errors import AlreadyExists
 
 
 class Background:

@@ -26,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .feed import CandidateEvent, CandidateFeed
-from .ports import CandidateStore, StoreChange
-from .view import View
+from review_service.app.feed import CandidateEvent, CandidateFeed
+from review_service.app.view import View
+from review_service.domain.ports import CandidateStore, StoreChange
 
 log = logging.getLogger("review_service")
 

@@ -24,12 +24,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .feed import CandidateEvent, EventKind
-from .model import Candidate, Status, TrainedEntry
-from .ports import StoreChange
-from .training import idempotency_key
-from .training_jobs import TrainingJob
-from .view import View
+from review_service.app.feed import CandidateEvent, EventKind
+from review_service.app.view import View
+from review_service.domain.examples import idempotency_key
+from review_service.domain.jobs import TrainingJob
+from review_service.domain.model import Candidate, Status, TrainedEntry
+from review_service.domain.ports import StoreChange
 
 
 @dataclass(frozen=True)

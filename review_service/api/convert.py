@@ -16,26 +16,24 @@ from typing import cast
 
 from ftreview.core.values import NS_PER_SECOND
 from ftreview.core.wire import to_timestamp
-from ftreview.v1 import conversation_pb2, review_pb2, scorer_pb2
+from ftreview.v1 import review_pb2, scorer_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from . import conversation as wire_conversation
-from .config import LearnConfig
-from .errors import InvalidArgument
-from .feed import CandidateEvent, EventKind
-from .model import (
+from review_service.adapters import wire_conversation
+from review_service.adapters.scorer_wire import REASON_TO_WIRE
+from review_service.app.config import LearnConfig
+from review_service.app.feed import CandidateEvent, EventKind
+from review_service.domain.errors import InvalidArgument
+from review_service.domain.jobs import TrainingJob
+from review_service.domain.model import (
     MAX_NS,
     MIN_NS,
     Candidate,
-    Conversation,
     LatestScore,
-    MemoryAttribution,
-    NotCandidateReason,
     ScoringStats,
     Status,
     TrainedEntry,
 )
-from .training_jobs import TrainingJob
 
 # google.protobuf.Timestamp: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
 _MIN_SECONDS = -62_135_596_800
@@ -60,15 +58,6 @@ _EVENT_TO_WIRE = {
     kind: review_pb2.CandidateEventKind.Value(f"CANDIDATE_EVENT_KIND_{kind.name}")
     for kind in EventKind
 }
-_REASON_FROM_WIRE = {
-    int(scorer_pb2.NOT_CANDIDATE_REASON_UNSPECIFIED): NotCandidateReason.NONE,
-    **{
-        int(scorer_pb2.NotCandidateReason.Value(f"NOT_CANDIDATE_REASON_{reason.name}")): reason
-        for reason in NotCandidateReason
-        if reason is not NotCandidateReason.NONE
-    },
-}
-_REASON_TO_WIRE = {reason: wire for wire, reason in _REASON_FROM_WIRE.items()}
 
 
 # -- from the wire ----------------------------------------------------------------------
@@ -99,65 +88,6 @@ def statuses_from_wire(values: Iterable[int]) -> list[Status]:
             raise InvalidArgument(f"statuses[{i}]", f"unknown candidate status {value}")
         out.append(_STATUS_FROM_WIRE[cast(review_pb2.CandidateStatus, value)])
     return out
-
-
-def conversation_from_wire(wire: conversation_pb2.Conversation) -> Conversation:
-    """A checked conversation with an id (the given one, or one derived from its content),
-    flattened once; refuses a node the Scorer could not render, naming it."""
-    wire_conversation.validate(wire)
-    wire = wire_conversation.with_id(wire)
-    messages = tuple(wire_conversation.flatten(wire))
-    return Conversation(wire.id, messages, wire.SerializeToString(deterministic=True))
-
-
-class WireConversations:
-    """The `ConversationCodec` port: stored conversations are kept in their wire encoding."""
-
-    def decode(self, body: bytes) -> Conversation:
-        return conversation_from_wire(conversation_pb2.Conversation.FromString(body))
-
-    def asking(self, base: Conversation | None, question: str) -> Conversation:
-        wire = conversation_pb2.Conversation(id=base.id if base is not None else "ask")
-        if base is not None:
-            wire.MergeFromString(base.body)
-        wire.nodes.add(
-            leaf=conversation_pb2.Leaf(role=conversation_pb2.ROLE_USER, content=question)
-        )
-        return conversation_from_wire(wire)
-
-
-def conversation_to_wire(conversation: Conversation) -> conversation_pb2.Conversation:
-    return conversation_pb2.Conversation.FromString(conversation.body)
-
-
-def stats_from_wire(wire: scorer_pb2.FinetuneScoringStats) -> ScoringStats:
-    return ScoringStats(
-        conversation_id=wire.conversation_id,
-        threshold=wire.threshold,
-        responses_seen=wire.responses_seen,
-        responses_scored=wire.responses_scored,
-        responses_above_threshold=wire.responses_above_threshold,
-        max_divergence=wire.max_divergence,
-        skipped_unset_timestamp=wire.skipped_unset_timestamp,
-        skipped_already_trained=wire.skipped_already_trained,
-        skipped_too_long=wire.skipped_too_long,
-        skipped_tokenization_mismatch=wire.skipped_tokenization_mismatch,
-        truncated=wire.truncated,
-        error=wire.error,
-        taken_at_ns=wire.taken_at.seconds * NS_PER_SECOND + wire.taken_at.nanos,
-    )
-
-
-def reason_from_wire(value: int) -> NotCandidateReason:
-    # A reason this Review does not know yet (a newer Scorer) reads as "none given".
-    return _REASON_FROM_WIRE.get(int(value), NotCandidateReason.NONE)
-
-
-def attributions_from_wire(
-    values: Iterable[scorer_pb2.MemoryAttribution],
-) -> tuple[MemoryAttribution, ...]:
-    found = [MemoryAttribution(a.node_path, a.content, a.attribution) for a in values]
-    return tuple(sorted(found, key=lambda a: -a.attribution))
 
 
 # -- to the wire ------------------------------------------------------------------------
@@ -230,7 +160,7 @@ def latest_score_to_wire(s: LatestScore) -> scorer_pb2.ReplyScore:
         peak=s.peak,
         scored=s.scored,
         candidate=s.candidate,
-        reason=cast(scorer_pb2.NotCandidateReason, _REASON_TO_WIRE[s.reason]),
+        reason=cast(scorer_pb2.NotCandidateReason, REASON_TO_WIRE[s.reason]),
         context_tokens_cut=s.context_tokens_cut,
     )
 

@@ -28,15 +28,15 @@ from collections.abc import Callable
 from ftreview.core.activity_hub import Activity
 from ftreview.core.values import format_ns
 
-from . import latest_scores, replies, sync
-from .config import LearnConfig
-from .errors import FailedPrecondition, InvalidArgument, NotFound, ReviewError
-from .feed import CandidateEvent, EventKind
-from .model import Candidate, Conversation, ScoredReply, ScoringStats
-from .ports import Answer, ConversationCodec, Scorer, StoreChange
-from .tasks import Background
-from .view import View
-from .writer import Writer
+from review_service.app.config import LearnConfig
+from review_service.app.feed import CandidateEvent, EventKind
+from review_service.app.tasks import Background
+from review_service.app.view import View
+from review_service.app.writer import Writer
+from review_service.domain import latest_scores, replies, sync
+from review_service.domain.errors import FailedPrecondition, InvalidArgument, NotFound, ReviewError
+from review_service.domain.model import Candidate, Conversation, ScoredReply, ScoringStats
+from review_service.domain.ports import Answer, ConversationCodec, Scorer, StoreChange
 
 log = logging.getLogger("review_service")
 

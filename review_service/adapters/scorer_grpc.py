@@ -1,10 +1,11 @@
 """The Scorer, reached over gRPC through the generated stubs only.
 
 Invariants: the Review's domain values go in and come out (the wire messages stay here and
-in `convert`); the Review never imports the Scorer's Python modules (design §7); every Scorer
-failure becomes a Review domain error here, at this one boundary, with the cause chained:
-UNAVAILABLE (the Scorer or its backend is down) -> `ScorerUnavailable`, an expired deadline
--> `DeadlineExceeded`, anything else -> `ScorerFailed` with the Scorer's own message.
+in `scorer_wire`); the Review never imports the Scorer's Python modules (docs/design.md
+§7); every Scorer failure becomes a Review domain error here, at this one boundary, with
+the cause chained: UNAVAILABLE (the Scorer or its backend is down) -> `ScorerUnavailable`,
+an expired deadline -> `DeadlineExceeded`, anything else -> `ScorerFailed` with the Scorer's
+own message.
 """
 
 from __future__ import annotations
@@ -21,10 +22,21 @@ from ftreview.v1 import (
     scorer_pb2_grpc,
 )
 
-from .convert import attributions_from_wire, conversation_to_wire, reason_from_wire, stats_from_wire
-from .errors import DeadlineExceeded, InvalidArgument, ReviewError, ScorerFailed, ScorerUnavailable
-from .model import Conversation, ScoredReply, TokenValue
-from .ports import Answer, Progress, ScoringResult
+from review_service.adapters.scorer_wire import (
+    attributions_from_wire,
+    conversation_to_wire,
+    reason_from_wire,
+    stats_from_wire,
+)
+from review_service.domain.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    ReviewError,
+    ScorerFailed,
+    ScorerUnavailable,
+)
+from review_service.domain.model import Conversation, ScoredReply, TokenValue
+from review_service.domain.ports import Answer, Progress, ScoringResult
 
 
 def scorer_error(error: grpc.aio.AioRpcError, address: str) -> ReviewError:

@@ -30,14 +30,14 @@ from ftreview.core.server import ServerSettings, ServiceServer, serve_until_sign
 from ftreview.core.server import create_server as create_service_server
 from ftreview.v1 import review_pb2, review_pb2_grpc
 
-from .config import CONFIG_NAME, ConfigFile, LearnConfig
-from .convert import WireConversations
-from .finetune_http import FinetuneAuth, HttpFinetuneEndpoint
-from .review import Review
-from .scorer_grpc import GrpcScorer
-from .servicer import ReviewServicer
-from .store_sqlite import SqliteStore
-from .training_jobs import JobFollower
+from review_service.adapters.finetune_http import FinetuneAuth, HttpFinetuneEndpoint
+from review_service.adapters.job_http import JobFollower
+from review_service.adapters.scorer_grpc import GrpcScorer
+from review_service.adapters.scorer_wire import WireConversations
+from review_service.adapters.store_sqlite import SqliteStore
+from review_service.api.servicer import ReviewServicer
+from review_service.app.config import CONFIG_NAME, ConfigFile, LearnConfig
+from review_service.app.review import Review
 
 DEFAULT_LISTEN = REVIEW_ADDRESS
 DEFAULT_SCORER = SCORER_ADDRESS

@@ -1,6 +1,6 @@
 """Training jobs after a send: followed to their end on the Review's activity stream, their
 replies promoted or returned by that end, and the learnt ones re-scored on the adapter the
-job promoted (design §9, the proof).
+job promoted (docs/design.md §9, the proof).
 
 Invariants:
 - a job's end and what it did to each of its replies (ledger with the adapter, or back to
@@ -39,16 +39,16 @@ from typing import Any
 
 from ftreview.core.activity_hub import Activity
 
-from . import promotion
-from .config import LearnConfig
-from .errors import AlreadyExists, NotFound, ReviewError
-from .feed import CandidateEvent
-from .model import Conversation, TrainedEntry
-from .ports import JobSource, Scorer, StoreChange
-from .tasks import Background
-from .training_jobs import JobState, NotFollowable, TrainerSilent, TrainingJob
-from .view import View
-from .writer import Writer
+from review_service.app import promotion
+from review_service.app.config import LearnConfig
+from review_service.app.feed import CandidateEvent
+from review_service.app.tasks import Background
+from review_service.app.view import View
+from review_service.app.writer import Writer
+from review_service.domain.errors import AlreadyExists, NotFound, ReviewError
+from review_service.domain.jobs import JobState, NotFollowable, TrainerSilent, TrainingJob
+from review_service.domain.model import Conversation, TrainedEntry
+from review_service.domain.ports import JobSource, Scorer, StoreChange
 
 log = logging.getLogger("review_service")
 

@@ -1,4 +1,4 @@
-"""Approve, reject and undo: a person's decisions on listed candidates (design §6).
+"""Approve, reject and undo: a person's decisions on listed candidates (docs/design.md §6).
 
 Invariants:
 - a decision names listed candidates only; if one of them cannot be decided (unknown,
@@ -15,13 +15,13 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from . import sync
-from .errors import InvalidArgument
-from .feed import CandidateEvent, EventKind
-from .model import Candidate, Status
-from .ports import StoreChange
-from .view import View
-from .writer import Writer
+from review_service.app.feed import CandidateEvent, EventKind
+from review_service.app.view import View
+from review_service.app.writer import Writer
+from review_service.domain import sync
+from review_service.domain.errors import InvalidArgument
+from review_service.domain.model import Candidate, Status
+from review_service.domain.ports import StoreChange
 
 Rule = Callable[[Candidate, int], Candidate]
 
