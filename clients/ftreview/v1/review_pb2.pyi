@@ -132,7 +132,7 @@ class TrainedEntry(_message.Message):
     def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ..., job_id: _Optional[str] = ..., divergence_before: _Optional[float] = ..., divergence_after: _Optional[float] = ..., adapter: _Optional[str] = ...) -> None: ...
 
 class TrainingJob(_message.Message):
-    __slots__ = ("id", "state", "examples", "epochs", "adapter", "trained_divergence_before", "trained_divergence_after", "recall", "generic_loglik_change", "error", "created_at", "ended_at", "destination")
+    __slots__ = ("id", "state", "examples", "epochs", "adapter", "trained_divergence_before", "trained_divergence_after", "recall", "generic_loglik_change", "error", "created_at", "ended_at", "destination", "per_example", "learnt", "drift", "general_retention")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +146,10 @@ class TrainingJob(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ENDED_AT_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    PER_EXAMPLE_FIELD_NUMBER: _ClassVar[int]
+    LEARNT_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
+    GENERAL_RETENTION_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: TrainingJobState
     examples: int
@@ -159,7 +163,31 @@ class TrainingJob(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     ended_at: _timestamp_pb2.Timestamp
     destination: str
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[TrainingJobState, str]] = ..., examples: _Optional[int] = ..., epochs: _Optional[int] = ..., adapter: _Optional[str] = ..., trained_divergence_before: _Optional[float] = ..., trained_divergence_after: _Optional[float] = ..., recall: _Optional[float] = ..., generic_loglik_change: _Optional[float] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ...) -> None: ...
+    per_example: _containers.RepeatedCompositeFieldContainer[ExampleProof]
+    learnt: int
+    drift: float
+    general_retention: float
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[TrainingJobState, str]] = ..., examples: _Optional[int] = ..., epochs: _Optional[int] = ..., adapter: _Optional[str] = ..., trained_divergence_before: _Optional[float] = ..., trained_divergence_after: _Optional[float] = ..., recall: _Optional[float] = ..., generic_loglik_change: _Optional[float] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ..., per_example: _Optional[_Iterable[_Union[ExampleProof, _Mapping]]] = ..., learnt: _Optional[int] = ..., drift: _Optional[float] = ..., general_retention: _Optional[float] = ...) -> None: ...
+
+class ExampleProof(_message.Message):
+    __slots__ = ("idempotency_key", "divergence_before", "divergence_after", "answer_before", "answer_after", "learnt", "reason", "fact")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    DIVERGENCE_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    DIVERGENCE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_AFTER_FIELD_NUMBER: _ClassVar[int]
+    LEARNT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FACT_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    divergence_before: float
+    divergence_after: float
+    answer_before: str
+    answer_after: str
+    learnt: bool
+    reason: str
+    fact: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., divergence_before: _Optional[float] = ..., divergence_after: _Optional[float] = ..., answer_before: _Optional[str] = ..., answer_after: _Optional[str] = ..., learnt: _Optional[bool] = ..., reason: _Optional[str] = ..., fact: _Optional[str] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
     __slots__ = ("conversation", "request_id")

@@ -166,18 +166,20 @@ class ScoreConversationRequest(_message.Message):
     def __init__(self, conversation: _Optional[_Union[_conversation_pb2.Conversation, _Mapping]] = ..., threshold: _Optional[float] = ..., exclude: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., only: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., request_id: _Optional[str] = ..., skip_attribution: _Optional[bool] = ...) -> None: ...
 
 class ScoreConversationResponse(_message.Message):
-    __slots__ = ("activity_id", "conversation_id", "replies", "max_divergence", "stats")
+    __slots__ = ("activity_id", "conversation_id", "replies", "max_divergence", "stats", "adapter")
     ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     REPLIES_FIELD_NUMBER: _ClassVar[int]
     MAX_DIVERGENCE_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
     activity_id: str
     conversation_id: str
     replies: _containers.RepeatedCompositeFieldContainer[ReplyScore]
     max_divergence: float
     stats: FinetuneScoringStats
-    def __init__(self, activity_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., replies: _Optional[_Iterable[_Union[ReplyScore, _Mapping]]] = ..., max_divergence: _Optional[float] = ..., stats: _Optional[_Union[FinetuneScoringStats, _Mapping]] = ...) -> None: ...
+    adapter: str
+    def __init__(self, activity_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., replies: _Optional[_Iterable[_Union[ReplyScore, _Mapping]]] = ..., max_divergence: _Optional[float] = ..., stats: _Optional[_Union[FinetuneScoringStats, _Mapping]] = ..., adapter: _Optional[str] = ...) -> None: ...
 
 class GenerateAlternateRequest(_message.Message):
     __slots__ = ("conversation", "reply_timestamp", "max_new_tokens", "request_id")
@@ -192,14 +194,16 @@ class GenerateAlternateRequest(_message.Message):
     def __init__(self, conversation: _Optional[_Union[_conversation_pb2.Conversation, _Mapping]] = ..., reply_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_new_tokens: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class GenerateAlternateResponse(_message.Message):
-    __slots__ = ("activity_id", "text", "token_count")
+    __slots__ = ("activity_id", "text", "token_count", "adapter")
     ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
     activity_id: str
     text: str
     token_count: int
-    def __init__(self, activity_id: _Optional[str] = ..., text: _Optional[str] = ..., token_count: _Optional[int] = ...) -> None: ...
+    adapter: str
+    def __init__(self, activity_id: _Optional[str] = ..., text: _Optional[str] = ..., token_count: _Optional[int] = ..., adapter: _Optional[str] = ...) -> None: ...
 
 class GetInfoRequest(_message.Message):
     __slots__ = ()
