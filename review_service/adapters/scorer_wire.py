@@ -9,9 +9,11 @@ Invariants:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from ftreview.core.values import NS_PER_SECOND
+from ftreview.core.wire import to_timestamp
 from ftreview.v1 import conversation_pb2, scorer_pb2
 
 from review_service.adapters import wire_conversation
@@ -57,27 +59,47 @@ class WireConversations:
         )
         return conversation_from_wire(wire)
 
+    def failed_stats(
+        self, conversation_id: str, threshold: float, error: str, taken_at_ns: int
+    ) -> ScoringStats:
+        return failed_stats(conversation_id, threshold, error, taken_at_ns)
+
 
 def conversation_to_wire(conversation: Conversation) -> conversation_pb2.Conversation:
     return conversation_pb2.Conversation.FromString(conversation.body)
 
 
 def stats_from_wire(wire: scorer_pb2.FinetuneScoringStats) -> ScoringStats:
-    return ScoringStats(
-        conversation_id=wire.conversation_id,
-        threshold=wire.threshold,
-        responses_seen=wire.responses_seen,
-        responses_scored=wire.responses_scored,
-        responses_above_threshold=wire.responses_above_threshold,
-        max_divergence=wire.max_divergence,
-        skipped_unset_timestamp=wire.skipped_unset_timestamp,
-        skipped_already_trained=wire.skipped_already_trained,
-        skipped_too_long=wire.skipped_too_long,
-        skipped_tokenization_mismatch=wire.skipped_tokenization_mismatch,
-        truncated=wire.truncated,
-        error=wire.error,
-        taken_at_ns=wire.taken_at.seconds * NS_PER_SECOND + wire.taken_at.nanos,
+    """The Scorer's stats as the Review keeps them: the message itself, stamped with the
+    time it was taken (now, from a Scorer that did not say)."""
+    if not wire.HasField("taken_at"):
+        wire = _copy(wire)
+        wire.taken_at.CopyFrom(to_timestamp(time.time_ns()))
+    taken = wire.taken_at.seconds * NS_PER_SECOND + wire.taken_at.nanos
+    return ScoringStats(wire.conversation_id, taken, wire.SerializeToString(deterministic=True))
+
+
+def stats_to_wire(stats: ScoringStats) -> scorer_pb2.FinetuneScoringStats:
+    return scorer_pb2.FinetuneScoringStats.FromString(stats.body)
+
+
+def failed_stats(
+    conversation_id: str, threshold: float, error: str, taken_at_ns: int
+) -> ScoringStats:
+    return stats_from_wire(
+        scorer_pb2.FinetuneScoringStats(
+            conversation_id=conversation_id,
+            threshold=threshold,
+            error=error,
+            taken_at=to_timestamp(taken_at_ns),
+        )
     )
+
+
+def _copy(wire: scorer_pb2.FinetuneScoringStats) -> scorer_pb2.FinetuneScoringStats:
+    copy = scorer_pb2.FinetuneScoringStats()
+    copy.CopyFrom(wire)
+    return copy
 
 
 def reason_from_wire(value: int) -> NotCandidateReason:

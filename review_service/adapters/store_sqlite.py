@@ -36,8 +36,6 @@ Used from one thread at a time (the core's store thread).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import sqlite3
 import threading
@@ -45,8 +43,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from review_service.adapters import store_rows
-from review_service.domain.jobs import JobState, TrainingJob
+from review_service.adapters import store_migrations, store_rows
+from review_service.domain.jobs import TrainingJob
 from review_service.domain.model import (
     Candidate,
     LatestScore,
@@ -57,7 +55,7 @@ from review_service.domain.model import (
 )
 from review_service.domain.ports import StoreChange
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -97,9 +95,10 @@ CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY,
     body BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS scoring_stats (
+CREATE TABLE IF NOT EXISTS stats_messages (
     conversation_id TEXT PRIMARY KEY,
-    json TEXT NOT NULL
+    taken_at_ns INTEGER NOT NULL,
+    body BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS reply_owners (
     timestamp_ns INTEGER PRIMARY KEY,
@@ -220,8 +219,8 @@ class SqliteStore:
                     "INSERT OR IGNORE INTO reply_owners (timestamp_ns, conversation_id)"
                     f" SELECT timestamp_ns, conversation_id FROM {table} WHERE timestamp_ns != 0"
                 )
-            _migrate_wire_stats(db)
-            _release_stranded(db)
+            store_migrations.stats_as_messages(db)
+            store_migrations.release_stranded(db)
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -259,8 +258,10 @@ class SqliteStore:
         return [store_rows.job(row) for row in rows]
 
     def load_stats(self) -> list[ScoringStats]:
-        rows = self._db.execute("SELECT json FROM scoring_stats ORDER BY conversation_id")
-        return [ScoringStats(**json.loads(row[0])) for row in rows.fetchall()]
+        rows = self._db.execute(
+            "SELECT conversation_id, taken_at_ns, body FROM stats_messages ORDER BY conversation_id"
+        )
+        return [ScoringStats(cid, taken, bytes(body)) for cid, taken, body in rows.fetchall()]
 
     def load_owners(self) -> dict[int, str]:
         return dict(self._db.execute("SELECT timestamp_ns, conversation_id FROM reply_owners"))
@@ -389,8 +390,9 @@ class SqliteStore:
             )
         if change.stats is not None:
             db.execute(
-                "INSERT OR REPLACE INTO scoring_stats (conversation_id, json) VALUES (?, ?)",
-                (change.stats.conversation_id, json.dumps(dataclasses.asdict(change.stats))),
+                "INSERT OR REPLACE INTO stats_messages (conversation_id, taken_at_ns, body)"
+                " VALUES (?, ?, ?)",
+                (change.stats.conversation_id, change.stats.taken_at_ns, change.stats.body),
             )
         self._many(
             "INSERT OR IGNORE INTO reply_owners (timestamp_ns, conversation_id) VALUES (?, ?)",
@@ -428,42 +430,3 @@ class SqliteStore:
                 if not s.timestamp_ns
             ],
         )
-
-
-def _release_stranded(db: sqlite3.Connection) -> None:
-    """Takes out of the ledger the replies a failed job stranded there (see the module's
-    invariants): entries of a job stored FAILED that carry no adapter."""
-    stranded = (
-        " FROM trained WHERE coalesce(adapter, '') = '' AND EXISTS (SELECT 1 FROM jobs"
-        " WHERE jobs.destination = trained.destination AND jobs.id = trained.job_id"
-        " AND jobs.state = ?)"
-    )
-    failed = (int(JobState.FAILED),)
-    (count,) = db.execute("SELECT count(*)" + stranded, failed).fetchone()
-    if count:
-        db.execute("DELETE" + stranded, failed)
-        log.warning(
-            "%d repl%s of failed training jobs left the trained ledger (earlier versions "
-            "wrote it when the endpoint accepted them); SyncCandidates brings them back as "
-            "candidates", count, "y" if count == 1 else "ies",
-        )  # fmt: skip
-
-
-def _migrate_wire_stats(db: sqlite3.Connection) -> None:
-    """Moves the stats of a schema-2 file (one protobuf message per row, table `stats`)
-    into `scoring_stats`, then drops the old table. The one place the store reads a wire
-    message, and only once per file."""
-    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'stats'").fetchone():
-        return
-    from ftreview.v1 import scorer_pb2
-
-    from .scorer_wire import stats_from_wire
-
-    for cid, body in db.execute("SELECT conversation_id, body FROM stats").fetchall():
-        wire = scorer_pb2.FinetuneScoringStats.FromString(body)
-        stats = dataclasses.replace(stats_from_wire(wire), conversation_id=cid)
-        db.execute(
-            "INSERT OR IGNORE INTO scoring_stats (conversation_id, json) VALUES (?, ?)",
-            (cid, json.dumps(dataclasses.asdict(stats))),
-        )
-    db.execute("DROP TABLE stats")

@@ -20,7 +20,7 @@ from ftreview.v1 import review_pb2, scorer_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from review_service.adapters import wire_conversation
-from review_service.adapters.scorer_wire import REASON_TO_WIRE
+from review_service.adapters.scorer_wire import REASON_TO_WIRE, stats_to_wire
 from review_service.app.config import LearnConfig
 from review_service.app.feed import CandidateEvent, EventKind
 from review_service.domain.errors import InvalidArgument
@@ -91,26 +91,6 @@ def statuses_from_wire(values: Iterable[int]) -> list[Status]:
 
 
 # -- to the wire ------------------------------------------------------------------------
-
-
-def stats_to_wire(s: ScoringStats) -> scorer_pb2.FinetuneScoringStats:
-    wire = scorer_pb2.FinetuneScoringStats(
-        conversation_id=s.conversation_id,
-        responses_seen=s.responses_seen,
-        responses_scored=s.responses_scored,
-        responses_above_threshold=s.responses_above_threshold,
-        max_divergence=s.max_divergence,
-        threshold=s.threshold,
-        skipped_unset_timestamp=s.skipped_unset_timestamp,
-        skipped_already_trained=s.skipped_already_trained,
-        skipped_too_long=s.skipped_too_long,
-        skipped_tokenization_mismatch=s.skipped_tokenization_mismatch,
-        truncated=s.truncated,
-        error=s.error,
-    )
-    if s.taken_at_ns:
-        wire.taken_at.CopyFrom(to_timestamp(s.taken_at_ns))
-    return wire
 
 
 def candidate_to_wire(c: Candidate) -> review_pb2.Candidate:

@@ -18,14 +18,17 @@ import grpc
 from ftreview.core.wire import to_timestamp
 from ftreview.v1 import review_pb2, review_pb2_grpc
 
-from review_service.adapters.scorer_wire import conversation_from_wire, conversation_to_wire
+from review_service.adapters.scorer_wire import (
+    conversation_from_wire,
+    conversation_to_wire,
+    stats_to_wire,
+)
 from review_service.api.convert import (
     candidate_to_wire,
     config_to_wire,
     event_to_wire,
     job_to_wire,
     latest_score_to_wire,
-    stats_to_wire,
     statuses_from_wire,
     timestamp_from_wire,
     timestamps_from_wire,

@@ -170,9 +170,6 @@ class Scoring:
     ) -> int:
         cid = conversation.id
         given = replies.given(conversation)
-        stats = dataclasses.replace(
-            stats, conversation_id=cid, taken_at_ns=stats.taken_at_ns or time.time_ns()
-        )
 
         def plan(view: View) -> tuple[StoreChange | None, list[CandidateEvent], int]:
             now = time.time_ns()
@@ -191,7 +188,7 @@ class Scoring:
         return await self._writer.mutate(plan)
 
     async def _record_failure(self, cid: str, threshold: float, reason: str) -> None:
-        stats = ScoringStats(cid, threshold=threshold, error=reason, taken_at_ns=time.time_ns())
+        stats = self._codec.failed_stats(cid, threshold, reason, time.time_ns())
 
         def plan(view: View) -> tuple[StoreChange | None, list[CandidateEvent], None]:
             return StoreChange(stats=stats), [CandidateEvent(EventKind.STATS, stats=stats)], None

@@ -185,21 +185,15 @@ class ScoredReply:
 
 @dataclass(frozen=True)
 class ScoringStats:
-    """One snapshot that explains a scoring pass of one conversation (or its failure)."""
+    """The Scorer's account of one scoring pass of one conversation, or of its failure (the
+    wire `FinetuneScoringStats`). The Review stores and relays it and never reads its
+    counts, so it keeps the message's bytes (`body`); the conversation and the time are
+    what it files and orders the snapshots by. The wire message is the one schema
+    (docs/design.md §12): a counter added there reaches every client with no change here."""
 
     conversation_id: str
-    threshold: float = 0.0
-    responses_seen: int = 0
-    responses_scored: int = 0
-    responses_above_threshold: int = 0
-    max_divergence: float = 0.0
-    skipped_unset_timestamp: int = 0
-    skipped_already_trained: int = 0
-    skipped_too_long: int = 0
-    skipped_tokenization_mismatch: int = 0
-    truncated: int = 0
-    error: str = ""  # empty on success
-    taken_at_ns: int = 0
+    taken_at_ns: int
+    body: bytes
 
 
 @dataclass(frozen=True)

@@ -92,11 +92,19 @@ class CandidateStore(Protocol):
 
 
 class ConversationCodec(Protocol):
-    """Reads back the wire encoding of a stored conversation (`Conversation.body`)."""
+    """The wire encodings the Review keeps without reading them: it reads back a stored
+    conversation (`Conversation.body`), and writes the stats of a pass the Scorer could not
+    run (`ScoringStats.body`)."""
 
     def decode(self, body: bytes) -> Conversation: ...
     def asking(self, base: Conversation | None, question: str) -> Conversation:
         """`base` (or an empty conversation) followed by a user message with `question`."""
+        ...
+
+    def failed_stats(
+        self, conversation_id: str, threshold: float, error: str, taken_at_ns: int
+    ) -> ScoringStats:
+        """The stats of a pass that did not run, saying why."""
         ...
 
 

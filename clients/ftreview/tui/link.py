@@ -27,7 +27,6 @@ from ftreview.tui.views import (
     ConfigView,
     JobView,
     MemoryView,
-    StatsView,
     Status,
     TokenView,
     TurnView,
@@ -75,24 +74,6 @@ def candidate_view(message: review_pb2.Candidate) -> CandidateView:
     )
 
 
-def stats_view(message: scorer_pb2.FinetuneScoringStats) -> StatsView:
-    return StatsView(
-        conversation_id=message.conversation_id,
-        responses_seen=message.responses_seen,
-        responses_scored=message.responses_scored,
-        responses_above_threshold=message.responses_above_threshold,
-        max_divergence=message.max_divergence,
-        threshold=message.threshold,
-        skipped_unset_timestamp=message.skipped_unset_timestamp,
-        skipped_already_trained=message.skipped_already_trained,
-        skipped_too_long=message.skipped_too_long,
-        skipped_tokenization_mismatch=message.skipped_tokenization_mismatch,
-        truncated=message.truncated,
-        error=message.error,
-        taken_at_ns=timestamp_ns(message.taken_at),
-    )
-
-
 def activity_view(message: activity_pb2.Activity) -> ActivityView:
     return ActivityView(
         id=message.id,
@@ -112,7 +93,7 @@ class CandidateEvent:
 
     kind: str
     candidate: CandidateView | None
-    stats: StatsView | None
+    stats: scorer_pb2.FinetuneScoringStats | None
 
 
 @dataclass(frozen=True)
@@ -120,7 +101,7 @@ class Overview:
     """What the screen shows beside the list: the threshold and the last scoring run."""
 
     config: ConfigView
-    last_stats: StatsView | None
+    last_stats: scorer_pb2.FinetuneScoringStats | None
 
 
 @dataclass(frozen=True)
@@ -230,7 +211,7 @@ class ServiceLink:
         stats = await self._review.get_stats()
         last = stats.last if stats.HasField("last") else None
         has_run = last is not None and (last.responses_seen or last.error or last.taken_at.seconds)
-        return Overview(config_view(config), stats_view(last) if has_run and last else None)
+        return Overview(config_view(config), last if has_run and last else None)
 
     async def watch_candidates(self) -> AsyncIterator[CandidateEvent]:
         async for event in self._review.watch_candidates():
@@ -240,7 +221,7 @@ class ServiceLink:
             yield CandidateEvent(
                 kind=kind,
                 candidate=candidate_view(event.candidate) if event.HasField("candidate") else None,
-                stats=stats_view(event.stats) if event.HasField("stats") else None,
+                stats=event.stats if event.HasField("stats") else None,
             )
 
     async def watch_activities(self) -> AsyncIterator[ActivityEvent]:

@@ -29,7 +29,8 @@ from ftreview.tui.prompts import (
     parse_filter,
 )
 from ftreview.tui.rows import Marks, Row, RowFilter
-from ftreview.tui.views import CandidateView, ConfigView, JobView, StatsView, Status
+from ftreview.tui.views import CandidateView, ConfigView, JobView, Status
+from ftreview.v1 import scorer_pb2
 
 BULK_CONFIRM_FROM = 2
 """A decision on this many replies or more asks first."""
@@ -49,7 +50,7 @@ class QueueKeys(App[int]):
     def __init__(self) -> None:
         super().__init__()
         self.config: ConfigView | None = None
-        self.last_stats: StatsView | None = None
+        self.last_stats: scorer_pb2.FinetuneScoringStats | None = None
         self.last_job: JobView | None = None
         self.marks = Marks()
         self.sending = False

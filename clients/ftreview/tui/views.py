@@ -1,8 +1,10 @@
-"""The plain values the review screen draws: candidates, memories, stats, config, jobs.
+"""The plain values the review screen draws: candidates, memories, config, jobs.
 
 Frozen dataclasses with no Textual and no gRPC in them: `ftreview.tui.link` makes them from
-the wire messages, the board and the widgets only read them. A view is a copy of what a
-service said at one moment; it is replaced whole, never changed in place.
+the wire messages, the board and the widgets only read them. What the screen only shows
+as the Review relayed it (a scoring run's stats) it keeps as the wire message itself. A
+view is a copy of what a service said at one moment; it is replaced whole, never changed
+in place.
 """
 
 from __future__ import annotations
@@ -66,25 +68,6 @@ class CandidateView:
         if self.in_training:
             return f"training · {self.job_id}" if self.job_id else "training"
         return self.status.value
-
-
-@dataclass(frozen=True)
-class StatsView:
-    """One FinetuneScoringStats: why a scoring run found what it found."""
-
-    conversation_id: str
-    responses_seen: int
-    responses_scored: int
-    responses_above_threshold: int
-    max_divergence: float
-    threshold: float
-    skipped_unset_timestamp: int
-    skipped_already_trained: int
-    skipped_too_long: int
-    skipped_tokenization_mismatch: int
-    truncated: int
-    error: str
-    taken_at_ns: int
 
 
 DEFAULT_REJECT_REASONS: tuple[str, ...] = (

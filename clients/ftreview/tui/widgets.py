@@ -20,7 +20,8 @@ from textual.widgets import DataTable, Static
 
 from ftreview.tui.highlight import legend_scale
 from ftreview.tui.rows import Row
-from ftreview.tui.views import StatsView, Status
+from ftreview.tui.views import Status
+from ftreview.v1 import scorer_pb2
 
 STATUS_STYLE = {
     Status.PENDING: Style(color="yellow"),
@@ -119,7 +120,7 @@ class CandidateTable(DataTable[Text | str]):
             self.move_cursor(row=selected_index, scroll=True)
 
 
-def describe_stats(stats: StatsView | None, threshold: float | None) -> Text:
+def describe_stats(stats: scorer_pb2.FinetuneScoringStats | None, threshold: float | None) -> Text:
     """The empty screen: why there is nothing to review, said for the cause at hand."""
     text = Text()
     text.append("No candidates to review.\n\n", "bold")
@@ -164,7 +165,7 @@ def describe_stats(stats: StatsView | None, threshold: float | None) -> Text:
     return text
 
 
-def why_nothing(stats: StatsView, threshold: float) -> str:
+def why_nothing(stats: scorer_pb2.FinetuneScoringStats, threshold: float) -> str:
     """The cause of an empty list, in one sentence a reviewer can act on."""
     if stats.responses_seen == 0:
         return "The conversation has no assistant replies: there is nothing to review."

@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 from ftreview.core.activity_hub import ActivityHub
-from ftreview.v1 import activity_pb2
+from ftreview.v1 import activity_pb2, scorer_pb2
 
 from review_service.adapters.job_http import JobFollower
+from review_service.adapters.scorer_wire import failed_stats, stats_from_wire
 from review_service.adapters.store_sqlite import SqliteStore
 from review_service.app.config import ConfigFile
 from review_service.app.review import Review
@@ -71,6 +72,11 @@ class JsonConversations:
         path = f"nodes[{len(messages)}]"
         messages.append(Message("user", question, 0, False, path))
         return self.make(base.id if base is not None else "ask", messages)
+
+    def failed_stats(
+        self, conversation_id: str, threshold: float, error: str, taken_at_ns: int
+    ) -> ScoringStats:
+        return failed_stats(conversation_id, threshold, error, taken_at_ns)
 
 
 class TableScorer:
@@ -141,10 +147,11 @@ class TableScorer:
             ))  # fmt: skip
         scored = [r for r in replies if r.scored]
         top = max((r.divergence for r in scored), default=0.0)
-        stats = ScoringStats(
-            conversation.id, threshold, responses_seen=len(replies), responses_scored=len(scored),
-            responses_above_threshold=sum(r.candidate for r in replies), max_divergence=top,
-        )  # fmt: skip
+        stats = stats_from_wire(scorer_pb2.FinetuneScoringStats(
+            conversation_id=conversation.id, threshold=threshold, responses_seen=len(replies),
+            responses_scored=len(scored), max_divergence=top,
+            responses_above_threshold=sum(r.candidate for r in replies),
+        ))  # fmt: skip
         return ScoringResult(replies, top, stats)
 
     async def alternate(

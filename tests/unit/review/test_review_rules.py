@@ -20,6 +20,7 @@ from review_fakes import (
     reply_ts,
 )
 
+from review_service.adapters.scorer_wire import stats_to_wire
 from review_service.app.review import CandidateFilter, Review
 from review_service.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from review_service.domain.model import Message, Status
@@ -206,12 +207,12 @@ async def test_a_failed_pass_keeps_its_reason_and_marks_nothing_scored(
     scorer.broken = "backend down"
     failed = await ingest(review, conversation("down", 2))
     assert failed.state == activity_pb2.ACTIVITY_STATE_FAILED and "backend down" in failed.error
-    assert review.stats("down").conversations[0].error == "backend down"
+    assert stats_to_wire(review.stats("down").conversations[0]).error == "backend down"
     assert review.candidates() == []
     scorer.broken = ""
     assert (await ingest(review, conversation("down", 2))).state == SUCCEEDED
     assert len(review.candidates()) == 2  # the failed pass marked nothing as scored
-    assert review.stats("down").conversations[0].error == ""
+    assert stats_to_wire(review.stats("down").conversations[0]).error == ""
 
 
 async def test_schema_gains_its_tables_on_an_old_file(tmp_path: Path, scorer: TableScorer) -> None:

@@ -1,0 +1,82 @@
+"""What opening an older store file changes, in the migration's transaction
+(`SqliteStore._migrate`).
+
+Invariants:
+- each step is idempotent: it finds what an older version left and changes only that, so
+  every file, from any version, goes through the same steps;
+- nothing stored is lost: stats change their encoding, never their content; ledger entries
+  leave only when no adapter ever learnt them, and their conversations stay stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+
+from ftreview.core.wire import to_timestamp
+from ftreview.v1 import scorer_pb2
+
+from review_service.domain.jobs import JobState
+
+log = logging.getLogger("review_service")
+
+
+def stats_as_messages(db: sqlite3.Connection) -> None:
+    """Moves scoring stats kept in an older encoding into `stats_messages` (the Scorer's
+    wire message, as the Review relays it), then drops the old table: schema 2 kept one
+    message per row in `stats`; schemas 3 to 6 kept a JSON object of the same fields in
+    `scoring_stats`. A conversation already in `stats_messages` keeps its newer row."""
+    if _exists(db, "stats"):
+        for cid, body in db.execute("SELECT conversation_id, body FROM stats").fetchall():
+            wire = scorer_pb2.FinetuneScoringStats.FromString(body)
+            wire.conversation_id = cid
+            _keep(db, wire)
+        db.execute("DROP TABLE stats")
+    if _exists(db, "scoring_stats"):
+        for (text,) in db.execute("SELECT json FROM scoring_stats").fetchall():
+            fields = json.loads(text)
+            taken = int(fields.pop("taken_at_ns", 0) or 0)
+            known = scorer_pb2.FinetuneScoringStats.DESCRIPTOR.fields_by_name
+            wire = scorer_pb2.FinetuneScoringStats(
+                **{k: v for k, v in fields.items() if k in known}
+            )
+            if taken:
+                wire.taken_at.CopyFrom(to_timestamp(taken))
+            _keep(db, wire)
+        db.execute("DROP TABLE scoring_stats")
+
+
+def release_stranded(db: sqlite3.Connection) -> None:
+    """Takes out of the ledger the replies a failed job stranded there: earlier versions
+    wrote the ledger when the endpoint accepted a reply, so a job that then failed left
+    entries of a job stored FAILED that carry no adapter. Their conversations are stored,
+    so the next SyncCandidates brings them back as candidates."""
+    stranded = (
+        " FROM trained WHERE coalesce(adapter, '') = '' AND EXISTS (SELECT 1 FROM jobs"
+        " WHERE jobs.destination = trained.destination AND jobs.id = trained.job_id"
+        " AND jobs.state = ?)"
+    )
+    failed = (int(JobState.FAILED),)
+    (count,) = db.execute("SELECT count(*)" + stranded, failed).fetchone()
+    if count:
+        db.execute("DELETE" + stranded, failed)
+        log.warning(
+            "%d repl%s of failed training jobs left the trained ledger (earlier versions "
+            "wrote it when the endpoint accepted them); SyncCandidates brings them back as "
+            "candidates", count, "y" if count == 1 else "ies",
+        )  # fmt: skip
+
+
+def _exists(db: sqlite3.Connection, table: str) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+    return found.fetchone() is not None
+
+
+def _keep(db: sqlite3.Connection, wire: scorer_pb2.FinetuneScoringStats) -> None:
+    taken = wire.taken_at.seconds * 1_000_000_000 + wire.taken_at.nanos
+    db.execute(
+        "INSERT OR IGNORE INTO stats_messages (conversation_id, taken_at_ns, body)"
+        " VALUES (?, ?, ?)",
+        (wire.conversation_id, taken, wire.SerializeToString(deterministic=True)),
+    )
