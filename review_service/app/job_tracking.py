@@ -139,9 +139,13 @@ class JobTracking:
 
     def _activity(self, kind: str, label: str, job: TrainingJob, total: int = 0) -> Activity:
         try:
-            return self._background.start_activity(kind, label, f"{kind}-{job.id}", total)
+            return self._background.start_activity(
+                kind, label, f"{kind}-{job.id}", total, job_ids=[job.id]
+            )
         except AlreadyExists:  # the same job id at another endpoint, followed in this process
-            return self._background.start_activity(kind, label, uuid.uuid4().hex, total)
+            return self._background.start_activity(
+                kind, label, uuid.uuid4().hex, total, job_ids=[job.id]
+            )
 
     # -- following ----------------------------------------------------------------------
 
@@ -174,7 +178,8 @@ class JobTracking:
             moved = await self._writer.mutate(lambda view: promotion.unfollowable(view, job, note))
             activity.succeed(
                 f"accepted by {job.destination} as job {job.id}; {note}; "
-                f"{_replies(moved)} in the trained ledger (the endpoint cannot say what it learnt)"
+                f"{_replies(moved)} in the trained ledger (the endpoint cannot say what it learnt)",
+                learnt=moved,
             )
             return
         except asyncio.CancelledError:
@@ -190,12 +195,18 @@ class JobTracking:
         if end.state == JobState.FAILED:
             reason = end.error or end.detail or "the trainer gave no reason"
             activity.fail(
-                f"job {job.id} failed: {reason}" + (f"; {aftermath}" if aftermath else "")
+                f"job {job.id} failed: {reason}" + (f"; {aftermath}" if aftermath else ""),
+                returned=settled.returned,
             )
             return
         verify = self._verify_activity(end)
         line = f"job {job.id}: learnt {settled.learnt} of {settled.total}, {figures(end)}"
-        activity.succeed(line + (f"; {aftermath}" if aftermath else ""))
+        activity.succeed(
+            line + (f"; {aftermath}" if aftermath else ""),
+            adapter=end.adapter,
+            learnt=settled.learnt,
+            returned=settled.returned,
+        )
         await self._measure(end, verify)
 
     async def _store(self, job: TrainingJob) -> None:
@@ -250,7 +261,9 @@ class JobTracking:
             log.exception("re-scoring job %s failed", job.id)
             activity.fail(f"re-scoring on {job.adapter} failed: {error!r}; tried on restart")
             return
-        activity.succeed(_measured_summary(self._writer.view.job_entries(job), missing))
+        activity.succeed(
+            _measured_summary(self._writer.view.job_entries(job), missing), adapter=job.adapter
+        )
 
     async def _rescore(
         self, conversation: Conversation, stamps: list[int], config: LearnConfig,

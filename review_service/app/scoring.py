@@ -81,7 +81,10 @@ class Scoring:
 
         await self._writer.mutate(claim)
         activity = self._background.start_activity(
-            "score", f"score {conversation.id}", request_id or uuid.uuid4().hex
+            "score",
+            f"score {conversation.id}",
+            request_id or uuid.uuid4().hex,
+            conversation_id=conversation.id,
         )
         self._background.spawn(self._score(conversation, activity, config, rescore_all=False))
         return activity.id, conversation.id
@@ -100,7 +103,9 @@ class Scoring:
         activity_ids = []
         for cid in ids:
             conversation = await self.stored(cid)
-            activity = self._background.start_activity("score", f"rescore {cid}", uuid.uuid4().hex)
+            activity = self._background.start_activity(
+                "score", f"rescore {cid}", uuid.uuid4().hex, conversation_id=cid
+            )
             self._background.spawn(self._score(conversation, activity, config, rescore_all=True))
             activity_ids.append(activity.id)
         return activity_ids
@@ -134,7 +139,10 @@ class Scoring:
                     seen_before = await self._writer.in_store_thread(store.conversation_body, cid)
                     only = [ts for ts in wanted if ts not in scored and ts not in trained]
                     if not only and seen_before is not None:
-                        activity.succeed("nothing new to score: every reply was scored before")
+                        activity.succeed(
+                            "nothing new to score: every reply was scored before",
+                            new_candidates=0,
+                        )
                         return
                 relay = asyncio.ensure_future(self._relay_progress(activity))
                 result = await self._scorer.score(
@@ -145,7 +153,8 @@ class Scoring:
                 added = await self._merge(conversation, result.replies, result.stats)
             activity.succeed(
                 f"{added} new candidate{'s' if added != 1 else ''}; "
-                f"max divergence {result.max_divergence:.3g} (threshold {config.threshold:g})"
+                f"max divergence {result.max_divergence:.3g} (threshold {config.threshold:g})",
+                new_candidates=added,
             )
         except asyncio.CancelledError:
             activity.cancel("the Review server is shutting down")

@@ -146,9 +146,9 @@ class Shipping:
                 raise
             summary = f"{len(accepted)} accepted, {len(failed)} not"
             if failed and not accepted:
-                activity.fail(f"{summary}: {failed[0][1]}")
+                activity.fail(f"{summary}: {failed[0][1]}", accepted=0)
             else:
-                activity.succeed(summary)
+                activity.succeed(summary, accepted=len(accepted), job_ids=job_ids)
             return SendReport(accepted, failed, ",".join(job_ids), activity.id)
 
     async def _send_batch(

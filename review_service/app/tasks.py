@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from typing import Any
 
 from ftreview.core.activity_hub import Activity, ActivityHub, DuplicateActivity
 
@@ -20,9 +21,11 @@ class Background:
         self.hub = hub
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def start_activity(self, kind: str, label: str, request_id: str, total: int = 0) -> Activity:
+    def start_activity(
+        self, kind: str, label: str, request_id: str, total: int = 0, **result: Any
+    ) -> Activity:
         try:
-            return self.hub.start(kind, label, total=total, activity_id=request_id)
+            return self.hub.start(kind, label, total=total, activity_id=request_id, **result)
         except DuplicateActivity as error:
             raise AlreadyExists(f"request id {request_id!r} was used already") from error
 

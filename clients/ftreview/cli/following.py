@@ -23,11 +23,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ftreview.cli.context import UsageError, add_command, async_review_client, review_client, say
+from ftreview.cli.context import UsageError, add_command, async_review_client, say
 from ftreview.cli.progress import BatchProgress
 from ftreview.cli.runs import ENDED, RunTracker, ScoringRun
 from ftreview.client import AsyncReviewClient, new_request_id
-from ftreview.core.wire import timestamp_ns
 from ftreview.errors import FtreviewError, Unavailable
 from ftreview.follow import Event, Follower, FollowEvent
 from ftreview.v1 import activity_pb2
@@ -43,7 +42,7 @@ class _Session:
         self.args = args
         self.client = client
         self.shown = BatchProgress(enabled=not args.json and not args.quiet)
-        self.tracker = RunTracker(client, self.shown, on_end=self.scored)
+        self.tracker = RunTracker(self.shown, on_end=self.scored)
         self.down = False
         self.resending: set[asyncio.Task[None]] = set()
 
@@ -113,7 +112,7 @@ class _Session:
         )
 
     async def again(self, lost: ScoringRun) -> None:
-        run = ScoringRun(lost.file, lost.conversation, new_request_id(), known=lost.known)
+        run = ScoringRun(lost.file, lost.conversation, new_request_id())
         self.emit(
             "resent",
             f"resent    {lost.conversation_id}: the Review restarted while scoring it",
@@ -168,15 +167,10 @@ async def _follow(args: argparse.Namespace, paths: list[Path]) -> None:
         session = _Session(args, client)
         subscribed = asyncio.Event()
         watcher = asyncio.create_task(session.watch(subscribed))
-        sync = review_client(args)
 
         def ingest(conversation: pb.Conversation) -> str:
             """On the Follower's thread: the run is known to the tracker before it is sent."""
-            listed = (
-                sync.list_candidates(conversation_id=conversation.id) if conversation.id else []
-            )
-            known = {timestamp_ns(c.timestamp) for c in listed}
-            run = ScoringRun("", conversation, new_request_id(), known=known)
+            run = ScoringRun("", conversation, new_request_id())
             return asyncio.run_coroutine_threadsafe(session.ingest(run), loop).result()
 
         def report(event: FollowEvent) -> None:
@@ -190,7 +184,6 @@ async def _follow(args: argparse.Namespace, paths: list[Path]) -> None:
                 await asyncio.to_thread(follower.run, stop)
                 session.emit("stopped", "stopped")
         finally:
-            sync.close()
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
             for signum in (signal.SIGINT, signal.SIGTERM):

@@ -5,21 +5,19 @@ Invariants:
   names its activity (a request id), so not even a run that ends at once is missed: events
   that beat their Ingest's reply are kept until the run is known;
 - the activity followed is the Review's: it ends once the result is stored, so what is read
-  after it (the run's new candidates, the `score` table) is complete;
-- a run counts as finished only once its new candidates are counted (the candidates of its
-  conversation that were not listed before its Ingest), so the batch's summary is exact.
+  after it (the `score` table) is complete, and its typed result says how many new
+  candidates the run added (`ActivityResult.new_candidates`): nothing is counted here.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ftreview.cli.context import UsageError
 from ftreview.cli.progress import BatchProgress
 from ftreview.client import AsyncReviewClient, activity_state_name
-from ftreview.core.wire import timestamp_ns
 from ftreview.errors import FtreviewError
 from ftreview.v1 import activity_pb2, conversation_pb2
 
@@ -37,8 +35,6 @@ class ScoringRun:
     file: str
     conversation: conversation_pb2.Conversation
     request_id: str
-    # Candidate ids listed before the Ingest: what is not among them afterwards is new.
-    known: set[int] = field(default_factory=set)
     activity_id: str = ""
     conversation_id: str = ""
     activity: activity_pb2.Activity | None = None
@@ -83,18 +79,13 @@ class RunTracker:
     """The runs of one command, fed with the activity stream's events."""
 
     def __init__(
-        self,
-        client: AsyncReviewClient,
-        shown: BatchProgress,
-        on_end: Callable[[ScoringRun], None] = lambda run: None,
+        self, shown: BatchProgress, on_end: Callable[[ScoringRun], None] = lambda run: None
     ) -> None:
-        self._client = client
         self._shown = shown
         self._on_end = on_end
         self._runs: dict[str, ScoringRun] = {}
         self._requested: set[str] = set()
         self._early: dict[str, activity_pb2.Activity] = {}
-        self._counting: set[asyncio.Task[None]] = set()
         self.changed = asyncio.Event()
 
     def expect(self, run: ScoringRun) -> None:
@@ -142,22 +133,9 @@ class RunTracker:
             return
         run.activity = activity
         if activity.state in ENDED:
-            task = asyncio.create_task(self._count_and_finish(run))
-            self._counting.add(task)
-            task.add_done_callback(self._counting.discard)
+            self._finish(run, activity.result.new_candidates)
         else:
             self._shown.progress(activity.id, activity.done, activity.total)
-
-    async def _count_and_finish(self, run: ScoringRun) -> None:
-        found = 0
-        try:
-            listed = await self._client.list_candidates(
-                conversation_id=run.conversation_id or run.conversation.id
-            )
-            found = sum(1 for c in listed if timestamp_ns(c.timestamp) not in run.known)
-        except FtreviewError:
-            pass  # the Review went away again: the run ended, its count is unknown (0)
-        self._finish(run, found)
 
     def _finish(self, run: ScoringRun, found: int) -> None:
         if run.finished:
@@ -187,7 +165,7 @@ async def ingest_and_follow(
     client: AsyncReviewClient, runs: list[ScoringRun], shown: BatchProgress, timeout_s: float
 ) -> None:
     """Ingests every run's conversation and follows the batch to its end."""
-    tracker = RunTracker(client, shown)
+    tracker = RunTracker(shown)
     subscribed = asyncio.Event()
     finished = asyncio.Event()
 
@@ -206,10 +184,8 @@ async def ingest_and_follow(
     waiting: asyncio.Task[None] | None = None
     try:
         await until(subscribed, watcher, timeout_s)
-        known = {timestamp_ns(c.timestamp) for c in await client.list_candidates()}
         shown.grow(len(runs))
         for run in runs:
-            run.known = known
             tracker.expect(run)
             reply = await client.ingest(run.conversation, request_id=run.request_id)
             run.activity_id, run.conversation_id = reply.activity_id, reply.conversation_id

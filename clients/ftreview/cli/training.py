@@ -7,8 +7,10 @@ Invariants:
   `-`); `ask` answers greedily without memories on the model the Scorer serves now and names
   the adapter that answered ("the base model" when none);
 - `follow_jobs` (for `send`) reads the activity stream subscribed before the Send, so a job
-  that ends before Send returns is still seen: activity `train-<job>` to its end, then, when
-  it succeeded and the Review re-scores, `verify-<job>` (started before train ends) to its end.
+  that ends before Send returns is still seen: the job's "train" activity to its end, then,
+  when it succeeded and the Review re-scores, its "verify" activity (started before train
+  ends) to its end. Both are known by their kind and the job in their typed result
+  (`ActivityResult.job_ids`), never by the form of their id.
 """
 
 from __future__ import annotations
@@ -66,8 +68,8 @@ async def follow_jobs(
     """Shows each job's training and re-scoring as they run; each job's last activity state
     ("succeeded", "failed", ...). `events` carries every activity event since before the
     Send; None means the stream ended. Returns each activity's end state, by activity id."""
-    wanted = {f"{kind}-{job}" for job in job_ids for kind in ("train", "verify")}
-    waiting = {f"train-{job}" for job in job_ids}
+    jobs = set(job_ids)
+    waiting = {("train", job) for job in jobs}
     seen: set[str] = set()
     states: dict[str, str] = {}
     loop = asyncio.get_running_loop()
@@ -82,20 +84,29 @@ async def follow_jobs(
             ) from None
         if activity is None:
             raise FtreviewError("the activity stream ended before training did")
-        if activity.id not in wanted:
+        job = _job_of(activity)
+        if job not in jobs:
             continue
+        step = (activity.kind, job)
         if activity.id not in seen:
             seen.add(activity.id)
             shown.started(activity)
-            if activity.id.startswith("verify-"):
-                waiting.add(activity.id)
+            if activity.kind == "verify":
+                waiting.add(step)
         if activity.state in ENDED:
             shown.ended(activity)
-            waiting.discard(activity.id)
+            waiting.discard(step)
             states[activity.id] = activity_state_name(activity.state)
         else:
             shown.update(activity)
     return states
+
+
+def _job_of(activity: activity_pb2.Activity) -> str | None:
+    """The training job a "train" or "verify" activity is about; None for any other."""
+    if activity.kind in ("train", "verify") and activity.result.job_ids:
+        return activity.result.job_ids[0]
+    return None
 
 
 def _who(adapter: str) -> str:

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from typing import Any
 
 from ftreview.core.errors import AlreadyExists
 from ftreview.core.fanout import Fanout
@@ -67,23 +68,30 @@ class Activity:
             self.message.detail = detail
         self._hub._publish(_Kind.ACTIVITY_EVENT_KIND_PROGRESS, self.message)
 
-    def succeed(self, detail: str | None = None) -> None:
-        self._end(pb.ACTIVITY_STATE_SUCCEEDED, "", detail)
+    def succeed(self, detail: str | None = None, **result: Any) -> None:
+        """Ends it; `result` sets fields of its `ActivityResult` (what it produced, typed, for
+        clients to read instead of the detail), e.g. `new_candidates=3`."""
+        self._end(pb.ACTIVITY_STATE_SUCCEEDED, "", detail, pb.ActivityResult(**result))
 
-    def fail(self, error: str) -> None:
-        self._end(pb.ACTIVITY_STATE_FAILED, error or "failed", None)
+    def fail(self, error: str, **result: Any) -> None:
+        self._end(pb.ACTIVITY_STATE_FAILED, error or "failed", None, pb.ActivityResult(**result))
 
     def cancel(self, reason: str = "cancelled") -> None:
-        self._end(pb.ACTIVITY_STATE_CANCELLED, reason, None)
+        self._end(pb.ACTIVITY_STATE_CANCELLED, reason, None, pb.ActivityResult())
 
-    def _end(self, state: pb.ActivityState, error: str, detail: str | None) -> None:
-        self._hub._call_in_loop(self._end_in_loop, state, error, detail)
+    def _end(
+        self, state: pb.ActivityState, error: str, detail: str | None, result: pb.ActivityResult
+    ) -> None:
+        self._hub._call_in_loop(self._end_in_loop, state, error, detail, result)
 
-    def _end_in_loop(self, state: pb.ActivityState, error: str, detail: str | None) -> None:
+    def _end_in_loop(
+        self, state: pb.ActivityState, error: str, detail: str | None, result: pb.ActivityResult
+    ) -> None:
         if self.ended:
             return
         self.message.state = state
         self.message.error = error
+        self.message.result.MergeFrom(result)
         if detail is not None:
             self.message.detail = detail
         if state == pb.ACTIVITY_STATE_SUCCEEDED and self.message.total:
@@ -103,7 +111,11 @@ class ActivityHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
 
-    def start(self, kind: str, label: str, total: int = 0, activity_id: str = "") -> Activity:
+    def start(
+        self, kind: str, label: str, total: int = 0, activity_id: str = "", **result: Any
+    ) -> Activity:
+        """A running activity. `result` sets what is known of its outcome from the start (a
+        training job's `job_id`), so a watcher can tell whose activity it is by a field."""
         self._bind_loop()
         activity_id = activity_id or uuid.uuid4().hex
         if activity_id in self._activities:
@@ -114,6 +126,7 @@ class ActivityHub:
             label=label,
             total=total,
             state=pb.ACTIVITY_STATE_RUNNING,
+            result=pb.ActivityResult(**result),
         )
         message.started_at.CopyFrom(to_timestamp(time.time_ns()))
         activity = Activity(self, message)

@@ -25,29 +25,29 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66treview/v1/activity.proto\x12\x0b\x66treview.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x02\n\x08\x41\x63tivity\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04\x64one\x18\x04 \x01(\x04\x12\r\n\x05total\x18\x05 \x01(\x04\x12)\n\x05state\x18\x06 \x01(\x0e\x32\x1a.ftreview.v1.ActivityState\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64\x65tail\x18\n \x01(\t\x12+\n\x06result\x18\x0b \x01(\x0b\x32\x1b.ftreview.v1.ActivityResult\"\x96\x01\n\x0e\x41\x63tivityResult\x12\x16\n\x0enew_candidates\x18\x01 \x01(\r\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\r\x12\x0e\n\x06job_id\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x05 \x01(\t\x12\x0e\n\x06learnt\x18\x06 \x01(\r\x12\x10\n\x08returned\x18\x07 \x01(\r\"p\n\x17WatchActivitiesResponse\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.ftreview.v1.ActivityEventKind\x12\'\n\x08\x61\x63tivity\x18\x02 \x01(\x0b\x32\x15.ftreview.v1.Activity\"-\n\x16WatchActivitiesRequest\x12\x13\n\x0b\x61\x63tivity_id\x18\x01 \x01(\t\"&\n\x15ListActivitiesRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"C\n\x16ListActivitiesResponse\x12)\n\nactivities\x18\x01 \x03(\x0b\x32\x15.ftreview.v1.Activity*\xa2\x01\n\rActivityState\x12\x1e\n\x1a\x41\x43TIVITY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41\x43TIVITY_STATE_RUNNING\x10\x01\x12\x1c\n\x18\x41\x43TIVITY_STATE_SUCCEEDED\x10\x02\x12\x19\n\x15\x41\x43TIVITY_STATE_FAILED\x10\x03\x12\x1c\n\x18\x41\x43TIVITY_STATE_CANCELLED\x10\x04*\xe2\x01\n\x11\x41\x63tivityEventKind\x12#\n\x1f\x41\x43TIVITY_EVENT_KIND_UNSPECIFIED\x10\x00\x12 \n\x1c\x41\x43TIVITY_EVENT_KIND_SNAPSHOT\x10\x01\x12$\n ACTIVITY_EVENT_KIND_SNAPSHOT_END\x10\x02\x12\x1f\n\x1b\x41\x43TIVITY_EVENT_KIND_STARTED\x10\x03\x12 \n\x1c\x41\x43TIVITY_EVENT_KIND_PROGRESS\x10\x04\x12\x1d\n\x19\x41\x43TIVITY_EVENT_KIND_ENDED\x10\x05\x32\xc7\x01\n\nActivities\x12^\n\x0fWatchActivities\x12#.ftreview.v1.WatchActivitiesRequest\x1a$.ftreview.v1.WatchActivitiesResponse0\x01\x12Y\n\x0eListActivities\x12\".ftreview.v1.ListActivitiesRequest\x1a#.ftreview.v1.ListActivitiesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66treview/v1/activity.proto\x12\x0b\x66treview.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x02\n\x08\x41\x63tivity\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04\x64one\x18\x04 \x01(\x04\x12\r\n\x05total\x18\x05 \x01(\x04\x12)\n\x05state\x18\x06 \x01(\x0e\x32\x1a.ftreview.v1.ActivityState\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64\x65tail\x18\n \x01(\t\x12+\n\x06result\x18\x0b \x01(\x0b\x32\x1b.ftreview.v1.ActivityResult\"\x97\x01\n\x0e\x41\x63tivityResult\x12\x16\n\x0enew_candidates\x18\x01 \x01(\r\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\r\x12\x0f\n\x07job_ids\x18\x04 \x03(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x05 \x01(\t\x12\x0e\n\x06learnt\x18\x06 \x01(\r\x12\x10\n\x08returned\x18\x07 \x01(\r\"p\n\x17WatchActivitiesResponse\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.ftreview.v1.ActivityEventKind\x12\'\n\x08\x61\x63tivity\x18\x02 \x01(\x0b\x32\x15.ftreview.v1.Activity\"-\n\x16WatchActivitiesRequest\x12\x13\n\x0b\x61\x63tivity_id\x18\x01 \x01(\t\"&\n\x15ListActivitiesRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"C\n\x16ListActivitiesResponse\x12)\n\nactivities\x18\x01 \x03(\x0b\x32\x15.ftreview.v1.Activity*\xa2\x01\n\rActivityState\x12\x1e\n\x1a\x41\x43TIVITY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41\x43TIVITY_STATE_RUNNING\x10\x01\x12\x1c\n\x18\x41\x43TIVITY_STATE_SUCCEEDED\x10\x02\x12\x19\n\x15\x41\x43TIVITY_STATE_FAILED\x10\x03\x12\x1c\n\x18\x41\x43TIVITY_STATE_CANCELLED\x10\x04*\xe2\x01\n\x11\x41\x63tivityEventKind\x12#\n\x1f\x41\x43TIVITY_EVENT_KIND_UNSPECIFIED\x10\x00\x12 \n\x1c\x41\x43TIVITY_EVENT_KIND_SNAPSHOT\x10\x01\x12$\n ACTIVITY_EVENT_KIND_SNAPSHOT_END\x10\x02\x12\x1f\n\x1b\x41\x43TIVITY_EVENT_KIND_STARTED\x10\x03\x12 \n\x1c\x41\x43TIVITY_EVENT_KIND_PROGRESS\x10\x04\x12\x1d\n\x19\x41\x43TIVITY_EVENT_KIND_ENDED\x10\x05\x32\xc7\x01\n\nActivities\x12^\n\x0fWatchActivities\x12#.ftreview.v1.WatchActivitiesRequest\x1a$.ftreview.v1.WatchActivitiesResponse0\x01\x12Y\n\x0eListActivities\x12\".ftreview.v1.ListActivitiesRequest\x1a#.ftreview.v1.ListActivitiesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ftreview.v1.activity_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACTIVITYSTATE']._serialized_start=796
-  _globals['_ACTIVITYSTATE']._serialized_end=958
-  _globals['_ACTIVITYEVENTKIND']._serialized_start=961
-  _globals['_ACTIVITYEVENTKIND']._serialized_end=1187
+  _globals['_ACTIVITYSTATE']._serialized_start=797
+  _globals['_ACTIVITYSTATE']._serialized_end=959
+  _globals['_ACTIVITYEVENTKIND']._serialized_start=962
+  _globals['_ACTIVITYEVENTKIND']._serialized_end=1188
   _globals['_ACTIVITY']._serialized_start=77
   _globals['_ACTIVITY']._serialized_end=370
   _globals['_ACTIVITYRESULT']._serialized_start=373
-  _globals['_ACTIVITYRESULT']._serialized_end=523
-  _globals['_WATCHACTIVITIESRESPONSE']._serialized_start=525
-  _globals['_WATCHACTIVITIESRESPONSE']._serialized_end=637
-  _globals['_WATCHACTIVITIESREQUEST']._serialized_start=639
-  _globals['_WATCHACTIVITIESREQUEST']._serialized_end=684
-  _globals['_LISTACTIVITIESREQUEST']._serialized_start=686
-  _globals['_LISTACTIVITIESREQUEST']._serialized_end=724
-  _globals['_LISTACTIVITIESRESPONSE']._serialized_start=726
-  _globals['_LISTACTIVITIESRESPONSE']._serialized_end=793
-  _globals['_ACTIVITIES']._serialized_start=1190
-  _globals['_ACTIVITIES']._serialized_end=1389
+  _globals['_ACTIVITYRESULT']._serialized_end=524
+  _globals['_WATCHACTIVITIESRESPONSE']._serialized_start=526
+  _globals['_WATCHACTIVITIESRESPONSE']._serialized_end=638
+  _globals['_WATCHACTIVITIESREQUEST']._serialized_start=640
+  _globals['_WATCHACTIVITIESREQUEST']._serialized_end=685
+  _globals['_LISTACTIVITIESREQUEST']._serialized_start=687
+  _globals['_LISTACTIVITIESREQUEST']._serialized_end=725
+  _globals['_LISTACTIVITIESRESPONSE']._serialized_start=727
+  _globals['_LISTACTIVITIESRESPONSE']._serialized_end=794
+  _globals['_ACTIVITIES']._serialized_start=1191
+  _globals['_ACTIVITIES']._serialized_end=1390
 # @@protoc_insertion_point(module_scope)

@@ -65,22 +65,22 @@ class Activity(_message.Message):
     def __init__(self, id: _Optional[str] = ..., label: _Optional[str] = ..., kind: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., state: _Optional[_Union[ActivityState, str]] = ..., error: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., detail: _Optional[str] = ..., result: _Optional[_Union[ActivityResult, _Mapping]] = ...) -> None: ...
 
 class ActivityResult(_message.Message):
-    __slots__ = ("new_candidates", "conversation_id", "accepted", "job_id", "adapter", "learnt", "returned")
+    __slots__ = ("new_candidates", "conversation_id", "accepted", "job_ids", "adapter", "learnt", "returned")
     NEW_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
-    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
     LEARNT_FIELD_NUMBER: _ClassVar[int]
     RETURNED_FIELD_NUMBER: _ClassVar[int]
     new_candidates: int
     conversation_id: str
     accepted: int
-    job_id: str
+    job_ids: _containers.RepeatedScalarFieldContainer[str]
     adapter: str
     learnt: int
     returned: int
-    def __init__(self, new_candidates: _Optional[int] = ..., conversation_id: _Optional[str] = ..., accepted: _Optional[int] = ..., job_id: _Optional[str] = ..., adapter: _Optional[str] = ..., learnt: _Optional[int] = ..., returned: _Optional[int] = ...) -> None: ...
+    def __init__(self, new_candidates: _Optional[int] = ..., conversation_id: _Optional[str] = ..., accepted: _Optional[int] = ..., job_ids: _Optional[_Iterable[str]] = ..., adapter: _Optional[str] = ..., learnt: _Optional[int] = ..., returned: _Optional[int] = ...) -> None: ...
 
 class WatchActivitiesResponse(_message.Message):
     __slots__ = ("kind", "activity")

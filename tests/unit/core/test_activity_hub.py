@@ -118,3 +118,25 @@ async def test_request_ids_are_unique_and_listing_is_newest_first() -> None:
     else:
         raise AssertionError("a duplicate id was accepted")
     assert [a.id for a in hub.list()] == ["c", "b"]
+
+
+async def test_an_activity_carries_its_typed_result_from_start_to_end() -> None:
+    hub = ActivityHub()
+    activity = hub.start("train", "train 2 replies", activity_id="t", job_ids=["ft-3"])
+    assert list(activity.message.result.job_ids) == ["ft-3"]
+    activity.succeed("learnt 1 of 2", adapter="v4", learnt=1, returned=1)
+    ended = hub.get("t")
+    assert ended is not None and ended.state == pb.ACTIVITY_STATE_SUCCEEDED
+    result = ended.result
+    assert (list(result.job_ids), result.adapter, result.learnt, result.returned) == (
+        ["ft-3"], "v4", 1, 1,
+    )  # fmt: skip
+
+
+async def test_a_failed_activity_keeps_what_it_returned() -> None:
+    hub = ActivityHub()
+    activity = hub.start("train", "train", activity_id="t")
+    activity.fail("job ft-1 failed: guard", returned=3)
+    ended = hub.get("t")
+    assert ended is not None and ended.state == pb.ACTIVITY_STATE_FAILED
+    assert (ended.error, ended.result.returned) == ("job ft-1 failed: guard", 3)

@@ -112,6 +112,8 @@ async def sent(review: Review, cid: str = "c", turns: int = 2, chosen: int = 1) 
     await review.approve([ts])
     report = await review.send([ts])
     assert report.accepted == [ts] and report.job_id == "job-1"
+    done = await asyncio.wait_for(ended(review, report.activity_id), 10)
+    assert (done.kind, done.result.accepted, list(done.result.job_ids)) == ("send", 1, ["job-1"])
     return ts
 
 
@@ -199,6 +201,7 @@ async def test_a_job_is_followed_to_success_then_its_replies_are_re_scored_on_th
 
     running = await train.until(lambda a: a.done == 2)
     assert (running.kind, running.label, running.total) == ("train", "train 1 reply", 10)
+    assert list(running.result.job_ids) == ["job-1"]  # whose it is, from the start
     assert running.detail == "epoch 1/5, loss 1.9"
     (job,) = review.jobs()
     assert (job.id, job.destination, job.state, job.examples) == ("job-1", URL, JobState.RUNNING, 1)
@@ -210,9 +213,16 @@ async def test_a_job_is_followed_to_success_then_its_replies_are_re_scored_on_th
     assert end.state == SUCCEEDED
     assert "adapter v1" in end.detail and "recall 100%" in end.detail
     assert "0.5 → 0.04" in end.detail and "-0.03" in end.detail
+    result = end.result
+    assert (list(result.job_ids), result.adapter, result.learnt, result.returned) == (
+        ["job-1"], "v1", 1, 0,
+    )  # fmt: skip
     checked = await verify.end()
     assert checked.state == SUCCEEDED, checked.error
     assert "0.5 → 0.04" in checked.detail
+    assert (checked.kind, list(checked.result.job_ids), checked.result.adapter) == (
+        "verify", ["job-1"], "v1",
+    )  # fmt: skip
 
     (entry,) = review.trained()
     assert (entry.timestamp_ns, entry.adapter) == (ts, "v1")
@@ -238,6 +248,7 @@ async def test_a_failed_job_fails_its_activity_with_the_trainers_reason(
     end = await train.end()
     assert end.state == FAILED and reason in end.error
     assert "1 returned to approved" in end.error
+    assert (end.result.returned, end.result.learnt, end.result.adapter) == (1, 0, "")
     (job,) = review.jobs()
     assert (job.state, job.error) == (JobState.FAILED, reason)
     # Nothing learnt: not in the ledger, approved again with the reason, sent by the next Send.

@@ -48,7 +48,9 @@ async def test_ingest_adds_pending_candidates_with_question_and_memories(
     review: Review, scorer: TableScorer
 ) -> None:
     scorer.divergence["a reply 1"] = 3e-8  # below 1e-7: not a candidate
-    assert (await ingest(review, conversation("a", 3))).state == SUCCEEDED
+    done = await ingest(review, conversation("a", 3))
+    assert done.state == SUCCEEDED
+    assert (done.result.new_candidates, done.result.conversation_id) == (2, "a")
     listed = {c.timestamp_ns: c for c in review.candidates()}
     assert set(listed) == {reply_ts("a", 0), reply_ts("a", 2)}
     first = listed[reply_ts("a", 0)]
@@ -67,12 +69,14 @@ async def test_statuses_survive_rescoring_and_the_next_turn_scores_only_new_repl
 ) -> None:
     await ingest(review, conversation("b", 2))
     await review.approve([reply_ts("b", 0)])
-    await ingest(review, conversation("b", 3))
+    assert (await ingest(review, conversation("b", 3))).result.new_candidates == 1
     assert scorer.calls[-1][2] == [reply_ts("b", 2)]
     scorer.divergence["b reply 0"] = 2.5
     scorer.divergence["b reply 1"] = 1e-9
     for activity_id in await review.sync_candidates(["b"]):
-        assert (await ended(review, activity_id)).state == SUCCEEDED
+        rescored = await ended(review, activity_id)
+        assert rescored.state == SUCCEEDED and rescored.result.conversation_id == "b"
+        assert rescored.result.new_candidates == 0  # all three were listed already
     by_ts = {c.timestamp_ns: c for c in review.candidates()}
     assert set(by_ts) == {reply_ts("b", i) for i in range(3)}  # nothing dropped
     assert (by_ts[reply_ts("b", 0)].status, by_ts[reply_ts("b", 0)].divergence) == (
