@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from ftreview.v1 import review_pb2
 
 from review_service.domain.jobs import (
     ExampleResult,
@@ -67,7 +68,8 @@ def job_url(finetune_url: str, job_id: str) -> str:
 
 
 def parse_job(data: Any, job_id: str, destination: str) -> TrainingJob:
-    """A TrainingJob from the trainer's JSON; unknown or malformed fields are left empty."""
+    """A TrainingJob from the trainer's JSON; unknown or malformed fields are left empty.
+    The figures go into `TrainingJob.figures` as the wire message, relayed as they are."""
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     state = _STATES.get(str(data.get("state", "")).lower())
@@ -79,12 +81,8 @@ def parse_job(data: Any, job_id: str, destination: str) -> TrainingJob:
             results.append(
                 ExampleResult(
                     item["idempotency_key"],
-                    _number(item.get("divergence_before")),
-                    _number(item.get("divergence_after")),
-                    str(item.get("answer_before") or ""),
-                    str(item.get("answer_after") or ""),
                     learnt if isinstance(learnt := item.get("learnt"), bool) else None,
-                    " ".join(str(item.get("reason") or "").split()),
+                    _words(item.get("reason")),
                 )
             )
     return TrainingJob(
@@ -92,20 +90,50 @@ def parse_job(data: Any, job_id: str, destination: str) -> TrainingJob:
         destination=destination,
         state=state,
         examples=_count(data.get("examples")),
-        epochs=_count(data.get("epochs")),
         step=_count(data.get("step")),
         total_steps=_count(data.get("total_steps")),
         detail=str(data.get("detail") or ""),
         adapter=str(data.get("adapter") or ""),
         adapter_path=str(data.get("adapter_path") or ""),
-        trained_divergence_before=_number(data.get("trained_divergence_before")),
-        trained_divergence_after=_number(data.get("trained_divergence_after")),
-        recall=_number(data.get("recall")),
-        generic_loglik_change=_number(data.get("generic_loglik_change")),
+        figures=figures(data).SerializeToString(deterministic=True),
         error=str(data.get("error") or ""),
         ended_at_ns=_time_ns(data.get("ended_at")) if state.ended else 0,
         per_example=tuple(results),
     )
+
+
+def figures(data: dict[str, Any]) -> review_pb2.TrainingJob:
+    """The trainer's figures of one job (the README's `GET /jobs/{id}` fields) as the wire
+    message that carries them; a field missing or not a number stays unset."""
+    message = review_pb2.TrainingJob(epochs=_count(data.get("epochs")))
+    for name in (
+        "trained_divergence_before", "trained_divergence_after", "recall",
+        "generic_loglik_change", "drift", "general_retention",
+    ):  # fmt: skip
+        if (value := _number(data.get(name))) is not None:
+            setattr(message, name, value)
+    if (learnt := _number(data.get("learnt"))) is not None and learnt >= 0:
+        message.learnt = int(learnt)
+    for item in data.get("per_example") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("idempotency_key"), str):
+            continue
+        proof = message.per_example.add(
+            idempotency_key=item["idempotency_key"],
+            answer_before=str(item.get("answer_before") or ""),
+            answer_after=str(item.get("answer_after") or ""),
+            reason=_words(item.get("reason")),
+            fact=str(item.get("fact") or ""),
+        )
+        for name in ("divergence_before", "divergence_after"):
+            if (value := _number(item.get(name))) is not None:
+                setattr(proof, name, value)
+        if isinstance(learnt := item.get("learnt"), bool):
+            proof.learnt = learnt
+    return message
+
+
+def _words(value: Any) -> str:
+    return " ".join(str(value or "").split())
 
 
 # The headers to send to one fine-tuning URL (its bearer token, if any): `FinetuneAuth`.

@@ -15,8 +15,9 @@ import logging
 import sqlite3
 
 from ftreview.core.wire import to_timestamp
-from ftreview.v1 import scorer_pb2
+from ftreview.v1 import review_pb2, scorer_pb2
 
+from review_service.adapters import store_rows
 from review_service.domain.jobs import JobState
 
 log = logging.getLogger("review_service")
@@ -45,6 +46,45 @@ def stats_as_messages(db: sqlite3.Connection) -> None:
                 wire.taken_at.CopyFrom(to_timestamp(taken))
             _keep(db, wire)
         db.execute("DROP TABLE scoring_stats")
+
+
+# The jobs table before its figures were one message (schemas 4 to 6): these columns held
+# them one by one.
+_LEGACY_FIGURES = (
+    "trained_divergence_before", "trained_divergence_after", "recall", "generic_loglik_change",
+)  # fmt: skip
+_KEPT_JOB_COLUMNS = (
+    "destination", "id", "state", "examples", "step", "total_steps", "detail", "adapter",
+    "adapter_path", "error", "created_at_ns", "ended_at_ns", "follow_note", "measured_at_ns",
+)  # fmt: skip
+
+
+def job_figures_as_messages(db: sqlite3.Connection) -> None:
+    """Rebuilds a jobs table of an older file whose figures were columns of their own
+    (`epochs`, `recall`, ...) into today's, where they are one wire `TrainingJob` message
+    (`figures`): the table is created anew (SQLite cannot drop a NOT NULL column), each
+    row's figures moved into the message, and the old table dropped."""
+    present = [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
+    if "figures" in present:
+        return
+    kept = ", ".join(_KEPT_JOB_COLUMNS)
+    rows = db.execute(f"SELECT {kept}, epochs, {', '.join(_LEGACY_FIGURES)} FROM jobs").fetchall()
+    (create,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs'").fetchone()
+    db.execute("ALTER TABLE jobs RENAME TO jobs_before_figures")
+    db.execute(f"CREATE TABLE {store_rows.JOBS_TABLE}")
+    for row in rows:
+        epochs, *legacy = row[len(_KEPT_JOB_COLUMNS) :]
+        message = review_pb2.TrainingJob(epochs=epochs or 0)
+        for name, value in zip(_LEGACY_FIGURES, legacy, strict=True):
+            if value is not None:
+                setattr(message, name, value)
+        db.execute(
+            f"INSERT INTO jobs ({kept}, figures) VALUES"
+            f" ({', '.join('?' for _ in _KEPT_JOB_COLUMNS)}, ?)",
+            (*row[: len(_KEPT_JOB_COLUMNS)], message.SerializeToString(deterministic=True)),
+        )
+    db.execute("DROP TABLE jobs_before_figures")
+    log.info("jobs table rebuilt with its figures as one message (was: %s)", create)
 
 
 def release_stranded(db: sqlite3.Connection) -> None:

@@ -191,10 +191,28 @@ def trained(row: tuple[Any, ...]) -> TrainedEntry:
 
 # A training job as the Review keeps it; per-example results are the trainer's and are not
 # kept (the ledger keeps the Review's own measurement of each reply).
+# The jobs table (a new file creates it; an older one is rebuilt into it, store_migrations).
+JOBS_TABLE = """jobs (
+    destination TEXT NOT NULL,
+    id TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    examples INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    total_steps INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    adapter TEXT NOT NULL,
+    adapter_path TEXT NOT NULL,
+    figures BLOB NOT NULL,
+    error TEXT NOT NULL,
+    created_at_ns INTEGER NOT NULL,
+    ended_at_ns INTEGER NOT NULL,
+    follow_note TEXT NOT NULL,
+    measured_at_ns INTEGER NOT NULL,
+    PRIMARY KEY (destination, id)
+)"""
 JOB_COLUMNS = (
-    "destination", "id", "state", "examples", "epochs", "step", "total_steps", "detail",
-    "adapter", "adapter_path", "trained_divergence_before", "trained_divergence_after",
-    "recall", "generic_loglik_change", "error", "created_at_ns", "ended_at_ns", "follow_note",
+    "destination", "id", "state", "examples", "step", "total_steps", "detail", "adapter",
+    "adapter_path", "figures", "error", "created_at_ns", "ended_at_ns", "follow_note",
     "measured_at_ns",
 )  # fmt: skip
 
@@ -206,4 +224,5 @@ def job_values(j: TrainingJob) -> tuple[Any, ...]:
 def job(row: tuple[Any, ...]) -> TrainingJob:
     values = dict(zip(JOB_COLUMNS, row, strict=True))
     values["state"] = JobState(values["state"])
+    values["figures"] = bytes(values["figures"])
     return TrainingJob(**values)

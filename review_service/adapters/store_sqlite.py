@@ -104,28 +104,7 @@ CREATE TABLE IF NOT EXISTS reply_owners (
     timestamp_ns INTEGER PRIMARY KEY,
     conversation_id TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS jobs (
-    destination TEXT NOT NULL,
-    id TEXT NOT NULL,
-    state INTEGER NOT NULL,
-    examples INTEGER NOT NULL,
-    epochs INTEGER NOT NULL,
-    step INTEGER NOT NULL,
-    total_steps INTEGER NOT NULL,
-    detail TEXT NOT NULL,
-    adapter TEXT NOT NULL,
-    adapter_path TEXT NOT NULL,
-    trained_divergence_before REAL,
-    trained_divergence_after REAL,
-    recall REAL,
-    generic_loglik_change REAL,
-    error TEXT NOT NULL,
-    created_at_ns INTEGER NOT NULL,
-    ended_at_ns INTEGER NOT NULL,
-    follow_note TEXT NOT NULL,
-    measured_at_ns INTEGER NOT NULL,
-    PRIMARY KEY (destination, id)
-);
+CREATE TABLE IF NOT EXISTS {jobs};
 CREATE INDEX IF NOT EXISTS trained_by_job ON trained (job_id);
 CREATE TABLE IF NOT EXISTS decisions (
     timestamp_ns INTEGER PRIMARY KEY,
@@ -140,7 +119,7 @@ CREATE TABLE IF NOT EXISTS sends_in_flight (
     url TEXT NOT NULL,
     started_at_ns INTEGER NOT NULL
 );
-"""
+""".replace("{jobs}", store_rows.JOBS_TABLE)
 
 
 log = logging.getLogger("review_service")
@@ -220,6 +199,7 @@ class SqliteStore:
                     f" SELECT timestamp_ns, conversation_id FROM {table} WHERE timestamp_ns != 0"
                 )
             store_migrations.stats_as_messages(db)
+            store_migrations.job_figures_as_messages(db)
             store_migrations.release_stranded(db)
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",

@@ -159,18 +159,18 @@ def trained_to_wire(e: TrainedEntry) -> review_pb2.TrainedEntry:
 
 
 def job_to_wire(j: TrainingJob) -> review_pb2.TrainingJob:
-    message = review_pb2.TrainingJob(
-        id=j.id,
-        state=cast(review_pb2.TrainingJobState, int(j.state)),
-        examples=j.examples,
-        epochs=j.epochs,
-        adapter=j.adapter,
-        trained_divergence_before=j.trained_divergence_before,
-        trained_divergence_after=j.trained_divergence_after,
-        recall=j.recall,
-        generic_loglik_change=j.generic_loglik_change,
-        error=j.error,
-        destination=j.destination,
+    """The trainer's figures as relayed (the message they came in), and what the Review
+    knows of the job over them."""
+    message = review_pb2.TrainingJob.FromString(j.figures)
+    message.MergeFrom(
+        review_pb2.TrainingJob(
+            id=j.id,
+            state=cast(review_pb2.TrainingJobState, int(j.state)),
+            examples=j.examples,
+            adapter=j.adapter,
+            error=j.error,
+            destination=j.destination,
+        )
     )
     if j.created_at_ns:
         message.created_at.CopyFrom(to_timestamp(j.created_at_ns))

@@ -58,22 +58,6 @@ SCORER_READY_TIMEOUT = 120.0
 Outcome = tuple[StoreChange | None, list[CandidateEvent], None]
 
 
-def figures(job: TrainingJob) -> str:
-    """A job's result in one line, leaving out what the trainer did not report."""
-    parts = [f"adapter {job.adapter}" if job.adapter else "no adapter named"]
-    if job.trained_divergence_before is not None and job.trained_divergence_after is not None:
-        parts.append(
-            f"divergence {job.trained_divergence_before:.3g} → {job.trained_divergence_after:.3g}"
-        )
-    if job.recall is not None:
-        parts.append(f"recall {job.recall:.0%}")
-    if job.generic_loglik_change is not None:
-        parts.append(f"generic log-likelihood {job.generic_loglik_change:+.3g} nats/token")
-    if job.epochs:
-        parts.append(f"{job.epochs} epoch{'s' if job.epochs != 1 else ''}")
-    return ", ".join(parts)
-
-
 def _replies(n: int) -> str:
     return f"{n} repl{'y' if n == 1 else 'ies'}"
 
@@ -200,7 +184,8 @@ class JobTracking:
             )
             return
         verify = self._verify_activity(end)
-        line = f"job {job.id}: learnt {settled.learnt} of {settled.total}, {figures(end)}"
+        adapter = f"adapter {end.adapter}" if end.adapter else "no adapter named"
+        line = f"job {job.id}: learnt {settled.learnt} of {settled.total}, {adapter}"
         activity.succeed(
             line + (f"; {aftermath}" if aftermath else ""),
             adapter=end.adapter,

@@ -1,6 +1,10 @@
-"""A fine-tuning job as the Review keeps it: its state, its figures, and what it learnt.
+"""A fine-tuning job as the Review keeps it: its state, what it learnt, and its figures.
 
 Invariants:
+- the trainer's figures (divergence before and after, epochs, drift, general retention,
+  each reply's proof) are relayed, never read: `figures` holds them as the wire
+  `TrainingJob` message's bytes (docs/design.md §12). What the Review decides with (the
+  state, the adapter, which replies were learnt and why not) is typed here;
 - a job says which of its replies it learnt (`TrainingJob.not_learnt`): the trainer's
   per-example `learnt` where it reports one, else every reply of a succeeded job and none
   of a failed one;
@@ -30,14 +34,10 @@ class JobState(enum.IntEnum):
 
 @dataclasses.dataclass(frozen=True)
 class ExampleResult:
-    """What one trained reply became, as the trainer measured it."""
+    """Whether the promoted adapter learnt one trained reply (None: the trainer does not
+    say), and why not. Its measured proof travels in `TrainingJob.figures`."""
 
     idempotency_key: str
-    divergence_before: float | None = None
-    divergence_after: float | None = None
-    answer_before: str = ""
-    answer_after: str = ""
-    # Whether the promoted adapter learnt it (None: the trainer does not say), and why not.
     learnt: bool | None = None
     reason: str = ""
 
@@ -48,16 +48,13 @@ class TrainingJob:
     destination: str
     state: JobState = JobState.QUEUED
     examples: int = 0
-    epochs: int = 0
     step: int = 0
     total_steps: int = 0
     detail: str = ""
     adapter: str = ""
     adapter_path: str = ""
-    trained_divergence_before: float | None = None
-    trained_divergence_after: float | None = None
-    recall: float | None = None
-    generic_loglik_change: float | None = None
+    # The trainer's figures: a serialized `ftreview.v1.TrainingJob` carrying only them.
+    figures: bytes = b""
     error: str = ""
     created_at_ns: int = 0
     ended_at_ns: int = 0
@@ -95,6 +92,7 @@ class TrainingJob:
             newer,
             destination=self.destination,
             examples=newer.examples or self.examples,
+            figures=newer.figures or self.figures,
             created_at_ns=self.created_at_ns or newer.created_at_ns,
             ended_at_ns=newer.ended_at_ns or self.ended_at_ns,
             follow_note=self.follow_note,

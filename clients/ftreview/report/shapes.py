@@ -20,8 +20,8 @@ from ftreview.v1 import activity_pb2, review_pb2, scorer_pb2
 JsonObject = dict[str, Any]
 
 
-def optional(message: Message, field: str) -> float | None:
-    """A proto3 `optional` number: None when unset."""
+def optional(message: Message, field: str) -> Any:
+    """A proto3 `optional` field (a number or a flag): None when unset."""
     return getattr(message, field) if message.HasField(field) else None
 
 
@@ -142,6 +142,20 @@ def trained_json(entry: review_pb2.TrainedEntry) -> JsonObject:
     }
 
 
+def proof_json(proof: review_pb2.ExampleProof) -> JsonObject:
+    """What the trainer measured on one reply; `learnt` null when it does not say."""
+    return {
+        "idempotency_key": proof.idempotency_key,
+        "learnt": optional(proof, "learnt"),
+        "fact": proof.fact,
+        "reason": proof.reason,
+        "divergence_before": optional(proof, "divergence_before"),
+        "divergence_after": optional(proof, "divergence_after"),
+        "answer_before": proof.answer_before,
+        "answer_after": proof.answer_after,
+    }
+
+
 def job_json(job: review_pb2.TrainingJob) -> JsonObject:
     created, ended = timestamp_ns(job.created_at), timestamp_ns(job.ended_at)
     return {
@@ -154,6 +168,10 @@ def job_json(job: review_pb2.TrainingJob) -> JsonObject:
         "trained_divergence_after": optional(job, "trained_divergence_after"),
         "recall": optional(job, "recall"),
         "generic_loglik_change": optional(job, "generic_loglik_change"),
+        "learnt": optional(job, "learnt"),
+        "drift": optional(job, "drift"),
+        "general_retention": optional(job, "general_retention"),
+        "per_example": [proof_json(p) for p in job.per_example],
         "error": job.error,
         "destination": job.destination,
         "created_at_ns": created,

@@ -125,9 +125,18 @@ def job_figures(job: review_pb2.TrainingJob) -> str:
     )
     if before is not None or after is not None:
         parts.append(f"divergence {_before_after(before, after)}")
+    learnt = optional(job, "learnt")
+    if learnt is not None:
+        parts.append(f"learnt {learnt} of {job.examples or len(job.per_example) or '?'}")
     recall = optional(job, "recall")
     if recall is not None:
         parts.append(f"recall {recall:.0%}")
+    retention = optional(job, "general_retention")
+    if retention is not None:
+        parts.append(f"general answers kept {retention:.0%}")
+    drift = optional(job, "drift")
+    if drift is not None:
+        parts.append(f"drift {drift:.3g}")
     change = optional(job, "generic_loglik_change")
     if change is not None:
         parts.append(f"generic log-likelihood {change:+.3g} nats/token")

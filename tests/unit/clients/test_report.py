@@ -177,6 +177,31 @@ def test_job_json_keeps_unmeasured_figures_null_and_gives_times_twice() -> None:
     assert shown["trained_divergence_after"] is None and shown["generic_loglik_change"] is None
     assert shown["created_at_ns"] == T1 and shown["created_at"].endswith("Z")
     assert shown["ended_at_ns"] == 0 and shown["ended_at"] is None
+    assert shown["learnt"] is None and shown["drift"] is None and shown["per_example"] == []
+
+
+def test_job_json_and_figures_carry_the_trainers_proof_per_reply() -> None:
+    from ftreview.report import job_json
+    from ftreview.report.tables import job_figures
+
+    job = review_pb2.TrainingJob(
+        id="ft-2", examples=2, learnt=1, drift=0.05, general_retention=0.97,
+        per_example=[
+            review_pb2.ExampleProof(idempotency_key="a", learnt=True, fact="biscuit",
+                                    divergence_after=0.02, answer_after="Biscuit."),
+            review_pb2.ExampleProof(idempotency_key="b", learnt=False, reason="not learnt"),
+            review_pb2.ExampleProof(idempotency_key="c"),
+        ],
+    )  # fmt: skip
+    shown = job_json(job)
+    assert (shown["learnt"], shown["drift"], shown["general_retention"]) == (1, 0.05, 0.97)
+    first, second, third = shown["per_example"]
+    assert (first["learnt"], first["fact"], first["answer_after"]) == (True, "biscuit", "Biscuit.")
+    assert first["divergence_before"] is None and first["divergence_after"] == 0.02
+    assert (second["learnt"], second["reason"]) == (False, "not learnt")
+    assert third["learnt"] is None  # the trainer did not say
+    line = job_figures(job)
+    assert "learnt 1 of 2" in line and "general answers kept 97%" in line and "drift 0.05" in line
 
 
 def test_trained_json_before_after_and_candidate_memories_largest_first() -> None:

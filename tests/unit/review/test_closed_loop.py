@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ftreview.v1 import activity_pb2
+from ftreview.v1 import activity_pb2, review_pb2
 from review_fakes import (
     RecordingEndpoint,
     ScriptedTrainer,
@@ -211,8 +211,7 @@ async def test_a_job_is_followed_to_success_then_its_replies_are_re_scored_on_th
     trainer.scripts["job-1"] = [DONE]
     end = await train.end()
     assert end.state == SUCCEEDED
-    assert "adapter v1" in end.detail and "recall 100%" in end.detail
-    assert "0.5 → 0.04" in end.detail and "-0.03" in end.detail
+    assert end.detail == "job job-1: learnt 1 of 1, adapter v1"
     result = end.result
     assert (list(result.job_ids), result.adapter, result.learnt, result.returned) == (
         ["job-1"], "v1", 1, 0,
@@ -233,7 +232,9 @@ async def test_a_job_is_followed_to_success_then_its_replies_are_re_scored_on_th
     assert ts not in {c.timestamp_ns for c in review.candidates()}
     (job,) = review.jobs()
     assert job.state == JobState.SUCCEEDED and job.measured_at_ns > 0
-    assert (job.adapter, job.recall, job.epochs) == ("v1", 1.0, 5)
+    figures = review_pb2.TrainingJob.FromString(job.figures)  # as the trainer said them
+    assert (job.adapter, figures.recall, figures.epochs) == ("v1", 1.0, 5)
+    assert (figures.trained_divergence_before, figures.generic_loglik_change) == (0.5, -0.03)
     assert job.ended_at_ns == 1_772_355_611_000_000_000
 
 

@@ -7,6 +7,7 @@ import json
 
 import httpx
 import pytest
+from ftreview.v1 import review_pb2
 
 from review_service.adapters.job_http import JobFollower, parse_job
 from review_service.domain.jobs import JobState, NotFollowable, TrainerSilent, TrainingJob
@@ -55,8 +56,16 @@ async def test_follows_a_job_to_its_end_and_reports_each_change() -> None:
     end = await follower.follow(URL, TrainingJob("job-1", URL), seen.append)
     await follower.close()
     assert [j.state for j in seen] == [JobState.RUNNING, JobState.SUCCEEDED]
-    assert end.adapter == "v1" and end.recall == 1.0 and end.epochs == 6
-    assert end.per_example[0].answer_after == "Biscuit"
+    assert end.adapter == "v1"
+    # The figures are relayed as the wire message, whole.
+    figures = review_pb2.TrainingJob.FromString(end.figures)
+    assert (figures.recall, figures.epochs, figures.trained_divergence_after) == (1.0, 6, 0.05)
+    assert figures.HasField("generic_loglik_change") and not figures.HasField("drift")
+    (proof,) = figures.per_example
+    assert (proof.idempotency_key, proof.answer_after, proof.divergence_before) == (
+        "k", "Biscuit", 2.0,
+    )  # fmt: skip
+    assert not proof.HasField("learnt")
 
 
 async def test_a_stale_answer_never_moves_the_state_back() -> None:
@@ -92,6 +101,6 @@ def test_malformed_fields_are_left_empty_and_bad_states_refused() -> None:
     job = parse_job(
         {"state": "running", "recall": "lots", "step": -4, "loss": float("nan")}, "j", URL
     )
-    assert job.recall is None and job.step == 0
+    assert not review_pb2.TrainingJob.FromString(job.figures).HasField("recall") and job.step == 0
     with pytest.raises(ValueError, match="unknown job state"):
         parse_job({"state": "exploded"}, "j", URL)

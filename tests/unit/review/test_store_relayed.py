@@ -1,18 +1,21 @@
-"""Scoring stats are stored as the Scorer's wire message and come back byte for byte; a file
-from an older version (a JSON object per row, or a message per row in the oldest) opens
-with every stored field intact."""
+"""What the Review relays is stored as the wire message and comes back byte for byte: a
+scoring pass's stats, a training job's figures. A file from an older version (stats as a
+JSON object per row, or a message per row in the oldest; job figures as columns of their
+own) opens with every stored field intact."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
 
 from ftreview.core.wire import to_timestamp
-from ftreview.v1 import scorer_pb2
+from ftreview.v1 import review_pb2, scorer_pb2
 
 from review_service.adapters.scorer_wire import stats_from_wire, stats_to_wire
 from review_service.adapters.store_sqlite import SqliteStore
+from review_service.domain.jobs import JobState
 from review_service.domain.ports import StoreChange
 
 TAKEN_NS = 1_767_225_600_123_456_789
@@ -82,3 +85,38 @@ def test_message_rows_of_the_oldest_files_keep_their_conversation(tmp_path: Path
     (kept,) = SqliteStore(path).load_stats()
     assert kept.conversation_id == "c9"
     assert stats_to_wire(kept).responses_seen == 3
+
+
+def test_job_figures_kept_as_columns_by_an_older_file_open_as_one_message(tmp_path: Path) -> None:
+    path = tmp_path / "review.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE jobs (destination TEXT NOT NULL, id TEXT NOT NULL, state INTEGER NOT NULL,"
+        " examples INTEGER NOT NULL, epochs INTEGER NOT NULL, step INTEGER NOT NULL,"
+        " total_steps INTEGER NOT NULL, detail TEXT NOT NULL, adapter TEXT NOT NULL,"
+        " adapter_path TEXT NOT NULL, trained_divergence_before REAL,"
+        " trained_divergence_after REAL, recall REAL, generic_loglik_change REAL,"
+        " error TEXT NOT NULL, created_at_ns INTEGER NOT NULL, ended_at_ns INTEGER NOT NULL,"
+        " follow_note TEXT NOT NULL, measured_at_ns INTEGER NOT NULL,"
+        " PRIMARY KEY (destination, id))"
+    )
+    db.execute(
+        "INSERT INTO jobs VALUES ('http://t', 'ft-2', 3, 4, 6, 12, 12, 'done', 'v2', '/a/v2',"
+        " 1.5, 0.25, 0.75, NULL, '', 10, 20, '', 30)"
+    )
+    db.commit()
+    db.close()
+
+    (job,) = SqliteStore(path).load_jobs()
+    assert (job.id, job.state, job.examples, job.adapter, job.measured_at_ns) == (
+        "ft-2", JobState.SUCCEEDED, 4, "v2", 30,
+    )  # fmt: skip
+    figures = review_pb2.TrainingJob.FromString(job.figures)
+    assert (figures.epochs, figures.trained_divergence_before, figures.recall) == (6, 1.5, 0.75)
+    assert figures.trained_divergence_after == 0.25
+    assert not figures.HasField("generic_loglik_change")  # NULL stays unset
+
+    # The rebuilt table takes today's rows.
+    store = SqliteStore(path)
+    store.commit([StoreChange(jobs=[dataclasses.replace(job, id="ft-3", figures=b"")])])
+    assert [j.id for j in store.load_jobs()] == ["ft-2", "ft-3"]
