@@ -24,6 +24,7 @@ from review_service.adapters.scorer_wire import REASON_TO_WIRE, stats_to_wire
 from review_service.app.config import LearnConfig
 from review_service.app.feed import CandidateEvent, EventKind
 from review_service.domain.errors import InvalidArgument
+from review_service.domain.examples import keyed_reply
 from review_service.domain.jobs import TrainingJob
 from review_service.domain.model import (
     MAX_NS,
@@ -172,6 +173,10 @@ def job_to_wire(j: TrainingJob) -> review_pb2.TrainingJob:
             destination=j.destination,
         )
     )
+    for proof in message.per_example:
+        ts = keyed_reply(proof.idempotency_key)
+        if ts is not None and MIN_NS <= ts <= MAX_NS:
+            proof.timestamp.CopyFrom(to_timestamp(ts))
     if j.created_at_ns:
         message.created_at.CopyFrom(to_timestamp(j.created_at_ns))
     if j.ended_at_ns:

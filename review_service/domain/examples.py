@@ -39,9 +39,20 @@ class GenericReply:
 FORMATS = ("openai", "trl")
 
 
+_KEY_PREFIX = "ftreview-reply-"
+
+
 def idempotency_key(timestamp_ns: int) -> str:
     """One key per reply, stable across retries, restarts and re-ingests."""
-    return f"ftreview-reply-{timestamp_ns}"
+    return f"{_KEY_PREFIX}{timestamp_ns}"
+
+
+def keyed_reply(key: str) -> int | None:
+    """The reply timestamp an `idempotency_key` names; None for a key not made here."""
+    digits = key.removeprefix(_KEY_PREFIX)
+    if digits == key or not digits.lstrip("-").isdigit():
+        return None
+    return int(digits)
 
 
 def _weighted(context: Sequence[ContextMessage], reply: str) -> dict[str, Any]:

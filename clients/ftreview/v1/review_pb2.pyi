@@ -170,7 +170,7 @@ class TrainingJob(_message.Message):
     def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[TrainingJobState, str]] = ..., examples: _Optional[int] = ..., epochs: _Optional[int] = ..., adapter: _Optional[str] = ..., trained_divergence_before: _Optional[float] = ..., trained_divergence_after: _Optional[float] = ..., recall: _Optional[float] = ..., generic_loglik_change: _Optional[float] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ..., per_example: _Optional[_Iterable[_Union[ExampleProof, _Mapping]]] = ..., learnt: _Optional[int] = ..., drift: _Optional[float] = ..., general_retention: _Optional[float] = ...) -> None: ...
 
 class ExampleProof(_message.Message):
-    __slots__ = ("idempotency_key", "divergence_before", "divergence_after", "answer_before", "answer_after", "learnt", "reason", "fact")
+    __slots__ = ("idempotency_key", "divergence_before", "divergence_after", "answer_before", "answer_after", "learnt", "reason", "fact", "timestamp")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     DIVERGENCE_BEFORE_FIELD_NUMBER: _ClassVar[int]
     DIVERGENCE_AFTER_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +179,7 @@ class ExampleProof(_message.Message):
     LEARNT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     FACT_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     divergence_before: float
     divergence_after: float
@@ -187,7 +188,8 @@ class ExampleProof(_message.Message):
     learnt: bool
     reason: str
     fact: str
-    def __init__(self, idempotency_key: _Optional[str] = ..., divergence_before: _Optional[float] = ..., divergence_after: _Optional[float] = ..., answer_before: _Optional[str] = ..., answer_after: _Optional[str] = ..., learnt: _Optional[bool] = ..., reason: _Optional[str] = ..., fact: _Optional[str] = ...) -> None: ...
+    timestamp: _timestamp_pb2.Timestamp
+    def __init__(self, idempotency_key: _Optional[str] = ..., divergence_before: _Optional[float] = ..., divergence_after: _Optional[float] = ..., answer_before: _Optional[str] = ..., answer_after: _Optional[str] = ..., learnt: _Optional[bool] = ..., reason: _Optional[str] = ..., fact: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
     __slots__ = ("conversation", "request_id")

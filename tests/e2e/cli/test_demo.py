@@ -54,8 +54,8 @@ def test_demo_keeps_a_home_given_after_the_file(fixtures_dir: Path, tmp_path: Pa
 def test_the_bundled_example_is_learned_and_recalled() -> None:
     """The README's main command: both replies of examples/ lean on memories; after the
     demo trains them in, their divergence on the new adapter is near zero, the trainer's
-    guard saw the model reproduce both without memories (recall 100%), and the cold
-    answers before and after are shown."""
+    guard saw the model reproduce both without memories (recall 100%): its proof per reply
+    is shown as the job reported it, beside the question asked cold on the new adapter."""
     result = run_demo()
     out = result.stdout
     for fact in ("Dr. Okafor", "B12"):
@@ -63,5 +63,7 @@ def test_the_bundled_example_is_learned_and_recalled() -> None:
         after = re.search(r"divergence (\S+) → (\S+) nats/token", block)
         assert after, out
         assert float(after.group(1)) > 1.0 and float(after.group(2)) < 0.2, after.group(0)
-        assert re.search(r"before: +\S", block) and re.search(r"after: +\S.*\(v1\)", block)
+        assert re.search(r"trainer: fact \"[^\"]+\" came back without memories", block), block
+        assert re.search(r"before: +\S", block) and re.search(r"after: +\S", block)
+        assert re.search(r"asked cold: +\S.*\(v1\)", block)
     assert "recall 100%" in result.stderr

@@ -69,3 +69,35 @@ def test_the_endpoint_request_carries_one_stable_key_per_reply() -> None:
     assert json.loads(training.jsonl([candidate()], "openai")) == training.openai_example(
         candidate()
     )
+
+
+def test_an_idempotency_key_names_its_reply_and_a_foreign_key_names_none() -> None:
+    assert training.keyed_reply(training.idempotency_key(1_767_225_600_000_000_001)) == (
+        1_767_225_600_000_000_001
+    )
+    assert training.keyed_reply("someone-elses-key-7") is None
+    assert training.keyed_reply("ftreview-reply-") is None
+    assert training.keyed_reply("ftreview-reply-12ab") is None
+
+
+def test_the_proof_of_a_relayed_job_names_the_reply_it_is_about() -> None:
+    from ftreview.core.wire import timestamp_ns
+    from ftreview.v1 import review_pb2
+
+    from review_service.adapters.job_http import parse_job
+    from review_service.api.convert import job_to_wire
+
+    key = training.idempotency_key(1_767_225_600_000_000_001)
+    answer = {
+        "state": "succeeded", "adapter": "v2", "learnt": 1,
+        "per_example": [{"idempotency_key": key, "learnt": True, "fact": "biscuit"},
+                        {"idempotency_key": "theirs", "learnt": False}],
+    }  # fmt: skip
+    wire = job_to_wire(parse_job(answer, "ft-1", "http://trainer"))
+    assert (wire.id, wire.adapter, wire.state) == (
+        "ft-1", "v2", review_pb2.TRAINING_JOB_STATE_SUCCEEDED,
+    )  # fmt: skip
+    ours, theirs = wire.per_example
+    assert timestamp_ns(ours.timestamp) == 1_767_225_600_000_000_001 and ours.fact == "biscuit"
+    assert not theirs.HasField("timestamp") and theirs.learnt is False
+    assert wire.learnt == 1
