@@ -31,7 +31,6 @@ from review_service.domain.model import (
     MIN_NS,
     Candidate,
     LatestScore,
-    ScoringStats,
     Status,
     TrainedEntry,
 )
@@ -202,6 +201,6 @@ def event_to_wire(event: CandidateEvent) -> review_pb2.WatchCandidatesResponse:
     message = review_pb2.WatchCandidatesResponse(kind=kind)
     if event.candidate is not None:
         message.candidate.CopyFrom(candidate_to_wire(event.candidate))
-    if isinstance(event.stats, ScoringStats):
+    if event.stats is not None:
         message.stats.CopyFrom(stats_to_wire(event.stats))
     return message

@@ -18,11 +18,10 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ftreview.core.fanout import Fanout
 
-from review_service.domain.model import Candidate
+from review_service.domain.model import Candidate, ScoringStats
 
 
 class EventKind(enum.Enum):
@@ -39,8 +38,8 @@ class EventKind(enum.Enum):
 class CandidateEvent:
     kind: EventKind
     candidate: Candidate | None = None
-    # A FinetuneScoringStats message for STATS events (opaque to the feed).
-    stats: Any = None
+    # The stats of the pass a STATS event announces.
+    stats: ScoringStats | None = None
 
 
 def _merge(waiting: EventKind, new: EventKind) -> EventKind:
@@ -73,7 +72,7 @@ class CandidateFeed:
         if event.candidate is not None:
             key: object = ("candidate", event.candidate.timestamp_ns)
         else:
-            key = ("stats", getattr(event.stats, "conversation_id", ""))
+            key = ("stats", event.stats.conversation_id if event.stats is not None else "")
         self._fanout.publish(event, key)
 
     async def watch(self, snapshot: Callable[[], list[Candidate]]) -> AsyncIterator[CandidateEvent]:
