@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ftreview.core.defaults import DEFAULT_HOME, HOME_ENV, default_home
 from ftreview.core.security import (
     FINETUNE_TOKEN_ENV,
     TOKEN_ENV,
@@ -25,7 +26,6 @@ from review_service.api.server import (
     DEFAULT_LISTEN,
     DEFAULT_SCORER,
     ReviewConfig,
-    default_home,
     serve,
 )
 from review_service.domain.errors import ReviewError
@@ -46,8 +46,7 @@ def parse_args(argv: list[str] | None) -> ReviewConfig:
         "--home",
         type=Path,
         default=None,
-        help="folder of config.json5 and review.sqlite3"
-        " (default $FTREVIEW_HOME or ~/.consciousness)",
+        help=f"folder of config.json5 and review.sqlite3 (default ${HOME_ENV} or {DEFAULT_HOME})",
     )
     add_server_security_flags(parser)
     parser.add_argument(

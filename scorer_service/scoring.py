@@ -55,15 +55,17 @@ LOGPROB_FLOOR = -1e4
 
 
 class Reason(enum.Enum):
-    """Why a reply is not a candidate (NONE: it is one)."""
+    """Why a reply is not a candidate (NONE: it is one). The names are those of the wire's
+    `NotCandidateReason` (without its prefix), which is where they are described; how a
+    client words them is `ftreview.client.reason_name`."""
 
-    NONE = "candidate"
-    BELOW_THRESHOLD = "below threshold"
-    UNSET_TIMESTAMP = "unset timestamp"
-    ALREADY_TRAINED = "already trained"
-    TOO_LONG = "too long for the model's context"
-    TOKENIZATION_MISMATCH = "tokenizes differently with and without memories"
-    NOT_REQUESTED = "not requested"
+    NONE = enum.auto()
+    BELOW_THRESHOLD = enum.auto()
+    UNSET_TIMESTAMP = enum.auto()
+    ALREADY_TRAINED = enum.auto()
+    TOO_LONG = enum.auto()
+    TOKENIZATION_MISMATCH = enum.auto()
+    NOT_REQUESTED = enum.auto()
 
 
 @dataclass(frozen=True)

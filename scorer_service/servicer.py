@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from ftreview.core.activity_hub import Activity, ActivityHub
@@ -27,14 +27,12 @@ from scorer_service.conversation import Message, Variant, flatten, has_memories
 from scorer_service.errors import InvalidAdapter, InvalidConversation, ScorerError
 from scorer_service.tokenization import build_token_ids
 
-_REASONS = {
-    scoring.Reason.NONE: scorer_pb2.NOT_CANDIDATE_REASON_UNSPECIFIED,
-    scoring.Reason.BELOW_THRESHOLD: scorer_pb2.NOT_CANDIDATE_REASON_BELOW_THRESHOLD,
-    scoring.Reason.UNSET_TIMESTAMP: scorer_pb2.NOT_CANDIDATE_REASON_UNSET_TIMESTAMP,
-    scoring.Reason.ALREADY_TRAINED: scorer_pb2.NOT_CANDIDATE_REASON_ALREADY_TRAINED,
-    scoring.Reason.TOO_LONG: scorer_pb2.NOT_CANDIDATE_REASON_TOO_LONG,
-    scoring.Reason.TOKENIZATION_MISMATCH: scorer_pb2.NOT_CANDIDATE_REASON_TOKENIZATION_MISMATCH,
-    scoring.Reason.NOT_REQUESTED: scorer_pb2.NOT_CANDIDATE_REASON_NOT_REQUESTED,
+# By name: the wire enum is the one list of reasons (NONE is the wire's UNSPECIFIED).
+_REASONS: dict[scoring.Reason, int] = {
+    reason: scorer_pb2.NotCandidateReason.Value(
+        f"NOT_CANDIDATE_REASON_{'UNSPECIFIED' if reason is scoring.Reason.NONE else reason.name}"
+    )
+    for reason in scoring.Reason
 }
 
 
@@ -121,6 +119,9 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
             f"scoring {conversation_id or 'conversation'}",
             activity_id=request.request_id,
         )
+        # The adapter serving when the call starts names the scores (vLLM's requests name it
+        # as their model; the local engine switches only between rounds).
+        adapter = self.backend.adapter_in_use()
         try:
             # Only a conversation with memories needs the engine, and so its context length.
             context_length = (
@@ -158,6 +159,7 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
             activity_id=activity.id,
             conversation_id=conversation_id,
             max_divergence=result.max_divergence,
+            adapter=adapter,
         )
         response.stats.CopyFrom(_stats_message(result.stats))
         for reply in result.replies:
@@ -191,7 +193,10 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
             )
         activity.succeed(f"{generation.token_count} tokens")
         return scorer_pb2.GenerateAlternateResponse(
-            activity_id=activity.id, text=generation.text, token_count=generation.token_count
+            activity_id=activity.id,
+            text=generation.text,
+            token_count=generation.token_count,
+            adapter=generation.adapter,
         )
 
     async def GetInfo(
@@ -267,7 +272,7 @@ def _reply_message(reply: scoring.ReplyScore) -> scorer_pb2.ReplyScore:
         peak=reply.peak,
         scored=reply.scored,
         candidate=reply.candidate,
-        reason=_REASONS[reply.reason],
+        reason=cast(scorer_pb2.NotCandidateReason, _REASONS[reply.reason]),
         context_tokens_cut=reply.context_tokens_cut,
     )
     message.timestamp.CopyFrom(to_timestamp(reply.message.timestamp_ns))

@@ -11,10 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from ftreview.auth import SecurityConfigError, resolve_channel_credentials, resolve_token
-from ftreview.core.defaults import TRAINER_ADDRESS
+from ftreview.core.defaults import DEFAULT_HOME, HOME_ENV, TRAINER_ADDRESS, default_home
 
 from .adapters import KEEP_DEFAULT
-from .config import TrainerConfigError, default_home, guard_limits
+from .config import TrainerConfigError, guard_limits
 from .guard import GuardSettings
 from .model import ModelNotFound, base_model_folder, default_device
 from .scorer_link import ScorerLink
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help="job ledger and adapters (default $FTREVIEW_HOME or ~/.consciousness)",
+        help=f"job ledger and adapters (default ${HOME_ENV} or {DEFAULT_HOME})",
     )
     parser.add_argument(
         "--model",
@@ -159,7 +159,8 @@ def _parser() -> argparse.ArgumentParser:
         "--target-divergence",
         type=float,
         default=None,
-        help="guard: divergence to reach (default learn.target_divergence or 0.1)",
+        help="guard: divergence to reach "
+        f"(default learn.target_divergence or {d.guard.target_divergence:g})",
     )
     parser.add_argument(
         "--max-drift",

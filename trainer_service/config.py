@@ -2,20 +2,17 @@
 
 Invariant: a guard limit comes from exactly one place, in that order, and a config file
 that cannot be read or holds a wrong value stops the start with one line naming the file
-and the key (never a silent default).
+and the key (never a silent default). The file is parsed by the reader the Review uses too
+(`ftreview.core.defaults.read_config`); the defaults live beside it.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
-from typing import Any
 
-import json5
+from ftreview.core.defaults import CONFIG_NAME, ConfigFileError, read_config
 
-HOME_ENV = "FTREVIEW_HOME"
-CONFIG_NAME = "config.json5"
 # `learn.max_forgetting`, a floor on generic log-likelihood that earlier versions read (and
 # the Review's template still writes), is not read: the guard measures drift instead.
 GUARD_KEYS = ("target_divergence", "max_drift", "min_retention")
@@ -25,27 +22,17 @@ class TrainerConfigError(ValueError):
     pass
 
 
-def default_home() -> Path:
-    configured = os.environ.get(HOME_ENV)
-    return Path(configured).expanduser() if configured else Path.home() / ".consciousness"
-
-
 def guard_limits(home: Path) -> dict[str, float]:
-    """`learn.target_divergence` / `learn.max_drift` from `<home>/config.json5`, if set."""
+    """`learn.target_divergence` / `max_drift` / `min_retention` from `<home>/config.json5`,
+    those that are set."""
     path = home / CONFIG_NAME
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
+        document = read_config(path)
+        learn = document.values("learn") if document is not None else {}
+    except ConfigFileError as error:
+        raise TrainerConfigError(str(error)) from error
     except OSError as error:
         raise TrainerConfigError(f"cannot read {path}: {error.strerror or error}") from error
-    try:
-        document: Any = json5.loads(text)
-    except Exception as error:  # json5 raises its own decode error with the position
-        raise TrainerConfigError(f"{path} is not valid JSON5: {error}") from error
-    learn = document.get("learn") if isinstance(document, dict) else None
-    if not isinstance(learn, dict):
-        return {}
     limits: dict[str, float] = {}
     for key in GUARD_KEYS:
         if key not in learn:

@@ -30,22 +30,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from ftreview.core.defaults import (
+    DEFAULT_MAX_DRIFT,
+    DEFAULT_MIN_RETENTION,
+    DEFAULT_TARGET_DIVERGENCE,
+)
+
 
 @dataclass(frozen=True)
 class GuardSettings:
-    target_divergence: float = 0.1
+    """The guard's limits; the defaults, and why they are what they are, are in
+    `ftreview.core.defaults` (`learn.*` of the config file sets them)."""
+
+    # The replies' divergence a job trains down to, nats/token.
+    target_divergence: float = DEFAULT_TARGET_DIVERGENCE
     # Mean KL(base ‖ tuned) per token on the general questions, nats (general.py): a
-    # pre-screen checked every epoch; retention, checked where an epoch would be promoted,
-    # is the limit. Measured on the tuning half of bench/learning/facts.json: without the
-    # anchor, epochs at drift 0.2-0.56 had lost 14-22% of the general answers; with it,
-    # jobs learn at drift 0.01-0.04 (trainer_service/README.md).
-    max_drift: float = 0.1
-    # Share of the known general questions still answered right. The issue's target is
-    # 0.98; on the tuning half (c01, 4 facts) the first epochs that learnt a fact kept
-    # 74/76 and 73/76 (97.4%, 96.1%), and holding them to 98% backed the job off until it
-    # learnt nothing (1 of 4 after 7 epochs), so the default is 0.9 and the figure is
-    # reported with every job (learn.min_retention sets it).
-    min_retention: float = 0.9
+    # pre-screen checked every epoch.
+    max_drift: float = DEFAULT_MAX_DRIFT
+    # Share of the known general questions still answered right: the limit, checked where
+    # an epoch would be promoted, and reported with every job.
+    min_retention: float = DEFAULT_MIN_RETENTION
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,23 @@
-"""Telling the Scorer about a promoted adapter: `Scorer.LoadAdapter` over gRPC.
+"""Telling the Scorer about a promoted adapter: `Scorer.LoadAdapter` through the client
+library's blocking `ScorerClient`.
 
-Invariant: the trainer talks to the Scorer only through the generated stubs, and a Scorer
-that cannot be reached never fails a job: the caller gets a one-line reason instead, which
-the job's detail shows (the adapter stays promoted; the Scorer can load it later).
+Invariant: the trainer talks to the Scorer only through the client library (its channel,
+TLS and bearer token are the library's), and a Scorer that cannot be reached never fails a
+job: the caller gets a one-line reason instead, which the job's detail shows (the adapter
+stays promoted; the Scorer can load it later).
 """
 
 from __future__ import annotations
 
 import grpc
-from ftreview.v1 import scorer_pb2, scorer_pb2_grpc
+from ftreview.client import ScorerClient
+from ftreview.errors import FtreviewError
 
 
 class ScorerLink:
+    """The Scorer at `address`, told of each promotion on a channel of its own that lives
+    for that one call (promotions are minutes apart); `timeout` bounds the call."""
+
     def __init__(
         self,
         address: str,
@@ -22,28 +28,21 @@ class ScorerLink:
     ) -> None:
         self.address = address
         self.timeout = timeout
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self._token = token
         self._credentials = credentials
 
     def __call__(self, path: str, name: str) -> str:
         """ "" once the Scorer has loaded the adapter, else why it was not told."""
-        channel = (
-            grpc.secure_channel(self.address, self._credentials)
-            if self._credentials is not None
-            else grpc.insecure_channel(self.address)
-        )
         try:
-            stub = scorer_pb2_grpc.ScorerStub(channel)
-            stub.LoadAdapter(
-                scorer_pb2.LoadAdapterRequest(path=path, name=name),
-                timeout=self.timeout,
-                metadata=self._metadata,
-            )
-        except grpc.RpcError as error:
-            code = error.code() if isinstance(error, grpc.Call) else None
-            details = error.details() if isinstance(error, grpc.Call) else str(error)
-            status = code.name if code else "error"
+            with ScorerClient(
+                self.address,
+                long_timeout=self.timeout,
+                credentials=self._credentials,
+                token=self._token,
+            ) as scorer:
+                scorer.load_adapter(path, name=name)
+        except FtreviewError as error:
+            status = error.code.name if error.code else "error"
+            details = error.message or str(error.__cause__ or error)
             return f"LoadAdapter at {self.address} failed ({status}): {details}"
-        finally:
-            channel.close()
         return ""

@@ -27,7 +27,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
-import os
 import re
 import signal
 import subprocess
@@ -43,7 +42,7 @@ import httpx
 
 from ftreview.auth import channel_credentials, resolve_token
 from ftreview.client import ReviewClient, ScorerClient
-from ftreview.core.defaults import REVIEW_ADDRESS, SCORER_ADDRESS, TRAINER_ADDRESS
+from ftreview.core.defaults import REVIEW_ADDRESS, SCORER_ADDRESS, TRAINER_ADDRESS, default_home
 from ftreview.errors import FtreviewError
 
 TRAINER_PATH = "/v1/ftreview"
@@ -167,7 +166,7 @@ class ChildService:
 
 def resolve_home(home: str | None) -> Path:
     """The folder the services keep their state in, as they resolve it themselves."""
-    return Path(home or os.environ.get("FTREVIEW_HOME") or "~/.consciousness").expanduser()
+    return Path(home).expanduser() if home else default_home()
 
 
 class LocalServices:

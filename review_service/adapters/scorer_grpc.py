@@ -1,26 +1,26 @@
-"""The Scorer, reached over gRPC through the generated stubs only.
+"""The Scorer, reached over gRPC through the client library's `AsyncScorerClient`.
 
 Invariants: the Review's domain values go in and come out (the wire messages stay here and
 in `scorer_wire`); the Review never imports the Scorer's Python modules (docs/design.md
-§7); every Scorer failure becomes a Review domain error here, at this one boundary, with
-the cause chained: UNAVAILABLE (the Scorer or its backend is down) -> `ScorerUnavailable`,
-an expired deadline -> `DeadlineExceeded`, anything else -> `ScorerFailed` with the Scorer's
-own message.
+§7); the channel, its TLS, message limits and bearer token are the client library's
+(`ftreview.client`, over `ftreview.core.security.client_channel_aio`). Every Scorer failure
+becomes a Review domain error here, at this one boundary, with the cause chained:
+UNAVAILABLE (the Scorer or its backend is down) -> `ScorerUnavailable`, an expired deadline
+-> `DeadlineExceeded`, a refused conversation -> `InvalidArgument`, anything else ->
+`ScorerFailed` with the Scorer's own message. Every result names the adapter that served it
+("" for the base model).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
-from ftreview.core.wire import timestamp_ns, to_timestamp
-from ftreview.v1 import (
-    activity_pb2,
-    activity_pb2_grpc,
-    scorer_pb2,
-    scorer_pb2_grpc,
-)
+from ftreview import errors as client_errors
+from ftreview.client import AsyncScorerClient
+from ftreview.core.wire import timestamp_ns
+from ftreview.v1 import scorer_pb2
 
 from review_service.adapters.scorer_wire import (
     attributions_from_wire,
@@ -39,26 +39,29 @@ from review_service.domain.model import Conversation, ScoredReply, TokenValue
 from review_service.domain.ports import Answer, Progress, ScoringResult
 
 
-def scorer_error(error: grpc.aio.AioRpcError, address: str) -> ReviewError:
-    code = error.code()
-    details = error.details() or code.name
-    if code == grpc.StatusCode.UNAVAILABLE:
+def scorer_error(error: client_errors.FtreviewError, address: str) -> ReviewError:
+    """The Review's domain error for a failed call to the Scorer at `address`."""
+    code = error.code or grpc.StatusCode.UNKNOWN
+    details = error.message or code.name
+    if isinstance(error, client_errors.Unavailable):
         return ScorerUnavailable(f"the Scorer at {address} is unavailable: {details}")
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+    if isinstance(error, client_errors.DeadlineExceeded):
         return DeadlineExceeded(f"the Scorer at {address} did not answer in time: {details}")
-    if code == grpc.StatusCode.UNAUTHENTICATED:
+    if isinstance(error, client_errors.Unauthenticated):
         return ScorerFailed(
             f"the Scorer at {address} refused the Review's call: {details} "
             "(start the Review with --scorer-token-file or FTREVIEW_TOKEN)"
         )
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
+    if isinstance(error, client_errors.InvalidArgument):
         return InvalidArgument("conversation", f"the Scorer refused it: {details}")
     return ScorerFailed(f"the Scorer at {address} failed ({code.name}): {details}")
 
 
 class GrpcScorer:
-    """The Scorer at `address`: over TLS when `credentials` are given, and with `token` as
-    a bearer token on every call when one is."""
+    """The `Scorer` port on the Scorer at `address`: over TLS when `credentials` are given,
+    with `token` as a bearer token on every call when one is. Calls have no deadline of
+    their own (scoring a long conversation takes what it takes); an alternate takes the
+    one its caller passes."""
 
     def __init__(
         self,
@@ -69,26 +72,28 @@ class GrpcScorer:
         token: str | None = None,
     ) -> None:
         self.address = address
-        options = [
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-        ]
-        if credentials is not None:
-            self._channel = grpc.aio.secure_channel(address, credentials, options=options)
-        else:
-            self._channel = grpc.aio.insecure_channel(address, options=options)
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
-        self._scorer = scorer_pb2_grpc.ScorerStub(self._channel)
-        self._activities = activity_pb2_grpc.ActivitiesStub(self._channel)
+        self._client = AsyncScorerClient(
+            address,
+            timeout=None,
+            long_timeout=None,
+            credentials=credentials,
+            token=token,
+            max_message_bytes=max_message_bytes,
+        )
+
+    @contextlib.contextmanager
+    def _calling(self) -> Iterator[None]:
+        try:
+            yield
+        except client_errors.FtreviewError as error:
+            raise scorer_error(error, self.address) from error
 
     async def ready(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._channel.channel_ready(), timeout)
-        except TimeoutError as error:
+        if not await self._client.wait_until_ready(timeout):
             raise ScorerUnavailable(
                 f"the Scorer at {self.address} is not reachable (waited {timeout:g}s); "
                 "start it (`ftreview serve` or `ftreview-scorer`) or pass --scorer"
-            ) from error
+            )
 
     async def score(
         self,
@@ -99,22 +104,20 @@ class GrpcScorer:
         request_id: str,
         skip_attribution: bool = False,
     ) -> ScoringResult:
-        request = scorer_pb2.ScoreConversationRequest(
-            conversation=conversation_to_wire(conversation),
-            threshold=threshold,
-            exclude=[to_timestamp(ts) for ts in exclude],
-            only=[to_timestamp(ts) for ts in only],
-            request_id=request_id,
-            skip_attribution=skip_attribution,
-        )
-        try:
-            response = await self._scorer.ScoreConversation(request, metadata=self._metadata)
-        except grpc.aio.AioRpcError as error:
-            raise scorer_error(error, self.address) from error
+        with self._calling():
+            response = await self._client.score_conversation(
+                conversation_to_wire(conversation),
+                threshold=threshold,
+                exclude_ns=exclude,
+                only_ns=only,
+                request_id=request_id,
+                skip_attribution=skip_attribution,
+            )
         return ScoringResult(
             replies=[_scored_reply(reply) for reply in response.replies],
             max_divergence=response.max_divergence,
             stats=stats_from_wire(response.stats),
+            adapter=response.adapter,
         )
 
     async def alternate(
@@ -124,46 +127,37 @@ class GrpcScorer:
         request_id: str,
         timeout: float | None,
     ) -> str:
-        request = scorer_pb2.GenerateAlternateRequest(
-            conversation=conversation_to_wire(conversation),
-            reply_timestamp=to_timestamp(reply_timestamp_ns),
-            request_id=request_id,
-        )
-        try:
-            response = await self._scorer.GenerateAlternate(
-                request, timeout=timeout, metadata=self._metadata
+        with self._calling():
+            response = await self._client.generate_alternate(
+                conversation_to_wire(conversation),
+                reply_timestamp_ns,
+                request_id=request_id,
+                timeout=timeout,
             )
-        except grpc.aio.AioRpcError as error:
-            raise scorer_error(error, self.address) from error
         return str(response.text)
 
     async def answer(self, conversation: Conversation, max_new_tokens: int) -> Answer:
-        request = scorer_pb2.AnswerRequest(
-            conversation=conversation_to_wire(conversation), max_new_tokens=max_new_tokens
-        )
-        try:
-            response = await self._scorer.Answer(request, metadata=self._metadata)
-        except grpc.aio.AioRpcError as error:
-            raise scorer_error(error, self.address) from error
+        with self._calling():
+            response = await self._client.answer(
+                conversation_to_wire(conversation), max_new_tokens=max_new_tokens
+            )
         return Answer(text=response.text, adapter=response.adapter)
 
     async def progress(self, activity_id: str) -> AsyncIterator[Progress]:
         """The Scorer's progress on one activity; ends quietly if it cannot be watched."""
-        call = self._activities.WatchActivities(
-            activity_pb2.WatchActivitiesRequest(activity_id=activity_id), metadata=self._metadata
-        )
+        events = self._client.watch_activities(activity_id)
         try:
-            async for event in call:
+            async for event in events:
                 if event.HasField("activity"):
                     a = event.activity
                     yield Progress(done=a.done, total=a.total, detail=a.detail)
-        except grpc.aio.AioRpcError:
+        except client_errors.FtreviewError:
             return
         finally:
-            call.cancel()
+            await events.aclose()
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._client.close()
 
 
 def _scored_reply(reply: scorer_pb2.ReplyScore) -> ScoredReply:

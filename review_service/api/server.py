@@ -12,7 +12,6 @@ Invariants:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +19,12 @@ from pathlib import Path
 import grpc
 from ftreview.core.activity_hub import ActivityHub
 from ftreview.core.defaults import (
+    CONFIG_NAME,
     MAX_MESSAGE_BYTES,
     REVIEW_ADDRESS,
     REVIEW_GRACE_SECONDS,
     SCORER_ADDRESS,
+    default_home,
 )
 from ftreview.core.security import ServerSecurity, channel_credentials
 from ftreview.core.server import ServerSettings, ServiceServer, serve_until_signalled
@@ -36,17 +37,13 @@ from review_service.adapters.scorer_grpc import GrpcScorer
 from review_service.adapters.scorer_wire import WireConversations
 from review_service.adapters.store_sqlite import SqliteStore
 from review_service.api.servicer import ReviewServicer
-from review_service.app.config import CONFIG_NAME, ConfigFile, LearnConfig
+from review_service.app.config import ConfigFile, LearnConfig
 from review_service.app.review import Review
 
 DEFAULT_LISTEN = REVIEW_ADDRESS
 DEFAULT_SCORER = SCORER_ADDRESS
 DATABASE_NAME = "review.sqlite3"
 REVIEW_SERVICE = review_pb2.DESCRIPTOR.services_by_name["Review"].full_name
-
-
-def default_home() -> Path:
-    return Path(os.environ.get("FTREVIEW_HOME") or Path.home() / ".consciousness")
 
 
 @dataclass(frozen=True)

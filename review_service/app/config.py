@@ -1,4 +1,4 @@
-"""The `learn` section of `~/.consciousness/config.json5`.
+"""The `learn` section of `<home>/config.json5` (`~/.consciousness` unless set).
 
 Invariants:
 - the file is the user's: a write changes the characters of one value (or adds one key)
@@ -11,8 +11,10 @@ Invariants:
 - a file that does not parse is never overwritten; the error names its line and column;
 - `threshold` is always a finite positive number.
 
-The edit works on the character span of the value as json-five's model reports it, then
-re-parses the result to check that exactly the intended value changed.
+The file is parsed by the one reader of the config, `ftreview.core.defaults.read_config`,
+whose errors become `ConfigUnreadable` here. The edit works on the character span of the
+value as json-five's model reports it, then re-parses the result to check that exactly the
+intended value changed.
 """
 
 from __future__ import annotations
@@ -23,21 +25,31 @@ import json
 import math
 import os
 import re
+import string
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import json5
-from ftreview.core.defaults import DEFAULT_THRESHOLD
+from ftreview.core.defaults import (
+    DEFAULT_MAX_DRIFT,
+    DEFAULT_REJECT_REASONS,
+    DEFAULT_TARGET_DIVERGENCE,
+    DEFAULT_THRESHOLD,
+    ConfigDocument,
+    ConfigFileError,
+    key_name,
+    parse_config,
+    read_config,
+    span,
+)
 from json5 import model as jm
-from json5.loader import ModelLoader
 
 from review_service.domain.errors import ConfigUnreadable, InvalidArgument
 
-CONFIG_NAME = "config.json5"
 SECTION = "learn"
 
 
@@ -57,28 +69,24 @@ class LearnConfig:
     model: str = ""
     # The trainer's forgetting guard (ftreview-trainer reads these from the same file): stop
     # once the trained replies' divergence is below `target_divergence` (nats/token) ...
-    target_divergence: float = 0.1
+    target_divergence: float = DEFAULT_TARGET_DIVERGENCE
     # ... and never promote an epoch whose drift on general questions (mean KL(base ||
     # tuned) per token, nats) is above this (`max_forgetting`, a floor on generic
     # log-likelihood that earlier versions wrote here, is no longer read).
-    max_drift: float = 0.1
+    max_drift: float = DEFAULT_MAX_DRIFT
     # Quick reasons the review screen offers when rejecting (keys 1-9).
-    reject_reasons: tuple[str, ...] = (
-        "not a fact about the user",
-        "wrong or outdated",
-        "too private to train",
-        "generic reply",
-    )
+    reject_reasons: tuple[str, ...] = DEFAULT_REJECT_REASONS
 
 
-_TEMPLATE = """\
+# The file a first write creates, filled with the defaults of `ftreview.core.defaults`.
+_TEMPLATE_TEXT = """\
 // ftreview settings. JSON5: comments and trailing commas are fine; ftreview keeps them
 // when it changes a value.
 {
   learn: {
     // A reply is a fine-tuning candidate when its divergence with and without memories,
     // in nats per token, is above this. `ftreview threshold +` / `-` scales it by 10.
-    threshold: 1e-7,
+    threshold: $threshold,
     // Where `ftreview send` POSTs approved training examples ("" = not set; use export).
     finetune_url: "",
     // Seconds to wait for the fine-tuning endpoint, per request.
@@ -93,15 +101,11 @@ _TEMPLATE = """\
     // The trainer's forgetting guard: train until the replies' divergence is below this
     // (nats/token), never drifting further than max_drift from the base model on general
     // questions (mean KL per token, nats).
-    target_divergence: 0.1,
-    max_drift: 0.1,
+    target_divergence: $target_divergence,
+    max_drift: $max_drift,
     // Quick reasons offered when rejecting on the review screen (keys 1-9).
     reject_reasons: [
-      "not a fact about the user",
-      "wrong or outdated",
-      "too private to train",
-      "generic reply",
-    ],
+$reject_reasons    ],
   },
 }
 """
@@ -130,27 +134,6 @@ def scale_threshold(value: float, steps: int) -> float:
     return check_threshold(scaled, "steps")
 
 
-def _key_name(key: jm.Key) -> str:
-    if isinstance(key, jm.Identifier):
-        return str(key.name)
-    if isinstance(key, jm.String):
-        return str(key.characters)
-    raise TypeError(f"unexpected key node {key!r}")
-
-
-def _span(node: jm.Node) -> tuple[int, int]:
-    start_tok = node._tok
-    end_tok = node._end_tok or node._tok
-    assert start_tok is not None and end_tok is not None
-    return start_tok.index, end_tok.end
-
-
-def _position(text: str, index: int) -> tuple[int, int]:
-    line = text.count("\n", 0, index) + 1
-    column = index - (text.rfind("\n", 0, index) + 1) + 1
-    return line, column
-
-
 class ConfigFile:
     """Reads and edits one config file. Safe to use from several threads.
 
@@ -176,28 +159,24 @@ class ConfigFile:
     # -- reading ------------------------------------------------------------------------
 
     def load(self) -> LearnConfig:
-        text = self._read()
-        if text is None:
-            return self.defaults
-        _, learn = self._parse(text)
-        if learn is None:
+        document = self._read()
+        if document is None:
             return self.defaults
         values: dict[str, Any] = {}
-        known = {f.name: f for f in fields(LearnConfig)}
-        for pair in learn.key_value_pairs:
-            name = _key_name(pair.key)
-            if name not in known:
+        known = {f.name for f in fields(LearnConfig)}
+        with self._unreadable():
+            entries = document.entries(SECTION)
+        for entry in entries:
+            if entry.key not in known:
                 continue  # other tools may keep their own keys here
-            start, end = _span(pair.value)
-            raw = json5.loads(text[start:end])
-            values[name] = self._checked(name, raw, text, start)
+            values[entry.key] = self._checked(entry.key, entry.value, document, entry.start)
         if not values.get("finetune_url"):
             values.pop("finetune_url", None)
         return dataclasses.replace(self.defaults, **values)
 
-    def _checked(self, name: str, raw: Any, text: str, index: int) -> Any:
+    def _checked(self, name: str, raw: Any, document: ConfigDocument, index: int) -> Any:
         def bad(what: str) -> ConfigUnreadable:
-            line, column = _position(text, index)
+            line, column = document.where(index)
             return ConfigUnreadable(str(self.path), line, column, f"{SECTION}.{name} {what}")
 
         is_number = isinstance(raw, int | float) and not isinstance(raw, bool)
@@ -228,52 +207,21 @@ class ConfigFile:
             return raw
         return raw
 
-    def _read(self) -> str | None:
+    @contextlib.contextmanager
+    def _unreadable(self) -> Iterator[None]:
+        """The config reader's errors, as the Review's `ConfigUnreadable`."""
         try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            line, column = _position(data[: error.start].decode("utf-8", "replace"), error.start)
-            raise ConfigUnreadable(str(self.path), line, column, "not UTF-8 text") from error
+            yield
+        except ConfigFileError as error:
+            raise ConfigUnreadable(error.path, error.line, error.column, error.reason) from error
 
-    def _parse(self, text: str) -> tuple[jm.JSONObject, jm.JSONObject | None]:
-        try:
-            document = json5.loads(text, loader=ModelLoader())
-        except json5.JSON5DecodeError as error:
-            line, column, reason = self._where(text, error)
-            raise ConfigUnreadable(str(self.path), line, column, reason) from error
-        root = document.value
-        if not isinstance(root, jm.JSONObject):
-            raise ConfigUnreadable(str(self.path), 1, 1, "the top level must be an object {...}")
-        for pair in root.key_value_pairs:
-            if _key_name(pair.key) == SECTION:
-                if not isinstance(pair.value, jm.JSONObject):
-                    start, _ = _span(pair.value)
-                    line, column = _position(text, start)
-                    raise ConfigUnreadable(
-                        str(self.path), line, column, f"`{SECTION}` must be an object {{...}}"
-                    )
-                return root, pair.value
-        return root, None
+    def _read(self) -> ConfigDocument | None:
+        with self._unreadable():
+            return read_config(self.path)
 
-    @staticmethod
-    def _where(text: str, error: json5.JSON5DecodeError) -> tuple[int, int, str]:
-        message = error.msg
-        primary = re.search(r"The primary error was: \s*(.+)", message)
-        if primary:
-            message = primary.group(1)
-        message = re.sub(r"\s+at: line \d+ column \d+ \(char \d+\)", "", message).strip()
-        token = getattr(error, "token", None)
-        if token is not None and getattr(token, "doc", None) is not None:
-            return token.lineno, token.colno + 1, message
-        found = re.search(r"line (\d+) column (\d+)", error.msg)
-        if found:
-            return int(found.group(1)), int(found.group(2)), message
-        line, column = _position(text, len(text))
-        return line, column, message
+    def _parse(self, text: str) -> ConfigDocument:
+        with self._unreadable():
+            return parse_config(text, self.path)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -294,23 +242,25 @@ class ConfigFile:
             return self._set_locked(key, value)
 
     def _set_locked(self, key: str, value: Any) -> LearnConfig:
-        text = self._read()
-        original = text
-        if text is None:
-            text = _TEMPLATE
-        root, learn = self._parse(text)
+        document = self._read()
+        original = document.text if document is not None else None
+        if document is None:
+            document = self._parse(_TEMPLATE)
+        text, root = document.text, document.root
+        with self._unreadable():
+            learn = document.section(SECTION)
         if learn is None:
             section = f"{{\n{self._indent_of(text, root)}  {key}: {_literal(value, None)},\n"
             section += f"{self._indent_of(text, root)}}}"
             text = _insert_pair(text, root, SECTION, section)
         else:
-            pair = next((p for p in learn.key_value_pairs if _key_name(p.key) == key), None)
+            pair = next((p for p in learn.key_value_pairs if key_name(p.key) == key), None)
             if pair is None:
                 text = _insert_pair(text, learn, key, _literal(value, None))
             else:
-                start, end = _span(pair.value)
+                start, end = span(pair.value)
                 text = text[:start] + _literal(value, pair.value) + text[end:]
-        if json5.loads(text).get(SECTION, {}).get(key) != value:
+        if self._parse(text).values(SECTION).get(key) != value:
             raise RuntimeError(f"editing {self.path} did not set {SECTION}.{key}; left unchanged")
         if text != original:
             _write_atomic(self.path, text)
@@ -318,7 +268,7 @@ class ConfigFile:
 
     @staticmethod
     def _indent_of(text: str, obj: jm.JSONObject) -> str:
-        start, _ = _span(obj)
+        start, _ = span(obj)
         line_start = text.rfind("\n", 0, start) + 1
         prefix = text[line_start:start]
         return prefix if prefix.strip() == "" else ""
@@ -337,9 +287,23 @@ def _literal(value: Any, old: jm.Node | None) -> str:
     raise TypeError(f"cannot write {value!r}")
 
 
+def _render_template() -> str:
+    defaults = LearnConfig()
+    reasons = "".join(f"      {_literal(r, None)},\n" for r in defaults.reject_reasons)
+    return string.Template(_TEMPLATE_TEXT).substitute(
+        threshold=_literal(defaults.threshold, None),
+        target_divergence=_literal(defaults.target_divergence, None),
+        max_drift=_literal(defaults.max_drift, None),
+        reject_reasons=reasons,
+    )
+
+
+_TEMPLATE = _render_template()
+
+
 def _insert_pair(text: str, obj: jm.JSONObject, key: str, value_text: str) -> str:
     """Add `key: value` as the last pair of `obj`, in the style of its neighbours."""
-    _, end = _span(obj)
+    _, end = span(obj)
     close = end - 1  # the `}`
     pairs = obj.key_value_pairs
     has_trailing_comma = obj.trailing_comma is not None
@@ -347,7 +311,7 @@ def _insert_pair(text: str, obj: jm.JSONObject, key: str, value_text: str) -> st
     closing_indent = text[line_start:close]
     if closing_indent.strip() == "":
         if pairs:
-            key_start, _ = _span(pairs[0].key)
+            key_start, _ = span(pairs[0].key)
             key_line = text.rfind("\n", 0, key_start) + 1
             indent = text[key_line:key_start]
             if indent.strip() != "":
@@ -357,11 +321,11 @@ def _insert_pair(text: str, obj: jm.JSONObject, key: str, value_text: str) -> st
         insertion = f"{indent}{key}: {value_text},\n"
         text = text[:line_start] + insertion + text[line_start:]
         if pairs and not has_trailing_comma:
-            _, last_end = _span(pairs[-1].value)
+            _, last_end = span(pairs[-1].value)
             text = text[:last_end] + "," + text[last_end:]
         return text
     if pairs and not has_trailing_comma:
-        _, last_end = _span(pairs[-1].value)
+        _, last_end = span(pairs[-1].value)
         return text[:last_end] + f", {key}: {value_text}" + text[last_end:]
     return text[:close] + f" {key}: {value_text} " + text[close:]
 

@@ -113,6 +113,7 @@ class ScoringResult:
     replies: list[ScoredReply]
     max_divergence: float
     stats: ScoringStats
+    adapter: str = ""  # the adapter that scored ("" for the base model)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ that went away frees the engine at the next chunk. The callable is polled from t
 worker thread: it must be cheap and thread-safe.
 
 Adapters: `load_adapter(path, name)` switches the engine to a LoRA adapter (empty path: the
-base model) between requests; every later request uses it, and `BackendInfo.adapter` names it.
+base model) between requests; every later request uses it, and `BackendInfo.adapter`,
+`Generation.adapter` and `adapter_in_use()` name it.
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ class ScoringBackend(abc.ABC):
 
     @abc.abstractmethod
     async def info(self) -> BackendInfo: ...
+
+    def adapter_in_use(self) -> str:
+        """The adapter requests are served with now ("" for the base model), known without
+        asking the engine (so it answers while the engine is down)."""
+        return ""
 
     async def load_adapter(self, path: str, name: str) -> str:
         """Serve later requests with the LoRA adapter in folder `path` (as the engine's

@@ -119,6 +119,9 @@ class LocalBackend(ScoringBackend):
             self.name, self.model_name, self.context_length, [], self.device, self.adapter
         )
 
+    def adapter_in_use(self) -> str:
+        return self.adapter
+
     async def aclose(self) -> None:
         # The worker finishes the round it runs (cancelled calls stop at their next chunk).
         await asyncio.to_thread(self._worker.close)

@@ -41,6 +41,11 @@ class SglangBackend(VllmServerBackend):
 
     name = "sglang"
 
+    def adapter_in_use(self) -> str:
+        # `/generate` requests here name no LoRA, so the base model serves them (as the
+        # `Generation`s of `generate` say).
+        return ""
+
     async def _score_one(self, model: str, request: ScoreRequest) -> RangeLogprobs:
         start = min(first for first, _ in request.ranges) - 1
         reply = await self._engine.post_json(

@@ -164,6 +164,9 @@ class VllmServerBackend(ScoringBackend):
                 )
             return dataclasses.replace(self._info, adapter=self._adapter)
 
+    def adapter_in_use(self) -> str:
+        return self._adapter
+
     async def load_adapter(self, path: str, name: str) -> str:
         """`POST /v1/load_lora_adapter` on every replica, then the adapter's name is the model
         of every later request. The server needs `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True` and

@@ -25,6 +25,7 @@ from rich.console import Console, RenderableType
 
 from ftreview.auth import TLS_CA_ENV, TOKEN_ENV, resolve_channel_credentials, resolve_token
 from ftreview.client import AsyncReviewClient, ReviewClient
+from ftreview.core.defaults import DEFAULT_HOME, HOME_ENV
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -112,7 +113,6 @@ def parse_id(text: str) -> int:
     return value
 
 
-HOME_ENV = "FTREVIEW_HOME"
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -130,7 +130,7 @@ def _global_flags() -> argparse.ArgumentParser:
         "--home",
         metavar="DIR",
         help="where the Review service keeps its config and database "
-        f"(env {HOME_ENV}, default ~/.consciousness)",
+        f"(env {HOME_ENV}, default {DEFAULT_HOME})",
     )
     flags.add_argument(
         "--tls-ca",

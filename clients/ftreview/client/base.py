@@ -11,19 +11,24 @@ from the one signature. The shape follows httpx's `BaseClient` under `Client` an
 
 The runners are also the one error boundary: every `grpc.RpcError`, from unary calls and
 from streams, leaves as a `ftreview.errors.FtreviewError` raised `from` it, and a stream
-whose caller stops iterating cancels its call.
+whose caller stops iterating cancels its call. Their channel comes from
+`ftreview.core.security.client_channel(_aio)`: TLS or plain text, the message-size limits
+and the bearer token, attached once per channel.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 import grpc
 import grpc.aio
 
+from ftreview.core.defaults import MAX_MESSAGE_BYTES
+from ftreview.core.security import client_channel, client_channel_aio
 from ftreview.errors import FtreviewError, from_rpc_error
 
 __all__ = [
@@ -43,14 +48,6 @@ __all__ = [
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_LONG_TIMEOUT_S = 900.0
 
-# Candidates carry per-token scores and their context: a long conversation's list can pass
-# gRPC's 4 MiB default. 64 MiB matches what the servers accept.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-)
-
 # A client's stubs by name, each made from a channel: {"review": ReviewStub, ...}.
 Stubs = dict[str, Callable[[Any], Any]]
 T = TypeVar("T")
@@ -62,7 +59,8 @@ class Call(Generic[T]):
     """A unary RPC: `stub.method(request)`, its reply read into a `T`.
 
     `stub` names one of the runner's stubs (`stubs` of its class); `long` picks the long
-    deadline (calls that run the model or an HTTP endpoint).
+    deadline (calls that run the model or an HTTP endpoint); `timeout`, when set, is this
+    call's own deadline in seconds instead.
     """
 
     stub: str
@@ -70,6 +68,7 @@ class Call(Generic[T]):
     request: Any
     read: Callable[[Any], T]
     long: bool = False
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,11 +86,13 @@ def as_is(reply: T) -> T:
 
 
 class _Runner:
-    """What both runners share: address, deadlines, token metadata and who is called.
+    """What both runners share: address, deadlines, transport and who is called.
 
     A client class lists its calls first (`class ReviewClient(ReviewCalls, SyncRunner)`),
     and they name the service (`service`, for error messages), how to find its address
     (`resolve_address`) and the stubs it calls (`stubs`: name -> stub class).
+
+    A deadline of None means none: the call runs until it ends or is cancelled.
     """
 
     service: ClassVar[str]
@@ -102,27 +103,32 @@ class _Runner:
         self,
         address: str | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT_S,
-        long_timeout: float = DEFAULT_LONG_TIMEOUT_S,
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+        long_timeout: float | None = DEFAULT_LONG_TIMEOUT_S,
         credentials: grpc.ChannelCredentials | None = None,
         token: str | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self.address = self.resolve_address(address)
         self.timeout = timeout
         self.long_timeout = long_timeout
-        self._credentials = credentials
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self._transport: dict[str, Any] = {
+            "credentials": credentials,
+            "token": token,
+            "max_message_bytes": max_message_bytes,
+        }
 
     def _error(self, error: grpc.RpcError) -> FtreviewError:
         return from_rpc_error(error, service=self.service, address=self.address)
 
     def _start(self, stubs: dict[str, Any], call: Call[Any]) -> Any:
-        timeout = self.long_timeout if call.long else self.timeout
-        method = getattr(stubs[call.stub], call.method)
-        return method(call.request, timeout=timeout, metadata=self._metadata)
+        timeout = call.timeout
+        if timeout is None:
+            timeout = self.long_timeout if call.long else self.timeout
+        return getattr(stubs[call.stub], call.method)(call.request, timeout=timeout)
 
     def _open(self, stubs: dict[str, Any], call: StreamCall[Any]) -> Any:
-        return getattr(stubs[call.stub], call.method)(call.request, metadata=self._metadata)
+        return getattr(stubs[call.stub], call.method)(call.request)
 
 
 class SyncRunner(_Runner):
@@ -130,10 +136,7 @@ class SyncRunner(_Runner):
 
     def __init__(self, address: str | None = None, **options: Any) -> None:
         super().__init__(address, **options)
-        if self._credentials is not None:
-            channel = grpc.secure_channel(self.address, self._credentials, _CHANNEL_OPTIONS)
-        else:
-            channel = grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
+        channel = client_channel(self.address, **self._transport)
         self._channel: grpc.Channel = channel
         self._stubs = {name: make(channel) for name, make in self.stubs.items()}
 
@@ -153,7 +156,7 @@ class SyncRunner(_Runner):
             raise self._error(error) from error
         return call.read(reply)
 
-    def _iterate(self, call: StreamCall[T]) -> Iterator[T]:
+    def _iterate(self, call: StreamCall[T]) -> Generator[T, None, None]:
         started = None
         try:
             started = self._open(self._stubs, call)
@@ -170,10 +173,7 @@ class AsyncRunner(_Runner):
 
     def __init__(self, address: str | None = None, **options: Any) -> None:
         super().__init__(address, **options)
-        if self._credentials is not None:
-            channel = grpc.aio.secure_channel(self.address, self._credentials, _CHANNEL_OPTIONS)
-        else:
-            channel = grpc.aio.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
+        channel = client_channel_aio(self.address, **self._transport)
         self._channel: grpc.aio.Channel = channel
         self._stubs = {name: make(channel) for name, make in self.stubs.items()}
 
@@ -186,6 +186,14 @@ class AsyncRunner(_Runner):
     async def close(self) -> None:
         await self._channel.close()
 
+    async def wait_until_ready(self, timeout: float) -> bool:
+        """Whether the channel connected within `timeout` seconds (it goes on trying)."""
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
     async def _run(self, call: Call[T]) -> T:
         try:
             reply = await self._start(self._stubs, call)
@@ -193,7 +201,7 @@ class AsyncRunner(_Runner):
             raise self._error(error) from error
         return call.read(reply)
 
-    async def _iterate(self, call: StreamCall[T]) -> AsyncIterator[T]:
+    async def _iterate(self, call: StreamCall[T]) -> AsyncGenerator[T, None]:
         started = None
         try:
             started = self._open(self._stubs, call)
@@ -243,7 +251,8 @@ class unary(Generic[P, T]):
 
 class stream(Generic[P, T]):
     """Turns a description `(self, ...) -> StreamCall[T]` into a streaming client method:
-    an `Iterator[T]` on a `SyncRunner`, an `AsyncIterator[T]` on an `AsyncRunner`."""
+    a generator of `T` on a `SyncRunner`, an async generator of `T` on an `AsyncRunner`
+    (`close()` / `aclose()` it to cancel the call at once)."""
 
     def __init__(self, describe: Callable[Concatenate[Any, P], StreamCall[T]]) -> None:
         self._describe = describe
@@ -252,9 +261,9 @@ class stream(Generic[P, T]):
     @overload
     def __get__(self, client: None, owner: type) -> stream[P, T]: ...
     @overload
-    def __get__(self, client: AsyncRunner, owner: type) -> Callable[P, AsyncIterator[T]]: ...
+    def __get__(self, client: AsyncRunner, owner: type) -> Callable[P, AsyncGenerator[T, None]]: ...
     @overload
-    def __get__(self, client: SyncRunner, owner: type) -> Callable[P, Iterator[T]]: ...
+    def __get__(self, client: SyncRunner, owner: type) -> Callable[P, Generator[T, None, None]]: ...
     def __get__(self, client: Any, owner: type) -> Any:
         if client is None:
             return self

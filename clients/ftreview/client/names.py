@@ -46,15 +46,14 @@ VARIANT_BY_NAME: dict[str, int] = {
     "with": scorer_pb2.VARIANT_WITH_MEMORIES,
     "without": scorer_pb2.VARIANT_WITHOUT_MEMORIES,
 }
+# snake_case of the wire enum's own names ("below_threshold"): a reason added to the proto
+# is named here with no change.
+_REASON_PREFIX = "NOT_CANDIDATE_REASON_"
 _REASON_NAMES: dict[int, str] = {
-    scorer_pb2.NOT_CANDIDATE_REASON_UNSPECIFIED: "",
-    scorer_pb2.NOT_CANDIDATE_REASON_BELOW_THRESHOLD: "below_threshold",
-    scorer_pb2.NOT_CANDIDATE_REASON_UNSET_TIMESTAMP: "unset_timestamp",
-    scorer_pb2.NOT_CANDIDATE_REASON_ALREADY_TRAINED: "already_trained",
-    scorer_pb2.NOT_CANDIDATE_REASON_TOO_LONG: "too_long",
-    scorer_pb2.NOT_CANDIDATE_REASON_TOKENIZATION_MISMATCH: "tokenization_mismatch",
-    scorer_pb2.NOT_CANDIDATE_REASON_NOT_REQUESTED: "not_requested",
-}
+    value: "" if value == scorer_pb2.NOT_CANDIDATE_REASON_UNSPECIFIED
+    else name.removeprefix(_REASON_PREFIX).lower()
+    for name, value in scorer_pb2.NotCandidateReason.items()
+}  # fmt: skip
 _ACTIVITY_STATE_NAMES: dict[int, str] = {
     activity_pb2.ACTIVITY_STATE_UNSPECIFIED: "unknown",
     activity_pb2.ACTIVITY_STATE_RUNNING: "running",

@@ -77,15 +77,17 @@ class ScorerCalls(ServerCalls):
         *,
         max_new_tokens: int = 0,
         request_id: str | None = None,
+        timeout: float | None = None,
     ) -> Call[scorer_pb2.GenerateAlternateResponse]:
-        """What the model says at that reply without its memories."""
+        """What the model says at that reply without its memories; `timeout` (seconds)
+        replaces the client's long deadline for this call."""
         request = scorer_pb2.GenerateAlternateRequest(
             conversation=conversation,
             reply_timestamp=to_timestamp(reply_timestamp_ns),
             max_new_tokens=max_new_tokens,
             request_id=request_id or new_request_id(),
         )
-        return Call("scorer", "GenerateAlternate", request, as_is, long=True)
+        return Call("scorer", "GenerateAlternate", request, as_is, long=True, timeout=timeout)
 
     @unary
     def load_adapter(self, path: str = "", *, name: str = "") -> Call[str]:

@@ -12,8 +12,15 @@ Invariants:
 - the token is read from a file or `FTREVIEW_TOKEN`, never from a command-line value, so it
   does not show in `ps` output or shell history.
 
-A service calling another (the Review calls the Scorer) uses `channel_credentials` from
-here too; what only clients need (resolving `$FTREVIEW_TLS_CA`) is in `ftreview.auth`.
+Every client channel, of the client library and of a service calling another (the Review
+and the trainer call the Scorer), is made by `client_channel` / `client_channel_aio` here:
+TLS or plain text, the message-size limits of `ftreview.core.defaults`, and the token
+attached once, when the channel is made, never per call by hand. Over TLS the token is a
+call credential composed with the channel's (`grpc.composite_channel_credentials`, as in
+grpc's `examples/python/auth`), so gRPC itself refuses to send it on a channel that is not
+secure; gRPC allows call credentials only on secure channels, so a plain-text channel gets
+a client interceptor that adds the same metadata to every call. What only clients need
+(resolving `$FTREVIEW_TLS_CA`) is in `ftreview.auth`.
 """
 
 from __future__ import annotations
@@ -23,12 +30,15 @@ import hmac
 import ipaddress
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
+import grpc.aio
+
+from ftreview.core.defaults import MAX_MESSAGE_BYTES
 
 TOKEN_ENV = "FTREVIEW_TOKEN"
 # The Review's token for a fine-tuning endpoint of the user's own (README, `Send`).
@@ -92,6 +102,158 @@ def channel_credentials(ca_path: str | os.PathLike[str] | None) -> grpc.ChannelC
     if not ca_path:
         return None
     return grpc.ssl_channel_credentials(root_certificates=_read_pem(ca_path, "TLS CA file"))
+
+
+def message_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, Any]]:
+    """The channel options that let messages of up to `max_message_bytes` through, both
+    ways (gRPC's own default is 4 MiB)."""
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]
+
+
+def client_channel(
+    address: str,
+    *,
+    credentials: grpc.ChannelCredentials | None = None,
+    token: str | None = None,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+) -> grpc.Channel:
+    """A blocking channel to `address`: TLS with `credentials` (None: plain text), every
+    call carrying `token` as a bearer token when one is given."""
+    options = message_options(max_message_bytes)
+    if credentials is not None:
+        return grpc.secure_channel(address, _with_token(credentials, token), options)
+    channel = grpc.insecure_channel(address, options=options)
+    if token:
+        return grpc.intercept_channel(channel, _BearerToken(token))
+    return channel
+
+
+def client_channel_aio(
+    address: str,
+    *,
+    credentials: grpc.ChannelCredentials | None = None,
+    token: str | None = None,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+) -> grpc.aio.Channel:
+    """`client_channel` for asyncio: the same transport, limits and token."""
+    options = message_options(max_message_bytes)
+    if credentials is not None:
+        return grpc.aio.secure_channel(address, _with_token(credentials, token), options)
+    interceptors = _aio_bearer_token(token) if token else None
+    return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+
+
+def bearer_metadata(token: str) -> tuple[tuple[str, str], ...]:
+    """The metadata that carries `token`: `authorization: Bearer <token>`."""
+    return ((AUTHORIZATION, f"Bearer {token}"),)
+
+
+def _with_token(credentials: grpc.ChannelCredentials, token: str | None) -> grpc.ChannelCredentials:
+    if not token:
+        return credentials
+    # Sends `authorization: Bearer <token>` on every call of the channel.
+    return grpc.composite_channel_credentials(
+        credentials, grpc.access_token_call_credentials(token)
+    )
+
+
+class _CallDetails(NamedTuple):
+    """What a blocking channel's continuation reads of a call, with the token added."""
+
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: bool | None
+    compression: Any
+
+
+class _BearerToken(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
+):
+    """Adds the bearer token to every call of a plain-text blocking channel."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = bearer_metadata(token)
+
+    def _details(self, details: Any) -> Any:
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            (*(details.metadata or ()), *self._metadata),
+            details.credentials,
+            details.wait_for_ready,
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(
+        self, continuation: Any, details: Any, requests: Iterator[Any]
+    ) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(
+        self, continuation: Any, details: Any, requests: Iterator[Any]
+    ) -> Any:
+        return continuation(self._details(details), requests)
+
+
+class _AioBearerToken:
+    """Adds the bearer token to the calls of a plain-text asyncio channel. grpc.aio files
+    each interceptor under the first call shape it implements, so there is one subclass per
+    shape."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = bearer_metadata(token)
+
+    def _details(self, details: Any) -> Any:
+        return grpc.aio.ClientCallDetails(
+            details.method,
+            details.timeout,
+            grpc.aio.Metadata(*(details.metadata or ()), *self._metadata),
+            details.credentials,
+            details.wait_for_ready,
+        )
+
+
+class _AioUnaryUnaryToken(_AioBearerToken, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _AioUnaryStreamToken(_AioBearerToken, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _AioStreamUnaryToken(_AioBearerToken, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_stream_unary(
+        self, continuation: Any, details: Any, requests: AsyncIterator[Any]
+    ) -> Any:
+        return await continuation(self._details(details), requests)
+
+
+class _AioStreamStreamToken(_AioBearerToken, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_stream_stream(
+        self, continuation: Any, details: Any, requests: AsyncIterator[Any]
+    ) -> Any:
+        return await continuation(self._details(details), requests)
+
+
+def _aio_bearer_token(token: str) -> list[Any]:
+    kinds = (_AioUnaryUnaryToken, _AioUnaryStreamToken, _AioStreamUnaryToken, _AioStreamStreamToken)
+    return [kind(token) for kind in kinds]
 
 
 def is_loopback(listen: str) -> bool:

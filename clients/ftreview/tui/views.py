@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from ftreview.core.defaults import DEFAULT_REJECT_REASONS
+
 
 class Status(Enum):
     PENDING = "pending"
@@ -68,16 +70,6 @@ class CandidateView:
         if self.in_training:
             return f"training · {self.job_id}" if self.job_id else "training"
         return self.status.value
-
-
-DEFAULT_REJECT_REASONS: tuple[str, ...] = (
-    "not a fact about the user",
-    "wrong or out of date",
-    "private: must not be trained",
-    "the model knows it already",
-    "too vague to learn",
-)
-"""Offered when the config names no `learn.reject_reasons`."""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 A tiny LoRA adapter with random (non-zero) weights is made with peft and saved; the Scorer
 loads it with LoadAdapter without a restart, GetInfo names it, scores change (and equal a
 pass from scratch on the adapter: no stale cache); an empty path gives back the base
-model's scores exactly; bad folders are refused with the status and the path.
+model's scores exactly; scores and alternates name the adapter that served them; bad
+folders are refused with the status and the path.
 
 The engine has its own copy of the model: LoRA layers are injected into the model in place,
 and the session's shared model must stay the base model for the other tests.
@@ -115,6 +116,25 @@ async def test_load_adapter_changes_scores_and_empty_path_restores_the_base_exac
     assert back.adapter == ""
     assert (await stub.GetInfo(scorer_pb2.GetInfoRequest())).adapter == ""
     assert await scores(stub, conversation) == base
+
+
+async def test_scores_and_alternates_name_the_adapter_that_served_them(
+    stub: scorer_pb2_grpc.ScorerStub, adapter: Path, fixtures_dir: Path
+) -> None:
+    conversation = biscuit(fixtures_dir)
+    score = scorer_pb2.ScoreConversationRequest(conversation=conversation, skip_attribution=True)
+    alternate = scorer_pb2.GenerateAlternateRequest(
+        conversation=conversation,
+        reply_timestamp=conversation.nodes[-1].timestamp,
+        max_new_tokens=4,
+    )
+    assert (await stub.ScoreConversation(score)).adapter == ""  # the base model
+    assert (await stub.GenerateAlternate(alternate)).adapter == ""
+    await stub.LoadAdapter(scorer_pb2.LoadAdapterRequest(path=str(adapter), name="v1"))
+    assert (await stub.ScoreConversation(score)).adapter == "v1"
+    assert (await stub.GenerateAlternate(alternate)).adapter == "v1"
+    await stub.LoadAdapter(scorer_pb2.LoadAdapterRequest(path=""))
+    assert (await stub.ScoreConversation(score)).adapter == ""
 
 
 async def test_the_folder_name_is_the_default_name(
