@@ -1,5 +1,9 @@
 """Fixtures shared by every test: the real embedded model, loaded once per test run, and a
-real Scorer serving it on 127.0.0.1 port 0."""
+real Scorer serving it on 127.0.0.1 port 0.
+
+Every test that needs the model, directly or through a fixture built on it, is marked
+`slow`, as are the tests marked `model` (they load it in a process of their own, or train)
+and `install`; `pytest -m "not slow"` runs the rest, in about a minute."""
 
 from __future__ import annotations
 
@@ -12,6 +16,22 @@ from scorer_service.backends.local import LocalBackend
 from scorer_service.server import ScorerConfig, ScorerServer, create_server
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "conversations"
+
+SLOW_FIXTURES = frozenset({"embedded_backend"})
+"""Fixtures that load the real model. A test's `fixturenames` holds every fixture it uses
+through others too, so `scorer`, `scorer_address` and whatever is built on them count."""
+SLOW_MARKERS = frozenset({"model", "install"})
+"""Markers of tests that load the model some other way (a service process, the trainer) or
+install the project into a fresh virtual environment."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` every test that loads the real model, trains, or installs."""
+    for item in items:
+        uses = SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if uses or any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

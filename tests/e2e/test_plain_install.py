@@ -6,15 +6,13 @@ import of a heavy package from the clients fails here."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli.conftest import Lines
+from tests.support.services import ServiceProcess
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.install
@@ -37,25 +35,16 @@ def test_the_plain_install_lists_candidates_without_torch(tmp_path: Path) -> Non
     )
     assert (found.returncode, found.stdout.strip()) == (0, ""), found.stderr
 
-    review = subprocess.Popen(
+    # The installed entry point, not `python -m` from this checkout: what the wheel put there.
+    review = ServiceProcess(
         [str(venv / "bin" / "ftreview-review"), "--listen", "127.0.0.1:0",
          "--scorer", "127.0.0.1:9", "--home", str(tmp_path / "home")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        serves=("review",), name="installed ftreview-review",
     )  # fmt: skip
-    try:
-        lines, address = Lines(review.stderr), None
-        deadline = time.monotonic() + 120
-        while address is None:
-            line = lines.next(deadline)
-            assert line, "the Review service did not report its address"
-            match = re.search(r"review serving on (\S+):(\d+)", line)
-            address = f"{match.group(1)}:{match.group(2)}" if match else None
+    with review.start(timeout_s=120):
         listed = subprocess.run(
-            [str(venv / "bin" / "ftreview"), "candidates", "--json", "--review", address],
+            [str(venv / "bin" / "ftreview"), "candidates", "--json", "--review", review.address],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert listed.returncode == 0, listed.stderr
         assert json.loads(listed.stdout) == {"candidates": []}
-    finally:
-        review.terminate()
-        review.wait(timeout=60)

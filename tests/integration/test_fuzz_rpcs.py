@@ -4,7 +4,7 @@ any range). A client's mistake must end with a status that names it — never UN
 INTERNAL — and a refused call must leave everything the Review stores as it was.
 
 The services run as real processes (`python -m scorer_service`, `python -m review_service`)
-on 127.0.0.1 port 0 with the real embedded model, exactly as a user starts them.
+on 127.0.0.1 port 0 with the real embedded model, exactly as `ftreview serve` starts them.
 """
 
 from __future__ import annotations
@@ -12,10 +12,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.hostile import messages
+from tests.support.services import local_services
 
 pytestmark = pytest.mark.model
 
@@ -37,58 +34,13 @@ BAD_CODES = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
 TALLY: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
 
 
-def _start(args: list[str], name: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            raise AssertionError(f"{name} exited with {process.returncode}")
-        found = re.search(rf"{name} serving on (127\.0\.0\.1:\d+)", line)
-        if found:
-            return process, found.group(1)
-    process.kill()
-    raise AssertionError(f"{name} never said it was serving")
-
-
-def _drain(process: subprocess.Popen[str]) -> None:
-    """Keep reading the log so a chatty server never blocks on a full pipe."""
-    import threading
-
-    assert process.stdout is not None
-    stream = process.stdout
-    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
-
-
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     home = tmp_path_factory.mktemp("fuzz-home")
-    env = {"FTREVIEW_HOME": str(home)}
-    scorer, scorer_addr = _start(["scorer_service", "--listen", "127.0.0.1:0"], "scorer", env)
-    _drain(scorer)
-    review, review_addr = _start(
-        ["review_service", "--listen", "127.0.0.1:0", "--scorer", scorer_addr, "--home", str(home)],
-        "review",
-        env,
-    )
-    _drain(review)
     try:
-        yield {"scorer": scorer_addr, "review": review_addr}
+        with local_services(home) as running:
+            yield {"scorer": running.scorer_address, "review": running.review_address}
     finally:
-        for process in (review, scorer):
-            process.terminate()
-        for process in (review, scorer):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
         if TALLY:
             lines = [f"{rpc}: {dict(codes)}" for rpc, codes in sorted(TALLY.items())]
             report = os.environ.get("FTREVIEW_FUZZ_REPORT")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import subprocess
 import sys
 import threading
@@ -25,7 +24,8 @@ from typing import Any
 
 import pytest
 from ftreview.cli import main
-from ftreview.local_services import LocalServices, ServiceOptions
+
+from tests.support.services import FREE_PORT, ServiceProcess, local_services
 
 FTREVIEW = [sys.executable, "-m", "ftreview"]
 STARTUP_S = 300
@@ -56,41 +56,30 @@ class Lines:
 class Stack:
     """`ftreview serve` as a user starts it."""
 
-    process: subprocess.Popen[str]
+    serve: ServiceProcess
     scorer: str
     review: str
 
 
-def start_serve(*flags: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """`ftreview serve --quiet FLAGS...` on free ports; its process and printed addresses."""
-    process = subprocess.Popen(
-        [*FTREVIEW, "serve", "--quiet", "--scorer-listen", "127.0.0.1:0",
-         "--review-listen", "127.0.0.1:0", *flags],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+def start_serve(*flags: str) -> ServiceProcess:
+    """`ftreview serve --quiet FLAGS...` on free ports, started: its `addresses` hold the
+    Scorer's and the Review's as it printed them."""
+    serve = ServiceProcess(
+        [*FTREVIEW, "serve", "--quiet", "--scorer-listen", FREE_PORT,
+         "--review-listen", FREE_PORT, *flags],
+        serves=("scorer", "review"), name="ftreview serve",
     )  # fmt: skip
-    lines = Lines(process.stdout)
-    addresses: dict[str, str] = {}
-    deadline = time.monotonic() + STARTUP_S
-    while len(addresses) < 2:
-        line = lines.next(deadline)
-        assert line, "ftreview serve did not report both addresses"
-        match = re.match(r"(scorer|review) serving on (\S+)", line)
-        if match:
-            addresses[match.group(1)] = match.group(2)
-    return process, addresses
+    return serve.start(STARTUP_S)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("home")
-    process, addresses = start_serve("--home", str(home))
-    yield Stack(process, addresses["scorer"], addresses["review"])
-    process.terminate()
+    serve = start_serve("--home", str(home))
     try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        yield Stack(serve, serve.addresses["scorer"], serve.addresses["review"])
+    finally:
+        serve.stop(timeout_s=60)
 
 
 @dataclass
@@ -104,10 +93,7 @@ def review(stack: Stack, tmp_path: Path) -> Iterator[Review]:
     """A fresh Review service (its own home) against the module's Scorer."""
     home = tmp_path / "home"
     # No trainer: these tests are about the CLI; the ones that send bring an in-test one.
-    options = ServiceOptions(
-        scorer_address=stack.scorer, review_listen="127.0.0.1:0", home=str(home), trainer=False
-    )
-    with LocalServices(options) as services:
+    with local_services(home, scorer_address=stack.scorer) as services:
         yield Review(services.review_address, home)
 
 

@@ -286,16 +286,15 @@ def test_a_stock_grpc_client_calls_both_services_through_reflection(stack: Stack
 def test_serve_with_a_running_scorer_stops_its_review_on_sigterm(
     stack: Stack, tmp_path: Path
 ) -> None:
-    process, addresses = start_serve("--scorer", stack.scorer, "--home", str(tmp_path))
+    serve = start_serve("--scorer", stack.scorer, "--home", str(tmp_path))
+    addresses = serve.addresses
     try:
         assert addresses["scorer"] == stack.scorer
         assert run_ftreview(addresses["review"], "stats").returncode == 0
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
+        serve.process.send_signal(signal.SIGTERM)
+        assert serve.process.wait(timeout=60) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        serve.kill()
     assert run_ftreview(addresses["review"], "stats", check=False).returncode == 3
     with ScorerClient(stack.scorer) as scorer:  # not ours to stop
         assert scorer.health() == "SERVING"

@@ -19,7 +19,7 @@ from ftreview.client import ReviewClient
 
 from tests.e2e.cli.chats import FACTS, chat, write_chat
 from tests.e2e.cli.conftest import FTREVIEW, Lines, Stack
-from tests.e2e.tui.harness import ReviewProcess
+from tests.support.services import ReviewProcess
 
 pytestmark = pytest.mark.model
 

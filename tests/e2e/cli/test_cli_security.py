@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +18,15 @@ import httpx
 import pytest
 
 from tests.support.certificates import Certificate, self_signed
+from tests.support.services import FREE_PORT, ServiceProcess, without_variables
 
 pytestmark = pytest.mark.model
 
 FTREVIEW = [sys.executable, "-m", "ftreview"]
 TOKEN = "e2e-token-for-tests"
 STARTUP_S = 300
+# What a user's shell may set that the tests must not inherit: each test passes its own.
+LOCAL_SETTINGS = ("FTREVIEW_TOKEN", "FTREVIEW_TLS_CA")
 
 
 @dataclass
@@ -39,7 +40,7 @@ class LockedServices:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("FTREVIEW_TOKEN", "FTREVIEW_TLS_CA")}
+    env = {k: v for k, v in os.environ.items() if k not in LOCAL_SETTINGS}
     return {**env, **extra}
 
 
@@ -50,35 +51,26 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockedService
     token_file = folder / "token"
     token_file.write_text(TOKEN + "\n")
     home = folder / "home"
-    process = subprocess.Popen(
-        [*FTREVIEW, "--home", str(home), "--token-file", str(token_file), "serve", "--quiet",
-         "--scorer-listen", "127.0.0.1:0", "--review-listen", "127.0.0.1:0",
-         "--tls-cert", str(certificate.cert), "--tls-key", str(certificate.key)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=clean_env(),
-    )  # fmt: skip
-    assert process.stdout is not None
-    addresses: dict[str, str] = {}
-    deadline = time.monotonic() + STARTUP_S
+    command = [
+        *FTREVIEW, "--home", str(home), "--token-file", str(token_file), "serve", "--quiet",
+        "--scorer-listen", FREE_PORT, "--review-listen", FREE_PORT,
+        "--tls-cert", str(certificate.cert), "--tls-key", str(certificate.key),
+    ]  # fmt: skip
+    # The lines come once every service answers SERVING; the settings reach them from the
+    # flags alone, not from a token or CA this process's environment may hold.
+    serve = ServiceProcess(
+        without_variables(command, *LOCAL_SETTINGS),
+        serves=("scorer", "review", "trainer"),
+        name="ftreview serve",
+    ).start(STARTUP_S)
     try:
-        # The lines come once both services answer SERVING; the loop ends at end of output.
-        for line in process.stdout:
-            match = re.match(r"(scorer|review|trainer) serving on (\S+)", line)
-            if match:
-                addresses[match.group(1)] = match.group(2)
-            if "FTREVIEW_TLS_CA=" in line or time.monotonic() > deadline:
-                break
-        assert {"scorer", "review", "trainer"} <= set(addresses), "serve reported no address"
+        addresses = serve.addresses
         yield LockedServices(
             addresses["scorer"], addresses["review"], certificate, token_file, home,
             addresses["trainer"],
         )  # fmt: skip
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        serve.stop(timeout_s=60)
 
 
 def run(

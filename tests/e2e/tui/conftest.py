@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.tui.harness import ReviewProcess
+from tests.support.services import ReviewProcess
 
 
 @pytest.fixture

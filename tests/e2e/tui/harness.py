@@ -1,9 +1,10 @@
-"""Real services for the review-screen tests, and the waits they need (used by conftest).
+"""Conversations for the review-screen tests, and the waits they need.
 
-Each test gets its own Review service (a subprocess on 127.0.0.1, port chosen by the OS,
-a fresh home with its own SQLite store and config file) in front of the session's Scorer
-(`scorer_address`, from `tests/conftest.py`, the real embedded model). The Review can be
-stopped and started again on the same port, which is how the reconnect test restarts it.
+Each test gets its own Review service (`tests.support.services.ReviewProcess`, started by
+conftest: a subprocess on 127.0.0.1, port chosen by the OS, a fresh home with its own
+SQLite store and config file) in front of the session's Scorer (`scorer_address`, from
+`tests/conftest.py`, the real embedded model). The Review can be stopped and started again
+on the same port, which is how the reconnect test restarts it.
 
 Nothing here sleeps and hopes: a process is ready when it logs where it serves, and a
 screen is ready when a condition on it holds, each within a deadline that names what was
@@ -13,17 +14,8 @@ awaited when it fails.
 from __future__ import annotations
 
 import asyncio
-import os
-import queue
-import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ftreview.client import AsyncReviewClient
@@ -32,9 +24,8 @@ from ftreview.v1 import conversation_pb2
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-SERVING_LINE = re.compile(r"review serving on (?P<host>[\w.\-\[\]:]+):(?P<port>\d+)")
-START_TIMEOUT_S = 60.0
+from tests.support.services import ReviewProcess
+
 # Scoring a short conversation takes a second or two; generating an alternate on a CPU
 # can take much longer on a busy machine.
 SCORING_TIMEOUT_S = 120.0
@@ -83,87 +74,6 @@ def plain_conversation(base_ns: int, conversation_id: str = "tui-plain") -> Any:
         {"role": "assistant", "content": "You're welcome."},
     ]
     return parse_conversation({"id": conversation_id, "nodes": nodes})
-
-
-@dataclass
-class ReviewProcess:
-    """A Review service subprocess that can be stopped and started again on its port."""
-
-    home: Path
-    scorer_address: str
-    port: int = 0
-    process: subprocess.Popen[str] | None = None
-    output: list[str] = field(default_factory=list)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def config_path(self) -> Path:
-        return self.home / "config.json5"
-
-    def start(self) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "review_service",
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            "--scorer",
-            self.scorer_address,
-            "--home",
-            str(self.home),
-        ]
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def pump(stream: Any) -> None:
-            for line in stream:
-                self.output.append(line)
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=pump, args=(self.process.stdout,), daemon=True).start()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.stop()
-                raise AssertionError(
-                    "the Review did not log where it serves within "
-                    f"{START_TIMEOUT_S:.0f} s:\n{''.join(self.output)}"
-                )
-            try:
-                line = lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise AssertionError(f"the Review exited at start:\n{''.join(self.output)}")
-            match = SERVING_LINE.search(line)
-            if match:
-                self.port = int(match.group("port"))
-                return
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.process = None
 
 
 async def ingest(review: ReviewProcess, conversation: conversation_pb2.Conversation) -> None:

@@ -20,7 +20,6 @@ from textual.pilot import Pilot
 from tests.e2e.tui.harness import (
     SCORING_TIMEOUT_S,
     UNICODE_REPLY,
-    ReviewProcess,
     body_text,
     ingest,
     ingest_and_wait,
@@ -32,6 +31,7 @@ from tests.e2e.tui.harness import (
     unicode_conversation,
     wait_for,
 )
+from tests.support.services import ReviewProcess
 
 
 def app_of(pilot: Pilot[Any]) -> ReviewApp:

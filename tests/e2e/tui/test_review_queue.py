@@ -19,7 +19,6 @@ from review_service.app.config import ConfigFile
 from tests.e2e.tui.harness import (
     SCORING_TIMEOUT_S,
     Notes,
-    ReviewProcess,
     body_text,
     ingest,
     ingest_and_wait,
@@ -32,6 +31,7 @@ from tests.e2e.tui.harness import (
     wait_for,
 )
 from tests.integration.review.trainer_stub import serve_stub_trainer
+from tests.support.services import ReviewProcess
 
 SIZE = (120, 40)
 STATUS = {1: "pending", 2: "approved", 3: "rejected", 4: "sent"}

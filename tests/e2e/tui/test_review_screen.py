@@ -24,7 +24,6 @@ from textual.widgets import DataTable, Static
 from tests.e2e.tui.harness import (
     ALTERNATE_TIMEOUT_S,
     SCORING_TIMEOUT_S,
-    ReviewProcess,
     ingest,
     ingest_and_wait,
     memory_conversation,
@@ -33,6 +32,7 @@ from tests.e2e.tui.harness import (
     text_of,
     wait_for,
 )
+from tests.support.services import ReviewProcess
 
 SCREEN_SIZE = (120, 40)
 STATUS_NAMES = {

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.tui.harness import (
-    ReviewProcess,
     ingest_and_wait,
     memory_conversation,
 )
+from tests.support.services import ReviewProcess
 
 FTREVIEW = Path(sys.executable).with_name("ftreview")
 

@@ -17,13 +17,13 @@ from ftreview.tui.app import ReviewApp
 
 from tests.e2e.tui.harness import (
     SCORING_TIMEOUT_S,
-    ReviewProcess,
     body_text,
     ingest_and_wait,
     table_rows,
     two_memories_conversation,
     wait_for,
 )
+from tests.support.services import ReviewProcess
 
 SIZE = (120, 32)
 

@@ -1,19 +1,15 @@
 """Helpers for the Review's integration tests: a stand-in Scorer served over real gRPC,
-Review servers on 127.0.0.1 port 0 with real SQLite files, and a real HTTP fine-tuning
-receiver. The stand-in Scorer scores by a table (content -> divergence) so that each test
-chooses which replies are candidates; the real Scorer on the real model is used by
-test_with_real_scorer.py."""
+Review servers in this process on 127.0.0.1 port 0 with real SQLite files, and a real HTTP
+fine-tuning receiver. The stand-in Scorer scores by a table (content -> divergence) so that
+each test chooses which replies are candidates; the real Scorer on the real model is used
+by test_with_real_scorer.py. A Review as a process of its own (to SIGKILL and restart) is
+`tests.support.services.ReviewProcess`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -89,6 +85,13 @@ class FakeScorer(scorer_pb2_grpc.ScorerServicer):  # type: ignore[misc]
         self.down = False
         self.gate: asyncio.Event | None = None
         self.requests: list[scorer_pb2.ScoreConversationRequest] = []
+        self.adapter = ""  # what LoadAdapter loaded last; every score names it
+
+    async def LoadAdapter(
+        self, request: scorer_pb2.LoadAdapterRequest, context: grpc.aio.ServicerContext
+    ) -> scorer_pb2.LoadAdapterResponse:
+        self.adapter = request.name if request.path else ""
+        return scorer_pb2.LoadAdapterResponse(adapter=self.adapter)
 
     async def ScoreConversation(
         self, request: scorer_pb2.ScoreConversationRequest, context: grpc.aio.ServicerContext
@@ -105,7 +108,7 @@ class FakeScorer(scorer_pb2_grpc.ScorerServicer):  # type: ignore[misc]
         has_memory = any(m.memory for m in messages)
         threshold = request.threshold or DEFAULT_THRESHOLD
         response = scorer_pb2.ScoreConversationResponse(
-            activity_id=activity.id, conversation_id=request.conversation.id
+            activity_id=activity.id, conversation_id=request.conversation.id, adapter=self.adapter
         )
         stats = response.stats
         stats.conversation_id = request.conversation.id
@@ -252,52 +255,6 @@ class ReviewUnderTest:
             review_pb2.ListCandidatesRequest(statuses=list(statuses))
         )
         return list(response.candidates)
-
-
-SERVING = re.compile(r"review serving on 127\.0\.0\.1:(\d+)")
-
-
-class ReviewProcess:
-    """A real `python -m review_service` subprocess on `home`, to kill and restart."""
-
-    def __init__(self, home: Path, scorer: str) -> None:
-        self.home = home
-        self.scorer = scorer
-        self.process: subprocess.Popen[str] | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "review_service", "--listen", "127.0.0.1:0",
-             "--scorer", self.scorer, "--home", str(self.home)],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        stderr = self.process.stderr
-        assert stderr is not None
-        seen: list[str] = []
-
-        def read_until_serving() -> int:
-            for line in stderr:
-                seen.append(line)
-                match = SERVING.search(line)
-                if match:
-                    return int(match.group(1))
-            raise AssertionError("the Review exited before serving:\n" + "".join(seen))
-
-        self.port = await asyncio.wait_for(asyncio.to_thread(read_until_serving), 30)
-        # Keep draining stderr so the child never blocks on a full pipe.
-        asyncio.get_running_loop().run_in_executor(None, stderr.read)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def terminate(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(10)
 
 
 # -- a real HTTP fine-tuning receiver --------------------------------------------------

@@ -13,7 +13,6 @@ from ftreview.v1 import activity_pb2, activity_pb2_grpc, review_pb2_grpc
 from ftreview.v1 import review_pb2 as S
 from review_support import (
     Receiver,
-    ReviewProcess,
     ReviewUnderTest,
     RunningFakeScorer,
     make_conversation,
@@ -23,6 +22,7 @@ from review_support import (
 
 from review_service.app.config import ConfigFile
 from review_service.domain.examples import idempotency_key
+from tests.support.services import ReviewProcess
 
 REPLIES = 60
 
@@ -34,7 +34,7 @@ async def test_sigkill_mid_approvals_and_send_loses_nothing_acknowledged(
     ConfigFile(home / "config.json5").set_value("finetune_url", receiver.url)
     ConfigFile(home / "config.json5").set_value("finetune_batch_size", 4)
     child = ReviewProcess(home, fake_scorer.address)
-    await child.start()
+    await asyncio.to_thread(child.start)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{child.port}")
     stub = review_pb2_grpc.ReviewStub(channel)
     helper = ReviewUnderTest(home, fake_scorer.address)
@@ -78,7 +78,7 @@ async def test_sigkill_mid_approvals_and_send_loses_nothing_acknowledged(
     assert receiver.requests, "the send never reached the receiver before the kill"
     assert len(acknowledged) < REPLIES, "the kill came after the last approval"
 
-    await child.start()
+    await asyncio.to_thread(child.start)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{child.port}")
     stub = review_pb2_grpc.ReviewStub(channel)
     # Accepted replies are in training until the restarted Review has followed their jobs
@@ -118,4 +118,4 @@ async def test_sigkill_mid_approvals_and_send_loses_nothing_acknowledged(
     }
     assert after == trained | approved
     await channel.close()
-    assert child.terminate() == 0  # SIGTERM drains and exits cleanly
+    assert child.stop() == 0  # SIGTERM drains and exits cleanly

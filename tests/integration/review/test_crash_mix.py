@@ -23,7 +23,6 @@ from ftreview.v1 import activity_pb2, activity_pb2_grpc, review_pb2_grpc
 from ftreview.v1 import review_pb2 as S
 from review_support import (
     Receiver,
-    ReviewProcess,
     ReviewUnderTest,
     RunningFakeScorer,
     make_conversation,
@@ -33,6 +32,7 @@ from review_support import (
 
 from review_service.app.config import ConfigFile
 from review_service.domain.examples import idempotency_key
+from tests.support.services import ReviewProcess
 
 KILLS = int(os.environ.get("FTREVIEW_CRASH_KILLS", "6"))
 SEED = int(os.environ.get("FTREVIEW_CRASH_SEED", "7"))
@@ -178,7 +178,7 @@ async def test_random_mix_under_sigkill_keeps_every_acknowledged_change_and_trai
     config.set_value("finetune_url", receiver.url)
     config.set_value("finetune_batch_size", 3)
     child = ReviewProcess(home, fake_scorer.address)
-    await child.start()
+    await asyncio.to_thread(child.start)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{child.port}")
     setup = ReviewUnderTest(home, fake_scorer.address)
     replies: list[Reply] = []
@@ -227,7 +227,7 @@ async def test_random_mix_under_sigkill_keeps_every_acknowledged_change_and_trai
         tally.kills += 1
         await asyncio.gather(*tasks)
         await channel.close()
-        await child.start()
+        await asyncio.to_thread(child.start)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{child.port}")
         await check_after_restart(
             review_pb2_grpc.ReviewStub(channel), home, replies, tally, receiver
@@ -244,7 +244,7 @@ async def test_random_mix_under_sigkill_keeps_every_acknowledged_change_and_trai
     double += sum(n - 1 for n in receiver.trainings_per_reply.values())
     await check_after_restart(stub, home, replies, tally, receiver)
     await channel.close()
-    assert child.terminate() == 0
+    assert child.stop() == 0
     print(
         f"\ncrash mix (seed {SEED}): kills {tally.kills}, acknowledged ops {tally.acknowledged}, "
         f"refused {tally.refused}, trained by the receiver {len(receiver.trained)}, "

@@ -7,7 +7,7 @@ prompts (with different kept-cache lengths, so left-padded and masked) share one
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,14 +22,16 @@ TOLERANCE = 1e-4
 
 
 @pytest.fixture
-def engines(embedded_backend: LocalBackend) -> Iterator[tuple[LocalBackend, LocalBackend]]:
+async def engines(
+    embedded_backend: LocalBackend,
+) -> AsyncIterator[tuple[LocalBackend, LocalBackend]]:
     args = (embedded_backend.model, embedded_backend.tokenizer, embedded_backend.model_name)
     # A wide window, so that calls started together surely share a round on a busy machine.
     batched = LocalBackend(*args, kv_cache_mb=512, batch_window_s=0.5)
     alone = LocalBackend(*args, kv_cache_mb=0, batch_window_s=0)
     yield batched, alone
-    batched._worker.close()
-    alone._worker.close()
+    await batched.aclose()
+    await alone.aclose()
 
 
 def conversation(index: int, turns: int) -> list[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -17,7 +17,7 @@ LENGTH, CHUNK = 1900, 32
 
 
 @pytest.fixture
-def engine(embedded_backend: LocalBackend) -> Iterator[LocalBackend]:
+async def engine(embedded_backend: LocalBackend) -> AsyncIterator[LocalBackend]:
     backend = LocalBackend(
         embedded_backend.model,
         embedded_backend.tokenizer,
@@ -26,7 +26,7 @@ def engine(embedded_backend: LocalBackend) -> Iterator[LocalBackend]:
         kv_cache_mb=0,
     )
     yield backend
-    backend._worker.close()
+    await backend.aclose()
 
 
 def long_request() -> ScoreRequest:

@@ -9,7 +9,7 @@ log-softmax taken in float32 (values are not rounded to bfloat16's 8-bit mantiss
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,10 +25,10 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "thesis-defense.jso
 
 
 @pytest.fixture(scope="module")
-def bf16() -> Iterator[LocalBackend]:
+async def bf16() -> AsyncIterator[LocalBackend]:
     backend = LocalBackend.load(device="cpu", dtype="bfloat16", kv_cache_mb=0)
     yield backend
-    backend._worker.close()
+    await backend.aclose()
 
 
 async def replies(backend: LocalBackend, path: Path) -> list[ReplyScore]:

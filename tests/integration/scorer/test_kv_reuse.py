@@ -8,7 +8,7 @@ the new tokens.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -52,7 +52,9 @@ def grown(turns: int, *, memory_at: int = 0, edit: dict[int, str] | None = None)
 
 
 @pytest.fixture
-def engines(embedded_backend: LocalBackend) -> Iterator[tuple[LocalBackend, LocalBackend]]:
+async def engines(
+    embedded_backend: LocalBackend,
+) -> AsyncIterator[tuple[LocalBackend, LocalBackend]]:
     model, tokenizer, name = (
         embedded_backend.model,
         embedded_backend.tokenizer,
@@ -61,8 +63,8 @@ def engines(embedded_backend: LocalBackend) -> Iterator[tuple[LocalBackend, Loca
     reuse = LocalBackend(model, tokenizer, name, kv_cache_mb=512)
     scratch = LocalBackend(model, tokenizer, name, kv_cache_mb=0)
     yield reuse, scratch
-    reuse._worker.close()
-    scratch._worker.close()
+    await reuse.aclose()
+    await scratch.aclose()
 
 
 async def last_reply(engine: LocalBackend, nodes: list[Any]) -> ReplyScore:
@@ -166,4 +168,4 @@ async def test_eviction_keeps_the_budget_and_least_recently_used_goes_first(
         assert engine.tokens_run - before < 80
         assert engine.kv_cache.used_bytes <= engine.kv_cache.budget_bytes
     finally:
-        engine._worker.close()
+        await engine.aclose()

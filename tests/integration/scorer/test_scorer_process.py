@@ -3,12 +3,9 @@ a call in flight finish before the process exits."""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,31 +16,22 @@ from ftreview.v1 import activity_pb2, activity_pb2_grpc, scorer_pb2, scorer_pb2_
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.fake_vllm import FakeVllm
+from tests.support.services import ServiceProcess, python_module
 
 
-def _start(tmp_path: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scorer_service", "--listen", "127.0.0.1:0", *options],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+def _start(*options: str) -> tuple[subprocess.Popen[str], str]:
+    """`python -m scorer_service --listen 127.0.0.1:0 OPTIONS`, once it says where it serves:
+    its process and that address."""
+    scorer = ServiceProcess(
+        python_module("scorer_service", "--listen", "127.0.0.1:0", *options), serves=("scorer",)
     )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            raise AssertionError(f"the scorer exited with {process.returncode}")
-        found = re.search(r"scorer serving on (127\.0\.0\.1:\d+)", line)
-        if found:
-            return process, found.group(1)
-    process.kill()
-    raise AssertionError("the scorer never said it was serving")
+    scorer.start(timeout_s=240)
+    return scorer.process, scorer.address
 
 
-def test_sigterm_drains_the_call_in_flight(tmp_path: Path, fixtures_dir: Path) -> None:
-    process, address = _start(tmp_path, "--grace", "120")
+@pytest.mark.model  # the Scorer process loads the embedded model
+def test_sigterm_drains_the_call_in_flight(fixtures_dir: Path) -> None:
+    process, address = _start("--grace", "120")
     try:
         with grpc.insecure_channel(address) as channel:
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
@@ -73,13 +61,13 @@ def test_sigterm_drains_the_call_in_flight(tmp_path: Path, fixtures_dir: Path) -
 
 
 def test_starts_while_its_engine_is_down_and_learns_the_context_once_it_answers(
-    tmp_path: Path, fixtures_dir: Path
+    fixtures_dir: Path,
 ) -> None:
     with socket.socket() as probe:  # a free port, where the engine will come up later
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     engine = f"http://127.0.0.1:{port}"
-    process, address = _start(tmp_path, "--backend", "vllm", "--backend-url", engine)
+    process, address = _start("--backend", "vllm", "--backend-url", engine)
     conversation = load_conversations(fixtures_dir / "biscuit.json")[0]
     request = scorer_pb2.ScoreConversationRequest(conversation=conversation)
     try:
@@ -107,7 +95,7 @@ def test_starts_while_its_engine_is_down_and_learns_the_context_once_it_answers(
             process.kill()
 
 
-def test_sigterm_ends_a_busy_scorer_within_its_grace_period(tmp_path: Path) -> None:
+def test_sigterm_ends_a_busy_scorer_within_its_grace_period() -> None:
     """A 1,500-turn conversation on an engine that never answers: once the grace period
     ends, the call is cancelled and the process exits."""
     turns: list[dict[str, object]] = [
@@ -123,7 +111,7 @@ def test_sigterm_ends_a_busy_scorer_within_its_grace_period(tmp_path: Path) -> N
     with FakeVllm(max_model_len=2048) as fake:
         fake.stall_next(100, path="/v1/completions")
         process, address = _start(
-            tmp_path, "--backend", "vllm", "--backend-url", fake.url, "--grace", str(grace)
+            "--backend", "vllm", "--backend-url", fake.url, "--grace", str(grace)
         )
         try:
             with grpc.insecure_channel(address) as channel:

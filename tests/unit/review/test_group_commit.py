@@ -4,7 +4,9 @@ durable; a refused decision and a failed transaction fail alone."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import sqlite3
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,7 +26,7 @@ from review_fakes import (
 )
 
 from review_service.adapters.job_http import JobFollower
-from review_service.adapters.store_sqlite import SqliteStore
+from review_service.adapters.store_sqlite import CHECKPOINT_INTERVAL_S, SqliteStore
 from review_service.app.config import ConfigFile
 from review_service.app.review import Review
 from review_service.app.view import View
@@ -183,22 +185,59 @@ async def test_a_decision_writes_its_three_columns_and_keeps_the_rest_of_the_row
     store.close()
 
 
+def _probe(path: Path) -> contextlib.closing[sqlite3.Connection]:
+    """A connection of the test's own to the store's file: what any SQLite client sees.
+    Checkpoints and the page size belong to the database, so it can ask for them too."""
+    return contextlib.closing(sqlite3.connect(path, isolation_level=None))
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+def _long_rows(count: int) -> list[Candidate]:
+    return [
+        Candidate(
+            BASE + i, "c", f"reply {i}", (ContextMessage("user", "x" * 3000, BASE),), 1.0, 2.0
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_only_a_store_without_background_checkpoints_checkpoints_when_it_commits(
+    tmp_path: Path, background: bool
+) -> None:
+    """SQLite checkpoints inside the commit that takes the WAL past 1,000 pages; the server's
+    store turned that off. With its checkpoint thread stopped, nothing moves the WAL into
+    the database file, however long the WAL grows; the plain store's commits do move it.
+    (500 commits of a 3 KB row write about 1,500 WAL pages.)"""
+    path = tmp_path / "db"
+    store = SqliteStore(path, background_checkpoints=background)
+    if store.checkpointer is not None:
+        store.checkpointer.stop()
+    with _probe(path) as probe:
+        page_size = probe.execute("PRAGMA page_size").fetchone()[0]
+    empty = path.stat().st_size
+    for row in _long_rows(500):
+        store.commit([StoreChange(upsert=[row])])
+    if background:
+        assert _wal(path).stat().st_size > 1000 * page_size
+        assert path.stat().st_size == empty, "a commit moved the WAL into the database"
+    else:
+        assert path.stat().st_size > empty + 200 * 3000, "no commit checkpointed"
+    store.close()
+
+
 def test_the_server_store_checkpoints_off_the_commit_path(tmp_path: Path) -> None:
     """With background checkpoints the committing connection never checkpoints (a commit
     that did took up to 72 ms); the checkpoint thread moves the WAL into the database file,
     and what was committed is all there on reopening."""
     path = tmp_path / "db"
     store = SqliteStore(path, background_checkpoints=True)
-    assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
     assert store.checkpointer is not None
     empty = path.stat().st_size
-    rows = [
-        Candidate(
-            BASE + i, "c", f"reply {i}", (ContextMessage("user", "x" * 3000, BASE),), 1.0, 2.0
-        )
-        for i in range(200)
-    ]
-    for row in rows:
+    for row in _long_rows(200):
         store.commit([StoreChange(upsert=[row])])
     deadline = time.monotonic() + 10
     while path.stat().st_size < empty + 200 * 3000 and time.monotonic() < deadline:
@@ -206,16 +245,19 @@ def test_the_server_store_checkpoints_off_the_commit_path(tmp_path: Path) -> Non
     assert path.stat().st_size >= empty + 200 * 3000, "the WAL reached the database file"
     assert store.checkpointer.checkpoints > 0
     store.close()
-    assert not store.checkpointer._thread.is_alive(), "close stops the thread"
+    stopped_at = store.checkpointer.checkpoints
+    time.sleep(4 * CHECKPOINT_INTERVAL_S)
+    assert store.checkpointer.checkpoints == stopped_at, "close stops the checkpoints"
     assert len(SqliteStore(path).load_candidates()) == 200
 
 
-def _pages_written(store: SqliteStore, change: StoreChange) -> int:
+def _pages_written(path: Path, store: SqliteStore, change: StoreChange) -> int:
     """The database pages one commit of `change` writes to the WAL (frames, counted by a
     checkpoint that starts from an empty WAL)."""
-    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    store.commit([change])
-    _, frames, _ = store._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    with _probe(path) as probe:
+        probe.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.commit([change])
+        _, frames, _ = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     return int(frames)
 
 
@@ -223,20 +265,22 @@ def test_a_decision_writes_a_page_not_the_candidates_long_row(tmp_path: Path) ->
     """A candidate's row spans several pages (its context and per-token values); writing its
     decision into that row made SQLite write all of them again (~16 KB of WAL per decision,
     bench/bench_review.py). A decision is a narrow row of its own: one page."""
-    store = SqliteStore(tmp_path / "db")
+    path = tmp_path / "db"
+    store = SqliteStore(path)
     long_context = tuple(ContextMessage("user", f"turn {i} " + "x" * 1000, BASE) for i in range(12))
     rows = [Candidate(BASE + i, "c", f"reply {i}", long_context, 1.0, 2.0) for i in range(50)]
-    page_size = store._db.execute("PRAGMA page_size").fetchone()[0]
-    assert _pages_written(store, StoreChange(upsert=rows[:1])) > 12_000 // page_size
+    with _probe(path) as probe:
+        page_size = probe.execute("PRAGMA page_size").fetchone()[0]
+    assert _pages_written(path, store, StoreChange(upsert=rows[:1])) > 12_000 // page_size
     store.commit([StoreChange(upsert=rows[1:])])
 
     approved = dataclasses.replace(rows[7], status=Status.APPROVED, decided_at_ns=BASE + 99)
-    assert _pages_written(store, StoreChange(decided=[approved])) == 1
+    assert _pages_written(path, store, StoreChange(decided=[approved])) == 1
     rejected = dataclasses.replace(
         rows[8], status=Status.REJECTED, decided_at_ns=BASE + 98, reject_reason="stale"
     )
     undone = dataclasses.replace(rows[7], status=Status.PENDING)
-    assert _pages_written(store, StoreChange(decided=[rejected, undone])) == 1
+    assert _pages_written(path, store, StoreChange(decided=[rejected, undone])) == 1
     store.close()
 
     loaded = {c.timestamp_ns: c for c in SqliteStore(tmp_path / "db").load_candidates()}
@@ -263,7 +307,8 @@ def test_a_whole_row_or_a_deletion_supersedes_a_kept_decision(tmp_path: Path) ->
     store.commit([StoreChange(decided=[ghost])])
 
     assert store.load_candidates() == [rescored]
-    assert store._db.execute("SELECT count(*) FROM decisions").fetchone() == (0,)
+    with _probe(path) as probe:
+        assert probe.execute("SELECT count(*) FROM decisions").fetchone() == (0,)
     store.commit([StoreChange(upsert=[second])])
     assert store.load_candidates() == [rescored, second], "the deleted decision did not return"
     store.close()
