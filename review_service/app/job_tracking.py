@@ -45,7 +45,7 @@ from review_service.app.feed import CandidateEvent
 from review_service.app.tasks import Background
 from review_service.app.view import View
 from review_service.app.writer import Writer
-from review_service.domain.errors import AlreadyExists, NotFound, ReviewError
+from review_service.domain.errors import AlreadyExists, NotFound, ReviewError, ScorerFailed
 from review_service.domain.jobs import JobState, NotFollowable, TrainerSilent, TrainingJob
 from review_service.domain.model import Conversation, TrainedEntry
 from review_service.domain.ports import JobSource, Scorer, StoreChange
@@ -56,6 +56,10 @@ log = logging.getLogger("review_service")
 SCORER_READY_TIMEOUT = 120.0
 
 Outcome = tuple[StoreChange | None, list[CandidateEvent], None]
+
+
+def _model(adapter: str) -> str:
+    return f"adapter {adapter}" if adapter else "the base model"
 
 
 def _replies(n: int) -> str:
@@ -233,7 +237,9 @@ class JobTracking:
                 except NotFound:
                     missing.append(cid)
                     continue
-                after.update(await self._rescore(conversation, stamps, config, activity))
+                after.update(
+                    await self._rescore(conversation, stamps, config, activity, job.adapter)
+                )
                 activity.progress(len(after), len(entries), f"re-scored {cid}")
             await self._writer.mutate(lambda view: _measured(view, job, after))
         except asyncio.CancelledError:
@@ -252,7 +258,7 @@ class JobTracking:
 
     async def _rescore(
         self, conversation: Conversation, stamps: list[int], config: LearnConfig,
-        activity: Activity,
+        activity: Activity, job_adapter: str,
     ) -> dict[int, float]:  # fmt: skip
         request_id = uuid.uuid4().hex
         relay = asyncio.ensure_future(self._relay(request_id, conversation.id, activity))
@@ -262,6 +268,13 @@ class JobTracking:
             )
         finally:
             relay.cancel()
+        if job_adapter and result.adapter != job_adapter:
+            # A score is proof only on the adapter it is about: a Scorer that did not load
+            # it (a failed LoadAdapter, an endpoint that never told it) scored another model.
+            raise ScorerFailed(
+                f"the Scorer scored on {_model(result.adapter)}, not on the job's adapter "
+                f"{job_adapter}: it has not loaded it"
+            )
         wanted = set(stamps)
         return {r.timestamp_ns: r.divergence for r in result.replies
                 if r.scored and r.timestamp_ns in wanted}  # fmt: skip

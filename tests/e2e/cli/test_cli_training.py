@@ -3,8 +3,9 @@ real Review and the module's real Scorer (embedded model).
 
 The fine-tuning endpoint is the in-test HTTP trainer of the Review's integration tests
 (`trainer_stub`): it speaks the README's contract and ftreview's jobs route, trains nothing
-and answers the job states the test scripts. It loads no adapter, so the Review's re-scoring
-runs on the base model: the test checks that the CLI shows what the Review measured."""
+and answers the job states the test scripts. It promotes as ftreview's trainer does, on the
+module's Scorer, an adapter that scores as the base model (`tests.support.adapters`): the
+test checks that the CLI shows what the Review measured on it."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from ftreview.v1 import scorer_pb2, scorer_pb2_grpc
 
-from tests.e2e.cli.conftest import Cli, Review
+from tests.e2e.cli.conftest import Cli, Review, Stack
 from tests.integration.review.trainer_stub import StubTrainer, serve_stub_trainer
+from tests.support.adapters import identity_adapter
 
 pytestmark = pytest.mark.model
 
@@ -34,14 +38,22 @@ def ok(cli: Cli, *args: str) -> str:
     return out
 
 
+@pytest.fixture(scope="module")
+def adapter(embedded_backend: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return identity_adapter(embedded_backend.model, tmp_path_factory.mktemp("adapters") / "a")
+
+
 @pytest.fixture
-def trainer(review: Review) -> Iterator[StubTrainer]:
+def trainer(review: Review, stack: Stack, adapter: Path) -> Iterator[StubTrainer]:
     with serve_stub_trainer() as stub:
+        stub.scorer_address, stub.adapter_path = stack.scorer, str(adapter)
         review.home.mkdir(parents=True, exist_ok=True)
         (review.home / "config.json5").write_text(
             json.dumps({"learn": {"finetune_url": stub.url}}), encoding="utf-8"
         )
         yield stub
+    with grpc.insecure_channel(stack.scorer) as channel:  # the module's Scorer: back to base
+        scorer_pb2_grpc.ScorerStub(channel).LoadAdapter(scorer_pb2.LoadAdapterRequest())
 
 
 @pytest.fixture

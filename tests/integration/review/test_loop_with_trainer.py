@@ -19,10 +19,12 @@ from ftreview.conversations import load_conversations
 from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import activity_pb2, scorer_pb2, scorer_pb2_grpc
 from ftreview.v1 import review_pb2 as S
-from review_support import ReviewUnderTest, make_conversation, reply_ts
+from review_support import ReviewUnderTest, RunningFakeScorer, make_conversation, reply_ts
 from trainer_stub import StubTrainer, serve_stub_trainer
 
 from review_service.app.config import ConfigFile
+from scorer_service.backends.local import LocalBackend
+from tests.support import adapters
 
 SUCCEEDED = activity_pb2.ACTIVITY_STATE_SUCCEEDED
 FAILED = activity_pb2.ACTIVITY_STATE_FAILED
@@ -32,9 +34,18 @@ GENERIC = "Hello! How can I help you today?"
 
 
 @pytest.fixture
-def trainer() -> Iterator[StubTrainer]:
+def trainer(fake_scorer: RunningFakeScorer) -> Iterator[StubTrainer]:
     with serve_stub_trainer() as state:
+        state.scorer_address = fake_scorer.address  # it promotes there, as the trainer does
         yield state
+
+
+@pytest.fixture(scope="module")
+def identity_adapter(
+    embedded_backend: LocalBackend, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    folder = tmp_path_factory.mktemp("adapters") / "v1"
+    return adapters.identity_adapter(embedded_backend.model, folder)
 
 
 class Activity:
@@ -103,8 +114,14 @@ async def jobs(review: ReviewUnderTest) -> list[S.TrainingJob]:
 
 @pytest.mark.model
 async def test_send_follow_and_re_score_through_the_real_scorer(
-    tmp_path: Path, scorer_address: str, fixtures_dir: Path, trainer: StubTrainer
+    tmp_path: Path,
+    scorer_address: str,
+    fixtures_dir: Path,
+    trainer: StubTrainer,
+    identity_adapter: Path,
 ) -> None:
+    # The job promotes a real adapter on the real Scorer, as ftreview's trainer does.
+    trainer.scorer_address, trainer.adapter_path = scorer_address, str(identity_adapter)
     (conversation,) = load_conversations(fixtures_dir / "biscuit.json")
     review = ReviewUnderTest(tmp_path / "home", scorer_address)
     await review.start()
@@ -156,6 +173,7 @@ async def test_send_follow_and_re_score_through_the_real_scorer(
             )
         )  # fmt: skip
         await channel.close()
+        assert direct.adapter == "v1"  # the adapter the job promoted, loaded on the Scorer
         (now,) = [r for r in direct.replies if r.content == BISCUIT]
         (entry,) = (await review.stub.ListTrained(S.ListTrainedRequest())).entries
         assert entry.adapter == "v1" and entry.job_id == "job-1"
@@ -175,6 +193,8 @@ async def test_send_follow_and_re_score_through_the_real_scorer(
         train.close()
         verify.close()
         await review.stop()
+        async with grpc.aio.insecure_channel(scorer_address) as channel:  # back to the base
+            await scorer_pb2_grpc.ScorerStub(channel).LoadAdapter(scorer_pb2.LoadAdapterRequest())
 
 
 async def test_a_failed_job_fails_the_train_activity_and_is_listed_with_its_error(

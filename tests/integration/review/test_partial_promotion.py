@@ -47,9 +47,10 @@ Kind = S.CandidateEventKind
 
 
 @pytest.fixture
-def trainer() -> Iterator[StubTrainer]:
+def trainer(fake_scorer: RunningFakeScorer) -> Iterator[StubTrainer]:
     with serve_stub_trainer() as state:
         state.first_script = [RUNNING]
+        state.scorer_address = fake_scorer.address  # it promotes there, as the trainer does
         yield state
 
 

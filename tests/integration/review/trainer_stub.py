@@ -6,9 +6,11 @@ It trains nothing: each job answers the states its test scripts (the last one re
 a test decides when a job runs, succeeds or fails, and (per example, `learnt` and `reason`)
 which replies it learnt. As ftreview's trainer does, a key is trained at most once: a key
 seen before is answered with its job, unless that job ended without learning it (failed,
-or `learnt: false`), and then it goes into a new job. It does not call the Scorer's
-LoadAdapter either, so the Scorer keeps serving the base model; a test compares the
-Review's re-scoring with what the Scorer reports for the same reply."""
+or `learnt: false`), and then it goes into a new job. Given a Scorer (`scorer_address`), it
+promotes as ftreview's trainer does: the Scorer loads a succeeded job's adapter (named as
+the job says, from `adapter_path`) before the job is reported succeeded; without one, the
+Scorer keeps serving what it served, and a Review that re-scores learns that the score is
+not on the job's adapter."""
 
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import grpc
+from ftreview.v1 import scorer_pb2, scorer_pb2_grpc
 
 
 @dataclass
@@ -38,6 +43,10 @@ class StubTrainer:
     job_keys: dict[str, list[str]] = field(default_factory=dict)
     answered: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Where to promote succeeded jobs (see the module's docstring), and the jobs promoted.
+    scorer_address: str = ""
+    adapter_path: str = ""
+    promoted: set[str] = field(default_factory=set)
 
     def script(self, job_id: str, *answers: dict[str, Any]) -> None:
         with self.lock:
@@ -72,7 +81,16 @@ class StubTrainer:
                 for item in answer.get("per_example", []):
                     if item.get("learnt") is False:
                         self.trained.discard(item["idempotency_key"])
-            return {"job_id": job_id, **answer}
+            promote = answer.get("state") == "succeeded" and job_id not in self.promoted
+            self.promoted.update([job_id] if promote else [])
+        if promote and self.scorer_address and answer.get("adapter"):
+            self._load(str(answer["adapter"]))
+        return {"job_id": job_id, **answer}
+
+    def _load(self, name: str) -> None:
+        with grpc.insecure_channel(self.scorer_address) as channel:
+            request = scorer_pb2.LoadAdapterRequest(path=self.adapter_path or name, name=name)
+            scorer_pb2_grpc.ScorerStub(channel).LoadAdapter(request, timeout=120)
 
 
 @contextlib.contextmanager

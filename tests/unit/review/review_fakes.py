@@ -152,7 +152,7 @@ class TableScorer:
             responses_scored=len(scored), max_divergence=top,
             responses_above_threshold=sum(r.candidate for r in replies),
         ))  # fmt: skip
-        return ScoringResult(replies, top, stats)
+        return ScoringResult(replies, top, stats, adapter=self.adapter)
 
     async def alternate(
         self, conversation: Conversation, reply_timestamp_ns: int, request_id: str,
@@ -219,9 +219,13 @@ class ScriptedTrainer:
     """The endpoint's jobs route (`GET {url}/jobs/{id}`) through httpx's MockTransport, so
     the Review's real `JobFollower` reads it: each job answers its script in turn (the last
     answer repeats); a job without a script answers 404, as an endpoint without the route.
-    `hold` (when set) holds every answer until released."""
+    `hold` (when set) holds every answer until released. Like ftreview's trainer, it has the
+    Scorer (`scorer`, set by `open_review`) load a job's adapter before it says the job
+    succeeded, unless `loads` is False (an endpoint that never tells the Scorer)."""
 
     def __init__(self) -> None:
+        self.scorer: TableScorer | None = None
+        self.loads = True
         self.scripts: dict[str, list[dict[str, Any]]] = {}
         self.polls: dict[str, int] = {}
         self.hold: asyncio.Event | None = None
@@ -239,10 +243,17 @@ class ScriptedTrainer:
         if not script or "/jobs/" not in request.url.path:
             return httpx.Response(404, text="no such route")
         answer = script.pop(0) if len(script) > 1 else script[0]
+        if self.loads and self.scorer is not None and answer.get("state") == "succeeded":
+            self.scorer.adapter = str(answer.get("adapter") or "")
         return httpx.Response(200, json=answer)
 
     def follower(self) -> JobFollower:
         return JobFollower(httpx.MockTransport(self.handle), poll=0.01, give_up_after=0.2)
+
+
+def _joined(trainer: ScriptedTrainer, scorer: TableScorer) -> ScriptedTrainer:
+    trainer.scorer = trainer.scorer or scorer
+    return trainer
 
 
 def open_review(
@@ -254,7 +265,7 @@ def open_review(
     review = Review(
         SqliteStore(home / "review.sqlite3"), scorer, endpoint or RecordingEndpoint(),
         ConfigFile(home / "config.json5"), ActivityHub(), codec=JsonConversations(),
-        jobs=(trainer or ScriptedTrainer()).follower(),
+        jobs=_joined(trainer or ScriptedTrainer(), scorer).follower(),
     )  # fmt: skip
     review.resume()
     return review

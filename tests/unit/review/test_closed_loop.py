@@ -238,6 +238,24 @@ async def test_a_job_is_followed_to_success_then_its_replies_are_re_scored_on_th
     assert job.ended_at_ns == 1_772_355_611_000_000_000
 
 
+async def test_a_score_on_another_model_is_not_recorded_as_the_adapters_proof(
+    review: Review, scorer: TableScorer, trainer: ScriptedTrainer
+) -> None:
+    """An endpoint that trains but never has the Scorer load its adapter: re-scoring runs on
+    the base model, which proves nothing about v1, so nothing is recorded as v1's proof."""
+    trainer.loads = False
+    trainer.scripts["job-1"] = [DONE]
+    verify = ActivityLog(review, "verify-job-1")
+    ts = await sent(review)
+    failed = await verify.end()
+    assert failed.state == FAILED
+    assert "scored on the base model, not on the job's adapter v1" in failed.error
+    (entry,) = review.trained()
+    assert (entry.timestamp_ns, entry.adapter, entry.divergence_after) == (ts, "v1", None)
+    (job,) = review.jobs()
+    assert job.measured_at_ns == 0  # measured again when the Review starts
+
+
 async def test_a_failed_job_fails_its_activity_with_the_trainers_reason(
     review: Review, scorer: TableScorer, trainer: ScriptedTrainer
 ) -> None:

@@ -1,0 +1,20 @@
+"""A real peft LoRA adapter for tests that need the Scorer to load one.
+
+`identity_adapter` builds one whose B matrices are zero (peft's default start): the Scorer
+loads it exactly as it loads a trained adapter (LoadAdapter, GetInfo, every answer naming
+it), and it scores exactly as the base model does, so a test can promote "a job's adapter"
+without training and still compare the Review's figures with the base model's."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+
+def identity_adapter(model: Any, folder: Path) -> Path:
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    get_peft_model(copy.deepcopy(model), config).save_pretrained(str(folder))
+    return folder
