@@ -51,6 +51,8 @@ class ActivityView:
     state: ActivityState
     error: str = ""
     detail: str = ""
+    # From the ended activity's typed result: the candidates a scoring run added.
+    new_candidates: int = 0
 
     def progress_text(self) -> str:
         if self.total:
@@ -140,17 +142,13 @@ class ActivityBoard:
             self.last_ending = ending
             if not scoring:
                 return Notice(activity.kind or "activity", ending.message(), ending.failed)
-            return self._summary(self.batch.ended(activity.id, ending.failed, now))
+            return self._summary(
+                self.batch.ended(activity.id, ending.failed, now, activity.new_candidates)
+            )
         running[activity.id] = activity
         if scoring:
             self.batch.progress(activity.id, activity.done, activity.total, now)
         return None
-
-    def stats_arrived(self) -> Notice | None:
-        return self._summary(self.batch.stats_arrived(self.clock()))
-
-    def settle(self) -> Notice | None:
-        return self._summary(self.batch.settle(self.clock()))
 
     def _summary(self, summary: str | None) -> Notice | None:
         if summary is None:

@@ -7,10 +7,10 @@ still running into one batch. The invariants:
 - a batch begins with the first scoring activity seen running and ends when none is left;
   its total is every scoring activity it has seen, so a batch that keeps growing (files
   ingested one after another) is still one batch;
-- the count of new candidates is the ADDED events of the candidate stream during the batch;
-  the candidate stream and the activity stream are two streams, so a run's end can arrive
-  before its candidates: the summary waits for one STATS event (which the Review sends after
-  a run's candidates) per finished run, or `SETTLE_S` at most;
+- the count of new candidates is the sum of the finished runs' own counts (the typed result
+  of each ended scoring activity, `ActivityResult.new_candidates`): the Review counts them
+  when it stores the run, so the summary is exact the moment the last run ends, with no
+  wait for the candidate stream;
 - the time left is the batch's pace so far (elapsed per finished run) times what is left,
   shown only once a run has finished (before that there is no pace to go by);
 - its end is reported once, as one summary.
@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SCORING_KIND = "score"
-SETTLE_S = 2.0
 
 
 def _duration(seconds: float) -> str:
@@ -42,7 +41,6 @@ class ScoringBatch:
     finished: set[str] = field(default_factory=set)
     failed: int = 0
     new_candidates: int = 0
-    stats_seen: int = 0
     partial: dict[str, float] = field(default_factory=dict)
     """Per running activity, the share of it done (from its progress events)."""
 
@@ -75,7 +73,7 @@ class ScoringBatch:
 
 @dataclass
 class BatchTracker:
-    """The current scoring batch, if any, fed with activity and candidate events."""
+    """The current scoring batch, if any, fed with the activity stream's events."""
 
     batch: ScoringBatch | None = None
 
@@ -89,8 +87,11 @@ class BatchTracker:
         if self.batch is not None and total > 0:
             self.batch.partial[activity_id] = min(1.0, done / total)
 
-    def ended(self, activity_id: str, failed: bool, now: float) -> str | None:
-        """Record an end; the batch's summary when it was the last one and all is counted."""
+    def ended(
+        self, activity_id: str, failed: bool, now: float, new_candidates: int = 0
+    ) -> str | None:
+        """Record an end and the candidates the run added; the batch's summary when it was
+        the last one running."""
         batch = self.batch
         if batch is None or activity_id not in batch.running:
             return None
@@ -98,36 +99,11 @@ class BatchTracker:
         batch.partial.pop(activity_id, None)
         batch.finished.add(activity_id)
         batch.failed += failed
-        return self._close_if_settled(now)
-
-    def stats_arrived(self, now: float) -> str | None:
-        """A run's STATS event (its candidates are in): maybe the summary."""
-        if self.batch is None:
-            return None
-        self.batch.stats_seen += 1
-        return self._close_if_settled(now)
-
-    def settle(self, now: float) -> str | None:
-        """The wait for late candidates is over: the summary, if every run has ended."""
-        return self._close_if_settled(now, force=True)
-
-    @property
-    def closing(self) -> bool:
-        """Every run ended; the summary waits for their candidates."""
-        return self.batch is not None and not self.batch.running
-
-    def _close_if_settled(self, now: float, force: bool = False) -> str | None:
-        batch = self.batch
-        if batch is None or batch.running:
-            return None
-        if not force and batch.stats_seen < len(batch.finished):
+        batch.new_candidates += new_candidates
+        if batch.running:
             return None
         self.batch = None
         return batch.summary(now)
-
-    def candidate_added(self) -> None:
-        if self.batch is not None:
-            self.batch.new_candidates += 1
 
     def resync(self, running_ids: set[str], now: float) -> None:
         """After a reconnect: scoring that ended unseen leaves the batch silently."""

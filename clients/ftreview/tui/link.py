@@ -84,6 +84,7 @@ def activity_view(message: activity_pb2.Activity) -> ActivityView:
         state=_ACTIVITY_STATE_FROM_PB.get(message.state, ActivityState.RUNNING),
         error=message.error,
         detail=message.detail,
+        new_candidates=message.result.new_candidates,
     )
 
 

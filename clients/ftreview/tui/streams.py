@@ -13,7 +13,6 @@ import logging
 
 from ftreview.errors import FtreviewError
 from ftreview.tui.activities import ActivityBoard, Notice
-from ftreview.tui.batch import SETTLE_S
 from ftreview.tui.link import ServiceLink, plain_problem
 from ftreview.tui.queue_keys import QueueKeys
 
@@ -67,11 +66,8 @@ class Streams(QueueKeys):
                         self.board.remove(event.candidate.timestamp_ns)
                     elif event.kind == "STATS" and event.stats is not None:
                         self.last_stats = event.stats
-                        self._announce(self.activities.stats_arrived())
                         self.run_worker(self._refresh_config(link), group="config")
                     elif event.candidate is not None:
-                        if event.kind == "ADDED":
-                            self.activities.batch.candidate_added()
                         self.board.upsert(event.candidate)
                     self.redraw()
                 problem = "it ended the stream (restarting?)"
@@ -127,8 +123,6 @@ class Streams(QueueKeys):
                     self._announce(self.activities.on_event(source, event))
                     if self.activities.connected.get(source):
                         delay = RECONNECT_FIRST_DELAY_S
-                    if self.activities.batch.closing:
-                        self.set_timer(SETTLE_S, lambda: self._announce(self.activities.settle()))
                     self._draw_activity()
             except FtreviewError as error:
                 log.info("%s activity stream: %s", source, error)

@@ -29,8 +29,8 @@ def test_the_line_counts_runs_and_new_candidates_and_shows_no_pace_before_one_en
     tracker.started("b", now=1.0)
     tracker.started("a", now=2.0)  # the same run seen again: still two
     assert tracker.line(now=5.0) == "scoring 0/2 · 0 new candidates"
-    tracker.candidate_added()
-    assert tracker.line(now=5.0) == "scoring 0/2 · 1 new candidate"
+    assert tracker.ended("a", failed=False, now=6.0, new_candidates=1) is None
+    assert tracker.line(now=6.0) == "scoring 1/2 · 1 new candidate · ~6 s left"
 
 
 def test_the_time_left_is_the_pace_so_far_times_what_is_left() -> None:
@@ -52,45 +52,28 @@ def test_a_batch_that_keeps_growing_stays_one_batch() -> None:
     tracker = BatchTracker()
     tracker.started("a", now=0.0)
     tracker.started("b", now=0.0)
-    assert tracker.ended("a", failed=False, now=1.0) is None
-    assert tracker.stats_arrived(now=1.0) is None  # "b" is still running
+    assert tracker.ended("a", failed=False, now=1.0) is None  # "b" is still running
     tracker.started("c", now=2.0)  # a file ingested later joins it
     assert tracker.line(now=2.0) == "scoring 1/3 · 0 new candidates · ~4 s left"
 
 
-def test_the_summary_waits_for_every_finished_runs_stats_or_the_settle() -> None:
+def test_the_last_end_gives_the_summary_with_every_runs_own_count() -> None:
     tracker = BatchTracker()
     tracker.started("a", now=0.0)
     tracker.started("b", now=0.0)
-    tracker.candidate_added()
-    assert tracker.ended("a", failed=False, now=30.0) is None
-    assert tracker.ended("b", failed=True, now=70.0) is None  # no stats yet
-    assert tracker.closing
-    assert tracker.stats_arrived(now=70.5) is None  # one of two
-    tracker.candidate_added()  # a late candidate of the run whose stats are still to come
-    summary = tracker.stats_arrived(now=71.0)
+    assert tracker.ended("a", failed=False, now=30.0, new_candidates=3) is None
+    summary = tracker.ended("b", failed=True, now=71.0, new_candidates=0)
     assert summary == (
-        "scored 2 conversations in 1 min 11 s · 2 new candidates"
+        "scored 2 conversations in 1 min 11 s · 3 new candidates"
         " · 1 failed (see the log: ftreview watch)"
     )
     assert tracker.batch is None and tracker.line(now=72.0) is None
-    assert not tracker.closing
-
-
-def test_the_settle_ends_the_wait_for_stats_but_not_a_running_batch() -> None:
-    tracker = BatchTracker()
-    tracker.started("a", now=0.0)
-    assert tracker.settle(now=1.0) is None  # still running: nothing to summarise
-    assert tracker.ended("a", failed=False, now=3.0) is None
-    assert tracker.settle(now=5.0) == "scored 1 conversation in 5 s · 0 new candidates"
-    assert tracker.settle(now=6.0) is None  # reported once
+    assert tracker.ended("b", failed=False, now=73.0) is None  # reported once
 
 
 def test_events_outside_a_batch_are_ignored() -> None:
     tracker = BatchTracker()
-    assert tracker.ended("never-started", failed=True, now=1.0) is None
-    assert tracker.stats_arrived(now=1.0) is None
-    tracker.candidate_added()
+    assert tracker.ended("never-started", failed=True, now=1.0, new_candidates=4) is None
     tracker.started("a", now=2.0)
     assert tracker.ended("other", failed=True, now=3.0) is None
     assert tracker.line(now=3.0) == "scoring 0/1 · 0 new candidates"
