@@ -72,6 +72,12 @@ class PrefixCache:
     def used_bytes(self) -> int:
         return self._used
 
+    @property
+    def cached_tokens(self) -> int:
+        """Tokens held over all entries (what `used_bytes` pays for)."""
+        with self._lock:
+            return sum(len(entry) for entry in self._entries.values())
+
     def __len__(self) -> int:
         return len(self._entries)
 

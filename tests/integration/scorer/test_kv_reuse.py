@@ -153,8 +153,7 @@ async def test_eviction_keeps_the_budget_and_least_recently_used_goes_first(
         per_conversation = engine.kv_cache.used_bytes
         assert len(engine.kv_cache) == 2  # one entry per variant
         # 30 layers x (keys + values) x 3 heads x 64 dims x 4 bytes per token, in float32.
-        tokens = sum(len(entry) for entry in engine.kv_cache._entries.values())
-        assert per_conversation == tokens * 30 * 2 * 3 * 64 * 4
+        assert per_conversation == engine.kv_cache.cached_tokens * 30 * 2 * 3 * 64 * 4
         # Room for this conversation and a bit, not for two.
         engine.kv_cache.budget_bytes = int(per_conversation * 1.5)
         other = [{**n, "content": "Other: " + n["content"]} for n in first]
