@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ftreview.auth import SecurityConfigError, resolve_channel_credentials, resolve_token
 from ftreview.core.defaults import DEFAULT_HOME, HOME_ENV, TRAINER_ADDRESS, default_home
+from ftreview.core.parent import die_with_parent
 
 from .adapters import KEEP_DEFAULT
 from .config import TrainerConfigError, guard_limits
@@ -245,6 +246,7 @@ def config_from(argv: list[str] | None = None) -> TrainerConfig:
 
 
 async def serve(config: TrainerConfig) -> None:
+    die_with_parent()  # started by `ftreview serve`: stop with it
     running = await start(config)
     # The same "serving on HOST:PORT" line as the other services (`ftreview serve` reads it).
     print(

@@ -25,8 +25,6 @@ Invariants:
 from __future__ import annotations
 
 import collections
-import contextlib
-import ctypes
 import re
 import signal
 import subprocess
@@ -43,6 +41,7 @@ import httpx
 from ftreview.auth import channel_credentials, resolve_token
 from ftreview.client import ReviewClient, ScorerClient
 from ftreview.core.defaults import REVIEW_ADDRESS, SCORER_ADDRESS, TRAINER_ADDRESS, default_home
+from ftreview.core.parent import child_environment
 from ftreview.errors import FtreviewError
 
 TRAINER_PATH = "/v1/ftreview"
@@ -81,14 +80,6 @@ class ServiceOptions:
     echo: Callable[[str, str], None] | None = None
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies (Linux prctl)."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 @dataclass
 class ChildService:
     """One service process, its log drained on a thread (a full pipe would stall it)."""
@@ -113,7 +104,8 @@ class ChildService:
             bufsize=1,
             # Its own session: a terminal's Ctrl-C reaches us, and we stop it in order.
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            # The child stops when we die (`core.parent`; no preexec_fn, see there).
+            env=child_environment(),
         )
         assert self.process.stdout is not None
         threading.Thread(

@@ -31,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import grpc
 from ftreview.local_services import ChildService, LocalServices, ServiceOptions, ServiceStartError
 
 FREE_PORT = "127.0.0.1:0"
@@ -184,6 +185,14 @@ def python_module(module: str, *args: str) -> list[str]:
 def port_of(address: str) -> int:
     """The port of "HOST:PORT" (an IPv6 host in brackets included)."""
     return int(address.rsplit(":", 1)[1])
+
+
+def fresh_channel(address: str) -> grpc.aio.Channel:
+    """A channel of its own to `address`. gRPC shares connections between channels to one
+    address; after the server there was killed, a new channel would inherit the dead
+    connection's back-off and fail with "connection refused" although a restarted server
+    already listens on that port."""
+    return grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
 
 
 @dataclass

@@ -35,6 +35,7 @@ from ftreview.core.activity_hub import ActivityHub
 from ftreview.core.activity_service import ACTIVITIES_SERVICE, ActivitiesServicer
 from ftreview.core.defaults import MAX_MESSAGE_BYTES
 from ftreview.core.interceptor import StatusInterceptor
+from ftreview.core.parent import die_with_parent
 from ftreview.core.security import ServerSecurity
 
 log = logging.getLogger("ftreview.server")
@@ -164,6 +165,7 @@ def settle_heap() -> None:
 
 async def serve_until_signalled(server: ServiceServer[S], port: int, detail: str = "") -> None:
     """Start, log the real address, and drain on SIGTERM or SIGINT."""
+    die_with_parent()
     settle_heap()
     await server.start()
     settings = server.settings

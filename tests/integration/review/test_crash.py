@@ -22,7 +22,7 @@ from review_support import (
 
 from review_service.app.config import ConfigFile
 from review_service.domain.examples import idempotency_key
-from tests.support.services import ReviewProcess
+from tests.support.services import ReviewProcess, fresh_channel
 
 REPLIES = 60
 
@@ -35,7 +35,7 @@ async def test_sigkill_mid_approvals_and_send_loses_nothing_acknowledged(
     ConfigFile(home / "config.json5").set_value("finetune_batch_size", 4)
     child = ReviewProcess(home, fake_scorer.address)
     await asyncio.to_thread(child.start)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{child.port}")
+    channel = fresh_channel(child.address)
     stub = review_pb2_grpc.ReviewStub(channel)
     helper = ReviewUnderTest(home, fake_scorer.address)
     helper.stub = stub
@@ -79,7 +79,7 @@ async def test_sigkill_mid_approvals_and_send_loses_nothing_acknowledged(
     assert len(acknowledged) < REPLIES, "the kill came after the last approval"
 
     await asyncio.to_thread(child.start)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{child.port}")
+    channel = fresh_channel(child.address)
     stub = review_pb2_grpc.ReviewStub(channel)
     # Accepted replies are in training until the restarted Review has followed their jobs
     # (the receiver has no jobs route: then they go to the ledger).

@@ -32,7 +32,7 @@ from review_support import (
 
 from review_service.app.config import ConfigFile
 from review_service.domain.examples import idempotency_key
-from tests.support.services import ReviewProcess
+from tests.support.services import ReviewProcess, fresh_channel
 
 KILLS = int(os.environ.get("FTREVIEW_CRASH_KILLS", "6"))
 SEED = int(os.environ.get("FTREVIEW_CRASH_SEED", "7"))
@@ -179,7 +179,7 @@ async def test_random_mix_under_sigkill_keeps_every_acknowledged_change_and_trai
     config.set_value("finetune_batch_size", 3)
     child = ReviewProcess(home, fake_scorer.address)
     await asyncio.to_thread(child.start)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{child.port}")
+    channel = fresh_channel(child.address)
     setup = ReviewUnderTest(home, fake_scorer.address)
     replies: list[Reply] = []
     tally = Tally()
@@ -228,7 +228,7 @@ async def test_random_mix_under_sigkill_keeps_every_acknowledged_change_and_trai
         await asyncio.gather(*tasks)
         await channel.close()
         await asyncio.to_thread(child.start)
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{child.port}")
+        channel = fresh_channel(child.address)
         await check_after_restart(
             review_pb2_grpc.ReviewStub(channel), home, replies, tally, receiver
         )
