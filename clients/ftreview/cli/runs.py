@@ -15,10 +15,16 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ftreview.cli.context import UsageError
 from ftreview.cli.progress import BatchProgress
-from ftreview.client import AsyncReviewClient, activity_state_name
-from ftreview.errors import FtreviewError
+from ftreview.client import AsyncReviewClient, activity_state_name, new_request_id
+from ftreview.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FtreviewError,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 from ftreview.v1 import activity_pb2, conversation_pb2
 
 ENDED = (
@@ -41,9 +47,13 @@ class ScoringRun:
     new_candidates: int = 0
     finished: bool = False
     lost: bool = False  # the Review restarted while it ran: its end was never seen
+    # Why the Review (or reading the file) refused it; "" when it was taken.
+    refused: str = ""
 
     @property
     def state(self) -> str:
+        if self.refused:
+            return "refused"
         if not self.activity_id:
             return "nothing_to_score"
         if self.lost:
@@ -52,27 +62,53 @@ class ScoringRun:
 
     @property
     def error(self) -> str:
+        if self.refused:
+            return self.refused
         if self.lost:
             return "the Review restarted before this run ended"
         return self.activity.error if self.activity else ""
 
     @property
     def failed(self) -> bool:
-        return self.state in ("failed", "cancelled", "lost")
+        return self.state in ("failed", "cancelled", "lost", "refused")
 
 
-def load_files(paths: Sequence[str]) -> list[tuple[str, conversation_pb2.Conversation]]:
+def load_files(paths: Sequence[str]) -> tuple[list[ScoringRun], list[ScoringRun]]:
+    """The conversations of `paths`, one run each, and a refused run for each file that
+    cannot be read (its reason says where). A batch scores every file it can."""
     from ftreview.conversations import ConversationFileError, load_conversations
 
-    loaded: list[tuple[str, conversation_pb2.Conversation]] = []
+    loaded: list[ScoringRun] = []
+    refused: list[ScoringRun] = []
     for path in paths:
         try:
-            loaded.extend((path, c) for c in load_conversations(path))
+            conversations = load_conversations(path)
         except ConversationFileError as error:
-            raise UsageError(str(error)) from error
+            refused.append(_refused_file(path, str(error)))
         except OSError as error:
-            raise UsageError(f"{path}: {error.strerror or error}") from error
-    return loaded
+            refused.append(_refused_file(path, f"{path}: {error.strerror or error}"))
+        else:
+            loaded += [ScoringRun(path, c, new_request_id()) for c in conversations]
+    return loaded, refused
+
+
+def _refused_file(path: str, reason: str) -> ScoringRun:
+    return ScoringRun(path, conversation_pb2.Conversation(), "", refused=reason, finished=True)
+
+
+# A refusal of one conversation (bad input, a clash with another): the others go on. Any
+# other error (the Review unreachable, a token refused) ends the batch.
+_REFUSALS = (InvalidArgument, FailedPrecondition, AlreadyExists, NotFound, ResourceExhausted)
+
+
+async def ingest_one(client: AsyncReviewClient, run: ScoringRun) -> None:
+    """Ingest `run`; a refusal is kept on the run (`refused`), naming its file."""
+    try:
+        reply = await client.ingest(run.conversation, request_id=run.request_id)
+    except _REFUSALS as error:
+        run.refused = f"{run.file}: {error.message}"
+        return
+    run.activity_id, run.conversation_id = reply.activity_id, reply.conversation_id
 
 
 class RunTracker:
@@ -187,8 +223,7 @@ async def ingest_and_follow(
         shown.grow(len(runs))
         for run in runs:
             tracker.expect(run)
-            reply = await client.ingest(run.conversation, request_id=run.request_id)
-            run.activity_id, run.conversation_id = reply.activity_id, reply.conversation_id
+            await ingest_one(client, run)
             tracker.add(run)
         waiting = asyncio.create_task(all_finished())
         await until(finished, watcher, timeout_s)

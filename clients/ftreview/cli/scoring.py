@@ -24,8 +24,8 @@ from ftreview.cli.context import (
     show,
 )
 from ftreview.cli.progress import BatchProgress
-from ftreview.cli.runs import ScoringRun, ingest_and_follow, load_files
-from ftreview.client import ReviewClient, new_request_id
+from ftreview.cli.runs import ScoringRun, ingest_and_follow, ingest_one, load_files
+from ftreview.client import ReviewClient
 from ftreview.report import (
     RunSummary,
     assistant_replies,
@@ -45,23 +45,23 @@ from ftreview.v1 import review_pb2, scorer_pb2
 
 def score_files(args: argparse.Namespace, *, show_progress: bool = True) -> list[ScoringRun]:
     """Ingests `args.files` and, unless `args.no_wait`, follows their scoring to the end."""
-    loaded = load_files(args.files)
-    if not loaded:
+    runs, unreadable = load_files(args.files)
+    if not runs:
+        if len(unreadable) == 1:
+            raise UsageError(unreadable[0].refused)
         raise UsageError("no conversations in " + ", ".join(args.files))
-    runs = [ScoringRun(file, conv, new_request_id()) for file, conv in loaded]
 
     async def go() -> None:
         async with async_review_client(args) as client:
             if args.no_wait:
                 for run in runs:
-                    reply = await client.ingest(run.conversation, request_id=run.request_id)
-                    run.activity_id, run.conversation_id = reply.activity_id, reply.conversation_id
+                    await ingest_one(client, run)
                 return
             with BatchProgress(enabled=show_progress and not args.quiet) as shown:
                 await ingest_and_follow(client, runs, shown, args.timeout)
 
     asyncio.run(go())
-    return runs
+    return unreadable + runs
 
 
 def _run_stats(
@@ -90,14 +90,15 @@ def _no_wait_report(args: argparse.Namespace, runs: list[ScoringRun]) -> int:
     if args.json:
         shape = [
             {"file": r.file, "conversation_id": r.conversation_id,
-             "activity_id": r.activity_id, "state": r.state}
+             "activity_id": r.activity_id, "state": r.state, "error": r.error}
             for r in runs
         ]  # fmt: skip
         print_json({"runs": shape})
     else:
         for r in runs:
-            print(f"{r.file}: {r.conversation_id} ingested, scoring as {r.activity_id}")
-    return 0
+            if not r.refused:
+                print(f"{r.file}: {r.conversation_id} ingested, scoring as {r.activity_id}")
+    return _failures(runs)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -105,7 +106,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.no_wait:
         return _no_wait_report(args, runs)
     with review_client(args) as client:
-        results = [(run, *_report(client, run)) for run in runs]
+        results = [(run, *_report(client, run)) if not run.refused else (run, [], None)
+                   for run in runs]  # fmt: skip
     if args.json:
         print_json(
             {
@@ -147,9 +149,19 @@ def cmd_score(args: argparse.Namespace) -> int:
         else:
             show(score_summary_table(summaries))
         print(score_total_text(summaries))
+    return _failures(runs)
+
+
+def _failures(runs: list[ScoringRun]) -> int:
+    """Names every run that failed or was refused, one line each, then how many of all."""
     failed = [r for r in runs if r.failed]
     for run in failed:
-        say(f"ftreview: scoring {run.file} ({run.conversation_id}) {run.state}: {run.error}")
+        if run.refused:
+            say(f"ftreview: refused {run.refused}")
+        else:
+            say(f"ftreview: scoring {run.file} ({run.conversation_id}) {run.state}: {run.error}")
+    if failed and len(runs) > 1:
+        say(f"ftreview: {len(failed)} of {len(runs)} conversations not scored; the others are")
     return EXIT_FAILED if failed else 0
 
 

@@ -160,7 +160,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"scoring {', '.join(files)}")  # fmt: skip
         args.files, args.no_wait = files, False
         for run in score_files(args):
-            if run.state in ("failed", "cancelled"):
+            if run.failed:
                 say(f"scoring {run.file} {run.state}: {run.error}")
         if _interactive() and not args.no_review:
             return _open_review_screen(args)

@@ -101,6 +101,35 @@ def test_score_no_wait_returns_the_activity(cli: Cli, fixtures_dir: Path) -> Non
     assert ingested["activity_id"] and ingested["conversation_id"]
 
 
+def test_a_batch_scores_every_file_it_can_and_names_each_one_refused(
+    cli: Cli, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    """One unreadable file and one conversation whose reply timestamp another conversation
+    holds: both are named on stderr with why, the good files are stored, the status is 1."""
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"id": "b", "nodes": [', encoding="utf-8")
+    biscuit = json.loads((fixtures_dir / "biscuit.json").read_text(encoding="utf-8"))
+    clash = tmp_path / "clash.json"
+    clash.write_text(json.dumps({**biscuit, "id": "someone-else"}), encoding="utf-8")
+    files = [str(fixtures_dir / "biscuit.json"), str(broken), str(clash),
+             str(fixtures_dir / "no-memories.json")]  # fmt: skip
+    code, out, err = cli("score", "--json", *files)
+    assert code == 1, err
+    runs = {Path(r["file"]).name: r for r in json.loads(out)["runs"]}
+    assert runs["biscuit.json"]["state"] == "succeeded"
+    assert runs["no-memories.json"]["state"] in ("succeeded", "nothing_to_score")
+    assert (
+        runs["broken.json"]["state"] == "refused" and "broken.json" in runs["broken.json"]["error"]
+    )
+    assert runs["clash.json"]["state"] == "refused"
+    assert "clash.json" in runs["clash.json"]["error"] and "biscuit" in runs["clash.json"]["error"]
+    refusals = [line for line in err.splitlines() if line.startswith("ftreview: refused")]
+    assert len(refusals) == 2 and "broken.json" in refusals[0] and "clash.json" in refusals[1]
+    assert "2 of 4 conversations not scored" in err
+    stored = as_json(cli, "candidates")["candidates"]
+    assert BISCUIT_REPLY_NS in [c["timestamp_ns"] for c in stored]
+
+
 def test_candidates_json_lists_the_candidate(scored: Cli) -> None:
     (biscuit,) = as_json(scored, "candidates")["candidates"]
     assert biscuit["timestamp_ns"] == BISCUIT_REPLY_NS
