@@ -80,6 +80,10 @@ def parse_args(argv: list[str] | None) -> ReviewConfig:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request at INFO: a job followed to its end is two polls a second.
+    # The Review says what matters about them itself (a job's progress, its end).
+    if args.log_level != "DEBUG":
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     token = resolve_token(args.token_file)
     return ReviewConfig(
         listen=args.listen,
