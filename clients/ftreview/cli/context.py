@@ -22,10 +22,12 @@ from typing import Any, TextIO
 
 import grpc
 from rich.console import Console, RenderableType
+from rich.table import Table
 
 from ftreview.auth import TLS_CA_ENV, TOKEN_ENV, resolve_channel_credentials, resolve_token
 from ftreview.client import AsyncReviewClient, ReviewClient
 from ftreview.core.defaults import DEFAULT_HOME, HOME_ENV
+from ftreview.report.tables import fit
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -70,7 +72,10 @@ def show(renderable: RenderableType) -> None:
     """A table (or any rich renderable) on stdout, as wide as the terminal, or unwrapped
     when stdout is not one."""
     width = None if sys.stdout.isatty() else _PIPE_WIDTH
-    Console(file=sys.stdout, width=width, soft_wrap=False).print(renderable)
+    console = Console(file=sys.stdout, width=width, soft_wrap=False)
+    if isinstance(renderable, Table):
+        renderable = fit(renderable, console.width)
+    console.print(renderable)
 
 
 @dataclass(frozen=True)

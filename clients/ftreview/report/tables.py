@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.cells import cell_len
+from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from ftreview.client import job_state_name, status_name
@@ -31,15 +34,30 @@ def number(value: float | None) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
-    """Left-aligned columns without borders; every cell on one line, the last column
-    (free text) cut with an ellipsis when the terminal is too narrow for it."""
+    """Left-aligned columns without borders; every cell on one line. Only the last column
+    (free text) gives way on a narrow terminal, cut with an ellipsis: the others (IDs,
+    states, numbers) are never narrower than their widest cell, so an ID is always whole
+    and can be pasted back."""
     shown = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
     for i, header in enumerate(headers):
-        last = i == len(headers) - 1
-        shown.add_column(header, no_wrap=True, overflow="ellipsis" if last else "fold")
+        if i == len(headers) - 1:
+            # All that is left of the line (`fit` makes the table that wide when it has to).
+            shown.add_column(header, no_wrap=True, overflow="ellipsis", ratio=1)
+            continue
+        widest = max((cell_len(str(row[i])) for row in rows if i < len(row)), default=0)
+        shown.add_column(header, no_wrap=True, width=max(widest, cell_len(header)))
     for row in rows:
         shown.add_row(*row)
     return shown
+
+
+def fit(renderable: Table, width: int) -> Table:
+    """`renderable` for a line of `width` cells: a table wider than that takes the whole
+    line, so that only its last column gives way (rich would otherwise squeeze or drop any
+    column, an ID among them)."""
+    natural = Measurement.get(Console(width=10_000), Console(width=10_000).options, renderable)
+    renderable.expand = natural.maximum > width
+    return renderable
 
 
 def reply_table(rows: Sequence[ReplyRow]) -> Table:

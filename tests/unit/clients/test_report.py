@@ -3,6 +3,7 @@ candidate, and the stats under the documented snake_case names."""
 
 from __future__ import annotations
 
+import pytest
 from ftreview.core.wire import to_timestamp
 from ftreview.report import (
     assistant_replies,
@@ -271,3 +272,29 @@ def test_a_reply_in_training_names_its_job_and_a_returned_one_says_why() -> None
     assert stats_text(stats).splitlines()[0] == (
         "candidates: 1 pending, 1 approved, 0 rejected, 1 in training; 4 trained"
     )
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_a_narrow_terminal_cuts_the_text_never_an_id(width: int) -> None:
+    from ftreview.report.tables import fit, table
+    from rich.console import Console
+
+    ids = ["1772355611000000007", "1975081415181000002"]
+    rows = [
+        [ids[0], "pending", "2.235", "Send it to your supervisor, Dr. Okafor, before " * 3],
+        [
+            ids[1],
+            "approved",
+            "1.782",
+            "请把最终稿发给你的导师奥卡福博士，并告诉他答辩的日期和地点。",
+        ],
+    ]
+    console = Console(width=width, soft_wrap=False)
+    with console.capture() as captured:
+        console.print(fit(table(["id", "status", "divergence", "reply"], rows), width))
+    lines = captured.get().splitlines()
+    assert lines[0].split() == ["id", "status", "divergence", "reply"]
+    for line, shown_id in zip(lines[1:], ids, strict=True):
+        assert line.startswith(shown_id + " ")  # whole, pasteable
+        assert line.rstrip().endswith("…") and len(line) <= width
+    assert "approved" in lines[2]
