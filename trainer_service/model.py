@@ -17,7 +17,15 @@ from typing import Any
 
 from ftreview.core.model_files import EMBEDDED_NAME, ModelNotFound, model_folder
 
-__all__ = ["EMBEDDED_NAME", "ModelNotFound", "base_model_folder", "default_device", "load_base"]
+__all__ = [
+    "EMBEDDED_NAME",
+    "ModelNotFound",
+    "base_model_folder",
+    "context_length",
+    "default_device",
+    "load_base",
+    "load_tokenizer",
+]
 
 # Names a request's `model` may use for the embedded default (the README's example uses the
 # short one).
@@ -45,14 +53,40 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_base(folder: Path, device: str) -> tuple[Any, Any]:
-    """(model, tokenizer) in float32 (bf16 training stalls on CPUs without saying so)."""
-    import torch
+def load_tokenizer(folder: Path) -> Any:
+    """The base model's tokenizer, as training uses it (padding with end-of-text)."""
     import transformers
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+# Where a transformers config keeps the number of positions, by model family.
+_POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+def context_length(folder: Path) -> int | None:
+    """The base model's context in tokens, read off its config (no weights are loaded);
+    None when the config does not say."""
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    config = getattr(config, "text_config", None) or config
+    for key in _POSITION_KEYS:
+        value = getattr(config, key, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def load_base(folder: Path, device: str) -> tuple[Any, Any]:
+    """(model, tokenizer) in float32 (bf16 training stalls on CPUs without saying so)."""
+    import torch
+    import transformers
+
+    tokenizer = load_tokenizer(folder)
     model = transformers.AutoModelForCausalLM.from_pretrained(
         str(folder), local_files_only=True, dtype=torch.float32
     )

@@ -5,7 +5,10 @@ Routes:
   "job_ids"}`; `job_ids` (addition) names, per accepted key, the job that accepted it (a
   key seen before keeps its original job); `job_id` is the new job, or, when every key was
   seen before, the job of the first one. A contract break -> 400 `{"error": "<where>: <what>"}`;
-  a `model` that is not this trainer's base model -> 400 naming both.
+  a `model` that is not this trainer's base model -> 400 naming both; a body over the size
+  limit -> 413 (`body.py`); a reply or context beyond the limits in tokens -> 400
+  (`lengths.py`). Nothing a client sends ends in a 500: an unexpected failure in a handler
+  is logged and answered 500 with a JSON error, which the fuzz suite holds at zero.
 - `GET /v1/ftreview/jobs` -> `{"jobs": [job, ...]}`, newest first;
   `GET /v1/ftreview/jobs/{job_id}` -> job, or 404.
 
@@ -13,14 +16,15 @@ With a token (`--token-file`, else `$FTREVIEW_TOKEN`: the same as the gRPC servi
 route answers 401 `{"error": ...}` unless the request carries `Authorization: Bearer <token>`
 (compared in constant time).
 
-Invariant: handlers only touch the ledger (short SQLite transactions); training runs on the
-worker's thread, so the event loop answers while a job trains.
+Invariant: handlers only touch the ledger (short SQLite transactions); parsing, checking
+and tokenizing a body run off the loop (`body.py`, a thread for `lengths.py`), and training
+on the worker's thread, so the event loop answers while a body is parsed or a job trains.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,8 +36,10 @@ from aiohttp.typedefs import Middleware
 from ftreview.core.security import TOKEN_HINT
 
 from .adapters import KEEP_DEFAULT, AdapterVersions
-from .contract import ContractError, parse_request
+from .body import MAX_BODY_BYTES, BodyReader, Refusal
+from .contract import ContractError
 from .ledger import JobLedger
+from .lengths import TokenCounter, check_lengths
 from .model import names_base_model
 from .training import TrainingSettings
 from .worker import JobWorker, ScorerNotice
@@ -56,6 +62,10 @@ class TrainerConfig:
     keep_adapters: int = KEEP_DEFAULT
     # Every request must carry `Authorization: Bearer <token>`; None: open.
     token: str | None = None
+    # Larger bodies are refused with 413 before they are read whole.
+    max_body_bytes: int = MAX_BODY_BYTES
+    # False: accepted jobs stay queued (tests of the HTTP contract that must not train).
+    run_jobs: bool = True
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -79,21 +89,37 @@ def bearer_token_required(token: str) -> Middleware:
     return check
 
 
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own refusals (404, 405, ...) as JSON, and a bug as a logged JSON 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return _error(error.status, error.reason)
+    except ConnectionError:
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return _error(500, "the trainer failed on this request; its log has the details")
+
+
 class Endpoint:
     def __init__(self, config: TrainerConfig, ledger: JobLedger, worker: JobWorker) -> None:
         self.config = config
         self.ledger = ledger
         self.worker = worker
+        self.bodies = BodyReader(config.max_body_bytes)
+        self.tokens = TokenCounter(config.base_folder)
 
     async def submit(self, request: web.Request) -> web.Response:
-        try:
-            body = json.loads(await request.read())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            return _error(400, f"the body is not JSON: {error}")
-        try:
-            parsed = parse_request(body)
-        except ContractError as error:
-            return _error(400, str(error))
+        data = await self.bodies.read(request)
+        if isinstance(data, Refusal):
+            return _error(data.status, data.message)
+        parsed = await self.bodies.decode(data)
+        if isinstance(parsed, Refusal):
+            return _error(parsed.status, parsed.message)
         config = self.config
         if parsed.model and not names_base_model(
             parsed.model, config.base_folder, config.base_name
@@ -103,6 +129,10 @@ class Endpoint:
                 f"model: {parsed.model!r} is not this trainer's base model "
                 f"{config.base_name!r} ({config.base_folder})",
             )
+        try:
+            await asyncio.to_thread(check_lengths, parsed, self.tokens)
+        except ContractError as error:
+            return _error(400, str(error))
         job_id, owners = self.ledger.accept(parsed.examples, parsed.held_out, parsed.settings)
         if job_id:
             self.worker.wake()
@@ -133,6 +163,7 @@ class RunningTrainer:
     ledger: JobLedger
     worker: JobWorker
     versions: AdapterVersions
+    endpoint: Endpoint
 
     @property
     def url(self) -> str:
@@ -140,7 +171,8 @@ class RunningTrainer:
 
     async def stop(self) -> None:
         await self.runner.cleanup()
-        self.worker.stop()
+        if self.worker.started:
+            self.worker.stop()
         self.ledger.close()
 
 
@@ -153,8 +185,11 @@ async def start(config: TrainerConfig) -> RunningTrainer:
         ledger, versions, config.settings, config.base_folder, config.device, config.notify_scorer
     )
     endpoint = Endpoint(config, ledger, worker)
-    middlewares = [bearer_token_required(config.token)] if config.token else []
-    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=middlewares)
+    middlewares: list[Middleware] = [json_errors]
+    if config.token:
+        middlewares.append(bearer_token_required(config.token))
+    # The body is read by `BodyReader`, which holds its own limit.
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
     app.router.add_post(PATH, endpoint.submit)
     app.router.add_get(f"{PATH}/jobs", endpoint.jobs)
     app.router.add_get(f"{PATH}/jobs/{{job_id}}", endpoint.job)
@@ -163,8 +198,9 @@ async def start(config: TrainerConfig) -> RunningTrainer:
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
     port = int(runner.addresses[0][1])
-    worker.start()
+    if config.run_jobs:
+        worker.start()
     log.info(
         "fine-tuning endpoint on http://%s:%d%s (home %s)", config.host, port, PATH, config.home
     )
-    return RunningTrainer(runner, port, ledger, worker, versions)
+    return RunningTrainer(runner, port, ledger, worker, versions, endpoint)

@@ -91,6 +91,10 @@ class JobWorker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ftreview-trainer-jobs", daemon=True)
 
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
     def start(self) -> None:
         for name in self.versions.remove_leftovers():
             log.warning("removed %s, left by a job that did not finish", name)

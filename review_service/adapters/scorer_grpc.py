@@ -4,11 +4,17 @@ Invariants: the Review's domain values go in and come out (the wire messages sta
 in `scorer_wire`); the Review never imports the Scorer's Python modules (docs/design.md
 §7); the channel, its TLS, message limits and bearer token are the client library's
 (`ftreview.client`, over `ftreview.core.security.client_channel_aio`). Every Scorer failure
-becomes a Review domain error here, at this one boundary, with the cause chained:
-UNAVAILABLE (the Scorer or its backend is down) -> `ScorerUnavailable`, an expired deadline
--> `DeadlineExceeded`, a refused conversation -> `InvalidArgument`, anything else ->
-`ScorerFailed` with the Scorer's own message. Every result names the adapter that served it
-("" for the base model).
+becomes a Review domain error here, at this one boundary, with the cause chained, and every
+status the Scorer can send keeps a status of its own (`scorer_error`): UNAVAILABLE (the
+Scorer or its backend is down) -> `ScorerUnavailable`, an expired deadline ->
+`DeadlineExceeded`, a refused conversation (INVALID_ARGUMENT, OUT_OF_RANGE, or
+RESOURCE_EXHAUSTED for a message over gRPC's size limit) -> `InvalidArgument`, a refused
+state (FAILED_PRECONDITION: an engine that refused the prompt, a wrong adapter) or a call the
+Review cannot make (UNAUTHENTICATED, PERMISSION_DENIED, UNIMPLEMENTED) ->
+`FailedPrecondition`, NOT_FOUND -> `NotFound`, ALREADY_EXISTS -> `AlreadyExists`, CANCELLED
+-> `Cancelled`. Only the Scorer's own failures (INTERNAL, UNKNOWN, DATA_LOSS, ABORTED) stay
+`ScorerFailed` (INTERNAL, with the Scorer's message). Every result names the adapter that
+served it ("" for the base model).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from ftreview import errors as client_errors
 from ftreview.client import AsyncScorerClient
 from ftreview.core.wire import timestamp_ns
 from ftreview.v1 import scorer_pb2
+from google.rpc import error_details_pb2
 
 from review_service.adapters.scorer_wire import (
     attributions_from_wire,
@@ -29,8 +36,12 @@ from review_service.adapters.scorer_wire import (
     stats_from_wire,
 )
 from review_service.domain.errors import (
+    AlreadyExists,
+    Cancelled,
     DeadlineExceeded,
+    FailedPrecondition,
     InvalidArgument,
+    NotFound,
     ReviewError,
     ScorerFailed,
     ScorerUnavailable,
@@ -47,14 +58,52 @@ def scorer_error(error: client_errors.FtreviewError, address: str) -> ReviewErro
         return ScorerUnavailable(f"the Scorer at {address} is unavailable: {details}")
     if isinstance(error, client_errors.DeadlineExceeded):
         return DeadlineExceeded(f"the Scorer at {address} did not answer in time: {details}")
-    if isinstance(error, client_errors.Unauthenticated):
-        return ScorerFailed(
-            f"the Scorer at {address} refused the Review's call: {details} "
-            "(start the Review with --scorer-token-file or FTREVIEW_TOKEN)"
-        )
-    if isinstance(error, client_errors.InvalidArgument):
+    if isinstance(error, client_errors.InvalidArgument | client_errors.OutOfRange):
         return InvalidArgument("conversation", f"the Scorer refused it: {details}")
+    if isinstance(error, client_errors.ResourceExhausted):
+        return InvalidArgument("conversation", f"too large for the Scorer: {details}")
+    if isinstance(error, client_errors.Unauthenticated | client_errors.PermissionDenied):
+        return FailedPrecondition(
+            "scorer",
+            f"the Scorer at {address} refused the Review's call: {details} "
+            "(start the Review with --scorer-token-file or FTREVIEW_TOKEN)",
+            kind="SCORER_TOKEN",
+        )
+    if isinstance(error, client_errors.FailedPrecondition):
+        return FailedPrecondition(
+            "scorer", f"the Scorer at {address} refused: {details}", kind=_precondition(error)
+        )
+    if isinstance(error, client_errors.Unimplemented):
+        return FailedPrecondition(
+            "scorer",
+            f"the Scorer at {address} does not offer this call (an older version?): {details}",
+            kind="SCORER_VERSION",
+        )
+    if isinstance(error, client_errors.NotFound):
+        kind = next(
+            (
+                d.resource_type
+                for d in error.details
+                if isinstance(d, error_details_pb2.ResourceInfo)
+            ),
+            "",
+        )
+        return NotFound(kind or "scorer", "", f"the Scorer at {address} found none: {details}")
+    if isinstance(error, client_errors.AlreadyExists):
+        return AlreadyExists(f"the Scorer at {address} has it already: {details}")
+    if isinstance(error, client_errors.Cancelled):
+        return Cancelled(f"the Scorer at {address} stopped the work: {details}")
     return ScorerFailed(f"the Scorer at {address} failed ({code.name}): {details}")
+
+
+def _precondition(error: client_errors.FtreviewError) -> str:
+    """The kind the Scorer gave its refused precondition (e.g. ENGINE_REJECTED), or SCORER."""
+    for detail in error.details:
+        if isinstance(detail, error_details_pb2.PreconditionFailure):
+            for violation in detail.violations:
+                if violation.type:
+                    return str(violation.type)
+    return "SCORER"
 
 
 class GrpcScorer:

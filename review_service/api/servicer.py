@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 
 import grpc
+from ftreview.core.defaults import MAX_QUESTION_CHARS
 from ftreview.core.wire import to_timestamp
 from ftreview.v1 import review_pb2, review_pb2_grpc
 
@@ -212,9 +213,20 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
     async def Ask(
         self, request: review_pb2.AskRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.AskResponse:
-        answer = await self._review.ask(
-            request.question, request.conversation_id, request.max_new_tokens
-        )
+        if len(request.question) > MAX_QUESTION_CHARS:
+            raise InvalidArgument(
+                "question",
+                f"{len(request.question)} characters, at most {MAX_QUESTION_CHARS}",
+            )
+        try:
+            answer = await self._review.ask(
+                request.question, request.conversation_id, request.max_new_tokens
+            )
+        except InvalidArgument as error:
+            # The Scorer refuses the conversation the question ends; the caller sent the question.
+            if error.field != "conversation":
+                raise
+            raise InvalidArgument("question", error.description) from error
         return review_pb2.AskResponse(answer=answer.text, adapter=answer.adapter)
 
     async def GetConversation(

@@ -59,5 +59,9 @@ class DeadlineExceeded(ReviewError, core.DeadlineExceeded):
     """The caller's deadline ran out while the Review waited on another service."""
 
 
+class Cancelled(ReviewError, core.Cancelled):
+    """Another service stopped the work before it finished (it is shutting down)."""
+
+
 class EndpointError(ReviewError, core.Unavailable):
     """The fine-tuning endpoint did not accept a request (reason in the message)."""

@@ -48,6 +48,11 @@ MAX_NESTING_DEPTH = 32
 # per-message bookkeeping.
 MAX_CONTENT_CHARS = 2_000_000
 MAX_MESSAGES = 20_000
+# A question to the model (`ftreview ask`, the Review's `Ask`): a question is a few hundred
+# characters; 100,000 is already past the embedded model's context (8192 tokens, about
+# 32,000 characters of English), so a longer one is refused before it is tokenized. The
+# Scorer refuses any prompt beyond the model's context, counted in tokens.
+MAX_QUESTION_CHARS = 100_000
 
 # How long calls in flight may run on after SIGTERM before they are cancelled.
 SCORER_GRACE_SECONDS = 30.0

@@ -28,8 +28,8 @@ from review_service.adapters.scorer_grpc import GrpcScorer
 from review_service.adapters.scorer_wire import conversation_from_wire
 from review_service.domain.errors import (
     DeadlineExceeded,
+    FailedPrecondition,
     InvalidArgument,
-    ScorerFailed,
     ScorerUnavailable,
 )
 from review_service.domain.model import Conversation
@@ -203,7 +203,7 @@ async def test_an_alternate_past_its_deadline_is_deadline_exceeded(
     [
         (grpc.StatusCode.UNAVAILABLE, ScorerUnavailable, "is unavailable: engine down"),
         (grpc.StatusCode.INVALID_ARGUMENT, InvalidArgument, "the Scorer refused it: engine down"),
-        (grpc.StatusCode.FAILED_PRECONDITION, ScorerFailed, "failed (FAILED_PRECONDITION)"),
+        (grpc.StatusCode.FAILED_PRECONDITION, FailedPrecondition, "refused: engine down"),
     ],
 )
 async def test_scorer_failures_become_review_errors(
@@ -222,7 +222,7 @@ async def test_scorer_failures_become_review_errors(
 async def test_a_wrong_token_says_how_to_give_the_right_one(stand_in: Running) -> None:
     scorer = GrpcScorer(stand_in.address, 64 * 1024 * 1024, token="wrong")
     try:
-        with pytest.raises(ScorerFailed, match=r"wrong bearer token.*--scorer-token-file"):
+        with pytest.raises(FailedPrecondition, match=r"wrong bearer token.*--scorer-token-file"):
             await scorer.score(conversation(), 0.1, [], [], "req-5")
         # Progress cannot be watched either, and ends quietly.
         assert [p async for p in scorer.progress("req-5")] == []

@@ -6,8 +6,9 @@ import copy
 from typing import Any
 
 import pytest
+from ftreview.core.defaults import MAX_CONTENT_CHARS
 
-from trainer_service.contract import ContractError, parse_request
+from trainer_service.contract import MAX_EXAMPLES, MAX_KEY_CHARS, ContractError, parse_request
 
 
 def _request() -> dict[str, Any]:
@@ -98,7 +99,76 @@ def test_each_break_names_where_and_what() -> None:
         lambda b: b["examples"][0].pop("divergence")
     )
     assert _broken(lambda b: b.update(settings={"learning_rate": -1})) == (
-        "settings.learning_rate: must be above 0"
+        "settings.learning_rate: must be above 0, got -1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "error"),
+    [
+        ({"max_epochs": 10**20}, "settings.max_epochs: must be at most 1000, got 1e+20"),
+        ({"max_epochs": 0}, "settings.max_epochs: must be at least 1, got 0"),
+        ({"max_epochs": 2.5}, "settings.max_epochs: expected a whole number"),
+        ({"learning_rate": 5}, "settings.learning_rate: must be at most 1, got 5"),
+        ({"learning_rate": 0}, "settings.learning_rate: must be above 0, got 0"),
+        ({"min_retention": 1.5}, "settings.min_retention: must be at most 1, got 1.5"),
+        ({"max_drift": -0.1}, "settings.max_drift: must be at least 0, got -0.1"),
+        ({"target_divergence": 1e9}, "settings.target_divergence: must be at most 10, got 1e+09"),
+        ({"batch_size": 4}, "settings.batch_size: unknown; known: "),
+        ({"max_epochs": True}, "settings.max_epochs: expected a finite number"),
+    ],
+)
+def test_every_setting_is_bounded(settings: dict[str, Any], error: str) -> None:
+    assert _broken(lambda b: b.update(settings=settings)).startswith(error)
+
+
+def test_settings_at_their_bounds_are_taken() -> None:
+    body = _request()
+    body["settings"] = {
+        "max_epochs": 1000,
+        "learning_rate": 1,
+        "min_retention": 0,
+        "max_drift": 0,
+        "target_divergence": 10,
+    }
+    assert parse_request(body).settings["max_epochs"] == 1000
+
+
+def test_sizes_are_bounded_naming_the_field_and_the_limit() -> None:
+    def many(b: dict[str, Any]) -> None:
+        b["examples"] = [
+            {**copy.deepcopy(b["examples"][0]), "idempotency_key": f"k{i}"}
+            for i in range(MAX_EXAMPLES + 1)
+        ]
+
+    assert (
+        _broken(many) == f"examples: {MAX_EXAMPLES + 1} examples, at most {MAX_EXAMPLES} a request"
+    )
+    assert (
+        _broken(lambda b: b["examples"][0].update(idempotency_key="k" * (MAX_KEY_CHARS + 1)))
+        == f"examples[0].idempotency_key: {MAX_KEY_CHARS + 1} characters, at most {MAX_KEY_CHARS}"
+    )
+    huge = "x" * (MAX_CONTENT_CHARS + 1)
+    assert (
+        _broken(lambda b: b["examples"][0]["messages"][1].update(content=huge))
+        == f"examples[0].messages: more than {MAX_CONTENT_CHARS} characters of content"
+    )
+    assert _broken(lambda b: b.update(model="m" * 5000)) == "model: 5000 characters, at most 4096"
+
+
+def test_the_request_says_where_each_reply_is() -> None:
+    body = _request()
+    body["held_out"] = [
+        {
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello", "weight": 1},
+            ]
+        }
+    ]
+    assert parse_request(body).reply_fields == (
+        "examples[0].messages[4]",
+        "held_out[0].messages[1]",
     )
 
 

@@ -1,0 +1,102 @@
+"""Bounds in tokens on what a request asks the trainer to learn, checked before it is stored.
+
+Invariants:
+- tokens are counted as the trainer trains and measures them: the chat template's
+  generation prompt for the context (`measures.prompt_ids`), then the reply's own tokens,
+  with the trainer's tokenizer (loaded once, on its own: a refusal never loads the model);
+- a reply has at most `MAX_REPLY_TOKENS` tokens, and a context with its reply, plus the few
+  tokens the guard generates past the reply, fits the base model's context, for every
+  example (with and without memories) and every held-out reply;
+- the first break found is refused with `ContractError` naming the field, the count and
+  the limit, which the HTTP layer answers with 400.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from .contract import ContractError, Request
+from .examples import Chat
+
+# SFTConfig(max_length=1024) in training.py: a longer row is cut, so a longer reply could
+# not be trained whole. It also bounds the guard's generation budget (the longest reply + 8).
+MAX_REPLY_TOKENS = 1024
+# The guard generates up to a reply's length plus this many tokens after the context.
+GENERATION_MARGIN = 8
+
+
+class TokenCounter:
+    """Counts tokens with the base model's tokenizer, loaded on first use (thread-safe).
+    The counting methods block: call them off the event loop."""
+
+    def __init__(self, base_folder: Path) -> None:
+        self.base_folder = base_folder
+        self._lock = threading.Lock()
+        self._tokenizer: Any = None
+        self._context_length: int | None = None
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._tokenizer is None:
+                from .model import context_length, load_tokenizer
+
+                self._context_length = context_length(self.base_folder)
+                self._tokenizer = load_tokenizer(self.base_folder)
+            return self._tokenizer
+
+    @property
+    def context_length(self) -> int | None:
+        self._load()
+        return self._context_length
+
+    def prompt(self, context: Chat) -> int:
+        from .measures import prompt_ids
+
+        return len(prompt_ids(self._load(), context))
+
+    def text(self, text: str) -> int:
+        return len(self._load()(text, add_special_tokens=False)["input_ids"])
+
+
+def check_lengths(request: Request, tokens: TokenCounter) -> None:
+    """Refuse the request's first reply or context beyond the limits (see the module)."""
+    limit = tokens.context_length
+    fields = list(request.reply_fields)
+    if len(fields) != len(request.examples) + len(request.held_out):
+        fields = [f"examples[{i}].messages[-1]" for i in range(len(request.examples))]
+        fields += [f"held_out[{i}].messages[-1]" for i in range(len(request.held_out))]
+    pairs: list[tuple[str, Chat, Chat | None, str]] = [
+        (field, e.context, e.context_with_memories, e.reply)
+        for field, e in zip(fields[: len(request.examples)], request.examples, strict=True)
+    ]
+    held_fields = fields[len(request.examples) :]
+    pairs += [
+        (f, h.context, None, h.reply) for f, h in zip(held_fields, request.held_out, strict=True)
+    ]
+    for field, context, with_memories, reply in pairs:
+        reply_tokens = tokens.text(reply)
+        if reply_tokens > MAX_REPLY_TOKENS:
+            raise ContractError(
+                f"{field}.content",
+                f"the reply is {reply_tokens} tokens, at most {MAX_REPLY_TOKENS}",
+            )
+        if limit is None:
+            continue
+        chat_field = field.rsplit("[", 1)[0]
+        for where, chat in ((chat_field, context), (_memories_field(chat_field), with_memories)):
+            if chat is None:
+                continue
+            total = tokens.prompt(chat) + reply_tokens + GENERATION_MARGIN
+            if total > limit:
+                raise ContractError(
+                    where,
+                    f"the context and its reply are {total - GENERATION_MARGIN} tokens "
+                    f"(+{GENERATION_MARGIN} the guard generates); the base model's context "
+                    f"is {limit} tokens",
+                )
+
+
+def _memories_field(messages_field: str) -> str:
+    return messages_field.removesuffix(".messages") + ".messages_with_memories"
