@@ -7,17 +7,19 @@ Invariants:
 - a reply has at most `MAX_REPLY_TOKENS` tokens, and a context with its reply, plus the few
   tokens the guard generates past the reply, fits the base model's context, for every
   example (with and without memories) and every held-out reply;
-- the first break found is refused with `ContractError` naming the field, the count and
-  the limit, which the HTTP layer answers with 400.
+- an example beyond a bound is not trained: the answer lists it in `rejected` with the
+  field, the count and the limit (the README's contract: one reply too long does not stop
+  the others); a held-out reply beyond a bound is left out of the forgetting check.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contract import ContractError, Request
+from .contract import Request
 from .examples import Chat
 
 # SFTConfig(max_length=1024) in training.py: a longer row is cut, so a longer reply could
@@ -60,42 +62,57 @@ class TokenCounter:
         return len(self._load()(text, add_special_tokens=False)["input_ids"])
 
 
-def check_lengths(request: Request, tokens: TokenCounter) -> None:
-    """Refuse the request's first reply or context beyond the limits (see the module)."""
-    limit = tokens.context_length
+@dataclass(frozen=True)
+class Overlong:
+    """What a request holds beyond the bounds: example key -> why, and the positions of
+    held-out replies to leave out."""
+
+    examples: dict[str, str] = field(default_factory=dict)
+    held_out: frozenset[int] = frozenset()
+
+
+def overlong(request: Request, tokens: TokenCounter) -> Overlong:
+    """Every example and held-out reply of `request` beyond the bounds (see the module)."""
     fields = list(request.reply_fields)
     if len(fields) != len(request.examples) + len(request.held_out):
         fields = [f"examples[{i}].messages[-1]" for i in range(len(request.examples))]
         fields += [f"held_out[{i}].messages[-1]" for i in range(len(request.held_out))]
-    pairs: list[tuple[str, Chat, Chat | None, str]] = [
-        (field, e.context, e.context_with_memories, e.reply)
-        for field, e in zip(fields[: len(request.examples)], request.examples, strict=True)
-    ]
-    held_fields = fields[len(request.examples) :]
-    pairs += [
-        (f, h.context, None, h.reply) for f, h in zip(held_fields, request.held_out, strict=True)
-    ]
-    for field, context, with_memories, reply in pairs:
-        reply_tokens = tokens.text(reply)
-        if reply_tokens > MAX_REPLY_TOKENS:
-            raise ContractError(
-                f"{field}.content",
-                f"the reply is {reply_tokens} tokens, at most {MAX_REPLY_TOKENS}",
-            )
-        if limit is None:
+    examples = {}
+    for field_, example in zip(fields[: len(request.examples)], request.examples, strict=True):
+        why = _beyond(field_, example.context, example.context_with_memories, example.reply, tokens)
+        if why:
+            examples[example.key] = why
+    held = fields[len(request.examples) :]
+    held_out = frozenset(
+        i
+        for i, (field_, h) in enumerate(zip(held, request.held_out, strict=True))
+        if _beyond(field_, h.context, None, h.reply, tokens)
+    )
+    return Overlong(examples, held_out)
+
+
+def _beyond(
+    field_: str, context: Chat, with_memories: Chat | None, reply: str, tokens: TokenCounter
+) -> str:
+    """Why this reply cannot be trained whole ("" when it can): the field, count and limit."""
+    reply_tokens = tokens.text(reply)
+    if reply_tokens > MAX_REPLY_TOKENS:
+        return f"{field_}.content: the reply is {reply_tokens} tokens, at most {MAX_REPLY_TOKENS}"
+    limit = tokens.context_length
+    if limit is None:
+        return ""
+    chat_field = field_.rsplit("[", 1)[0]
+    for where, chat in ((chat_field, context), (_memories_field(chat_field), with_memories)):
+        if chat is None:
             continue
-        chat_field = field.rsplit("[", 1)[0]
-        for where, chat in ((chat_field, context), (_memories_field(chat_field), with_memories)):
-            if chat is None:
-                continue
-            total = tokens.prompt(chat) + reply_tokens + GENERATION_MARGIN
-            if total > limit:
-                raise ContractError(
-                    where,
-                    f"the context and its reply are {total - GENERATION_MARGIN} tokens "
-                    f"(+{GENERATION_MARGIN} the guard generates); the base model's context "
-                    f"is {limit} tokens",
-                )
+        total = tokens.prompt(chat) + reply_tokens + GENERATION_MARGIN
+        if total > limit:
+            return (
+                f"{where}: the context and its reply are {total - GENERATION_MARGIN} tokens "
+                f"(+{GENERATION_MARGIN} the guard generates); the base model's context is "
+                f"{limit} tokens"
+            )
+    return ""
 
 
 def _memories_field(messages_field: str) -> str:

@@ -37,9 +37,8 @@ from ftreview.core.security import TOKEN_HINT
 
 from .adapters import KEEP_DEFAULT, AdapterVersions
 from .body import MAX_BODY_BYTES, BodyReader, Refusal
-from .contract import ContractError
 from .ledger import JobLedger
-from .lengths import TokenCounter, check_lengths
+from .lengths import TokenCounter, overlong
 from .model import names_base_model
 from .training import TrainingSettings
 from .worker import JobWorker, ScorerNotice
@@ -129,18 +128,21 @@ class Endpoint:
                 f"model: {parsed.model!r} is not this trainer's base model "
                 f"{config.base_name!r} ({config.base_folder})",
             )
-        try:
-            await asyncio.to_thread(check_lengths, parsed, self.tokens)
-        except ContractError as error:
-            return _error(400, str(error))
-        job_id, owners = self.ledger.accept(parsed.examples, parsed.held_out, parsed.settings)
+        beyond = await asyncio.to_thread(overlong, parsed, self.tokens)
+        examples = [e for e in parsed.examples if e.key not in beyond.examples]
+        held_out = [h for i, h in enumerate(parsed.held_out) if i not in beyond.held_out]
+        job_id, owners = "", dict[str, str]()
+        if examples:
+            job_id, owners = self.ledger.accept(examples, held_out, parsed.settings)
         if job_id:
             self.worker.wake()
-        accepted = [e.key for e in parsed.examples]
+        accepted = [e.key for e in examples]
         answer: dict[str, Any] = {
             "job_id": job_id or (owners[accepted[0]] if accepted else ""),
             "accepted": accepted,
-            "rejected": [],
+            "rejected": [
+                {"idempotency_key": key, "reason": why} for key, why in beyond.examples.items()
+            ],
             "job_ids": owners,
         }
         return web.json_response(answer)

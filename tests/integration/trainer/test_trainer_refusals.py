@@ -136,25 +136,36 @@ async def test_a_long_reply_is_refused_at_once_naming_the_field_and_the_limit(
         400,
         f"examples[0].messages: more than {MAX_CONTENT_CHARS} characters of content",
     )
-    status, answer = await _post(trainer, _with_reply("word " * 2_000))
-    assert status == 400
-    assert answer["error"] == (
-        f"examples[0].messages[4].content: the reply is 2001 tokens, at most {MAX_REPLY_TOKENS}"
-    )
+    # Within the characters, beyond the tokens: that reply is rejected, as the contract's
+    # `rejected` says, and the request's other replies are trained.
+    jobs = len(trainer.ledger.jobs())
+    body = _with_reply("word " * 2_000)
+    body["examples"][0]["idempotency_key"] = "long-reply"
+    body["examples"].append(_good("fits")["examples"][0])
+    status, answer = await _post(trainer, body)
+    assert status == 200 and answer["accepted"] == ["fits"]
+    assert answer["rejected"] == [{
+        "idempotency_key": "long-reply",
+        "reason": f"examples[0].messages[4].content: the reply is 2001 tokens, at most "
+                  f"{MAX_REPLY_TOKENS}",
+    }]  # fmt: skip
+    assert len(trainer.ledger.jobs()) == jobs + 1
 
 
-async def test_a_context_beyond_the_model_is_refused(trainer: RunningTrainer) -> None:
-    body = _good()
+async def test_a_context_beyond_the_model_is_rejected(trainer: RunningTrainer) -> None:
+    body = _good("long-context")
     body["examples"][0]["messages"][1]["content"] = "word " * 9_000
     status, answer = await _post(trainer, body)
-    assert status == 400
-    assert answer["error"].startswith("examples[0].messages: the context and its reply are ")
-    assert answer["error"].endswith("the base model's context is 8192 tokens")
-    body = _good()
+    assert (status, answer["accepted"], answer["job_id"]) == (200, [], "")
+    (rejected,) = answer["rejected"]
+    assert rejected["idempotency_key"] == "long-context"
+    assert rejected["reason"].startswith("examples[0].messages: the context and its reply are ")
+    assert rejected["reason"].endswith("the base model's context is 8192 tokens")
+    body = _good("long-memories")
     body["examples"][0]["messages_with_memories"][0]["content"] += " word" * 9_000
     status, answer = await _post(trainer, body)
-    assert status == 400
-    assert answer["error"].startswith("examples[0].messages_with_memories: the context and")
+    (rejected,) = answer["rejected"]
+    assert rejected["reason"].startswith("examples[0].messages_with_memories: the context and")
 
 
 async def test_a_body_over_the_limit_is_413_before_it_is_read(
