@@ -18,15 +18,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    ProgressColumn,
-    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.text import Text
 
 from ftreview.client import activity_state_name
+from ftreview.report.batch import BatchTracker
 from ftreview.v1 import activity_pb2
 
 
@@ -104,36 +102,17 @@ class ActivityProgress(_Bars):
             self._stream.flush()
 
 
-def duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{round(seconds)} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest:02d} s"
-
-
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-class _BatchColumn(ProgressColumn):
-    """`· 41 new candidates · ~30 s left` (the time once there is a pace to go by)."""
-
-    def render(self, task: Task) -> Text:
-        parts = ["", _plural(task.fields["found"], "new candidate")]
-        left = task.time_remaining
-        if left is not None and task.completed:
-            parts.append(f"~{duration(left)} left")
-        if task.fields["failed"]:
-            parts.append(f"{task.fields['failed']} failed")
-        return Text(" · ".join(parts).lstrip())
-
-
 class BatchProgress(_Bars):
     """One progress line for a batch of scoring runs: "scoring 23/50 · 41 new candidates ·
-    ~30 s left" (on a terminal a rich bar with the count and the time left; elsewhere one
-    line when the batch starts and one when it ends). A batch grows while it runs
-    (`follow` adds each ingest to the running batch) and ends when every run it counted
-    has finished; its end is one summary line that stays. Use as a context manager."""
+    ~30 s left" (on a terminal a rich bar with that line; elsewhere one line when the batch
+    starts and one when it ends). The batch itself is `ftreview.report.batch`, the model the
+    review screen draws too. A batch grows while it runs (`follow` adds each ingest to the
+    running batch) and ends when every run it counted has finished; its end is one summary
+    line that stays. Use as a context manager."""
 
     def __init__(self, stream: TextIO | None = None, enabled: bool = True) -> None:
         self._stream = stream or sys.stderr
@@ -141,19 +120,10 @@ class BatchProgress(_Bars):
         self._bars: Progress | None = None
         if enabled and self._stream.isatty():
             self._bars = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                _BatchColumn(),
-                console=Console(file=self._stream),
+                TextColumn("{task.description}"), BarColumn(), console=Console(file=self._stream)
             )
         self._task: TaskID | None = None
-        self._started = 0.0
-        self._total = 0
-        self._finished = 0
-        self._failed = 0
-        self._found = 0
-        self._partial: dict[str, float] = {}
+        self._tracker = BatchTracker()
 
     @property
     def live(self) -> bool:
@@ -162,45 +132,34 @@ class BatchProgress(_Bars):
 
     @property
     def running(self) -> bool:
-        return self._total > self._finished
+        return self._tracker.batch is not None
 
     def grow(self, runs: int = 1) -> None:
         """`runs` more runs in the batch; the first starts it."""
         if not self.running:
-            self._started, self._total, self._finished = time.monotonic(), 0, 0
-            self._failed = self._found = 0
-            self._partial.clear()
             if self._bars is not None:
-                self._task = self._bars.add_task("scoring", total=runs, found=0, failed=0)
+                self._task = self._bars.add_task("scoring", total=runs)
             elif self._enabled:
                 self.note(f"scoring {_plural(runs, 'conversation')}")
-        self._total += runs
+        self._tracker.plan(runs, time.monotonic())
         self._redraw()
 
     def progress(self, activity_id: str, done: int, total: int) -> None:
-        if total > 0:
-            self._partial[activity_id] = min(1.0, done / total)
-            self._redraw()
+        self._tracker.progress(activity_id, done, total, time.monotonic())
+        self._redraw()
 
     def finished(self, activity_id: str, failed: bool, new_candidates: int) -> None:
-        """A run of the batch ended (after its new candidates were counted)."""
-        self._partial.pop(activity_id, None)
-        self._finished += 1
-        self._failed += failed
-        self._found += new_candidates
+        """A run of the batch ended, having added `new_candidates`."""
+        now = time.monotonic()
+        self._tracker.started(activity_id, now)  # a run refused at once never ran
+        summary = self._tracker.ended(activity_id, failed, now, new_candidates)
         self._redraw()
-        if not self.running:
+        if summary is not None:
             if self._bars is not None and self._task is not None:
                 self._bars.remove_task(self._task)
                 self._task = None
             if self._enabled:
-                self.note(self.summary())
-
-    def summary(self) -> str:
-        text = f"scored {_plural(self._finished, 'conversation')}"
-        text += f" in {duration(time.monotonic() - self._started)}"
-        text += f" · {_plural(self._found, 'new candidate')}"
-        return text + (f" · {self._failed} failed" if self._failed else "")
+                self.note(summary)
 
     def note(self, line: str) -> None:
         """A line that stays, above the bar on a terminal."""
@@ -211,12 +170,10 @@ class BatchProgress(_Bars):
             self._stream.flush()
 
     def _redraw(self) -> None:
-        if self._bars is None or self._task is None:
+        batch = self._tracker.batch
+        if self._bars is None or self._task is None or batch is None:
             return
+        now = time.monotonic()
         self._bars.update(
-            self._task,
-            total=self._total,
-            completed=self._finished + sum(self._partial.values()),
-            found=self._found,
-            failed=self._failed,
+            self._task, description=batch.line(now), total=batch.total, completed=batch.done
         )

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ftreview.tui.batch import SCORING_KIND, BatchTracker
+from ftreview.report.batch import SCORING_KIND, BatchTracker
 
 
 class ActivityState(Enum):
@@ -110,7 +110,9 @@ class ActivityBoard:
     connected: dict[str, bool] = field(default_factory=dict)
     last_ending: Ending | None = None
     last_summary: str = ""
-    batch: BatchTracker = field(default_factory=BatchTracker)
+    batch: BatchTracker = field(
+        default_factory=lambda: BatchTracker(failure_hint=" (see the log: ftreview watch)")
+    )
     clock: Callable[[], float] = time.monotonic
     _staging: dict[str, dict[str, ActivityView]] = field(default_factory=dict)
 

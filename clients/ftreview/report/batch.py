@@ -1,11 +1,13 @@
 """One progress line for many scoring runs: "scoring 23/50 · 41 new candidates · ~30 s left".
 
 Ingesting fifty conversations starts fifty "score" activities. Rather than one line and one
-notification each, the screen folds every scoring activity that starts while another is
-still running into one batch. The invariants:
+notification each, the review screen and the CLI (`score`, `follow`) fold every scoring
+activity that starts while another is still running into one batch; this is the one model
+of it both draw. The invariants:
 
-- a batch begins with the first scoring activity seen running and ends when none is left;
-  its total is every scoring activity it has seen, so a batch that keeps growing (files
+- a batch begins with the first scoring activity seen running (or announced: `plan`, the
+  CLI knows how many it is about to ingest) and ends when none is left; its total is every
+  scoring activity it has seen or was told of, so a batch that keeps growing (files
   ingested one after another) is still one batch;
 - the count of new candidates is the sum of the finished runs' own counts (the typed result
   of each ended scoring activity, `ActivityResult.new_candidates`): the Review counts them
@@ -41,18 +43,25 @@ class ScoringBatch:
     finished: set[str] = field(default_factory=set)
     failed: int = 0
     new_candidates: int = 0
+    # Runs announced before their activities are known (the CLI's ingests).
+    planned: int = 0
     partial: dict[str, float] = field(default_factory=dict)
     """Per running activity, the share of it done (from its progress events)."""
 
     @property
     def total(self) -> int:
-        return len(self.running) + len(self.finished)
+        return max(self.planned, len(self.running) + len(self.finished))
+
+    @property
+    def done(self) -> float:
+        """Finished runs, and the share done of the running ones."""
+        return len(self.finished) + sum(self.partial.values())
 
     def line(self, now: float) -> str:
         parts = [f"scoring {len(self.finished)}/{self.total}"]
         noun = "candidate" if self.new_candidates == 1 else "candidates"
         parts.append(f"{self.new_candidates} new {noun}")
-        done = len(self.finished) + sum(self.partial.values())
+        done = self.done
         if self.finished and done > 0:
             left = (now - self.started_at) / done * (self.total - done)
             parts.append(f"~{_duration(left)} left")
@@ -60,22 +69,30 @@ class ScoringBatch:
             parts.append(f"{self.failed} failed")
         return " · ".join(parts)
 
-    def summary(self, now: float) -> str:
+    def summary(self, now: float, failure_hint: str = "") -> str:
         count = len(self.finished)
         noun = "conversation" if count == 1 else "conversations"
         found = "candidate" if self.new_candidates == 1 else "candidates"
         text = f"scored {count} {noun} in {_duration(now - self.started_at)}"
         text += f" · {self.new_candidates} new {found}"
         if self.failed:
-            text += f" · {self.failed} failed (see the log: ftreview watch)"
+            text += f" · {self.failed} failed{failure_hint}"
         return text
 
 
 @dataclass
 class BatchTracker:
-    """The current scoring batch, if any, fed with the activity stream's events."""
+    """The current scoring batch, if any, fed with the activity stream's events.
+    `failure_hint` follows the count of failed runs in the summary."""
 
     batch: ScoringBatch | None = None
+    failure_hint: str = ""
+
+    def plan(self, runs: int, now: float) -> None:
+        """`runs` more runs are about to start; the first starts a batch."""
+        if self.batch is None:
+            self.batch = ScoringBatch(started_at=now)
+        self.batch.planned = self.batch.total + runs
 
     def started(self, activity_id: str, now: float) -> None:
         if self.batch is None:
@@ -100,10 +117,10 @@ class BatchTracker:
         batch.finished.add(activity_id)
         batch.failed += failed
         batch.new_candidates += new_candidates
-        if batch.running:
+        if batch.running or len(batch.finished) < batch.planned:
             return None
         self.batch = None
-        return batch.summary(now)
+        return batch.summary(now, self.failure_hint)
 
     def resync(self, running_ids: set[str], now: float) -> None:
         """After a reconnect: scoring that ended unseen leaves the batch silently."""

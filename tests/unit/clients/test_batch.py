@@ -1,10 +1,11 @@
-"""The scoring batch (`ftreview.tui.batch`) on plain values: many scoring runs folded into
-one progress line and one summary. Time is an argument, so every figure is exact."""
+"""The scoring batch (`ftreview.report.batch`, drawn by the screen and the CLI) on plain
+values: many scoring runs folded into one progress line and one summary. Time is an
+argument, so every figure is exact."""
 
 from __future__ import annotations
 
 import pytest
-from ftreview.tui.batch import BatchTracker, ScoringBatch
+from ftreview.report.batch import BatchTracker, ScoringBatch
 
 
 @pytest.mark.parametrize(
@@ -63,10 +64,7 @@ def test_the_last_end_gives_the_summary_with_every_runs_own_count() -> None:
     tracker.started("b", now=0.0)
     assert tracker.ended("a", failed=False, now=30.0, new_candidates=3) is None
     summary = tracker.ended("b", failed=True, now=71.0, new_candidates=0)
-    assert summary == (
-        "scored 2 conversations in 1 min 11 s · 3 new candidates"
-        " · 1 failed (see the log: ftreview watch)"
-    )
+    assert summary == ("scored 2 conversations in 1 min 11 s · 3 new candidates · 1 failed")
     assert tracker.batch is None and tracker.line(now=72.0) is None
     assert tracker.ended("b", failed=False, now=73.0) is None  # reported once
 
@@ -89,3 +87,21 @@ def test_a_resync_starts_what_runs_and_drops_what_ended_unseen_silently() -> Non
     assert tracker.batch is None and tracker.line(now=5.0) is None
     tracker.resync(set(), now=6.0)
     assert tracker.batch is None
+
+
+def test_a_planned_batch_waits_for_every_announced_run_and_takes_a_failure_hint() -> None:
+    """The CLI announces its ingests before their activities exist: a run that ends before
+    the next one starts does not end the batch."""
+    tracker = BatchTracker(failure_hint=" (see the log)")
+    tracker.plan(3, now=0.0)
+    assert tracker.line(now=0.0) == "scoring 0/3 · 0 new candidates"
+    tracker.started("a", now=0.0)
+    assert tracker.ended("a", failed=False, now=2.0, new_candidates=2) is None  # 1 of 3
+    tracker.plan(1, now=2.0)  # `follow` adds an ingest to the running batch
+    for run in ("b", "c"):
+        tracker.started(run, now=3.0)
+        assert tracker.ended(run, failed=run == "c", now=4.0) is None
+    tracker.started("d", now=4.0)
+    assert tracker.ended("d", failed=False, now=8.0, new_candidates=1) == (
+        "scored 4 conversations in 8 s · 3 new candidates · 1 failed (see the log)"
+    )
