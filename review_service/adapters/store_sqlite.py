@@ -47,10 +47,12 @@ from review_service.adapters import store_migrations, store_rows
 from review_service.domain.jobs import TrainingJob
 from review_service.domain.model import (
     Candidate,
+    DecisionRecord,
     LatestScore,
     NotCandidateReason,
     ScoringStats,
     SendInFlight,
+    Status,
     TrainedEntry,
 )
 from review_service.domain.ports import StoreChange
@@ -112,6 +114,16 @@ CREATE TABLE IF NOT EXISTS decisions (
         CHECK (status IN ('pending', 'approved', 'rejected', 'forgotten')),
     decided_at_ns INTEGER NOT NULL,
     reject_reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decision_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    timestamp_ns INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    decided_at_ns INTEGER NOT NULL,
+    conversation_id TEXT NOT NULL,
+    content TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sends_in_flight (
     timestamp_ns INTEGER PRIMARY KEY,
@@ -230,6 +242,15 @@ class SqliteStore:
             store_rows.TRAINED_SELECT + " ORDER BY trained_at_ns, timestamp_ns"
         ).fetchall()
         return [store_rows.trained(row) for row in rows]
+
+    def decisions(self, limit: int) -> list[DecisionRecord]:
+        """The decision history, newest first (`limit` 0: all)."""
+        rows = self._db.execute(
+            "SELECT timestamp_ns, status, reason, reviewer, decided_at_ns, conversation_id,"
+            " content FROM decision_log ORDER BY seq DESC LIMIT ?",
+            (limit or -1,),
+        ).fetchall()
+        return [DecisionRecord(ts, Status(status), *rest) for ts, status, *rest in rows]
 
     def load_jobs(self) -> list[TrainingJob]:
         rows = self._db.execute(
@@ -368,6 +389,12 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO conversations (id, body) VALUES (?, ?)",
                 (change.conversation.id, change.conversation.body),
             )
+        self._many(
+            "INSERT INTO decision_log (timestamp_ns, status, reason, reviewer, decided_at_ns,"
+            " conversation_id, content) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(d.timestamp_ns, d.status.value, d.reason, d.reviewer, d.decided_at_ns,
+              d.conversation_id, d.content) for d in change.logged],
+        )  # fmt: skip
         if change.stats is not None:
             db.execute(
                 "INSERT OR REPLACE INTO stats_messages (conversation_id, taken_at_ns, body)"

@@ -30,6 +30,7 @@ from review_service.domain.model import (
     MAX_NS,
     MIN_NS,
     Candidate,
+    DecisionRecord,
     LatestScore,
     Status,
     TrainedEntry,
@@ -142,6 +143,18 @@ def latest_score_to_wire(s: LatestScore) -> scorer_pb2.ReplyScore:
         candidate=s.candidate,
         reason=cast(scorer_pb2.NotCandidateReason, REASON_TO_WIRE[s.reason]),
         context_tokens_cut=s.context_tokens_cut,
+    )
+
+
+def decision_to_wire(d: DecisionRecord) -> review_pb2.Decision:
+    return review_pb2.Decision(
+        timestamp=to_timestamp(d.timestamp_ns),
+        status=STATUS_TO_WIRE[d.status],
+        reason=d.reason,
+        reviewer=d.reviewer,
+        decided_at=to_timestamp(d.decided_at_ns),
+        conversation_id=d.conversation_id,
+        content=d.content,
     )
 
 

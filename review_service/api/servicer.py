@@ -27,6 +27,7 @@ from review_service.adapters.scorer_wire import (
 from review_service.api.convert import (
     candidate_to_wire,
     config_to_wire,
+    decision_to_wire,
     event_to_wire,
     job_to_wire,
     latest_score_to_wire,
@@ -91,20 +92,32 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
     async def Approve(
         self, request: review_pb2.ApproveRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.ApproveResponse:
-        done = await self._review.approve(timestamps_from_wire(request.timestamps))
+        done = await self._review.approve(
+            timestamps_from_wire(request.timestamps), request.reviewer
+        )
         return review_pb2.ApproveResponse(candidates=[candidate_to_wire(c) for c in done])
 
     async def Reject(
         self, request: review_pb2.RejectRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.RejectResponse:
-        done = await self._review.reject(timestamps_from_wire(request.timestamps), request.reason)
+        done = await self._review.reject(
+            timestamps_from_wire(request.timestamps), request.reason, request.reviewer
+        )
         return review_pb2.RejectResponse(candidates=[candidate_to_wire(c) for c in done])
 
     async def ClearDecision(
         self, request: review_pb2.ClearDecisionRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.ClearDecisionResponse:
-        done = await self._review.clear_decision(timestamps_from_wire(request.timestamps))
+        done = await self._review.clear_decision(
+            timestamps_from_wire(request.timestamps), request.reviewer
+        )
         return review_pb2.ClearDecisionResponse(candidates=[candidate_to_wire(c) for c in done])
+
+    async def ListDecisions(
+        self, request: review_pb2.ListDecisionsRequest, context: grpc.aio.ServicerContext
+    ) -> review_pb2.ListDecisionsResponse:
+        found = await self._review.decisions(request.limit)
+        return review_pb2.ListDecisionsResponse(decisions=[decision_to_wire(d) for d in found])
 
     async def GenerateAlternate(
         self,

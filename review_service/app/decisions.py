@@ -6,7 +6,10 @@ Invariants:
 - approve and reject are idempotent (deciding again what is decided writes nothing and
   keeps the first decision time) and reversible until the candidate is sent;
 - only the `REJECTED_KEPT` most recently rejected stay listed: a rejection that pushes one
-  out forgets it in the same transaction, and watchers see it leave.
+  out forgets it in the same transaction, and watchers see it leave;
+- every decision that changed a candidate is added to the history (`DecisionRecord`: what
+  it became, the reason, the reviewer, the time) in the same transaction, and the history
+  is never cut: a forgotten rejection keeps its reason there.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from review_service.app.view import View
 from review_service.app.writer import Writer
 from review_service.domain import sync
 from review_service.domain.errors import InvalidArgument
-from review_service.domain.model import Candidate, Status
+from review_service.domain.model import Candidate, DecisionRecord, Status
 from review_service.domain.ports import StoreChange
 
 Rule = Callable[[Candidate, int], Candidate]
@@ -30,16 +33,23 @@ class Decisions:
     def __init__(self, writer: Writer) -> None:
         self._writer = writer
 
-    async def approve(self, timestamps: list[int]) -> list[Candidate]:
-        return await self._decide(timestamps, sync.approve)
+    async def approve(self, timestamps: list[int], reviewer: str = "") -> list[Candidate]:
+        return await self._decide(timestamps, sync.approve, reviewer)
 
-    async def reject(self, timestamps: list[int], reason: str = "") -> list[Candidate]:
-        return await self._decide(timestamps, lambda c, now: sync.reject(c, reason, now))
+    async def reject(
+        self, timestamps: list[int], reason: str = "", reviewer: str = ""
+    ) -> list[Candidate]:
+        return await self._decide(timestamps, lambda c, now: sync.reject(c, reason, now), reviewer)
 
-    async def clear_decision(self, timestamps: list[int]) -> list[Candidate]:
-        return await self._decide(timestamps, lambda c, now: sync.clear_decision(c))
+    async def clear_decision(self, timestamps: list[int], reviewer: str = "") -> list[Candidate]:
+        return await self._decide(timestamps, lambda c, now: sync.clear_decision(c), reviewer)
 
-    async def _decide(self, timestamps: list[int], rule: Rule) -> list[Candidate]:
+    async def history(self, limit: int = 0) -> list[DecisionRecord]:
+        """Every decision made, newest first (`limit` 0: all)."""
+        store = self._writer.store
+        return await self._writer.in_store_thread(store.decisions, limit)
+
+    async def _decide(self, timestamps: list[int], rule: Rule, reviewer: str) -> list[Candidate]:
         if not timestamps:
             raise InvalidArgument("timestamps", "name at least one candidate")
         unique = list(dict.fromkeys(timestamps))
@@ -63,9 +73,16 @@ class Decisions:
             ]
             state.update({c.timestamp_ns: c for c in forgotten})
             result = [state[ts] for ts in unique]
-            return StoreChange(decided=changed + forgotten), events, result
+            logged = [_record(c, reviewer.strip(), now) for c in changed]
+            return StoreChange(decided=changed + forgotten, logged=logged), events, result
 
         return await self._writer.mutate(plan)
+
+
+def _record(c: Candidate, reviewer: str, now: int) -> DecisionRecord:
+    return DecisionRecord(
+        c.timestamp_ns, c.status, c.reject_reason, reviewer, now, c.conversation_id, c.content
+    )
 
 
 def _change_kind(old: Candidate, new: Candidate) -> EventKind:

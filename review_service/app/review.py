@@ -154,6 +154,7 @@ class Review:
         self.approve = self._decisions.approve
         self.reject = self._decisions.reject
         self.clear_decision = self._decisions.clear_decision
+        self.decisions = self._decisions.history
         self.ingest = self._scoring.ingest
         self.sync_candidates = self._scoring.sync_candidates
         self.generate_alternate = self._scoring.generate_alternate

@@ -184,6 +184,21 @@ class ScoredReply:
 
 
 @dataclass(frozen=True)
+class DecisionRecord:
+    """One decision in the history: a candidate set to `status` (APPROVED, REJECTED, or
+    PENDING for an undo) by `reviewer`, with its reason. Kept for good, unlike the list's
+    rejections (`REJECTED_KEPT`)."""
+
+    timestamp_ns: int
+    status: Status
+    reason: str
+    reviewer: str
+    decided_at_ns: int
+    conversation_id: str
+    content: str
+
+
+@dataclass(frozen=True)
 class ScoringStats:
     """The Scorer's account of one scoring pass of one conversation, or of its failure (the
     wire `FinetuneScoringStats`). The Review stores and relays it and never reads its

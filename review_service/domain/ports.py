@@ -17,6 +17,7 @@ from review_service.domain.jobs import TrainingJob
 from review_service.domain.model import (
     Candidate,
     Conversation,
+    DecisionRecord,
     LatestScore,
     ScoredReply,
     ScoringStats,
@@ -56,12 +57,15 @@ class StoreChange:
     ledger_updates: list[TrainedEntry] = field(default_factory=list)
     # Training jobs as now known (replace the job of the same destination and id).
     jobs: list[TrainingJob] = field(default_factory=list)
+    # Decisions to add to the history (never changed or removed once written).
+    logged: list[DecisionRecord] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return not (
             self.upsert or self.decided or self.delete or self.trained or self.untrained
             or self.scores or self.conversation or self.stats or self.owners
             or self.sends_started or self.sends_ended or self.ledger_updates or self.jobs
+            or self.logged
         )  # fmt: skip
 
 
@@ -75,6 +79,10 @@ class CandidateStore(Protocol):
     def load_owners(self) -> dict[int, str]: ...
     def load_sends_in_flight(self) -> list[SendInFlight]: ...
     def load_jobs(self) -> list[TrainingJob]: ...
+    def decisions(self, limit: int) -> list[DecisionRecord]:
+        """The decision history, newest first; `limit` 0: all of it."""
+        ...
+
     def scored_replies(self, conversation_id: str) -> set[int]: ...
     def latest_scores(self, conversation_id: str) -> list[LatestScore]: ...
     def conversation_body(self, conversation_id: str) -> bytes | None: ...

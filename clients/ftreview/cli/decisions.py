@@ -5,18 +5,26 @@ Invariants:
 - a decision command prints (or, with `--json`, lists) exactly the candidates the Review
   changed, as it returned them, so a script never re-reads to learn the outcome;
 - a bulk decision (`--all`, `--below X`) picks the pending candidates on the Review's side
-  (server-side filters) and goes ahead only after a "yes": `--yes`, or the answer to the
-  question on a terminal; without a terminal and without `--yes` it changes nothing;
+  (server-side filters), lists them before it asks, and goes ahead only after a "yes":
+  `--yes`, or the answer to the question on a terminal; without a terminal and without
+  `--yes` it changes nothing;
+- every decision names its reviewer (`--reviewer`, else `FTREVIEW_REVIEWER`, else the
+  login name), and the Review keeps it in the decision history (`ftreview decisions`);
 - rejected candidates that leave the list (the Review keeps the 10 most recent rejections)
-  are said once per command, with how many.
+  are said once per command, with how many; their decisions stay in the history.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import getpass
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from rich.console import Console
 
 from ftreview.cli.context import (
     STATUSES,
@@ -33,6 +41,8 @@ from ftreview.cli.context import (
 from ftreview.client import CandidateStatus, ReviewClient, status_name
 from ftreview.core.wire import timestamp_ns
 from ftreview.report import candidate_json, candidate_table, send_notes, stats_text
+from ftreview.report.shapes import decision_json
+from ftreview.report.tables import decisions_table, fit
 
 Decide = Callable[[ReviewClient, list[int]], list[Any]]
 
@@ -100,7 +110,11 @@ def _bulk_ids(client: ReviewClient, args: argparse.Namespace, verb: str) -> list
     noun = "candidate" if len(found) == 1 else "candidates"
     if not found:
         say(f"no pending candidates{which}{where}")
-    elif not confirm(f"{verb} {len(found)} pending {noun}{which}{where}?", args):
+        return []
+    if not args.yes and sys.stdin.isatty():  # what a "yes" would change, before the question
+        err = Console(file=sys.stderr, width=output_width(), soft_wrap=False)
+        err.print(fit(candidate_table(found, 0), err.width))
+    if not confirm(f"{verb} {len(found)} pending {noun}{which}{where}?", args):
         return []
     return [timestamp_ns(c.timestamp) for c in found]
 
@@ -142,16 +156,47 @@ def _rejected(client: ReviewClient) -> set[int]:
     return {timestamp_ns(c.timestamp) for c in client.list_candidates(["rejected"])}
 
 
+def reviewer(args: argparse.Namespace) -> str:
+    """Who decides: `--reviewer`, else FTREVIEW_REVIEWER, else the login name."""
+    named = getattr(args, "reviewer", None) or os.environ.get("FTREVIEW_REVIEWER", "")
+    if named:
+        return str(named)
+    with contextlib.suppress(Exception):
+        return getpass.getuser()
+    return ""
+
+
 def cmd_approve(args: argparse.Namespace) -> int:
-    return _decision(args, "approve", "approved", lambda c, ids: c.approve(ids))
+    who = reviewer(args)
+    return _decision(args, "approve", "approved", lambda c, ids: c.approve(ids, reviewer=who))
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    return _decision(args, "reject", "rejected", lambda c, ids: c.reject(ids, reason=args.reason))
+    who = reviewer(args)
+    return _decision(
+        args, "reject", "rejected", lambda c, ids: c.reject(ids, reason=args.reason, reviewer=who)
+    )
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    return _decision(args, "undo", "back to pending", lambda c, ids: c.clear_decision(ids))
+    who = reviewer(args)
+    return _decision(
+        args, "undo", "back to pending", lambda c, ids: c.clear_decision(ids, reviewer=who)
+    )
+
+
+def cmd_decisions(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit <= 0:
+        raise UsageError("--limit must be positive")
+    with review_client(args) as client:
+        history = client.list_decisions(limit=args.limit or 0)
+    if args.json:
+        print_json({"decisions": [decision_json(d) for d in history]})
+    elif history:
+        show(decisions_table(history))
+    else:
+        print("no decisions yet")
+    return 0
 
 
 def cmd_alternate(args: argparse.Namespace) -> int:
@@ -196,6 +241,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _bulk_flags(p, below=True)
     p = add_command(commands, "undo", cmd_undo, "put decided candidates back to pending")
     p.add_argument("ids", nargs="+", metavar="ID")
+    for name in ("approve", "reject", "undo"):
+        commands.choices[name].add_argument(
+            "--reviewer", metavar="NAME", help="who decides (default: FTREVIEW_REVIEWER or login)"
+        )
+    p = add_command(
+        commands, "decisions", cmd_decisions, "every decision made, with reason and reviewer"
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="only the N most recent")
 
     p = add_command(
         commands, "alternate", cmd_alternate, "show what the model says without its memories"

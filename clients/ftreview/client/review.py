@@ -118,24 +118,37 @@ class ReviewCalls(ServerCalls):
         return StreamCall("review", "WatchCandidates", review_pb2.WatchCandidatesRequest())
 
     @unary
-    def approve(self, timestamps_ns: int | Iterable[int]) -> Call[list[review_pb2.Candidate]]:
-        request = review_pb2.ApproveRequest(timestamps=timestamps(timestamps_ns))
+    def approve(
+        self, timestamps_ns: int | Iterable[int], *, reviewer: str = ""
+    ) -> Call[list[review_pb2.Candidate]]:
+        """`reviewer`: who decided, for the decision history."""
+        request = review_pb2.ApproveRequest(timestamps=timestamps(timestamps_ns), reviewer=reviewer)
         return Call("review", "Approve", request, _candidates)
 
     @unary
     def reject(
-        self, timestamps_ns: int | Iterable[int], *, reason: str = ""
+        self, timestamps_ns: int | Iterable[int], *, reason: str = "", reviewer: str = ""
     ) -> Call[list[review_pb2.Candidate]]:
-        request = review_pb2.RejectRequest(timestamps=timestamps(timestamps_ns), reason=reason)
+        request = review_pb2.RejectRequest(
+            timestamps=timestamps(timestamps_ns), reason=reason, reviewer=reviewer
+        )
         return Call("review", "Reject", request, _candidates)
 
     @unary
     def clear_decision(
-        self, timestamps_ns: int | Iterable[int]
+        self, timestamps_ns: int | Iterable[int], *, reviewer: str = ""
     ) -> Call[list[review_pb2.Candidate]]:
         """Back to pending: undoes an approve or a reject."""
-        request = review_pb2.ClearDecisionRequest(timestamps=timestamps(timestamps_ns))
+        request = review_pb2.ClearDecisionRequest(
+            timestamps=timestamps(timestamps_ns), reviewer=reviewer
+        )
         return Call("review", "ClearDecision", request, _candidates)
+
+    @unary
+    def list_decisions(self, *, limit: int = 0) -> Call[list[review_pb2.Decision]]:
+        """Every decision made (approve, reject, undo), newest first; `limit` 0: all."""
+        request = review_pb2.ListDecisionsRequest(limit=limit)
+        return Call("review", "ListDecisions", request, lambda r: list(r.decisions))
 
     @unary
     def generate_alternate(

@@ -142,6 +142,21 @@ def trained_json(entry: review_pb2.TrainedEntry) -> JsonObject:
     }
 
 
+def decision_json(decision: review_pb2.Decision) -> JsonObject:
+    """One decision of the history; `status` what the candidate became ("pending": undone)."""
+    at = timestamp_ns(decision.decided_at)
+    return {
+        "timestamp_ns": timestamp_ns(decision.timestamp),
+        "status": status_name(decision.status),
+        "reason": decision.reason,
+        "reviewer": decision.reviewer,
+        "decided_at_ns": at,
+        "decided_at": _time(at),
+        "conversation_id": decision.conversation_id,
+        "content": decision.content,
+    }
+
+
 def proof_json(proof: review_pb2.ExampleProof) -> JsonObject:
     """What the trainer measured on one reply; `learnt` null when it does not say."""
     return {

@@ -163,6 +163,24 @@ def job_figures(job: review_pb2.TrainingJob) -> str:
     return ", ".join(parts) or "-"
 
 
+def decisions_table(decisions: Sequence[review_pb2.Decision]) -> Table:
+    """Newest first: when, the reply's ID, what it became, who, why, and the reply."""
+    return table(
+        ["DECIDED", "ID", "STATUS", "REVIEWER", "REASON", "REPLY"],
+        [
+            [
+                format_ns(timestamp_ns(d.decided_at)),
+                str(timestamp_ns(d.timestamp)),
+                status_name(d.status),
+                d.reviewer or "-",
+                one_line(d.reason, 40) or "-",
+                one_line(d.content, 200),
+            ]
+            for d in decisions
+        ],
+    )
+
+
 def jobs_table(jobs: Sequence[review_pb2.TrainingJob]) -> Table:
     return table(
         ["JOB", "STATE", "EXAMPLES", "CREATED", "ADAPTER", "FIGURES"],

@@ -13,6 +13,9 @@ rather than after gRPC's own reconnect backoff, which grows to minutes.
 
 from __future__ import annotations
 
+import contextlib
+import getpass
+import os
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
@@ -200,8 +203,11 @@ class ServiceLink:
         *,
         credentials: grpc.ChannelCredentials | None = None,
         token: str | None = None,
+        reviewer: str = "",
     ) -> None:
         self.review_address = review_address
+        # Who decides on this screen, for the Review's decision history.
+        self.reviewer = reviewer or _login_name()
         self._review = AsyncReviewClient(review_address, credentials=credentials, token=token)
 
     async def close(self) -> None:
@@ -240,11 +246,11 @@ class ServiceLink:
         """Set candidates' status (pending undoes a decision); returns them as stored."""
         wanted = list(timestamps)
         if status is Status.APPROVED:
-            changed = await self._review.approve(wanted)
+            changed = await self._review.approve(wanted, reviewer=self.reviewer)
         elif status is Status.REJECTED:
-            changed = await self._review.reject(wanted, reason=reason)
+            changed = await self._review.reject(wanted, reason=reason, reviewer=self.reviewer)
         elif status is Status.PENDING:
-            changed = await self._review.clear_decision(wanted)
+            changed = await self._review.clear_decision(wanted, reviewer=self.reviewer)
         else:
             raise ValueError(f"cannot set status {status.value} from the review screen")
         return [candidate_view(c) for c in changed]
@@ -276,3 +282,13 @@ class ServiceLink:
         except Unimplemented:
             return None
         return job_view(jobs[0]) if jobs else None
+
+
+def _login_name() -> str:
+    """FTREVIEW_REVIEWER, else the login name ("" when neither is known)."""
+    named = os.environ.get("FTREVIEW_REVIEWER", "")
+    if named:
+        return named
+    with contextlib.suppress(Exception):
+        return getpass.getuser()
+    return ""

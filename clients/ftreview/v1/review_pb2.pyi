@@ -256,24 +256,60 @@ class WatchCandidatesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ApproveRequest(_message.Message):
-    __slots__ = ("timestamps",)
+    __slots__ = ("timestamps", "reviewer")
     TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_FIELD_NUMBER: _ClassVar[int]
     timestamps: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
-    def __init__(self, timestamps: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ...) -> None: ...
+    reviewer: str
+    def __init__(self, timestamps: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., reviewer: _Optional[str] = ...) -> None: ...
 
 class RejectRequest(_message.Message):
-    __slots__ = ("timestamps", "reason")
+    __slots__ = ("timestamps", "reason", "reviewer")
     TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_FIELD_NUMBER: _ClassVar[int]
     timestamps: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
     reason: str
-    def __init__(self, timestamps: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
+    reviewer: str
+    def __init__(self, timestamps: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., reason: _Optional[str] = ..., reviewer: _Optional[str] = ...) -> None: ...
 
 class ClearDecisionRequest(_message.Message):
-    __slots__ = ("timestamps",)
+    __slots__ = ("timestamps", "reviewer")
     TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_FIELD_NUMBER: _ClassVar[int]
     timestamps: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
-    def __init__(self, timestamps: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ...) -> None: ...
+    reviewer: str
+    def __init__(self, timestamps: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., reviewer: _Optional[str] = ...) -> None: ...
+
+class Decision(_message.Message):
+    __slots__ = ("timestamp", "status", "reason", "reviewer", "decided_at", "conversation_id", "content")
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    timestamp: _timestamp_pb2.Timestamp
+    status: CandidateStatus
+    reason: str
+    reviewer: str
+    decided_at: _timestamp_pb2.Timestamp
+    conversation_id: str
+    content: str
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[CandidateStatus, str]] = ..., reason: _Optional[str] = ..., reviewer: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
+
+class ListDecisionsRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class ListDecisionsResponse(_message.Message):
+    __slots__ = ("decisions",)
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    decisions: _containers.RepeatedCompositeFieldContainer[Decision]
+    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ...) -> None: ...
 
 class ApproveResponse(_message.Message):
     __slots__ = ("candidates",)

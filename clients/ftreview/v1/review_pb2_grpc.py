@@ -69,6 +69,11 @@ class ReviewStub:
                 request_serializer=ftreview_dot_v1_dot_review__pb2.ClearDecisionRequest.SerializeToString,
                 response_deserializer=ftreview_dot_v1_dot_review__pb2.ClearDecisionResponse.FromString,
                 _registered_method=True)
+        self.ListDecisions = channel.unary_unary(
+                '/ftreview.v1.Review/ListDecisions',
+                request_serializer=ftreview_dot_v1_dot_review__pb2.ListDecisionsRequest.SerializeToString,
+                response_deserializer=ftreview_dot_v1_dot_review__pb2.ListDecisionsResponse.FromString,
+                _registered_method=True)
         self.GenerateAlternate = channel.unary_unary(
                 '/ftreview.v1.Review/GenerateAlternate',
                 request_serializer=ftreview_dot_v1_dot_review__pb2.ReviewGenerateAlternateRequest.SerializeToString,
@@ -162,6 +167,13 @@ class ReviewServicer:
 
     def ClearDecision(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDecisions(self, request, context):
+        """Every decision ever made, with its reason, reviewer and time, newest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -264,6 +276,11 @@ def add_ReviewServicer_to_server(servicer, server):
                     servicer.ClearDecision,
                     request_deserializer=ftreview_dot_v1_dot_review__pb2.ClearDecisionRequest.FromString,
                     response_serializer=ftreview_dot_v1_dot_review__pb2.ClearDecisionResponse.SerializeToString,
+            ),
+            'ListDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDecisions,
+                    request_deserializer=ftreview_dot_v1_dot_review__pb2.ListDecisionsRequest.FromString,
+                    response_serializer=ftreview_dot_v1_dot_review__pb2.ListDecisionsResponse.SerializeToString,
             ),
             'GenerateAlternate': grpc.unary_unary_rpc_method_handler(
                     servicer.GenerateAlternate,
@@ -505,6 +522,33 @@ class Review:
             '/ftreview.v1.Review/ClearDecision',
             ftreview_dot_v1_dot_review__pb2.ClearDecisionRequest.SerializeToString,
             ftreview_dot_v1_dot_review__pb2.ClearDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ftreview.v1.Review/ListDecisions',
+            ftreview_dot_v1_dot_review__pb2.ListDecisionsRequest.SerializeToString,
+            ftreview_dot_v1_dot_review__pb2.ListDecisionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

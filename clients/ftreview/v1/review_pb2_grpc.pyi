@@ -38,6 +38,8 @@ class ReviewStub:
     Approve: _grpc.UnaryUnaryMultiCallable[_review_pb2.ApproveRequest, _review_pb2.ApproveResponse]
     Reject: _grpc.UnaryUnaryMultiCallable[_review_pb2.RejectRequest, _review_pb2.RejectResponse]
     ClearDecision: _grpc.UnaryUnaryMultiCallable[_review_pb2.ClearDecisionRequest, _review_pb2.ClearDecisionResponse]
+    ListDecisions: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListDecisionsRequest, _review_pb2.ListDecisionsResponse]
+    """Every decision ever made, with its reason, reviewer and time, newest first."""
     GenerateAlternate: _grpc.UnaryUnaryMultiCallable[_review_pb2.ReviewGenerateAlternateRequest, _review_pb2.ReviewGenerateAlternateResponse]
     Send: _grpc.UnaryUnaryMultiCallable[_review_pb2.SendRequest, _review_pb2.SendResponse]
     Export: _grpc.UnaryUnaryMultiCallable[_review_pb2.ExportRequest, _review_pb2.ExportResponse]
@@ -60,6 +62,8 @@ class ReviewAsyncStub(ReviewStub):
     Approve: _aio.UnaryUnaryMultiCallable[_review_pb2.ApproveRequest, _review_pb2.ApproveResponse]  # type: ignore[assignment]
     Reject: _aio.UnaryUnaryMultiCallable[_review_pb2.RejectRequest, _review_pb2.RejectResponse]  # type: ignore[assignment]
     ClearDecision: _aio.UnaryUnaryMultiCallable[_review_pb2.ClearDecisionRequest, _review_pb2.ClearDecisionResponse]  # type: ignore[assignment]
+    ListDecisions: _aio.UnaryUnaryMultiCallable[_review_pb2.ListDecisionsRequest, _review_pb2.ListDecisionsResponse]  # type: ignore[assignment]
+    """Every decision ever made, with its reason, reviewer and time, newest first."""
     GenerateAlternate: _aio.UnaryUnaryMultiCallable[_review_pb2.ReviewGenerateAlternateRequest, _review_pb2.ReviewGenerateAlternateResponse]  # type: ignore[assignment]
     Send: _aio.UnaryUnaryMultiCallable[_review_pb2.SendRequest, _review_pb2.SendResponse]  # type: ignore[assignment]
     Export: _aio.UnaryUnaryMultiCallable[_review_pb2.ExportRequest, _review_pb2.ExportResponse]  # type: ignore[assignment]
@@ -121,6 +125,14 @@ class ReviewServicer(metaclass=_abc_1.ABCMeta):
         request: _review_pb2.ClearDecisionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_review_pb2.ClearDecisionResponse, _abc.Awaitable[_review_pb2.ClearDecisionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListDecisions(
+        self,
+        request: _review_pb2.ListDecisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.ListDecisionsResponse, _abc.Awaitable[_review_pb2.ListDecisionsResponse]]:
+        """Every decision ever made, with its reason, reviewer and time, newest first."""
 
     @_abc_1.abstractmethod
     def GenerateAlternate(

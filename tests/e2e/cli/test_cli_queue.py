@@ -116,6 +116,31 @@ def test_rejecting_more_than_the_list_keeps_says_so_once(queue: Cli) -> None:
     assert len(as_json(queue, "candidates", "--status", "rejected")["candidates"]) == 10
 
 
+def test_every_decision_stays_in_the_history_with_its_reviewer_and_reason(
+    queue: Cli,
+) -> None:
+    """The list keeps 10 rejections; the history keeps every decision, newest first."""
+    ok(queue, "reject", "--all", "--yes", "--reason", "not a fact", "--reviewer", "ana")
+    assert len(as_json(queue, "candidates", "--status", "rejected")["candidates"]) == 10
+    kept = as_json(queue, "candidates", "--status", "rejected")["candidates"][0]["timestamp_ns"]
+    ok(queue, "undo", str(kept), "--reviewer", "ben")
+    history = as_json(queue, "decisions")["decisions"]
+    assert len(history) == 2 * len(FACTS) + 1
+    undone, *rejections = history
+    assert (undone["timestamp_ns"], undone["status"], undone["reviewer"]) == (
+        kept,
+        "pending",
+        "ben",
+    )
+    assert {(d["status"], d["reason"], d["reviewer"]) for d in rejections} == {
+        ("rejected", "not a fact", "ana")
+    }
+    assert all(d["content"] and d["decided_at"].endswith("Z") for d in history)
+    assert len(as_json(queue, "decisions", "--limit", "3")["decisions"]) == 3
+    table = ok(queue, "decisions")
+    assert str(kept) in table and "not a fact" in table and "ana" in table
+
+
 def test_ids_and_a_bulk_flag_together_are_refused(queue: Cli) -> None:
     code, _, err = queue("reject", "123", "--all", "--yes")
     assert code == 2 and "not both" in err
@@ -138,8 +163,13 @@ def test_on_a_terminal_it_asks_and_a_no_changes_nothing(queue: Cli, review: Revi
         finally:
             os.close(leader)
         assert f"reject {len(FACTS)} pending candidates of conversation chat-a? [y/N]" in err
+        # Listed before the question: every row a "yes" would change, its ID whole.
+        listed = err[: err.index("[y/N]")]
+        assert all(str(c["timestamp_ns"]) in listed for c in chat_a)
         return process.returncode, out
 
+    chat_a = as_json(queue, "candidates", "--conversation", "chat-a")["candidates"]
+    assert len(chat_a) == len(FACTS)
     assert ask(b"n\n") == (0, "")
     assert not as_json(queue, "candidates", "--status", "rejected")["candidates"]
     code, out = ask(b"y\n")

@@ -234,3 +234,32 @@ async def test_schema_gains_its_tables_on_an_old_file(tmp_path: Path, scorer: Ta
             await review.ingest(conversation("new", 1, at=lambda cid, i: reply_ts("old", 0)))
     finally:
         await review.close()
+
+
+async def test_the_decision_history_outlives_the_list_and_a_restart(
+    tmp_path: Path, review: Review, scorer: TableScorer
+) -> None:
+    await ingest(review, conversation("h", 12))
+    stamps_ = [reply_ts("h", i) for i in range(12)]
+    await review.approve(stamps_[:1], "ana")
+    await review.approve(stamps_[:1], "ana")  # changes nothing: not a decision again
+    await review.reject(stamps_, "off topic", "ben")
+    assert len([c for c in review.candidates() if c.status == Status.REJECTED]) == 10
+    await review.close()
+
+    again = open_review(tmp_path, scorer)
+    try:
+        history = await again.decisions()
+        assert len(history) == 1 + 12
+        assert [d.status for d in history[:12]] == [Status.REJECTED] * 12
+        assert {(d.reason, d.reviewer) for d in history[:12]} == {("off topic", "ben")}
+        first = history[-1]
+        assert (first.timestamp_ns, first.status, first.reviewer) == (
+            stamps_[0], Status.APPROVED, "ana",
+        )  # fmt: skip
+        assert first.conversation_id == "h" and first.content == "h reply 0"
+        assert [d.timestamp_ns for d in await again.decisions(2)] == [
+            d.timestamp_ns for d in history[:2]
+        ]
+    finally:
+        await again.close()
