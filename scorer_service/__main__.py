@@ -58,8 +58,8 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
         "--dtype",
         choices=("auto", "float32", "bfloat16", "float16"),
         default="auto",
-        help="local engine weights (default auto: bfloat16 on a GPU and on a CPU with "
-        "hardware bfloat16, else float32; log-softmax is float32 either way)",
+        help="local engine weights (default auto: bfloat16 on a GPU, float32 on a CPU; "
+        "log-softmax is float32 either way)",
     )
     parser.add_argument(
         "--kv-cache-mb",

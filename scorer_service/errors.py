@@ -34,7 +34,13 @@ class ReplyNotFound(ScorerError, NotFound):
 
 
 class BackendUnavailable(ScorerError, Unavailable):
-    """The engine could not be reached, or kept failing (5xx) after the bounded retries."""
+    """The engine could not be reached, or kept failing (5xx) after the bounded retries.
+    `engine_answers` holds the error answers the engine did give ("URL: HTTP 500: ..."),
+    empty when nothing answered."""
+
+    def __init__(self, message: str, engine_answers: list[str] | None = None) -> None:
+        Unavailable.__init__(self, message)
+        self.engine_answers = list(engine_answers or [])
 
 
 class BackendRejected(ScorerError, FailedPrecondition):

@@ -173,9 +173,19 @@ async def load_current_adapter(backend: ScoringBackend, adapter_dir: str) -> Non
     try:
         await backend.load_adapter(path, name)
     except BackendUnavailable as exc:
-        log.warning("could not load adapter %s on the engine (%s); serving its default", name, exc)
+        if backend.keep_adapter(path, name):
+            log.warning(
+                "the engine is not answering (%s); adapter %s will be loaded into it once it "
+                "answers",
+                exc,
+                name,
+            )
+        else:
+            log.warning("could not load adapter %s (%s); serving the base model", name, exc)
+        return
     except ScorerError as exc:
         raise ValueError(f"{adapter_dir}/current.json: {exc}") from exc
+    log.info("serving adapter %s from %s (loaded into the engine at start-up)", name, path)
 
 
 async def serve(config: ScorerConfig) -> None:

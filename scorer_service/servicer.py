@@ -214,6 +214,8 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
             device=info.device,
             version=__version__,
             adapter=info.adapter,
+            adapter_reloads=info.adapter_reloads,
+            engine_notes=info.notes,
         )
 
     async def LoadAdapter(
@@ -239,10 +241,24 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         if max_new > alternate.MAX_NEW_TOKENS_LIMIT:
             raise InvalidConversation("max_new_tokens", f"at most {alternate.MAX_NEW_TOKENS_LIMIT}")
         prompt = await asyncio.to_thread(alternate.answer_prompt, messages, self.tokenizer)
+        max_new = _room_after(len(prompt), max_new, await self._context_length())
         generation = await self.backend.generate(
             prompt, max_new, alternate.stop_token_ids(self.tokenizer)
         )
         return scorer_pb2.AnswerResponse(text=generation.text, adapter=generation.adapter)
+
+
+def _room_after(prompt_tokens: int, max_new: int, context_length: int) -> int:
+    """How many tokens may be generated after a prompt within the model's context (at most
+    `max_new`); a prompt that leaves no room is the caller's to shorten."""
+    room = context_length - prompt_tokens
+    if room < 1:
+        raise InvalidConversation(
+            "conversation",
+            f"the prompt is {prompt_tokens} tokens and the model's context {context_length}: "
+            "shorten the conversation or the question",
+        )
+    return min(max_new, room)
 
 
 def _stats_message(stats: scoring.ScoringStats) -> scorer_pb2.FinetuneScoringStats:

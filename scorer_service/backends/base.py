@@ -65,6 +65,10 @@ class BackendInfo:
     device: str = "remote"
     # The LoRA adapter requests are served with ("" for the base model).
     adapter: str = ""
+    # Times the adapter was loaded again into an engine that had lost it (a restart).
+    adapter_reloads: int = 0
+    # What the Scorer noticed about the engine and does about it, one line each.
+    notes: list[str] = field(default_factory=list)
 
 
 class ScoringBackend(abc.ABC):
@@ -108,6 +112,12 @@ class ScoringBackend(abc.ABC):
         name now in use ("" for the base model). Raises AdapterNotFound or InvalidAdapter
         for a bad folder, BackendUnavailable when the engine cannot be reached."""
         raise BackendRejected(f"the {self.name} engine cannot load adapters")
+
+    def keep_adapter(self, path: str, name: str) -> str:
+        """Name the adapter in later requests without loading it now, for an engine that is
+        down at start-up; it is loaded once the engine answers that it lacks it. Returns the
+        name; an engine that cannot defer this serves the base model ("")."""
+        return ""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections, threads or models."""

@@ -7,6 +7,10 @@ or `BackendProtocolError` (an answer that is not JSON or not an HTTP status we e
 Nothing httpx-specific escapes, so the Scorer maps errors to status codes without knowing
 which transport it has.
 
+A call that runs out of retries reports every attempt's error, the engines' own answers
+(a 5xx with its text) before connection errors: an engine that answered 500 with its reason
+and then went down must not be reported as only "cannot connect".
+
 Requests spread over the replicas round robin. A replica that refuses the connection is
 skipped in favour of the next one for the same request, without spending a retry: nothing
 reached it, so nothing was lost. Timeouts and 5xx do spend a retry (with exponential backoff)
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 import httpx
@@ -75,11 +79,26 @@ class EngineClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def post_text_to(self, url: str, path: str, body: Mapping[str, Any]) -> str:
+    async def post_text_to(
+        self,
+        url: str,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        final: Callable[[str], bool] | None = None,
+    ) -> str:
         """POST `body` to the one replica at base URL `url` (a setting every replica must
-        take, such as an adapter); the text of its 2xx answer. Fails like the other calls."""
-        _, response = await self._send("POST", path, body, [base_url(url)])
+        take, such as an adapter); the text of its 2xx answer. Fails like the other calls,
+        except that a 5xx whose error text `final` accepts is a refusal (`BackendRejected`,
+        not retried): an engine that answers 500 for a feature it lacks says so every time."""
+        _, response = await self._send("POST", path, body, [base_url(url)], final=final)
         if not 200 <= response.status_code < 300:
+            if response.status_code >= 500:
+                raise BackendRejected(
+                    f"{url}{path} refused the request (HTTP {response.status_code}): "
+                    f"{engine_error_message(response)}",
+                    response.status_code,
+                )
             self._refuse(url, path, response)
         return response.text
 
@@ -114,43 +133,83 @@ class EngineClient:
         path: str,
         body: Mapping[str, Any] | None,
         urls: list[str] | None = None,
+        final: Callable[[str], bool] | None = None,
     ) -> tuple[str, httpx.Response]:
-        """The first answer that is not a 5xx, with the URL that gave it (from `urls`, by
-        default every replica, starting at the next in turn)."""
+        """The first answer that is not a 5xx (or is one whose text `final` accepts), with the
+        URL that gave it (from `urls`, by default every replica, starting at the next in
+        turn)."""
         if urls is None:
             first = next(self._turn) % len(self._urls)
             order = self._urls[first:] + self._urls[:first]
         else:
             order = urls
-        last_error: dict[str, str] = {}
+        failures = _Failures()
         attempts = self._retries + 1
-        for attempt in range(attempts):
-            if attempt:
-                await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
-            shift = attempt % len(order)
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                await asyncio.sleep(self._backoff * 2 ** (attempt - 2))
+            shift = (attempt - 1) % len(order)
             for url in order[shift:] + order[:shift]:
                 try:
                     response = await self._client.request(method, url + path, json=body)
                 except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                    last_error[url] = f"cannot connect ({_describe(exc)})"
+                    failures.add(attempt, url, f"cannot connect ({_describe(exc)})")
                     continue
                 except httpx.TimeoutException as exc:
-                    last_error[url] = f"timed out ({_describe(exc)})"
+                    failures.add(attempt, url, f"timed out ({_describe(exc)})")
                     break
                 except httpx.TransportError as exc:
-                    last_error[url] = f"connection failed ({_describe(exc)})"
+                    failures.add(attempt, url, f"connection failed ({_describe(exc)})")
                     break
                 if response.status_code >= 500:
-                    last_error[url] = (
-                        f"HTTP {response.status_code}: {engine_error_message(response)}"
+                    message = engine_error_message(response)
+                    if final is not None and final(message):
+                        return url, response
+                    failures.add(
+                        attempt, url, f"HTTP {response.status_code}: {message}", answered=True
                     )
                     break
                 return url, response
-        errors = "; ".join(f"{url}: {error}" for url, error in last_error.items())
         raise BackendUnavailable(
             f"{method} {path} failed after {attempts} attempt(s) on "
-            f"{', '.join(urls or self._urls)}; last error per URL: {errors}"
+            f"{', '.join(urls or self._urls)}: {failures.describe()}",
+            engine_answers=failures.answers(),
         )
+
+
+class _Failures:
+    """Every failed attempt of one call, told back with the engines' answers first and
+    repeats folded ("cannot connect (...) (attempts 2-4)")."""
+
+    def __init__(self) -> None:
+        # (url, error) -> attempt numbers, in the order first seen; and which were answers.
+        self._seen: dict[tuple[str, str], list[int]] = {}
+        self._answered: set[tuple[str, str]] = set()
+
+    def add(self, attempt: int, url: str, error: str, *, answered: bool = False) -> None:
+        key = (url, error)
+        numbers = self._seen.setdefault(key, [])
+        if attempt not in numbers:
+            numbers.append(attempt)
+        if answered:
+            self._answered.add(key)
+
+    def answers(self) -> list[str]:
+        return [f"{url}: {error}" for url, error in self._seen if (url, error) in self._answered]
+
+    def describe(self) -> str:
+        keys = sorted(self._seen, key=lambda key: key not in self._answered)  # stable
+        return "; ".join(
+            f"{url}: {error} ({_attempts(self._seen[url, error])})" for url, error in keys
+        )
+
+
+def _attempts(numbers: list[int]) -> str:
+    if len(numbers) == 1:
+        return f"attempt {numbers[0]}"
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"attempts {numbers[0]}-{numbers[-1]}"
+    return "attempts " + ", ".join(str(number) for number in numbers)
 
 
 def base_url(url: str) -> str:

@@ -40,6 +40,8 @@ class SglangBackend(VllmServerBackend):
     """The requested ranges from `/generate`, from one before the first scored position."""
 
     name = "sglang"
+    # vLLM's LoRA batching bug is vLLM's: SGLang keeps scoring the variants side by side.
+    serial_after_batch_failure = False
 
     def adapter_in_use(self) -> str:
         # `/generate` requests here name no LoRA, so the base model serves them (as the

@@ -11,6 +11,14 @@ JSON encoder refuses non-finite floats); the clamp is undone here so that the po
 `VllmServerBackend` holds what every vLLM-speaking engine shares (model resolution, info,
 greedy generation, concurrency and progress of a `score` call); an engine variant only says
 how one prompt is scored (see `vllm_score.py`).
+
+Engines restart. A restarted vLLM has lost the LoRA adapters loaded at run time and answers
+404 "The model 'v1' does not exist" for the adapter's name; the adapter is then loaded again
+(once, whichever request noticed first) and the request sent again. vLLM with `--enable-lora`
+can fail prompt-logprobs requests batched together (vllm-project/vllm #16668: its engine
+answers 500, and may die); a call whose concurrent variants fail with an engine's 5xx
+switches that engine to one scoring request at a time for good. Both are logged once and
+listed in `BackendInfo.notes`.
 """
 
 from __future__ import annotations
@@ -18,10 +26,12 @@ from __future__ import annotations
 import abc
 import asyncio
 import dataclasses
+import logging
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -38,9 +48,14 @@ from scorer_service.backends.http import EngineClient
 from scorer_service.errors import (
     BackendProtocolError,
     BackendRejected,
+    BackendUnavailable,
     InvalidAdapter,
     WorkCancelled,
 )
+
+log = logging.getLogger("scorer_service.engine")
+
+_T = TypeVar("_T")
 
 # vLLM's stand-in for -inf (`clamp_prompt_logprobs`); anything at or below it is -inf.
 CLAMPED_NEG_INF = -9999.0
@@ -71,8 +86,22 @@ class VllmServerBackend(ScoringBackend):
         self._requested_model = model
         self._info: BackendInfo | None = None
         self._info_lock = asyncio.Lock()
-        # The LoRA adapter requests name as their model ("": the base model).
+        # The LoRA adapter requests name as their model ("": the base model), and its folder.
         self._adapter = ""
+        self._adapter_path = ""
+        # Times the adapter was loaded again into an engine that had lost it.
+        self._reloads = 0
+        self._reload_lock = asyncio.Lock()
+        # Set once concurrent scoring requests failed with the engine's 5xx (vLLM #16668):
+        # from then on one scoring request at a time goes to the engine.
+        self._one_at_a_time = False
+        self._serial = asyncio.Lock()
+        # What the Scorer noticed about the engine and does about it, for GetInfo.
+        self._notes: list[str] = []
+
+    # Engines that fail batched prompt-logprobs requests (vLLM's LoRA bug) are scored one at
+    # a time once noticed; an engine without that bug says False.
+    serial_after_batch_failure = True
 
     @abc.abstractmethod
     async def _score_one(self, model: str, request: ScoreRequest) -> RangeLogprobs:
@@ -86,7 +115,6 @@ class VllmServerBackend(ScoringBackend):
     ) -> list[RangeLogprobs]:
         for index, request in enumerate(requests):
             check_ranges(request, f"request {index}")
-        model = await self._model()
         total = len(requests)
         done = 0
 
@@ -94,7 +122,11 @@ class VllmServerBackend(ScoringBackend):
             nonlocal done
             if should_stop is not None and should_stop():
                 raise WorkCancelled("scoring was cancelled")
-            result = await self._score_one(model, request)
+            if self._one_at_a_time:
+                async with self._serial:
+                    result = await self._as_served(lambda model: self._score_one(model, request))
+            else:
+                result = await self._as_served(lambda model: self._score_one(model, request))
             done += 1
             if progress is not None:
                 progress(
@@ -105,19 +137,46 @@ class VllmServerBackend(ScoringBackend):
                 )
             return result
 
-        # Concurrent, so the variants of one conversation land on different replicas.
-        tasks = [
-            asyncio.create_task(score_and_report(index, request))
-            for index, request in enumerate(requests)
-        ]
+        async def score_all() -> list[RangeLogprobs]:
+            # Concurrent, so the variants of one conversation land on different replicas.
+            tasks = [
+                asyncio.create_task(score_and_report(index, request))
+                for index, request in enumerate(requests)
+            ]
+            try:
+                return list(await asyncio.gather(*tasks))
+            except BaseException:
+                # One failure fails the call; the other requests would only load the engine.
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+
+        batched = not self._one_at_a_time and len(requests) > 1
         try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            # One failure fails the call; the other requests would only load the engine.
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+            return await score_all()
+        except BackendUnavailable as exc:
+            if not (batched and exc.engine_answers and self.serial_after_batch_failure):
+                raise
+            self._score_one_at_a_time(exc)
+            done = 0
+            try:
+                return await score_all()
+            except BackendUnavailable:
+                # The first failure carries the engine's own words; the engine is likely down.
+                raise exc from None
+
+    def _score_one_at_a_time(self, cause: BackendUnavailable) -> None:
+        if self._one_at_a_time:
+            return
+        self._one_at_a_time = True
+        note = (
+            "scoring one request at a time: batched prompt-logprobs requests failed with the "
+            f"engine's own error ({cause.engine_answers[0]}); vLLM with --enable-lora has this "
+            "bug (vllm-project/vllm #16668), start it with --max-num-seqs 1"
+        )
+        self._notes.append(note)
+        log.warning("%s", note)
 
     async def generate(
         self,
@@ -128,16 +187,18 @@ class VllmServerBackend(ScoringBackend):
     ) -> Generation:
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        reply = await self._engine.post_json(
-            "/v1/completions",
-            {
-                "model": await self._model(),
-                "prompt": list(token_ids),
-                "max_tokens": max_new_tokens,
-                "temperature": 0,
-                "top_p": 1,
-                "stop_token_ids": list(stop_token_ids),
-            },
+        reply = await self._as_served(
+            lambda model: self._engine.post_json(
+                "/v1/completions",
+                {
+                    "model": model,
+                    "prompt": list(token_ids),
+                    "max_tokens": max_new_tokens,
+                    "temperature": 0,
+                    "top_p": 1,
+                    "stop_token_ids": list(stop_token_ids),
+                },
+            )
         )
         choice = first_choice(reply)
         text = choice.get("text")
@@ -162,7 +223,12 @@ class VllmServerBackend(ScoringBackend):
                     context_length=context_length,
                     urls=self._engine.urls,
                 )
-            return dataclasses.replace(self._info, adapter=self._adapter)
+            return dataclasses.replace(
+                self._info,
+                adapter=self._adapter,
+                adapter_reloads=self._reloads,
+                notes=list(self._notes),
+            )
 
     def adapter_in_use(self) -> str:
         return self._adapter
@@ -173,25 +239,75 @@ class VllmServerBackend(ScoringBackend):
         `--enable-lora`. A name the server already holds counts as loaded (a Scorer restarted
         with `--adapter-dir` names the adapter the engine kept)."""
         if not path:
-            self._adapter = ""
+            self._adapter = self._adapter_path = ""
             return ""
         name = name or PurePosixPath(path.rstrip("/")).name
         for url in self._engine.urls:
-            try:
-                await self._engine.post_text_to(
-                    url, "/v1/load_lora_adapter", {"lora_name": name, "lora_path": path}
-                )
-            except BackendRejected as exc:
-                if exc.status_code == 404:
-                    raise BackendRejected(
-                        f"{exc} (does the engine run with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True "
-                        "and --enable-lora?)",
-                        404,
-                    ) from exc
-                if "already been loaded" not in str(exc):
-                    raise InvalidAdapter(f"the engine cannot load adapter {path!r}: {exc}") from exc
-        self._adapter = name
+            await self._load_on(url, path, name)
+        self._adapter, self._adapter_path = name, path
         return name
+
+    def keep_adapter(self, path: str, name: str) -> str:
+        """Name adapter `name` (folder `path`) in later requests without loading it now (the
+        engine is down): the first request the engine answers with "does not exist" loads it."""
+        name = name or PurePosixPath(path.rstrip("/")).name
+        self._adapter, self._adapter_path = (name, path) if path else ("", "")
+        return self._adapter
+
+    async def _load_on(self, url: str, path: str, name: str) -> None:
+        try:
+            await self._engine.post_text_to(
+                url,
+                "/v1/load_lora_adapter",
+                {"lora_name": name, "lora_path": path},
+                final=lora_disabled,
+            )
+        except BackendRejected as exc:
+            if lora_disabled(str(exc)):
+                raise BackendRejected(
+                    f"the engine at {url} serves no LoRA adapters, so adapter {name!r} cannot "
+                    "load: start vLLM with --enable-lora (and "
+                    f"VLLM_ALLOW_RUNTIME_LORA_UPDATING=True). The engine said: {exc}",
+                    exc.status_code,
+                ) from exc
+            if exc.status_code == 404:
+                raise BackendRejected(
+                    f"{exc} (does the engine run with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True "
+                    "and --enable-lora?)",
+                    404,
+                ) from exc
+            if "already been loaded" not in str(exc):
+                raise InvalidAdapter(f"the engine cannot load adapter {path!r}: {exc}") from exc
+
+    async def _as_served(self, call: Callable[[str], Awaitable[_T]]) -> _T:
+        """`call(model)` with the model requests name now; when the engine answers that the
+        adapter does not exist (it restarted), the adapter is loaded again and `call` sent
+        once more."""
+        model = await self._model()
+        reloads = self._reloads
+        try:
+            return await call(model)
+        except BackendRejected as exc:
+            if not (self._adapter and model == self._adapter and adapter_missing(str(exc), model)):
+                raise
+            await self._reload_adapter(reloads, str(exc))
+        return await call(await self._model())
+
+    async def _reload_adapter(self, seen: int, cause: str) -> None:
+        async with self._reload_lock:
+            if self._reloads != seen:  # another request loaded it meanwhile
+                return
+            name, path = self._adapter, self._adapter_path
+            for url in self._engine.urls:
+                await self._load_on(url, path, name)
+            self._reloads += 1
+            note = (
+                f"loaded adapter {name} again ({self._reloads} time(s)): the engine had lost it, "
+                f"as after a restart ({cause})"
+            )
+            self._notes = [n for n in self._notes if not n.startswith("loaded adapter ")]
+            self._notes.append(note)
+            log.warning("%s", note)
 
     async def aclose(self) -> None:
         await self._engine.aclose()
@@ -314,6 +430,19 @@ def ranges_from_prompt_logprobs(request: ScoreRequest, reply: Any) -> RangeLogpr
             values.append(logprob_from_wire(found.get("logprob"), f"prompt_logprobs[{position}]"))
         result.append(values)
     return result
+
+
+def lora_disabled(message: str) -> bool:
+    """Whether an engine's error text says it was started without LoRA support (vLLM:
+    "LoRA is not enabled. Use --enable-lora ...", as a 400 or a 500)."""
+    return "lora is not enabled" in message.lower() or "--enable-lora" in message
+
+
+def adapter_missing(message: str, name: str) -> bool:
+    """Whether an engine's refusal says model `name` does not exist (vLLM: "The model `v1`
+    does not exist.", quoted with backticks or apostrophes depending on the version)."""
+    quoted = rf"[`'\"]?{re.escape(name)}[`'\"]?"
+    return re.search(rf"model {quoted} does not exist", message) is not None
 
 
 def check_ranges(request: ScoreRequest, where: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import socket
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -553,3 +554,79 @@ async def test_a_model_the_server_does_not_serve_is_refused_with_what_it_serves(
 ) -> None:
     with pytest.raises(BackendRejected, match=f"'no-such-model' is not served.*'{MODEL}'"):
         await make(VllmBackend, [fake.url], model="no-such-model").info()
+
+
+# --- every attempt's error, and vLLM's LoRA batching bug ----------------------------------
+
+
+async def test_every_attempt_is_reported_with_the_engines_answer_first(
+    fake: FakeVllm, make: BackendFactory
+) -> None:
+    fake.stall_next(1)
+    fake.fail_next(1, status=500)
+
+    with pytest.raises(BackendUnavailable) as caught:
+        await make(VllmBackend, [fake.url], retries=1, timeout=0.3).score([WITH_MEMORIES])
+
+    message = str(caught.value)
+    assert "2 attempt(s)" in message
+    assert message.index("HTTP 500: engine step failed") < message.index("timed out")
+    assert "(attempt 2)" in message and "(attempt 1)" in message
+    assert caught.value.engine_answers == [
+        f"{fake.url}: HTTP 500: engine step failed (InternalServerError)"
+    ]
+
+
+async def test_an_engine_that_answers_500_and_dies_is_reported_by_its_500(
+    make: BackendFactory,
+) -> None:
+    # What a user met: vLLM's engine failed a request with its reason, then the server exited.
+    fake = FakeVllm()
+    fake.__enter__()
+
+    def answer_then_die(handler: Any, exchange: Any) -> bool:
+        handler.send_error_envelope(
+            exchange, 500, "nested", "InternalServerError", "EngineCore encountered an issue."
+        )
+        handler.close_connection = True
+        threading.Thread(target=fake.close).start()
+        return True
+
+    fake._add_fault("/v1/completions", answer_then_die)
+    try:
+        with pytest.raises(BackendUnavailable) as caught:
+            await make(VllmBackend, [fake.url], retries=3, backoff=0.2).score([WITH_MEMORIES])
+    finally:
+        fake.close()
+
+    message = str(caught.value)
+    assert "HTTP 500: EngineCore encountered an issue." in message
+    assert message.index("EngineCore") < message.index("cannot connect")
+    assert "(attempts 2-4)" in message
+
+
+async def test_batched_requests_failing_with_a_5xx_are_scored_one_at_a_time_from_then_on(
+    fake: FakeVllm, make: BackendFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.fail_next(1, status=500, path="/v1/completions")
+    backend = make(VllmBackend, [fake.url], retries=0)
+
+    results = await backend.score([WITH_MEMORIES, WITHOUT_MEMORIES])
+    results += await backend.score([WITH_MEMORIES, WITHOUT_MEMORIES])
+
+    assert results == [expected(WITH_MEMORIES), expected(WITHOUT_MEMORIES)] * 2
+    (note,) = (await backend.info()).notes
+    assert "one request at a time" in note and "engine step failed" in note
+    assert sum("one request at a time" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_a_single_request_failing_does_not_change_how_the_engine_is_used(
+    fake: FakeVllm, make: BackendFactory
+) -> None:
+    fake.fail_next(1, status=500, path="/v1/completions")
+    backend = make(VllmBackend, [fake.url], retries=0)
+
+    with pytest.raises(BackendUnavailable, match="engine step failed"):
+        await backend.score([WITH_MEMORIES])
+
+    assert (await backend.info()).notes == []

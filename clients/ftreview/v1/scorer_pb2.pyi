@@ -210,7 +210,7 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("backend", "model", "context_length", "backend_urls", "device", "version", "adapter")
+    __slots__ = ("backend", "model", "context_length", "backend_urls", "device", "version", "adapter", "adapter_reloads", "engine_notes")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
@@ -218,6 +218,8 @@ class GetInfoResponse(_message.Message):
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_RELOADS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_NOTES_FIELD_NUMBER: _ClassVar[int]
     backend: str
     model: str
     context_length: int
@@ -225,7 +227,9 @@ class GetInfoResponse(_message.Message):
     device: str
     version: str
     adapter: str
-    def __init__(self, backend: _Optional[str] = ..., model: _Optional[str] = ..., context_length: _Optional[int] = ..., backend_urls: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., version: _Optional[str] = ..., adapter: _Optional[str] = ...) -> None: ...
+    adapter_reloads: int
+    engine_notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, backend: _Optional[str] = ..., model: _Optional[str] = ..., context_length: _Optional[int] = ..., backend_urls: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., version: _Optional[str] = ..., adapter: _Optional[str] = ..., adapter_reloads: _Optional[int] = ..., engine_notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LoadAdapterRequest(_message.Message):
     __slots__ = ("path", "name")

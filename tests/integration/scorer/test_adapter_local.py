@@ -26,6 +26,7 @@ from scorer_service.backends.local import LocalBackend
 from scorer_service.conversation import flatten
 from scorer_service.scoring import score_conversation
 from scorer_service.server import ScorerConfig, create_server
+from tests.support.adapters import random_adapter
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +40,8 @@ def own_engine(embedded_backend: LocalBackend) -> LocalBackend:
 
 @pytest.fixture(scope="module")
 def adapter(own_engine: LocalBackend, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(
-        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False
-    )
     folder = tmp_path_factory.mktemp("adapters") / "v1"
-    get_peft_model(copy.deepcopy(own_engine.model), config).save_pretrained(str(folder))
-    return folder
+    return random_adapter(own_engine.model, folder)
 
 
 @pytest.fixture

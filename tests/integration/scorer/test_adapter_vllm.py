@@ -7,6 +7,8 @@ fake_vllm.py; vLLM cannot run on these machines), over real loopback HTTP.
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -124,3 +126,84 @@ async def test_an_engine_without_runtime_lora_says_how_to_enable_it(
     with pytest.raises(BackendRejected, match="VLLM_ALLOW_RUNTIME_LORA_UPDATING"):
         await engine.load_adapter(str(adapter_folder), "v3")
     assert (await engine.info()).adapter == ""
+
+
+async def test_an_engine_that_lost_the_adapter_gets_it_again_once(
+    engine: VllmServerBackend, replicas: tuple[FakeVllm, FakeVllm], adapter_folder: Path
+) -> None:
+    await engine.load_adapter(str(adapter_folder), "v3")
+    for server in replicas:  # both restarted: the adapters loaded at run time are gone
+        server.loras.clear()
+
+    await engine.score([REQUEST, REQUEST])
+    assert (await engine.generate([1, 2, 3], 2)).adapter == "v3"
+
+    info = await engine.info()
+    assert (info.adapter, info.adapter_reloads) == ("v3", 1)
+    assert any(note.startswith("loaded adapter v3 again") for note in info.notes)
+    assert all(len(s.requests_to("/v1/load_lora_adapter")) == 2 for s in replicas)
+    assert all(set(s.loras) == {"v3"} for s in replicas)
+
+
+async def test_a_missing_base_model_is_not_mistaken_for_a_lost_adapter(
+    replicas: tuple[FakeVllm, FakeVllm],
+) -> None:
+    backend = VllmBackend([replicas[0].url], "no-such-model", retries=0)
+    try:
+        with pytest.raises(BackendRejected, match="does not exist"):
+            await backend.score([REQUEST])
+    finally:
+        await backend.aclose()
+    assert replicas[0].requests_to("/v1/load_lora_adapter") == []
+
+
+@pytest.mark.parametrize("status", [500, 400])
+async def test_an_engine_without_lora_is_a_refusal_naming_the_flag_not_retried(
+    status: int, replicas: tuple[FakeVllm, FakeVllm], adapter_folder: Path
+) -> None:
+    server = replicas[0]
+    server.reject_next(
+        "Loading lora v3 failed: LoRA is not enabled. Use --enable-lora to enable LoRA.",
+        status=status,
+        error_type="InternalServerError" if status == 500 else "BadRequestError",
+        path="/v1/load_lora_adapter",
+    )
+    backend = VllmBackend([server.url], retries=3, backoff=0.0)
+    try:
+        with pytest.raises(BackendRejected, match="start vLLM with --enable-lora") as caught:
+            await backend.load_adapter(str(adapter_folder), "v3")
+        assert backend.adapter_in_use() == ""
+    finally:
+        await backend.aclose()
+    assert caught.value.kind == "ENGINE_REJECTED"
+    assert len(server.requests_to("/v1/load_lora_adapter")) == 1
+
+
+async def test_a_scorer_started_while_the_engine_is_down_loads_the_adapter_when_it_answers(
+    replicas: tuple[FakeVllm, FakeVllm], adapter_folder: Path, tmp_path: Path
+) -> None:
+    from scorer_service.server import load_current_adapter
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        marker = tmp_path / "current.json"
+        marker.write_text(json.dumps({"name": "v3", "path": str(adapter_folder)}))
+        backend = VllmBackend([down], retries=0)
+        await load_current_adapter(backend, str(tmp_path))
+        assert backend.adapter_in_use() == "v3"
+        await backend.aclose()
+
+    # The engine comes up (here: at another address) without the adapter.
+    backend = VllmBackend([replicas[0].url], retries=0)
+    backend.keep_adapter(str(adapter_folder), "v3")
+    try:
+        await backend.score([REQUEST])
+        info = await backend.info()
+    finally:
+        await backend.aclose()
+    assert (info.adapter, info.adapter_reloads) == ("v3", 1)
+    assert [e.request["model"] for e in replicas[0].requests_to("/v1/completions")] == [
+        "v3",
+        "v3",
+    ]
