@@ -25,6 +25,7 @@ from review_service.app.config import LearnConfig
 from review_service.app.feed import CandidateEvent, EventKind
 from review_service.domain.errors import InvalidArgument
 from review_service.domain.examples import keyed_reply
+from review_service.domain.grounding import Grounding, candidate_grounding
 from review_service.domain.jobs import TrainingJob
 from review_service.domain.model import (
     MAX_NS,
@@ -53,6 +54,11 @@ _STATUS_FROM_WIRE = {
     review_pb2.CANDIDATE_STATUS_APPROVED: Status.APPROVED,
     review_pb2.CANDIDATE_STATUS_REJECTED: Status.REJECTED,
     review_pb2.CANDIDATE_STATUS_SENT: Status.SENT,
+}
+GROUNDING_TO_WIRE = {
+    Grounding.SUPPORTED: review_pb2.GROUNDING_SUPPORTED,
+    Grounding.BEYOND_MEMORIES: review_pb2.GROUNDING_BEYOND_MEMORIES,
+    Grounding.CONTRADICTS_MEMORY: review_pb2.GROUNDING_CONTRADICTS_MEMORY,
 }
 _ROLE_TO_WIRE = {name: value for value, name in wire_conversation.ROLE_NAMES.items()}
 _EVENT_TO_WIRE = {
@@ -129,6 +135,19 @@ def candidate_to_wire(c: Candidate) -> review_pb2.Candidate:
         stamp.seconds, stamp.nanos = divmod(m.timestamp_ns, NS_PER_SECOND)
     for a in c.memories:
         message.memories.add(node_path=a.node_path, content=a.content, attribution=a.attribution)
+    # Computed on the way out, never stored: it follows the rule of the running version and
+    # the latest per-token values.
+    grounding = candidate_grounding(c)
+    message.grounding = GROUNDING_TO_WIRE[grounding.verdict]
+    add_span = message.grounding_spans.add
+    for span in grounding.spans:
+        add_span(
+            start=span.start,
+            end=span.end,
+            kind=GROUNDING_TO_WIRE[span.kind],
+            node_path=span.node_path,
+            value=span.value,
+        )
     return message
 
 

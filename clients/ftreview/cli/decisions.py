@@ -38,11 +38,20 @@ from ftreview.cli.context import (
     say,
     show,
 )
-from ftreview.client import CandidateStatus, ReviewClient, status_name
+from ftreview.client import CandidateStatus, ReviewClient, grounding_name, status_name
+from ftreview.client.names import GROUNDING_BY_NAME
 from ftreview.core.wire import timestamp_ns
-from ftreview.report import candidate_json, candidate_table, send_notes, stats_text
+from ftreview.report import (
+    candidate_json,
+    candidate_table,
+    grounding_notes,
+    send_notes,
+    stats_text,
+)
 from ftreview.report.shapes import decision_json
 from ftreview.report.tables import decisions_table, fit
+
+GROUNDINGS = list(GROUNDING_BY_NAME)
 
 Decide = Callable[[ReviewClient, list[int]], list[Any]]
 
@@ -50,7 +59,11 @@ Decide = Callable[[ReviewClient, list[int]], list[Any]]
 def cmd_candidates(args: argparse.Namespace) -> int:
     statuses: list[CandidateStatus] = list(args.status or [])
     filtered = bool(
-        args.search or args.conversation or args.min is not None or args.max is not None
+        args.search
+        or args.conversation
+        or args.min is not None
+        or args.max is not None
+        or args.grounding
     )
     with review_client(args) as client:
         candidates = client.list_candidates(
@@ -62,11 +75,15 @@ def cmd_candidates(args: argparse.Namespace) -> int:
             max_divergence=args.max,
         )
         stats = None if candidates or args.json or filtered else client.get_stats()
+    if args.grounding:
+        # Client-side: the Review computes grounding as it answers (it is not stored), and the
+        # list is already short; a server-side filter would compute the same for each row.
+        candidates = [c for c in candidates if grounding_name(c.grounding) in args.grounding]
     if args.json:
         print_json({"candidates": [candidate_json(c) for c in candidates]})
     elif candidates:
         show(candidate_table(candidates, output_width()))
-        for line in send_notes(candidates):
+        for line in grounding_notes(candidates) + send_notes(candidates):
             print(line)
     elif stats is not None:
         print("no candidates\n" + stats_text(stats))
@@ -231,6 +248,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--conversation", metavar="ID", help="only this conversation's")
     p.add_argument("--min", type=float, metavar="X", help="only divergence >= X")
     p.add_argument("--max", type=float, metavar="X", help="only divergence < X")
+    p.add_argument(
+        "--grounding",
+        action="append",
+        choices=GROUNDINGS,
+        help="only replies whose memory-driven words are this (repeatable)",
+    )
 
     p = add_command(commands, "approve", cmd_approve, "approve candidates for fine-tuning")
     p.add_argument("ids", nargs="*", metavar="ID")

@@ -42,6 +42,11 @@ FORMAT_BY_NAME: dict[str, int] = {
     "openai": review_pb2.EXPORT_FORMAT_OPENAI,
     "trl": review_pb2.EXPORT_FORMAT_TRL,
 }
+GROUNDING_BY_NAME: dict[str, int] = {
+    "supported": review_pb2.GROUNDING_SUPPORTED,
+    "beyond_memories": review_pb2.GROUNDING_BEYOND_MEMORIES,
+    "contradicts_memory": review_pb2.GROUNDING_CONTRADICTS_MEMORY,
+}
 VARIANT_BY_NAME: dict[str, int] = {
     "with": scorer_pb2.VARIANT_WITH_MEMORIES,
     "without": scorer_pb2.VARIANT_WITHOUT_MEMORIES,
@@ -76,6 +81,15 @@ def status_name(status: int) -> str:
         if value == status:
             return name
     return "unknown"
+
+
+def grounding_name(grounding: int) -> str:
+    """`"supported"`, `"beyond_memories"`, `"contradicts_memory"`, or "" when the Review did
+    not say (GROUNDING_UNSPECIFIED, or a value this client does not know)."""
+    for name, value in GROUNDING_BY_NAME.items():
+        if value == grounding:
+            return name
+    return ""
 
 
 def reason_name(reason: int) -> str:

@@ -36,6 +36,7 @@ from ftreview.report.shapes import (
 from ftreview.report.tables import (
     candidate_status,
     candidate_table,
+    grounding_notes,
     job_figures,
     jobs_table,
     number,
@@ -64,6 +65,7 @@ __all__ = [
     "candidate_status",
     "candidate_table",
     "config_json",
+    "grounding_notes",
     "job_figures",
     "job_json",
     "jobs_table",

@@ -12,7 +12,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from ftreview.client import activity_state_name, job_state_name, status_name
+from ftreview.client import activity_state_name, grounding_name, job_state_name, status_name
 from ftreview.core.values import format_ns, is_set
 from ftreview.core.wire import timestamp_ns
 from ftreview.v1 import activity_pb2, review_pb2, scorer_pb2
@@ -114,6 +114,18 @@ def candidate_json(candidate: review_pb2.Candidate) -> JsonObject:
         ],
         "send_error": candidate.send_error,
         "job_id": candidate.job_id,
+        "grounding": grounding_name(candidate.grounding) or None,
+        "grounding_spans": [
+            {
+                "start": s.start,
+                "end": s.end,
+                "text": candidate.content[s.start : s.end],
+                "kind": grounding_name(s.kind) or None,
+                "node_path": s.node_path,
+                "value": s.value,
+            }
+            for s in candidate.grounding_spans
+        ],
     }
 
 

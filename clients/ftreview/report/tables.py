@@ -83,6 +83,24 @@ def candidate_status(candidate: review_pb2.Candidate) -> str:
     return status_name(candidate.status)
 
 
+# A flagged row's mark, after its status (the table's STATUS column).
+GROUNDING_MARKS = {
+    review_pb2.GROUNDING_CONTRADICTS_MEMORY: "≠",
+    review_pb2.GROUNDING_BEYOND_MEMORIES: "+",
+}
+
+
+def grounding_notes(candidates: Sequence[review_pb2.Candidate]) -> list[str]:
+    """What the marks of flagged rows mean, one line; empty when no row is flagged."""
+    kinds = {c.grounding for c in candidates}
+    parts = []
+    if review_pb2.GROUNDING_CONTRADICTS_MEMORY in kinds:
+        parts.append("≠ contradicts its memory")
+    if review_pb2.GROUNDING_BEYOND_MEMORIES in kinds:
+        parts.append("+ says more than its memories")
+    return [f"{', '.join(parts)} (--grounding NAME lists them, --json says where)"] if parts else []
+
+
 def send_notes(candidates: Sequence[review_pb2.Candidate]) -> list[str]:
     """For the replies the last send did not train (refused, or a job did not learn them),
     one line each: the id and why. Empty when there are none."""
@@ -95,14 +113,17 @@ def send_notes(candidates: Sequence[review_pb2.Candidate]) -> list[str]:
 
 
 def candidate_table(candidates: Sequence[review_pb2.Candidate], width: int = 0) -> Table:
-    """ID, status (a reply in training names its job), numbers, the question the reply
-    answered (when `width` leaves room for it) and the reply."""
+    """ID, status (a reply in training names its job; ≠ or + after it when the reply
+    contradicts or goes beyond its memories), numbers, the question the reply answered (when
+    `width` leaves room for it) and the reply."""
     with_question = width >= QUESTION_WIDTH
     headers = ["ID", "STATUS", "DIVERGENCE", "PEAK"]
     headers += ["QUESTION", "REPLY"] if with_question else ["REPLY"]
     rows = []
     for c in candidates:
-        row = [str(timestamp_ns(c.timestamp)), candidate_status(c)]
+        mark = GROUNDING_MARKS.get(c.grounding)
+        status = candidate_status(c)
+        row = [str(timestamp_ns(c.timestamp)), f"{status} {mark}" if mark else status]
         row += [number(c.divergence), number(c.peak)]
         if with_question:
             row.append(one_line(c.question, 30) or "-")

@@ -1,7 +1,8 @@
 """The detail pane: the selected reply in its context, and what it leaned on.
 
 From top to bottom: one title line with the reply's own numbers; the question it answered;
-the reply, each character on the colour of its strongest token; the memories of its prompt,
+the reply, each character on the colour of its strongest token, the parts that contradict
+or go beyond its memories on their own colour and listed below it; the memories of its prompt,
 largest attribution first, the top one marked (beside the reply on a wide terminal, below it
 on a narrow one); and why the last send did not train it (the endpoint's refusal, or the
 training job that did not learn it), above the question. What the model
@@ -19,7 +20,12 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
-from ftreview.tui.highlight import highlight_tokens
+from ftreview.tui.highlight import (
+    GROUNDING_FLAGS,
+    grounding_lines,
+    highlight_tokens,
+    mark_grounding,
+)
 from ftreview.tui.views import CandidateView, MemoryView, Status
 
 MEMORIES_BESIDE_COLUMNS = 120
@@ -67,6 +73,11 @@ def _words(text: str) -> str:
 def reply_heading(candidate: CandidateView) -> Text:
     heading = Text()
     heading.append("reply", "bold")
+    if candidate.grounding in GROUNDING_FLAGS:
+        # First, so a narrow terminal cuts the numbers, not the flag.
+        mark, meaning, style = GROUNDING_FLAGS[candidate.grounding]
+        heading.append(" ")
+        heading.append(f"{mark} {meaning}", style)
     heading.append(
         f" · divergence {candidate.divergence:.3f} nats/token · peak {candidate.peak:.2f}"
         f" · {candidate.status_label} · {candidate.conversation_id}"
@@ -167,6 +178,9 @@ class DetailPane(Vertical):
         below.update(memories)
 
         reply = highlight_tokens(candidate.tokens, candidate.content, numbers=request.numbers)
+        if not request.numbers:
+            mark_grounding(reply, candidate.grounding_spans)
+        reply.append_text(grounding_lines(candidate.content, candidate.grounding_spans))
         if beside:
             title.update(reply_heading(candidate))
             body.loading = False

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from rich.style import Style
 from rich.text import Text
 
-from ftreview.tui.views import TokenView
+from ftreview.core.placement import token_spans
+from ftreview.tui.views import GroundingSpanView, TokenView
 
 # (lower bound in nats, background). A token takes the last band whose bound it reaches.
 WARM_BANDS: tuple[tuple[float, str], ...] = (
@@ -58,65 +59,6 @@ class Piece:
     end: int
     divergence: float
     """The largest divergence of the tokens in the run (what its number says)."""
-
-
-def _locate(text: str, content: str, cursor: int) -> tuple[int, int] | None:
-    """Where a token's text sits in the reply, near `cursor` (where the last token ended)."""
-    if not text:
-        return None
-    if content.startswith(text, cursor):
-        return cursor, cursor + len(text)
-    # A token of the same character(s) as the one before: its span overlaps the last one.
-    for start in range(max(0, cursor - len(text)), cursor):
-        if content.startswith(text, start):
-            return start, start + len(text)
-    # Text outside the reply (a template's newline) around the part that is in it.
-    stripped = text.strip()
-    if stripped and stripped != text:
-        found = content.find(stripped, max(0, cursor - len(stripped)), cursor + len(text) + 1)
-        if found >= 0:
-            return found, found + len(stripped)
-    return None
-
-
-def _copies(text: str, content: str, cursor: int) -> int:
-    count = 0
-    while content.startswith(text, cursor + count * len(text)):
-        count += 1
-    return count
-
-
-def token_spans(tokens: Sequence[TokenView], content: str) -> list[tuple[int, int, float]]:
-    """Each token placed on the reply as (start, end, divergence); unplaceable ones left out.
-
-    A run of k tokens with the same text in front of m copies of that text is spread evenly
-    over the copies: the byte tokens of "你你" (six of "你") are three per character, while
-    "ha" "ha" before "haha" is one each. Runs the reply does not continue overlap the token
-    before (the last bytes of a character that an earlier token began).
-    """
-    spans: list[tuple[int, int, float]] = []
-    cursor = 0
-    index = 0
-    while index < len(tokens):
-        text = tokens[index].text
-        run = 1
-        while index + run < len(tokens) and tokens[index + run].text == text:
-            run += 1
-        copies = _copies(text, content, cursor) if text else 0
-        if copies == 0:
-            for token in tokens[index : index + run]:
-                where = _locate(token.text, content, cursor)
-                if where is not None:
-                    spans.append((where[0], where[1], token.divergence))
-                    cursor = max(cursor, where[1])
-        else:
-            for offset, token in enumerate(tokens[index : index + run]):
-                slot = offset if run <= copies else offset * copies // run
-                start = cursor + slot * len(text)
-                spans.append((start, start + len(text), token.divergence))
-            cursor += min(run, copies) * len(text)
-        index += run
-    return spans
 
 
 def char_divergences(tokens: Sequence[TokenView], content: str) -> list[float | None]:
@@ -180,6 +122,54 @@ def highlight_tokens(tokens: Sequence[TokenView], content: str, *, numbers: bool
     return text
 
 
+# A reply's flagged grounding spans (the Review's verdict per memory-driven part): its mark,
+# what it means, and the style laid over the token colours.
+GROUNDING_FLAGS: dict[str, tuple[str, str, Style]] = {
+    "contradicts_memory": (
+        "≠",
+        "contradicts its memory",
+        Style(color="white", bgcolor="#b00020", bold=True, underline=True),
+    ),
+    "beyond_memories": (
+        "+",
+        "beyond its memories",
+        Style(color="white", bgcolor="#6a3d9a", bold=True, underline=True),
+    ),
+}
+
+
+def grounding_lines(content: str, spans: Sequence[GroundingSpanView]) -> Text:
+    """Under the reply, one short line per kind of flag: what the contradicted memory says
+    instead (`≠ nodes[1] says 18 March · Haller`), and the words in no memory (`+ in no
+    memory: Tromsø`). The reply's own colouring shows which words they are."""
+    text = Text()
+    said: dict[str, list[str]] = {}
+    beyond: list[str] = []
+    for span in spans:
+        if span.kind == "contradicts_memory":
+            said.setdefault(span.node_path, []).append(span.value)
+        elif span.kind == "beyond_memories":
+            beyond.append(content[span.start : span.end])
+    mark, _, style = GROUNDING_FLAGS["contradicts_memory"]
+    for node_path, values in said.items():
+        text.append(f"\n{mark}", style)
+        text.append(f" {node_path} says {' · '.join(values)}")
+    if beyond:
+        mark, _, style = GROUNDING_FLAGS["beyond_memories"]
+        text.append(f"\n{mark}", style)
+        text.append(f" in no memory: {' · '.join(beyond)}")
+    return text
+
+
+def mark_grounding(text: Text, spans: Sequence[GroundingSpanView]) -> Text:
+    """`text` (the reply as `highlight_tokens` drew it, without numbers) with its flagged
+    spans in their grounding colour."""
+    for span in spans:
+        if span.kind in GROUNDING_FLAGS and span.end <= len(text.plain):
+            text.stylize(GROUNDING_FLAGS[span.kind][2], span.start, span.end)
+    return text
+
+
 def legend_scale() -> Text:
     """One line per colour band, as used in the reply view."""
     text = Text()
@@ -199,4 +189,7 @@ def legend_scale() -> Text:
     text.append(
         f"  bold underline: ≥ {STRONG_NATS:g} nats or the reply's peak (seen without colour)\n"
     )
+    for mark, meaning, style in GROUNDING_FLAGS.values():
+        text.append(f" {mark} word  ", style)
+        text.append(f"  the reply {meaning} (marked {mark} in the list)\n")
     return text

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 
 import grpc
 
-from ftreview.client import AsyncReviewClient
+from ftreview.client import AsyncReviewClient, grounding_name
 from ftreview.core.wire import timestamp_ns
 from ftreview.errors import FtreviewError, Unavailable, Unimplemented
 from ftreview.tui.activities import ActivityEvent, ActivityEventKind, ActivityState, ActivityView
 from ftreview.tui.views import (
     CandidateView,
     ConfigView,
+    GroundingSpanView,
     JobView,
     MemoryView,
     Status,
@@ -74,6 +75,11 @@ def candidate_view(message: review_pb2.Candidate) -> CandidateView:
         memories=tuple(MemoryView(m.node_path, m.content, m.attribution) for m in message.memories),
         send_error=message.send_error,
         job_id=message.job_id,
+        grounding=grounding_name(message.grounding),
+        grounding_spans=tuple(
+            GroundingSpanView(s.start, s.end, grounding_name(s.kind), s.node_path, s.value)
+            for s in message.grounding_spans
+        ),
     )
 
 

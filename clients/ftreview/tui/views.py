@@ -41,6 +41,19 @@ class MemoryView:
 
 
 @dataclass(frozen=True)
+class GroundingSpanView:
+    """A memory-driven part of the reply (characters start..end) and its own verdict
+    ("supported", "beyond_memories", "contradicts_memory"); `value` is what the memory
+    `node_path` says there."""
+
+    start: int
+    end: int
+    kind: str
+    node_path: str = ""
+    value: str = ""
+
+
+@dataclass(frozen=True)
 class CandidateView:
     timestamp_ns: int
     conversation_id: str
@@ -59,6 +72,9 @@ class CandidateView:
     learn it and why (the reply is approved again)."""
     job_id: str = ""
     """The training job it is in while SENT."""
+    grounding: str = ""
+    """"supported", "beyond_memories", "contradicts_memory", or "" when the Review did not say."""
+    grounding_spans: tuple[GroundingSpanView, ...] = ()
 
     @property
     def in_training(self) -> bool:

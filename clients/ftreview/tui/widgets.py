@@ -18,9 +18,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from ftreview.tui.highlight import legend_scale
+from ftreview.tui.highlight import GROUNDING_FLAGS, legend_scale
 from ftreview.tui.rows import Row
-from ftreview.tui.views import Status
+from ftreview.tui.views import CandidateView, Status
 from ftreview.v1 import scorer_pb2
 
 STATUS_STYLE = {
@@ -62,6 +62,14 @@ def reply_line(content: str, width: int = 70) -> str:
     """A reply on one table row: first line, cut with an ellipsis."""
     flat = " ".join(content.split())
     return flat if len(flat) <= width else flat[: max(1, width - 1)] + "…"
+
+
+def reply_cell(candidate: CandidateView, width: int, style: Style) -> Text:
+    """The reply's first line, after the grounding mark (≠, +) when it is flagged."""
+    if candidate.grounding not in GROUNDING_FLAGS:
+        return Text(reply_line(candidate.content, width), style)
+    mark, _, flag = GROUNDING_FLAGS[candidate.grounding]
+    return Text.assemble((mark, flag), " ", (reply_line(candidate.content, width - 2), style))
 
 
 class CandidateTable(DataTable[Text | str]):
@@ -113,7 +121,7 @@ class CandidateTable(DataTable[Text | str]):
                 Text(f"{lead.divergence:.3f}", style),
                 Text(f"{lead.peak:.2f}", style),
                 Text(count, style + Style(bold=True)),
-                Text(reply_line(lead.content, width), style),
+                reply_cell(lead, width, style),
                 key=str(lead.timestamp_ns),
             )
         if selected_index is not None:

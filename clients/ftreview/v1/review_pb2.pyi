@@ -20,6 +20,13 @@ class CandidateStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CANDIDATE_STATUS_REJECTED: _ClassVar[CandidateStatus]
     CANDIDATE_STATUS_SENT: _ClassVar[CandidateStatus]
 
+class Grounding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GROUNDING_UNSPECIFIED: _ClassVar[Grounding]
+    GROUNDING_SUPPORTED: _ClassVar[Grounding]
+    GROUNDING_BEYOND_MEMORIES: _ClassVar[Grounding]
+    GROUNDING_CONTRADICTS_MEMORY: _ClassVar[Grounding]
+
 class TrainingJobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TRAINING_JOB_STATE_UNSPECIFIED: _ClassVar[TrainingJobState]
@@ -55,6 +62,10 @@ CANDIDATE_STATUS_PENDING: CandidateStatus
 CANDIDATE_STATUS_APPROVED: CandidateStatus
 CANDIDATE_STATUS_REJECTED: CandidateStatus
 CANDIDATE_STATUS_SENT: CandidateStatus
+GROUNDING_UNSPECIFIED: Grounding
+GROUNDING_SUPPORTED: Grounding
+GROUNDING_BEYOND_MEMORIES: Grounding
+GROUNDING_CONTRADICTS_MEMORY: Grounding
 TRAINING_JOB_STATE_UNSPECIFIED: TrainingJobState
 TRAINING_JOB_STATE_QUEUED: TrainingJobState
 TRAINING_JOB_STATE_RUNNING: TrainingJobState
@@ -75,8 +86,22 @@ EXPORT_FORMAT_UNSPECIFIED: ExportFormat
 EXPORT_FORMAT_OPENAI: ExportFormat
 EXPORT_FORMAT_TRL: ExportFormat
 
+class GroundingSpan(_message.Message):
+    __slots__ = ("start", "end", "kind", "node_path", "value")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NODE_PATH_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    kind: Grounding
+    node_path: str
+    value: str
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., kind: _Optional[_Union[Grounding, str]] = ..., node_path: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
 class Candidate(_message.Message):
-    __slots__ = ("timestamp", "conversation_id", "content", "divergence", "peak", "tokens", "alternate", "status", "scored_at", "decided_at", "reject_reason", "context", "question", "memories", "send_error", "job_id")
+    __slots__ = ("timestamp", "conversation_id", "content", "divergence", "peak", "tokens", "alternate", "status", "scored_at", "decided_at", "reject_reason", "context", "question", "memories", "send_error", "job_id", "grounding", "grounding_spans")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +118,8 @@ class Candidate(_message.Message):
     MEMORIES_FIELD_NUMBER: _ClassVar[int]
     SEND_ERROR_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUNDING_FIELD_NUMBER: _ClassVar[int]
+    GROUNDING_SPANS_FIELD_NUMBER: _ClassVar[int]
     timestamp: _timestamp_pb2.Timestamp
     conversation_id: str
     content: str
@@ -109,7 +136,9 @@ class Candidate(_message.Message):
     memories: _containers.RepeatedCompositeFieldContainer[_scorer_pb2.MemoryAttribution]
     send_error: str
     job_id: str
-    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., content: _Optional[str] = ..., divergence: _Optional[float] = ..., peak: _Optional[float] = ..., tokens: _Optional[_Iterable[_Union[_scorer_pb2.TokenScore, _Mapping]]] = ..., alternate: _Optional[str] = ..., status: _Optional[_Union[CandidateStatus, str]] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reject_reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[_conversation_pb2.Message, _Mapping]]] = ..., question: _Optional[str] = ..., memories: _Optional[_Iterable[_Union[_scorer_pb2.MemoryAttribution, _Mapping]]] = ..., send_error: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
+    grounding: Grounding
+    grounding_spans: _containers.RepeatedCompositeFieldContainer[GroundingSpan]
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., content: _Optional[str] = ..., divergence: _Optional[float] = ..., peak: _Optional[float] = ..., tokens: _Optional[_Iterable[_Union[_scorer_pb2.TokenScore, _Mapping]]] = ..., alternate: _Optional[str] = ..., status: _Optional[_Union[CandidateStatus, str]] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reject_reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[_conversation_pb2.Message, _Mapping]]] = ..., question: _Optional[str] = ..., memories: _Optional[_Iterable[_Union[_scorer_pb2.MemoryAttribution, _Mapping]]] = ..., send_error: _Optional[str] = ..., job_id: _Optional[str] = ..., grounding: _Optional[_Union[Grounding, str]] = ..., grounding_spans: _Optional[_Iterable[_Union[GroundingSpan, _Mapping]]] = ...) -> None: ...
 
 class TrainedEntry(_message.Message):
     __slots__ = ("timestamp", "conversation_id", "trained_at", "destination", "job_id", "divergence_before", "divergence_after", "adapter")

@@ -136,9 +136,15 @@ def test_candidates_json_lists_the_candidate(scored: Cli) -> None:
     assert biscuit["status"] == "pending"
     assert biscuit["content"] == "Your cat is named Biscuit."
     assert biscuit["divergence"] > 0.5
+    # "Biscuit", the word its memory drove, is in that memory.
+    assert biscuit["grounding"] == "supported"
+    assert "Biscuit" in [s["text"] for s in biscuit["grounding_spans"]]
     human = ok(scored, "candidates")
     assert str(BISCUIT_REPLY_NS) in human and "pending" in human
     assert "Your cat is named Biscuit." in human
+    assert "≠" not in human and "+ says more" not in human
+    assert as_json(scored, "candidates", "--grounding", "supported")["candidates"]
+    assert ok(scored, "candidates", "--grounding", "contradicts_memory") == "no candidates match\n"
 
 
 def test_no_candidates_says_why(cli: Cli, fixtures_dir: Path) -> None:

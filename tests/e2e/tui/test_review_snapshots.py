@@ -13,11 +13,19 @@ Update after an intended change: `pytest tests/e2e/tui/test_review_snapshots.py
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 from ftreview.tui.app import ReviewApp
-from ftreview.tui.views import CandidateView, ConfigView, MemoryView, Status, TokenView
+from ftreview.tui.views import (
+    CandidateView,
+    ConfigView,
+    GroundingSpanView,
+    MemoryView,
+    Status,
+    TokenView,
+)
 from textual.events import Mount
 
 from scorer_service.model_files import load_tokenizer
@@ -66,6 +74,43 @@ def fixed_candidates(tokenizer: Any) -> list[CandidateView]:
     ]
 
 
+WRONG_REPLY = "Yes — it's on Thursday 12 March at 10:00 with Dr. Weber."
+
+
+def flagged_candidates(tokenizer: Any) -> list[CandidateView]:
+    """Issue 19's wrong reply (contradicting its memory) first, then the fixed ones, one of
+    them going beyond its memories."""
+    dentist = MemoryView("nodes[1]", "Dentist on Wednesday 18 March at 14:30 with Dr. Haller.", 0.7)
+    spans = tuple(
+        GroundingSpanView(
+            WRONG_REPLY.index(said), WRONG_REPLY.index(said) + len(said), "contradicts_memory",
+            "nodes[1]", value,
+        )
+        for said, value in (
+            ("Thursday", "Wednesday"), ("12 March", "18 March"), ("10:00", "14:30"),
+            ("Weber", "Haller"),
+        )
+    )  # fmt: skip
+    wrong = CandidateView(
+        timestamp_ns=BASE_NS + 99,
+        conversation_id="dentist",
+        content=WRONG_REPLY,
+        divergence=2.5,
+        peak=4.0,
+        status=Status.PENDING,
+        tokens=scored(tokenizer, WRONG_REPLY, 9),
+        question="Is my dentist appointment this week?",
+        memories=(dentist,),
+        grounding="contradicts_memory",
+        grounding_spans=spans,
+    )
+    rest = fixed_candidates(tokenizer)
+    tromso = rest[-1]
+    beyond = GroundingSpanView(12, 18, "beyond_memories")
+    rest[-1] = dataclasses.replace(tromso, grounding="beyond_memories", grounding_spans=(beyond,))
+    return [wrong, *rest]
+
+
 class FixedReviewApp(ReviewApp):
     """The review screen on fixed candidates, connected to nothing."""
 
@@ -99,6 +144,14 @@ def test_snapshot_160x48_unicode_reply_with_numbers(
     snap_compare: Any, candidates: list[CandidateView]
 ) -> None:
     assert snap_compare(FixedReviewApp(candidates), terminal_size=(160, 48), press=["j", "n"])
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_snapshot_grounding_flags(snap_compare: Any, size: tuple[int, int]) -> None:
+    """The flagged reply: ≠ in the list and in the title, its wrong values on their own
+    colour and listed with what the memory says; + on a reply beyond its memories."""
+    app = FixedReviewApp(flagged_candidates(load_tokenizer(None)))
+    assert snap_compare(app, terminal_size=size)
 
 
 async def test_footer_at_80_columns_keeps_legend_and_quit(candidates: list[CandidateView]) -> None:

@@ -298,3 +298,53 @@ def test_a_narrow_terminal_cuts_the_text_never_an_id(width: int) -> None:
         assert line.startswith(shown_id + " ")  # whole, pasteable
         assert line.rstrip().endswith("…") and len(line) <= width
     assert "approved" in lines[2]
+
+
+def test_grounding_in_the_json_shape_and_a_flagged_row_in_the_table() -> None:
+    from ftreview.report import candidate_json, candidate_table, grounding_notes
+    from rich.console import Console
+
+    wrong = review_pb2.Candidate(
+        timestamp=to_timestamp(T1),
+        content="It's on 12 March.",
+        status=review_pb2.CANDIDATE_STATUS_PENDING,
+        grounding=review_pb2.GROUNDING_CONTRADICTS_MEMORY,
+        grounding_spans=[
+            review_pb2.GroundingSpan(
+                start=8,
+                end=16,
+                kind=review_pb2.GROUNDING_CONTRADICTS_MEMORY,
+                node_path="nodes[1]",
+                value="18 March",
+            )
+        ],
+    )
+    fine = review_pb2.Candidate(
+        timestamp=to_timestamp(T2), content="Biscuit.", grounding=review_pb2.GROUNDING_SUPPORTED
+    )
+    older = review_pb2.Candidate(timestamp=to_timestamp(T4), content="said nothing")
+    shown = candidate_json(wrong)
+    assert shown["grounding"] == "contradicts_memory"
+    assert shown["grounding_spans"] == [
+        {
+            "start": 8,
+            "end": 16,
+            "text": "12 March",
+            "kind": "contradicts_memory",
+            "node_path": "nodes[1]",
+            "value": "18 March",
+        }
+    ]
+    assert (candidate_json(fine)["grounding"], candidate_json(fine)["grounding_spans"]) == (
+        "supported", [],
+    )  # fmt: skip
+    assert candidate_json(older)["grounding"] is None  # a Review that did not say
+    console = Console(width=80, record=True)
+    console.print(candidate_table([wrong, fine, older], 80))
+    lines = console.export_text().splitlines()
+    assert lines[1].startswith(f"{T1}  pending ≠")
+    assert lines[2].startswith(f"{T2}  unknown ")
+    assert "≠" not in lines[2]
+    assert grounding_notes([fine, older]) == []
+    (note,) = grounding_notes([wrong, fine])
+    assert note.startswith("≠ contradicts its memory")
