@@ -122,7 +122,7 @@ def figures(data: dict[str, Any]) -> review_pb2.TrainingJob:
             answer_before=str(item.get("answer_before") or ""),
             answer_after=str(item.get("answer_after") or ""),
             reason=_words(item.get("reason")),
-            fact=str(item.get("fact") or ""),
+            fact=_fact(item.get("fact")),
         )
         for name in ("divergence_before", "divergence_after"):
             if (value := _number(item.get(name))) is not None:
@@ -130,6 +130,13 @@ def figures(data: dict[str, Any]) -> review_pb2.TrainingJob:
         if isinstance(learnt := item.get("learnt"), bool):
             proof.learnt = learnt
     return message
+
+
+def _fact(value: Any) -> str:
+    """The fact words as one line: ftreview's trainer sends a list of them."""
+    if isinstance(value, list):
+        return " ".join(str(word) for word in value if isinstance(word, str | int | float))
+    return _words(value)
 
 
 def _words(value: Any) -> str:

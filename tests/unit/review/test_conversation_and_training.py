@@ -90,14 +90,16 @@ def test_the_proof_of_a_relayed_job_names_the_reply_it_is_about() -> None:
     key = training.idempotency_key(1_767_225_600_000_000_001)
     answer = {
         "state": "succeeded", "adapter": "v2", "learnt": 1,
-        "per_example": [{"idempotency_key": key, "learnt": True, "fact": "biscuit"},
-                        {"idempotency_key": "theirs", "learnt": False}],
+        "per_example": [{"idempotency_key": key, "learnt": True, "fact": ["dr", "okafor"]},
+                        {"idempotency_key": "theirs", "learnt": False, "fact": "biscuit"}],
     }  # fmt: skip
     wire = job_to_wire(parse_job(answer, "ft-1", "http://trainer"))
     assert (wire.id, wire.adapter, wire.state) == (
         "ft-1", "v2", review_pb2.TRAINING_JOB_STATE_SUCCEEDED,
     )  # fmt: skip
     ours, theirs = wire.per_example
-    assert timestamp_ns(ours.timestamp) == 1_767_225_600_000_000_001 and ours.fact == "biscuit"
+    assert timestamp_ns(ours.timestamp) == 1_767_225_600_000_000_001
+    assert ours.fact == "dr okafor"  # the trainer's list of fact words, as one line
     assert not theirs.HasField("timestamp") and theirs.learnt is False
+    assert theirs.fact == "biscuit"
     assert wire.learnt == 1
