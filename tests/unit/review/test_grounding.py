@@ -36,7 +36,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from review_service.domain.grounding import Grounding, candidate_grounding, ground, units
+from review_service.domain.grounding import Grounding, candidate_grounding, ground
+from review_service.domain.grounding_units import units
 from review_service.domain.model import Candidate, MemoryAttribution, TokenValue
 
 S, B, C = Grounding.SUPPORTED, Grounding.BEYOND_MEMORIES, Grounding.CONTRADICTS_MEMORY
