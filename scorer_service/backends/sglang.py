@@ -24,12 +24,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from scorer_service.backends.base import Generation, RangeLogprobs, ScoreRequest, StopCheck
-from scorer_service.backends.vllm import (
-    VllmServerBackend,
-    expect_list,
-    expect_object,
-    logprob_from_wire,
-)
+from scorer_service.backends.vllm import VllmServerBackend
+from scorer_service.backends.vllm_wire import expect_list, expect_object, logprob_from_wire
 from scorer_service.errors import BackendProtocolError
 
 # Keep the returned log-probabilities raw: SGLang may rescale them by temperature / top-p.

@@ -17,12 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from scorer_service.backends.base import RangeLogprobs, ScoreRequest
-from scorer_service.backends.vllm import (
-    VllmServerBackend,
-    expect_list,
-    expect_object,
-    logprob_from_wire,
-)
+from scorer_service.backends.vllm import VllmServerBackend
+from scorer_service.backends.vllm_wire import expect_list, expect_object, logprob_from_wire
 from scorer_service.errors import BackendProtocolError
 
 
