@@ -17,12 +17,12 @@ from ftreview.core.activity_hub import ActivityHub
 from ftreview.core.security import BearerTokenInterceptor
 from ftreview.core.wire import timestamp_ns, to_timestamp
 from ftreview.v1 import (
-    activity_pb2,
     activity_pb2_grpc,
     conversation_pb2,
     scorer_pb2,
     scorer_pb2_grpc,
 )
+from review_support import FakeActivities
 
 from review_service.adapters.scorer_grpc import GrpcScorer
 from review_service.adapters.scorer_wire import conversation_from_wire
@@ -109,17 +109,6 @@ class StandIn(scorer_pb2_grpc.ScorerServicer):  # type: ignore[misc]
         return scorer_pb2.AnswerResponse(text="Biscuit", adapter=self.adapter)
 
 
-class Activities(activity_pb2_grpc.ActivitiesServicer):  # type: ignore[misc]
-    def __init__(self, hub: ActivityHub) -> None:
-        self.hub = hub
-
-    async def WatchActivities(
-        self, request: activity_pb2.WatchActivitiesRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[activity_pb2.WatchActivitiesResponse]:
-        async for event in self.hub.watch(request.activity_id):
-            yield event
-
-
 @dataclass
 class Running:
     scorer: StandIn
@@ -132,7 +121,7 @@ async def stand_in() -> AsyncIterator[Running]:
     scorer = StandIn(hub)
     server = grpc.aio.server(interceptors=[BearerTokenInterceptor(TOKEN)])
     scorer_pb2_grpc.add_ScorerServicer_to_server(scorer, server)
-    activity_pb2_grpc.add_ActivitiesServicer_to_server(Activities(hub), server)
+    activity_pb2_grpc.add_ActivitiesServicer_to_server(FakeActivities(hub), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     yield Running(scorer, f"127.0.0.1:{port}")
