@@ -101,7 +101,7 @@ class GroundingSpan(_message.Message):
     def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., kind: _Optional[_Union[Grounding, str]] = ..., node_path: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class Candidate(_message.Message):
-    __slots__ = ("timestamp", "conversation_id", "content", "divergence", "peak", "tokens", "alternate", "status", "scored_at", "decided_at", "reject_reason", "context", "question", "memories", "send_error", "job_id", "grounding", "grounding_spans")
+    __slots__ = ("timestamp", "conversation_id", "content", "divergence", "peak", "tokens", "alternate", "status", "scored_at", "decided_at", "reject_reason", "context", "question", "memories", "send_error", "job_id", "grounding", "grounding_spans", "supersedes", "conflicts_with", "change")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +120,9 @@ class Candidate(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     GROUNDING_FIELD_NUMBER: _ClassVar[int]
     GROUNDING_SPANS_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDES_FIELD_NUMBER: _ClassVar[int]
+    CONFLICTS_WITH_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
     timestamp: _timestamp_pb2.Timestamp
     conversation_id: str
     content: str
@@ -138,7 +141,10 @@ class Candidate(_message.Message):
     job_id: str
     grounding: Grounding
     grounding_spans: _containers.RepeatedCompositeFieldContainer[GroundingSpan]
-    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., content: _Optional[str] = ..., divergence: _Optional[float] = ..., peak: _Optional[float] = ..., tokens: _Optional[_Iterable[_Union[_scorer_pb2.TokenScore, _Mapping]]] = ..., alternate: _Optional[str] = ..., status: _Optional[_Union[CandidateStatus, str]] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reject_reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[_conversation_pb2.Message, _Mapping]]] = ..., question: _Optional[str] = ..., memories: _Optional[_Iterable[_Union[_scorer_pb2.MemoryAttribution, _Mapping]]] = ..., send_error: _Optional[str] = ..., job_id: _Optional[str] = ..., grounding: _Optional[_Union[Grounding, str]] = ..., grounding_spans: _Optional[_Iterable[_Union[GroundingSpan, _Mapping]]] = ...) -> None: ...
+    supersedes: _timestamp_pb2.Timestamp
+    conflicts_with: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
+    change: str
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., content: _Optional[str] = ..., divergence: _Optional[float] = ..., peak: _Optional[float] = ..., tokens: _Optional[_Iterable[_Union[_scorer_pb2.TokenScore, _Mapping]]] = ..., alternate: _Optional[str] = ..., status: _Optional[_Union[CandidateStatus, str]] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reject_reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[_conversation_pb2.Message, _Mapping]]] = ..., question: _Optional[str] = ..., memories: _Optional[_Iterable[_Union[_scorer_pb2.MemoryAttribution, _Mapping]]] = ..., send_error: _Optional[str] = ..., job_id: _Optional[str] = ..., grounding: _Optional[_Union[Grounding, str]] = ..., grounding_spans: _Optional[_Iterable[_Union[GroundingSpan, _Mapping]]] = ..., supersedes: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conflicts_with: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., change: _Optional[str] = ...) -> None: ...
 
 class TrainedEntry(_message.Message):
     __slots__ = ("timestamp", "conversation_id", "trained_at", "destination", "job_id", "divergence_before", "divergence_after", "adapter")
@@ -161,7 +167,7 @@ class TrainedEntry(_message.Message):
     def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ..., job_id: _Optional[str] = ..., divergence_before: _Optional[float] = ..., divergence_after: _Optional[float] = ..., adapter: _Optional[str] = ...) -> None: ...
 
 class TrainingJob(_message.Message):
-    __slots__ = ("id", "state", "examples", "epochs", "adapter", "trained_divergence_before", "trained_divergence_after", "recall", "generic_loglik_change", "error", "created_at", "ended_at", "destination", "per_example", "learnt", "drift", "general_retention")
+    __slots__ = ("id", "state", "examples", "epochs", "adapter", "trained_divergence_before", "trained_divergence_after", "recall", "generic_loglik_change", "error", "created_at", "ended_at", "destination", "per_example", "learnt", "drift", "general_retention", "kind", "continued_from", "retention", "facts_checked", "facts_kept")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +185,11 @@ class TrainingJob(_message.Message):
     LEARNT_FIELD_NUMBER: _ClassVar[int]
     DRIFT_FIELD_NUMBER: _ClassVar[int]
     GENERAL_RETENTION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CONTINUED_FROM_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
+    FACTS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    FACTS_KEPT_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: TrainingJobState
     examples: int
@@ -196,7 +207,28 @@ class TrainingJob(_message.Message):
     learnt: int
     drift: float
     general_retention: float
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[TrainingJobState, str]] = ..., examples: _Optional[int] = ..., epochs: _Optional[int] = ..., adapter: _Optional[str] = ..., trained_divergence_before: _Optional[float] = ..., trained_divergence_after: _Optional[float] = ..., recall: _Optional[float] = ..., generic_loglik_change: _Optional[float] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ..., per_example: _Optional[_Iterable[_Union[ExampleProof, _Mapping]]] = ..., learnt: _Optional[int] = ..., drift: _Optional[float] = ..., general_retention: _Optional[float] = ...) -> None: ...
+    kind: str
+    continued_from: str
+    retention: _containers.RepeatedCompositeFieldContainer[FactCheck]
+    facts_checked: int
+    facts_kept: int
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[TrainingJobState, str]] = ..., examples: _Optional[int] = ..., epochs: _Optional[int] = ..., adapter: _Optional[str] = ..., trained_divergence_before: _Optional[float] = ..., trained_divergence_after: _Optional[float] = ..., recall: _Optional[float] = ..., generic_loglik_change: _Optional[float] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ..., per_example: _Optional[_Iterable[_Union[ExampleProof, _Mapping]]] = ..., learnt: _Optional[int] = ..., drift: _Optional[float] = ..., general_retention: _Optional[float] = ..., kind: _Optional[str] = ..., continued_from: _Optional[str] = ..., retention: _Optional[_Iterable[_Union[FactCheck, _Mapping]]] = ..., facts_checked: _Optional[int] = ..., facts_kept: _Optional[int] = ...) -> None: ...
+
+class FactCheck(_message.Message):
+    __slots__ = ("idempotency_key", "timestamp", "comes_back", "retracted", "answer", "fact")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    COMES_BACK_FIELD_NUMBER: _ClassVar[int]
+    RETRACTED_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    FACT_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    timestamp: _timestamp_pb2.Timestamp
+    comes_back: bool
+    retracted: bool
+    answer: str
+    fact: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., comes_back: _Optional[bool] = ..., retracted: _Optional[bool] = ..., answer: _Optional[str] = ..., fact: _Optional[str] = ...) -> None: ...
 
 class ExampleProof(_message.Message):
     __slots__ = ("idempotency_key", "divergence_before", "divergence_after", "answer_before", "answer_after", "learnt", "reason", "fact", "timestamp")
@@ -327,6 +359,26 @@ class Decision(_message.Message):
     conversation_id: str
     content: str
     def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[CandidateStatus, str]] = ..., reason: _Optional[str] = ..., reviewer: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
+
+class ForgetRequest(_message.Message):
+    __slots__ = ("timestamp", "reason", "reviewer")
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_FIELD_NUMBER: _ClassVar[int]
+    timestamp: _timestamp_pb2.Timestamp
+    reason: str
+    reviewer: str
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., reviewer: _Optional[str] = ...) -> None: ...
+
+class ForgetResponse(_message.Message):
+    __slots__ = ("entry", "job_id", "delivery_error")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_ERROR_FIELD_NUMBER: _ClassVar[int]
+    entry: TrainedEntry
+    job_id: str
+    delivery_error: str
+    def __init__(self, entry: _Optional[_Union[TrainedEntry, _Mapping]] = ..., job_id: _Optional[str] = ..., delivery_error: _Optional[str] = ...) -> None: ...
 
 class ListDecisionsRequest(_message.Message):
     __slots__ = ("limit",)

@@ -109,6 +109,11 @@ class ReviewStub:
                 request_serializer=ftreview_dot_v1_dot_review__pb2.ListTrainedRequest.SerializeToString,
                 response_deserializer=ftreview_dot_v1_dot_review__pb2.ListTrainedResponse.FromString,
                 _registered_method=True)
+        self.Forget = channel.unary_unary(
+                '/ftreview.v1.Review/Forget',
+                request_serializer=ftreview_dot_v1_dot_review__pb2.ForgetRequest.SerializeToString,
+                response_deserializer=ftreview_dot_v1_dot_review__pb2.ForgetResponse.FromString,
+                _registered_method=True)
         self.ListJobs = channel.unary_unary(
                 '/ftreview.v1.Review/ListJobs',
                 request_serializer=ftreview_dot_v1_dot_review__pb2.ListJobsRequest.SerializeToString,
@@ -220,6 +225,12 @@ class ReviewServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Forget(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListJobs(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -316,6 +327,11 @@ def add_ReviewServicer_to_server(servicer, server):
                     servicer.ListTrained,
                     request_deserializer=ftreview_dot_v1_dot_review__pb2.ListTrainedRequest.FromString,
                     response_serializer=ftreview_dot_v1_dot_review__pb2.ListTrainedResponse.SerializeToString,
+            ),
+            'Forget': grpc.unary_unary_rpc_method_handler(
+                    servicer.Forget,
+                    request_deserializer=ftreview_dot_v1_dot_review__pb2.ForgetRequest.FromString,
+                    response_serializer=ftreview_dot_v1_dot_review__pb2.ForgetResponse.SerializeToString,
             ),
             'ListJobs': grpc.unary_unary_rpc_method_handler(
                     servicer.ListJobs,
@@ -738,6 +754,33 @@ class Review:
             '/ftreview.v1.Review/ListTrained',
             ftreview_dot_v1_dot_review__pb2.ListTrainedRequest.SerializeToString,
             ftreview_dot_v1_dot_review__pb2.ListTrainedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ftreview.v1.Review/Forget',
+            ftreview_dot_v1_dot_review__pb2.ForgetRequest.SerializeToString,
+            ftreview_dot_v1_dot_review__pb2.ForgetResponse.FromString,
             options,
             channel_credentials,
             insecure,

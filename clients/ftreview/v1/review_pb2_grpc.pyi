@@ -47,6 +47,7 @@ class ReviewStub:
     GetConfig: _grpc.UnaryUnaryMultiCallable[_review_pb2.GetConfigRequest, _review_pb2.GetConfigResponse]
     SetThreshold: _grpc.UnaryUnaryMultiCallable[_review_pb2.SetThresholdRequest, _review_pb2.SetThresholdResponse]
     ListTrained: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListTrainedRequest, _review_pb2.ListTrainedResponse]
+    Forget: _grpc.UnaryUnaryMultiCallable[_review_pb2.ForgetRequest, _review_pb2.ForgetResponse]
     ListJobs: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListJobsRequest, _review_pb2.ListJobsResponse]
     Ask: _grpc.UnaryUnaryMultiCallable[_review_pb2.AskRequest, _review_pb2.AskResponse]
     """What the current model answers without memories (does it know without being told?)."""
@@ -71,6 +72,7 @@ class ReviewAsyncStub(ReviewStub):
     GetConfig: _aio.UnaryUnaryMultiCallable[_review_pb2.GetConfigRequest, _review_pb2.GetConfigResponse]  # type: ignore[assignment]
     SetThreshold: _aio.UnaryUnaryMultiCallable[_review_pb2.SetThresholdRequest, _review_pb2.SetThresholdResponse]  # type: ignore[assignment]
     ListTrained: _aio.UnaryUnaryMultiCallable[_review_pb2.ListTrainedRequest, _review_pb2.ListTrainedResponse]  # type: ignore[assignment]
+    Forget: _aio.UnaryUnaryMultiCallable[_review_pb2.ForgetRequest, _review_pb2.ForgetResponse]  # type: ignore[assignment]
     ListJobs: _aio.UnaryUnaryMultiCallable[_review_pb2.ListJobsRequest, _review_pb2.ListJobsResponse]  # type: ignore[assignment]
     Ask: _aio.UnaryUnaryMultiCallable[_review_pb2.AskRequest, _review_pb2.AskResponse]  # type: ignore[assignment]
     """What the current model answers without memories (does it know without being told?)."""
@@ -182,6 +184,13 @@ class ReviewServicer(metaclass=_abc_1.ABCMeta):
         request: _review_pb2.ListTrainedRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_review_pb2.ListTrainedResponse, _abc.Awaitable[_review_pb2.ListTrainedResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Forget(
+        self,
+        request: _review_pb2.ForgetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.ForgetResponse, _abc.Awaitable[_review_pb2.ForgetResponse]]: ...
 
     @_abc_1.abstractmethod
     def ListJobs(
