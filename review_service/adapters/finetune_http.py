@@ -1,7 +1,9 @@
 """The fine-tuning endpoint over HTTP (httpx), as documented in the README.
 
 Invariant: a reply counts as trained only when the endpoint's 2xx answer names its
-idempotency key in `accepted`. Everything else (a timeout, a refused connection, a 5xx
+idempotency key in `accepted`; a retraction counts as told on a 2xx answer of
+`POST {url}/retract`, or when the endpoint has no such route (404, 405, 501: it keeps no
+knowledge), never on anything else. Everything else (a timeout, a refused connection, a 5xx
 after the last try, a 4xx, a malformed answer) raises `EndpointError` with a reason a person
 can act on, and the caller keeps those candidates approved. Retrying is safe because every
 example carries its reply's idempotency key, which the endpoint must honour.
@@ -17,10 +19,12 @@ import httpx
 
 from review_service.adapters.job_http import HeadersFor, no_headers
 from review_service.domain.errors import EndpointError
-from review_service.domain.ports import EndpointReply
+from review_service.domain.ports import EndpointReply, RetractReply
 
 _BACKOFF_START = 0.2
 _BACKOFF_MAX = 2.0
+# A route that is not there: the endpoint does not have it (same as the jobs route's).
+_ABSENT = (404, 405, 501)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,35 @@ class HttpFinetuneEndpoint:
     async def post(
         self, url: str, body: dict[str, Any], timeout: float, retries: int
     ) -> EndpointReply:
+        response = await self._exchange(url, body, timeout, retries)
+        assert response is not None  # only a route that may be absent answers None
+        return _reply(url, response)
+
+    async def retract(
+        self, url: str, keys: dict[str, str], timeout: float, retries: int
+    ) -> RetractReply:
+        route = f"{url.rstrip('/')}/retract"
+        body = {"retract": [{"idempotency_key": k, "reason": why} for k, why in keys.items()]}
+        response = await self._exchange(route, body, timeout, retries, may_be_absent=True)
+        if response is None:
+            return RetractReply(supported=False)
+        data = _object(route, response)
+        retracted, unknown = data.get("retracted", []), data.get("unknown", [])
+        if not isinstance(retracted, list) or not isinstance(unknown, list):
+            raise EndpointError(f"{route}: `retracted` and `unknown` must be lists")
+        return RetractReply(
+            supported=True,
+            retracted={k for k in retracted if isinstance(k, str)},
+            unknown={k for k in unknown if isinstance(k, str)},
+            job_id=str(data.get("job_id") or ""),
+        )
+
+    async def _exchange(
+        self, url: str, body: dict[str, Any], timeout: float, retries: int,
+        may_be_absent: bool = False,
+    ) -> httpx.Response | None:  # fmt: skip
+        """The 2xx answer to a POST, retried on timeouts, refused connections and 5xx;
+        None when `may_be_absent` and the route is not there (404, 405, 501)."""
         delay = _BACKOFF_START
         reason = ""
         for attempt in range(retries + 1):
@@ -76,6 +109,8 @@ class HttpFinetuneEndpoint:
             except httpx.TransportError as error:
                 reason = f"{url}: {type(error).__name__}: {error}"
                 continue
+            if may_be_absent and response.status_code in _ABSENT:
+                return None
             if response.status_code >= 500:
                 reason = f"{url} answered {response.status_code}: {_excerpt(response)}"
                 continue
@@ -83,7 +118,7 @@ class HttpFinetuneEndpoint:
                 raise EndpointError(
                     f"{url} refused the request ({response.status_code}): {_excerpt(response)}"
                 )
-            return _reply(url, response)
+            return response
         tries = retries + 1
         raise EndpointError(f"{reason} (after {tries} {'try' if tries == 1 else 'tries'})")
 
@@ -93,13 +128,18 @@ def _excerpt(response: httpx.Response) -> str:
     return text[:200] or response.reason_phrase
 
 
-def _reply(url: str, response: httpx.Response) -> EndpointReply:
+def _object(url: str, response: httpx.Response) -> dict[str, Any]:
     try:
         data = response.json()
     except ValueError as error:
         raise EndpointError(f"{url} answered {response.status_code} without JSON") from error
     if not isinstance(data, dict):
         raise EndpointError(f"{url} answered with {type(data).__name__}, expected an object")
+    return data
+
+
+def _reply(url: str, response: httpx.Response) -> EndpointReply:
+    data = _object(url, response)
     accepted = data.get("accepted", [])
     rejected = data.get("rejected", [])
     if not isinstance(accepted, list) or not isinstance(rejected, list):

@@ -25,6 +25,7 @@ from ftreview.v1 import review_pb2
 
 from review_service.domain.jobs import (
     ExampleResult,
+    FactCheck,
     JobState,
     NotFollowable,
     TrainerSilent,
@@ -85,6 +86,12 @@ def parse_job(data: Any, job_id: str, destination: str) -> TrainingJob:
                     _words(item.get("reason")),
                 )
             )
+    retention = tuple(
+        FactCheck(item["idempotency_key"], item["comes_back"], item.get("retracted") is True)
+        for item in data.get("retention") or []
+        if isinstance(item, dict) and isinstance(item.get("idempotency_key"), str)
+        and isinstance(item.get("comes_back"), bool)
+    )  # fmt: skip
     return TrainingJob(
         id=job_id,
         destination=destination,
@@ -99,12 +106,14 @@ def parse_job(data: Any, job_id: str, destination: str) -> TrainingJob:
         error=str(data.get("error") or ""),
         ended_at_ns=_time_ns(data.get("ended_at")) if state.ended else 0,
         per_example=tuple(results),
+        retention=retention,
     )
 
 
 def figures(data: dict[str, Any]) -> review_pb2.TrainingJob:
     """The trainer's figures of one job (the README's `GET /jobs/{id}` fields) as the wire
-    message that carries them; a field missing or not a number stays unset."""
+    message that carries them; a field missing or not a number stays unset (an older
+    trainer says nothing of `kind`, `continued_from`, `retention` or `facts_*`)."""
     message = review_pb2.TrainingJob(epochs=_count(data.get("epochs")))
     for name in (
         "trained_divergence_before", "trained_divergence_after", "recall",
@@ -114,6 +123,21 @@ def figures(data: dict[str, Any]) -> review_pb2.TrainingJob:
             setattr(message, name, value)
     if (learnt := _number(data.get("learnt"))) is not None and learnt >= 0:
         message.learnt = int(learnt)
+    for name in ("kind", "continued_from"):
+        if isinstance(value := data.get(name), str):
+            setattr(message, name, value)
+    for name in ("facts_checked", "facts_kept"):
+        if (count := _number(data.get(name))) is not None and 0 <= count < 2**32:
+            setattr(message, name, int(count))
+    for item in data.get("retention") or []:
+        if isinstance(item, dict) and isinstance(item.get("idempotency_key"), str):
+            message.retention.add(
+                idempotency_key=item["idempotency_key"],
+                comes_back=item.get("comes_back") is True,
+                retracted=item.get("retracted") is True,
+                answer=str(item.get("answer") or ""),
+                fact=_fact(item.get("fact")),
+            )
     for item in data.get("per_example") or []:
         if not isinstance(item, dict) or not isinstance(item.get("idempotency_key"), str):
             continue

@@ -108,6 +108,18 @@ def release_stranded(db: sqlite3.Connection) -> None:
         )  # fmt: skip
 
 
+def ledger_content(db: sqlite3.Connection) -> None:
+    """Fills the reply text of ledger entries written before the ledger kept it (schema 8):
+    from the candidate row if one is stored, else from the reply's latest score (which
+    keeps its text); "" when neither is. Entries that have a text keep it."""
+    db.execute(
+        "UPDATE trained SET content = coalesce("
+        "(SELECT c.content FROM candidates AS c WHERE c.timestamp_ns = trained.timestamp_ns),"
+        " (SELECT s.content FROM scored_replies AS s WHERE s.timestamp_ns = trained.timestamp_ns"
+        " AND s.content IS NOT NULL), '') WHERE content IS NULL"
+    )
+
+
 def _exists(db: sqlite3.Connection, table: str) -> bool:
     found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
     return found.fetchone() is not None

@@ -11,6 +11,7 @@ with a job is SENT, and one without is what its status says.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -18,6 +19,7 @@ from review_service.domain.jobs import JobState, TrainingJob
 from review_service.domain.model import (
     Candidate,
     ContextMessage,
+    KnowledgeState,
     LatestScore,
     MemoryAttribution,
     NotCandidateReason,
@@ -163,11 +165,34 @@ def candidate(row: tuple[Any, ...]) -> Candidate:
     )
 
 
-# Ledger columns added in schema version 4 (NULL in older rows: not measured, no adapter).
-TRAINED_COLUMNS = (("divergence_before", "REAL"), ("divergence_after", "REAL"), ("adapter", "TEXT"))
-TRAINED_SELECT = (
-    "SELECT timestamp_ns, conversation_id, trained_at_ns, destination, job_id,"
-    " divergence_before, divergence_after, adapter FROM trained"
+# Ledger columns added since schema version 4 (NULL in older rows: not measured, no
+# adapter; from schema 8 the fact's knowledge state, NULL read as LIVE and not checked).
+TRAINED_COLUMNS = (
+    ("divergence_before", "REAL"),
+    ("divergence_after", "REAL"),
+    ("adapter", "TEXT"),
+    ("state", "TEXT"),  # a KnowledgeState value
+    ("superseded_by_ns", "INTEGER"),
+    ("reason", "TEXT"),
+    ("retraction_delivered", "INTEGER"),
+    ("comes_back", "INTEGER"),  # NULL: never checked
+    ("checked_by_job", "TEXT"),
+    ("content", "TEXT"),
+    ("reply", "TEXT"),  # the candidate's row as JSON (`row`), NULL when not kept
+)
+_TRAINED_NAMES = "timestamp_ns, conversation_id, trained_at_ns, destination, job_id, " + ", ".join(
+    name for name, _ in TRAINED_COLUMNS
+)
+TRAINED_SELECT = f"SELECT {_TRAINED_NAMES} FROM trained"
+TRAINED_INSERT = (
+    f"INSERT OR IGNORE INTO trained ({_TRAINED_NAMES})"
+    f" VALUES ({', '.join('?' for _ in range(5 + len(TRAINED_COLUMNS)))})"
+)
+# What changes of an entry after it is written (never its reply, job or destination).
+TRAINED_UPDATE = (
+    "UPDATE trained SET divergence_before = ?, divergence_after = ?, adapter = ?, state = ?,"
+    " superseded_by_ns = ?, reason = ?, retraction_delivered = ?, comes_back = ?,"
+    " checked_by_job = ? WHERE timestamp_ns = ?"
 )
 
 
@@ -178,15 +203,46 @@ def trained_values(e: TrainedEntry) -> tuple[Any, ...]:
         e.trained_at_ns,
         e.destination,
         e.job_id,
-        e.divergence_before,
-        e.divergence_after,
-        e.adapter,
+        *_changing(e),
+        e.content,
+        None if e.candidate is None else json.dumps(row(_untrained(e.candidate))),
     )
 
 
+def trained_update(e: TrainedEntry) -> tuple[Any, ...]:
+    return (*_changing(e), e.timestamp_ns)
+
+
+def _changing(e: TrainedEntry) -> tuple[Any, ...]:
+    comes_back = None if e.comes_back is None else int(e.comes_back)
+    return (
+        e.divergence_before, e.divergence_after, e.adapter, e.state.value, e.superseded_by_ns,
+        e.reason, int(e.retraction_delivered), comes_back, e.checked_by_job,
+    )  # fmt: skip
+
+
+def _untrained(c: Candidate) -> Candidate:
+    """A candidate as a ledger entry keeps it: out of its job (the row of a SENT one names
+    its job, which the entry holds already)."""
+    if c.status != Status.SENT and not c.job_id:
+        return c
+    return dataclasses.replace(c, status=Status.APPROVED, job_id="", sent_to="")
+
+
 def trained(row: tuple[Any, ...]) -> TrainedEntry:
-    ts, cid, at, destination, job_id, before, after, adapter = row
-    return TrainedEntry(ts, cid, at, destination, job_id, before, after, adapter or "")
+    (ts, cid, at, destination, job_id, before, after, adapter, state, superseded_by, reason,
+     delivered, comes_back, checked_by, content, reply) = row  # fmt: skip
+    return TrainedEntry(
+        ts, cid, at, destination, job_id, before, after, adapter or "",
+        state=KnowledgeState(state or KnowledgeState.LIVE.value),
+        superseded_by_ns=superseded_by or 0,
+        reason=reason or "",
+        retraction_delivered=bool(delivered),
+        comes_back=None if comes_back is None else bool(comes_back),
+        checked_by_job=checked_by or "",
+        content=content or "",
+        candidate=None if reply is None else candidate(tuple(json.loads(reply))),
+    )  # fmt: skip
 
 
 # A training job as the Review keeps it; per-example results are the trainer's and are not

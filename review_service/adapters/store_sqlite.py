@@ -24,6 +24,8 @@ Invariants:
   replies there (never trained, never sent again). Opening a file removes those entries
   (its job stored FAILED, no adapter), in the migration's transaction; their conversations
   are stored, so the next SyncCandidates brings them back as candidates;
+- a ledger entry of a file from before schema 8 opens LIVE (its knowledge state columns
+  NULL), with its reply's text taken from wherever the file kept it (`ledger_content`);
 - with `background_checkpoints` (the server's store), a commit never checkpoints: SQLite
   would otherwise copy the WAL back into the database inside the commit that passes 1,000
   WAL pages, and that commit (and every decision waiting on it) took up to 72 ms where one
@@ -57,7 +59,7 @@ from review_service.domain.model import (
 )
 from review_service.domain.ports import StoreChange
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -213,6 +215,7 @@ class SqliteStore:
             store_migrations.stats_as_messages(db)
             store_migrations.job_figures_as_messages(db)
             store_migrations.release_stranded(db)
+            store_migrations.ledger_content(db)
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -338,21 +341,14 @@ class SqliteStore:
 
     def _write(self, change: StoreChange) -> None:
         db = self._db
-        ledger_columns = "timestamp_ns, conversation_id, trained_at_ns, destination, job_id, " + (
-            ", ".join(name for name, _ in store_rows.TRAINED_COLUMNS)
-        )
         self._many("DELETE FROM trained WHERE timestamp_ns = ?", [(ts,) for ts in change.untrained])
         self._many(
-            f"INSERT OR IGNORE INTO trained ({ledger_columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [store_rows.trained_values(e) for e in change.trained],
+            store_rows.TRAINED_INSERT, [store_rows.trained_values(e) for e in change.trained]
         )
-        # Measurements only: an entry is never created or moved to another reply here.
+        # Measurements and knowledge state: an entry is never created or moved here.
         self._many(
-            "UPDATE trained SET divergence_before = ?, divergence_after = ?, adapter = ?"
-            " WHERE timestamp_ns = ?",
-            [(e.divergence_before, e.divergence_after, e.adapter, e.timestamp_ns)
-             for e in change.ledger_updates],
-        )  # fmt: skip
+            store_rows.TRAINED_UPDATE, [store_rows.trained_update(e) for e in change.ledger_updates]
+        )
         marks = ", ".join("?" for _ in store_rows.JOB_COLUMNS)
         self._many(
             f"INSERT OR REPLACE INTO jobs ({', '.join(store_rows.JOB_COLUMNS)}) VALUES ({marks})",

@@ -11,7 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import cast
 
 from ftreview.core.values import NS_PER_SECOND
@@ -21,6 +21,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from review_service.adapters import wire_conversation
 from review_service.adapters.scorer_wire import REASON_TO_WIRE, stats_to_wire
+from review_service.app.changes_view import CandidateChanges
 from review_service.app.config import LearnConfig
 from review_service.app.feed import CandidateEvent, EventKind
 from review_service.domain.errors import InvalidArgument
@@ -32,6 +33,7 @@ from review_service.domain.model import (
     MIN_NS,
     Candidate,
     DecisionRecord,
+    KnowledgeState,
     LatestScore,
     Status,
     TrainedEntry,
@@ -54,6 +56,11 @@ _STATUS_FROM_WIRE = {
     review_pb2.CANDIDATE_STATUS_APPROVED: Status.APPROVED,
     review_pb2.CANDIDATE_STATUS_REJECTED: Status.REJECTED,
     review_pb2.CANDIDATE_STATUS_SENT: Status.SENT,
+}
+KNOWLEDGE_TO_WIRE = {
+    KnowledgeState.LIVE: review_pb2.KNOWLEDGE_STATE_LIVE,
+    KnowledgeState.SUPERSEDED: review_pb2.KNOWLEDGE_STATE_SUPERSEDED,
+    KnowledgeState.RETRACTED: review_pb2.KNOWLEDGE_STATE_RETRACTED,
 }
 GROUNDING_TO_WIRE = {
     Grounding.SUPPORTED: review_pb2.GROUNDING_SUPPORTED,
@@ -100,10 +107,13 @@ def statuses_from_wire(values: Iterable[int]) -> list[Status]:
 # -- to the wire ------------------------------------------------------------------------
 
 
-def candidate_to_wire(c: Candidate) -> review_pb2.Candidate:
+def candidate_to_wire(
+    c: Candidate, changes: CandidateChanges | None = None
+) -> review_pb2.Candidate:
     """Every Approve, Reject and watch event answers with the candidate, context and
     per-token values included: the servicer's largest share of Python time per decision
-    (bench/bench_review.py), hence bound `add`s and timestamps set in place."""
+    (bench/bench_review.py), hence bound `add`s and timestamps set in place. `changes`:
+    what it would change (`Review.changes`), computed from the view; none when not given."""
     message = review_pb2.Candidate(
         timestamp=to_timestamp(c.timestamp_ns),
         conversation_id=c.conversation_id,
@@ -148,6 +158,12 @@ def candidate_to_wire(c: Candidate) -> review_pb2.Candidate:
             node_path=span.node_path,
             value=span.value,
         )
+    if changes is not None:
+        if changes.supersedes is not None:
+            message.supersedes.CopyFrom(to_timestamp(changes.supersedes.other_ns))
+        for conflict in changes.conflicts:
+            message.conflicts_with.add().CopyFrom(to_timestamp(conflict.other_ns))
+        message.change = changes.line
     return message
 
 
@@ -178,7 +194,7 @@ def decision_to_wire(d: DecisionRecord) -> review_pb2.Decision:
 
 
 def trained_to_wire(e: TrainedEntry) -> review_pb2.TrainedEntry:
-    return review_pb2.TrainedEntry(
+    message = review_pb2.TrainedEntry(
         timestamp=to_timestamp(e.timestamp_ns),
         conversation_id=e.conversation_id,
         trained_at=to_timestamp(e.trained_at_ns),
@@ -187,7 +203,16 @@ def trained_to_wire(e: TrainedEntry) -> review_pb2.TrainedEntry:
         divergence_before=e.divergence_before,
         divergence_after=e.divergence_after,
         adapter=e.adapter,
+        state=KNOWLEDGE_TO_WIRE[e.state],
+        reason=e.reason,
+        retraction_delivered=e.retraction_delivered,
+        comes_back=e.comes_back,
+        checked_by_job=e.checked_by_job,
+        content=e.content,
     )
+    if e.superseded_by_ns:
+        message.superseded_by.CopyFrom(to_timestamp(e.superseded_by_ns))
+    return message
 
 
 def job_to_wire(j: TrainingJob) -> review_pb2.TrainingJob:
@@ -204,10 +229,11 @@ def job_to_wire(j: TrainingJob) -> review_pb2.TrainingJob:
             destination=j.destination,
         )
     )
-    for proof in message.per_example:
-        ts = keyed_reply(proof.idempotency_key)
+    keyed: list[review_pb2.ExampleProof | review_pb2.FactCheck] = [*message.per_example]
+    for item in [*keyed, *message.retention]:
+        ts = keyed_reply(item.idempotency_key)
         if ts is not None and MIN_NS <= ts <= MAX_NS:
-            proof.timestamp.CopyFrom(to_timestamp(ts))
+            item.timestamp.CopyFrom(to_timestamp(ts))
     if j.created_at_ns:
         message.created_at.CopyFrom(to_timestamp(j.created_at_ns))
     if j.ended_at_ns:
@@ -228,11 +254,14 @@ def config_to_wire(config: LearnConfig, path: str) -> review_pb2.Config:
     )
 
 
-def event_to_wire(event: CandidateEvent) -> review_pb2.WatchCandidatesResponse:
+def event_to_wire(
+    event: CandidateEvent, changes: Callable[[Candidate], CandidateChanges] | None = None
+) -> review_pb2.WatchCandidatesResponse:
     kind = cast(review_pb2.CandidateEventKind, _EVENT_TO_WIRE[event.kind])
     message = review_pb2.WatchCandidatesResponse(kind=kind)
     if event.candidate is not None:
-        message.candidate.CopyFrom(candidate_to_wire(event.candidate))
+        found = changes(event.candidate) if changes is not None else None
+        message.candidate.CopyFrom(candidate_to_wire(event.candidate, found))
     if event.stats is not None:
         message.stats.CopyFrom(stats_to_wire(event.stats))
     return message

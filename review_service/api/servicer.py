@@ -38,6 +38,7 @@ from review_service.api.convert import (
 )
 from review_service.app.review import CandidateFilter, Review
 from review_service.domain.errors import InvalidArgument
+from review_service.domain.model import Candidate
 
 
 def _deadline(context: grpc.aio.ServicerContext) -> float | None:
@@ -48,6 +49,10 @@ def _deadline(context: grpc.aio.ServicerContext) -> float | None:
 class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unused-ignore]
     def __init__(self, review: Review) -> None:
         self._review = review
+
+    def _wire(self, candidate: Candidate) -> review_pb2.Candidate:
+        """A candidate as answered, with what it would change (supersedes, conflicts)."""
+        return candidate_to_wire(candidate, self._review.changes(candidate))
 
     async def Ingest(
         self, request: review_pb2.IngestRequest, context: grpc.aio.ServicerContext
@@ -76,7 +81,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
             max_divergence=(request.max_divergence if request.HasField("max_divergence") else None),
         )
         found = self._review.candidates(which, order)
-        return review_pb2.ListCandidatesResponse(candidates=[candidate_to_wire(c) for c in found])
+        return review_pb2.ListCandidatesResponse(candidates=[self._wire(c) for c in found])
 
     async def WatchCandidates(
         self, request: review_pb2.WatchCandidatesRequest, context: grpc.aio.ServicerContext
@@ -85,7 +90,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
         async for event in self._review.watch():
             wire = getattr(event, "_wire", None)
             if wire is None:
-                wire = event_to_wire(event)
+                wire = event_to_wire(event, self._review.changes)
                 object.__setattr__(event, "_wire", wire)
             yield wire
 
@@ -95,7 +100,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
         done = await self._review.approve(
             timestamps_from_wire(request.timestamps), request.reviewer
         )
-        return review_pb2.ApproveResponse(candidates=[candidate_to_wire(c) for c in done])
+        return review_pb2.ApproveResponse(candidates=[self._wire(c) for c in done])
 
     async def Reject(
         self, request: review_pb2.RejectRequest, context: grpc.aio.ServicerContext
@@ -103,7 +108,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
         done = await self._review.reject(
             timestamps_from_wire(request.timestamps), request.reason, request.reviewer
         )
-        return review_pb2.RejectResponse(candidates=[candidate_to_wire(c) for c in done])
+        return review_pb2.RejectResponse(candidates=[self._wire(c) for c in done])
 
     async def ClearDecision(
         self, request: review_pb2.ClearDecisionRequest, context: grpc.aio.ServicerContext
@@ -111,7 +116,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
         done = await self._review.clear_decision(
             timestamps_from_wire(request.timestamps), request.reviewer
         )
-        return review_pb2.ClearDecisionResponse(candidates=[candidate_to_wire(c) for c in done])
+        return review_pb2.ClearDecisionResponse(candidates=[self._wire(c) for c in done])
 
     async def ListDecisions(
         self, request: review_pb2.ListDecisionsRequest, context: grpc.aio.ServicerContext
@@ -132,7 +137,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
             request.request_id,
             context.time_remaining(),
         )
-        return review_pb2.ReviewGenerateAlternateResponse(candidate=candidate_to_wire(candidate))
+        return review_pb2.ReviewGenerateAlternateResponse(candidate=self._wire(candidate))
 
     async def Send(
         self, request: review_pb2.SendRequest, context: grpc.aio.ServicerContext
@@ -217,6 +222,20 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
     ) -> review_pb2.ListTrainedResponse:
         entries = self._review.trained()
         return review_pb2.ListTrainedResponse(entries=[trained_to_wire(e) for e in entries])
+
+    async def Forget(
+        self, request: review_pb2.ForgetRequest, context: grpc.aio.ServicerContext
+    ) -> review_pb2.ForgetResponse:
+        if not request.HasField("timestamp"):
+            raise InvalidArgument("timestamp", "required: the trained reply to forget")
+        outcome = await self._review.forget(
+            timestamp_from_wire(request.timestamp, "timestamp"), request.reason, request.reviewer
+        )
+        return review_pb2.ForgetResponse(
+            entry=trained_to_wire(outcome.entry),
+            job_id=outcome.job_id,
+            delivery_error=outcome.delivery_error,
+        )
 
     async def ListJobs(
         self, request: review_pb2.ListJobsRequest, context: grpc.aio.ServicerContext

@@ -7,6 +7,9 @@ Invariants:
   keeps the first decision time) and reversible until the candidate is sent;
 - only the `REJECTED_KEPT` most recently rejected stay listed: a rejection that pushes one
   out forgets it in the same transaction, and watchers see it leave;
+- approving a reply that replaces a live trained fact (`knowledge.decided`) supersedes
+  that fact in the decision's transaction; taking the approval back puts the fact back to
+  live while the endpoint was not told;
 - every decision that changed a candidate is added to the history (`DecisionRecord`: what
   it became, the reason, the reviewer, the time) in the same transaction, and the history
   is never cut: a forgotten rejection keeps its reason there.
@@ -21,9 +24,9 @@ from collections.abc import Callable
 from review_service.app.feed import CandidateEvent, EventKind
 from review_service.app.view import View
 from review_service.app.writer import Writer
-from review_service.domain import sync
+from review_service.domain import knowledge, sync
 from review_service.domain.errors import InvalidArgument
-from review_service.domain.model import Candidate, DecisionRecord, Status
+from review_service.domain.model import Candidate, DecisionRecord, Status, TrainedEntry
 from review_service.domain.ports import StoreChange
 
 Rule = Callable[[Candidate, int], Candidate]
@@ -74,9 +77,22 @@ class Decisions:
             state.update({c.timestamp_ns: c for c in forgotten})
             result = [state[ts] for ts in unique]
             logged = [_record(c, reviewer.strip(), now) for c in changed]
-            return StoreChange(decided=changed + forgotten, logged=logged), events, result
+            ledger = _ledger_after(view, changed + forgotten)
+            change = StoreChange(decided=changed + forgotten, logged=logged, ledger_updates=ledger)
+            return change, events, result
 
         return await self._writer.mutate(plan)
+
+
+def _ledger_after(view: View, decided: list[Candidate]) -> list[TrainedEntry]:
+    """The facts these decisions supersede, or put back to live (`knowledge.decided`)."""
+    updated: dict[int, TrainedEntry] = {}
+    ledger = view.ledger
+    for new in decided:
+        for entry in knowledge.decided(ledger, view.candidates[new.timestamp_ns], new):
+            updated[entry.timestamp_ns] = entry
+            ledger = ledger.set(entry.timestamp_ns, entry)
+    return list(updated.values())
 
 
 def _record(c: Candidate, reviewer: str, now: int) -> DecisionRecord:

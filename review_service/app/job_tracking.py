@@ -140,7 +140,9 @@ class JobTracking:
     async def _follow(self, key: tuple[str, str]) -> None:
         job = self._writer.view.jobs[key]
         count = len(self._writer.view.job_candidates(job)) or job.examples
-        activity = self._activity("train", f"train {_replies(count)}", job, job.total_steps)
+        # A job with no replies of its own: the endpoint's consolidation after a retraction.
+        label = f"train {_replies(count)}" if count else f"consolidate (job {job.id})"
+        activity = self._activity("train", label, job, job.total_steps)
         stored_state = job.state
         activity.progress(0, None, f"accepted by {job.destination} as job {job.id}")
         # A job that ended before replies were re-sent into it: ask it again what it learnt.

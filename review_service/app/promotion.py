@@ -10,6 +10,9 @@ Invariants (issue 16):
 - where nobody can ever say what was learnt (an export with `mark_trained`, an endpoint
   that names no job or has no jobs route), handing the reply over is all anyone will know,
   and it goes to the ledger at once (`handed_over`);
+- a succeeded job's retention checks (does an earlier fact still come back on its model?)
+  are written to the ledger entries they are about in the transaction of its end, and the
+  replies it learnt come back by definition (`comes_back`, checked by that job);
 - ledger entries an earlier version wrote at acceptance (adapter "") follow their job's
   word too: learnt ones get its adapter, the others leave the ledger (their conversations
   are stored, so the next SyncCandidates brings them back as candidates).
@@ -26,8 +29,9 @@ from dataclasses import dataclass
 
 from review_service.app.feed import CandidateEvent, EventKind
 from review_service.app.view import View
+from review_service.domain import knowledge
 from review_service.domain.examples import idempotency_key
-from review_service.domain.jobs import TrainingJob
+from review_service.domain.jobs import JobState, TrainingJob
 from review_service.domain.model import Candidate, Status, TrainedEntry
 from review_service.domain.ports import StoreChange
 
@@ -66,10 +70,12 @@ def handed_over(
     entries = [
         TrainedEntry(
             c.timestamp_ns, c.conversation_id, now, destination, job_id,
-            divergence_before=view.candidates.get(c.timestamp_ns, c).divergence,
+            divergence_before=current.divergence, content=current.content,
+            candidate=_kept(current),
         )
         for c in batch
         if c.timestamp_ns not in view.ledger
+        and (current := view.candidates.get(c.timestamp_ns, c)) is not None
     ]  # fmt: skip
     return StoreChange(trained=entries, delete=[c.timestamp_ns for c in batch])
 
@@ -118,7 +124,8 @@ def ended(view: View, job: TrainingJob) -> tuple[StoreChange, list[CandidateEven
             change.trained.append(
                 TrainedEntry(
                     c.timestamp_ns, c.conversation_id, now, job.destination, job.id,
-                    divergence_before=c.divergence, adapter=job.adapter,
+                    divergence_before=c.divergence, adapter=job.adapter, comes_back=True,
+                    checked_by_job=job.id, content=c.content, candidate=_kept(c),
                 )
             )  # fmt: skip
             change.delete.append(c.timestamp_ns)
@@ -140,6 +147,14 @@ def ended(view: View, job: TrainingJob) -> tuple[StoreChange, list[CandidateEven
         elif job.adapter:
             change.ledger_updates.append(dataclasses.replace(entry, adapter=job.adapter))
             learnt += 1
+    if job.state == JobState.SUCCEEDED:
+        # Its retention checks: do the earlier facts still come back on its model?
+        updated = {e.timestamp_ns: e for e in change.ledger_updates}
+        ledger = {**view.ledger, **updated}
+        learnt_now = [e.timestamp_ns for e in change.trained]
+        for entry in knowledge.checked(ledger, job, learnt_now):
+            updated[entry.timestamp_ns] = entry
+        change.ledger_updates = list(updated.values())
     return change, events, Settled(learnt, returned, released)
 
 
@@ -154,3 +169,9 @@ def unfollowable(
     change = handed_over(view, waiting, job.destination, job.id)
     change.jobs.append(job)
     return change, removed_events(view, waiting), len(change.trained)
+
+
+def _kept(c: Candidate) -> Candidate:
+    """The candidate as its ledger entry keeps it: approved, out of any job (the entry
+    names the job)."""
+    return dataclasses.replace(c, status=Status.APPROVED, job_id="", sent_to="", send_error="")

@@ -29,10 +29,12 @@ from dataclasses import dataclass
 
 from ftreview.core.activity_hub import ActivityHub
 
+from review_service.app.changes_view import CandidateChanges, ChangesView
 from review_service.app.config import ConfigFile, LearnConfig
 from review_service.app.decisions import Decisions
 from review_service.app.feed import CandidateEvent, CandidateFeed
 from review_service.app.job_tracking import JobTracking
+from review_service.app.knowledge import Knowledge
 from review_service.app.scoring import Scoring
 from review_service.app.shipping import ExportResult, SendReport, Shipping, in_flight_reason
 from review_service.app.tasks import Background
@@ -139,6 +141,7 @@ class Review:
         self._background = Background(hub)
         self._closed = False
         self._last_config = config_file.load()
+        self._changes = ChangesView()
         self._decisions = Decisions(self._writer)
         self._scoring = Scoring(
             self._writer, scorer, codec, self._background, self.load_config, scorer_ready_timeout
@@ -147,9 +150,12 @@ class Review:
             self._writer, self._jobs, scorer, self._scoring.stored, self._background,
             self.load_config,
         )  # fmt: skip
+        self._knowledge = Knowledge(
+            self._writer, endpoint, self._background, self.load_config, self._tracking.follow
+        )
         self._shipping = Shipping(
             self._writer, endpoint, self._background, config_file, self.load_config, codec,
-            self._tracking.follow,
+            self._tracking.follow, before_send=self._knowledge.deliver,
         )  # fmt: skip
         self.approve = self._decisions.approve
         self.reject = self._decisions.reject
@@ -161,11 +167,14 @@ class Review:
         self.ask = self._scoring.ask
         self.send = self._shipping.send
         self.export = self._shipping.export
+        self.forget = self._knowledge.forget
 
     def resume(self) -> None:
         """Pick up what the last process left (from a running event loop, once): follow
-        the training jobs not ended, re-score the trained replies not measured yet."""
+        the training jobs not ended, re-score the trained replies not measured yet, tell
+        the endpoint the retractions not delivered yet."""
         self._tracking.resume()
+        self._knowledge.resume()
 
     @property
     def writer(self) -> Writer:
@@ -188,6 +197,11 @@ class Review:
         await self._jobs.close()
 
     # -- reading ------------------------------------------------------------------------
+
+    def changes(self, candidate: Candidate) -> CandidateChanges:
+        """The live fact `candidate` supersedes and the undecided candidates it conflicts
+        with, in the current view (`changes_view`)."""
+        return self._changes.of(self._writer.view, candidate)
 
     def visible(self) -> list[Candidate]:
         return [c for c in self._writer.view.candidates.values() if c.visible]

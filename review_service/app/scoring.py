@@ -10,6 +10,10 @@ Invariants:
   it and the merge skips it;
 - ingest scores only the replies not scored before (the next turn costs the new reply); a
   conversation's passes run one at a time, so two passes never interleave their merges;
+- a pass whose conversation's memories say otherwise about a live trained fact of an
+  earlier conversation retracts that fact in the transaction that stores the pass
+  (`knowledge.memory_retracted`; the next Send tells the endpoint), unless one of the
+  pass's undecided candidates would replace it: then that candidate's decision does;
 - a pass that fails records its reason in the stats and marks nothing as scored;
 - the Scorer's progress reaches clients through the Review only: each pass and each
   alternate is a Review activity that relays the Scorer's activity of the same id.
@@ -33,9 +37,15 @@ from review_service.app.feed import CandidateEvent, EventKind
 from review_service.app.tasks import Background
 from review_service.app.view import View
 from review_service.app.writer import Writer
-from review_service.domain import latest_scores, replies, sync
+from review_service.domain import knowledge, latest_scores, replies, sync
 from review_service.domain.errors import FailedPrecondition, InvalidArgument, NotFound, ReviewError
-from review_service.domain.model import Candidate, Conversation, ScoredReply, ScoringStats
+from review_service.domain.model import (
+    Candidate,
+    Conversation,
+    MemoryAttribution,
+    ScoredReply,
+    ScoringStats,
+)
 from review_service.domain.ports import Answer, ConversationCodec, Scorer, StoreChange
 
 log = logging.getLogger("review_service")
@@ -179,6 +189,13 @@ class Scoring:
     ) -> int:
         cid = conversation.id
         given = replies.given(conversation)
+        # Its memories, for the facts of earlier conversations they may change.
+        memories = [
+            MemoryAttribution(m.node_path, m.content, 0.0)
+            for m in conversation.messages
+            if m.memory and m.content.strip()
+        ]
+        newest = max((m.timestamp_ns for m in conversation.messages if m.is_reply), default=0)
 
         def plan(view: View) -> tuple[StoreChange | None, list[CandidateEvent], int]:
             now = time.time_ns()
@@ -188,6 +205,9 @@ class Scoring:
                 scores=(cid, latest_scores.from_pass(cid, scored, now)),
                 conversation=conversation,
                 stats=stats,
+                ledger_updates=knowledge.memory_retracted(
+                    view.ledger, cid, memories, newest, outcome.added + outcome.updated
+                ),
             )
             events = [CandidateEvent(EventKind.ADDED, c) for c in outcome.added]
             events += [CandidateEvent(EventKind.UPDATED, c) for c in outcome.updated if c.visible]

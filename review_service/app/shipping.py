@@ -11,6 +11,8 @@ Invariants (docs/design.md §6, issues 7 and 16):
   timeout, a 5xx) may have been trained: it is held back from every export, with the
   reason on the candidate, and only a Send (same idempotency key, which the endpoint trains
   at most once) settles it. So no reply is trained twice;
+- a Send first tells the endpoint the retractions still pending (`knowledge`), then posts
+  its examples, so an endpoint never trains a new fact before hearing the old one is gone;
 - sends and exports run one at a time, so two of them never hand out the same reply;
 - an accepted send that names a job stores the job in the transaction that puts its
   replies in training, and only then hands it to be followed (`job_tracking`), so a crash
@@ -23,7 +25,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from ftreview.core.values import format_ns
@@ -77,11 +79,13 @@ class Shipping:
         load_config: Callable[[], LearnConfig],
         codec: ConversationCodec,
         on_job: Callable[[TrainingJob], None],
+        before_send: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._writer = writer
         self._endpoint = endpoint
         self._codec = codec
         self._on_job = on_job
+        self._before_send = before_send
         self._background = background
         self._config_file = config_file
         self._load_config = load_config
@@ -121,6 +125,8 @@ class Shipping:
                 f"`learn` section of {self._config_file.path} (or use export to write JSONL)",
                 kind="CONFIG",
             )
+        if self._before_send is not None:
+            await self._before_send()  # pending retractions go before the examples
         async with self._lock:
             chosen = self._chosen(timestamps, {Status.APPROVED}, "sent")
             if not chosen:

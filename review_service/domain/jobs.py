@@ -8,6 +8,8 @@ Invariants:
 - a job says which of its replies it learnt (`TrainingJob.not_learnt`): the trainer's
   per-example `learnt` where it reports one, else every reply of a succeeded job and none
   of a failed one;
+- a job's retention checks (`FactCheck`: does an earlier fact still come back?) are read
+  once, at its end, into the ledger (`comes_back`); they are not kept with the job;
 - a job's state only moves forward (queued -> running -> succeeded | failed): a stale answer
   from a replica that lags is ignored (`TrainingJob.merged`).
 """
@@ -43,6 +45,16 @@ class ExampleResult:
 
 
 @dataclasses.dataclass(frozen=True)
+class FactCheck:
+    """Whether an earlier fact still comes back on the job's model, asked cold (its answer
+    and fact travel in `TrainingJob.figures`); `retracted`: it should not any more."""
+
+    idempotency_key: str
+    comes_back: bool
+    retracted: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingJob:
     id: str
     destination: str
@@ -59,6 +71,8 @@ class TrainingJob:
     created_at_ns: int = 0
     ended_at_ns: int = 0
     per_example: tuple[ExampleResult, ...] = ()
+    # The earlier facts the trainer checked on the job's model (an older trainer: none).
+    retention: tuple[FactCheck, ...] = ()
     # The Review's own bookkeeping, never from the trainer: why the job is not followed
     # ("" while it is), and when its trained replies were re-scored on its adapter (0: not
     # yet). Both survive a restart, so a restart follows or measures only what is left.

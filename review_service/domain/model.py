@@ -130,13 +130,29 @@ class Candidate:
         return self.status == Status.SENT
 
 
+class KnowledgeState(enum.Enum):
+    """What a trained fact is worth now (docs/design.md §11, facts that change)."""
+
+    # The model should know it.
+    LIVE = "live"
+    # A later approved reply says otherwise about the same subject (`superseded_by_ns`).
+    SUPERSEDED = "superseded"
+    # Taken back: forgotten by a person, or a later conversation's memory changed it.
+    RETRACTED = "retracted"
+
+
 @dataclass(frozen=True)
 class TrainedEntry:
     """One line of the trained ledger: never send this reply again.
 
     With a followed endpoint, only a job that learnt the reply writes it (with the adapter
     it promoted); an export with `mark_trained`, or an endpoint that names no job or has no
-    jobs route, writes it at once: that hand-over is all anyone will know."""
+    jobs route, writes it at once: that hand-over is all anyone will know.
+
+    An entry never leaves the ledger for a change of knowledge: a fact that is no longer
+    true becomes SUPERSEDED or RETRACTED (with the reason) and stays, so the reply is never
+    sent again; `retraction_delivered` says whether its destination was told (the trainer's
+    retract route), and until it was, every Send tells it first."""
 
     timestamp_ns: int
     conversation_id: str
@@ -148,6 +164,42 @@ class TrainedEntry:
     divergence_before: float | None = None
     divergence_after: float | None = None
     adapter: str = ""
+    state: KnowledgeState = KnowledgeState.LIVE
+    # SUPERSEDED: the approved reply that replaces it (0: none).
+    superseded_by_ns: int = 0
+    # Why it is not live ("" while it is), in a person's words.
+    reason: str = ""
+    # Not LIVE: whether its destination was told (an export or an endpoint without the
+    # retract route counts as told: there is nobody more to tell).
+    retraction_delivered: bool = False
+    # Whether the model's answer without memories still says its fact, as the last job that
+    # checked it found (None: never checked), and that job.
+    comes_back: bool | None = None
+    checked_by_job: str = ""
+    # The reply's text ("" for an entry of an older file whose text was nowhere kept).
+    content: str = ""
+    # The candidate as it was trained (its memories and per-token values, what the change
+    # rules read); None for entries written before it was kept.
+    candidate: Candidate | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.state == KnowledgeState.LIVE
+
+    @property
+    def retraction_pending(self) -> bool:
+        """Not live, and its destination not told yet."""
+        return not self.live and not self.retraction_delivered
+
+    def as_candidate(self) -> Candidate:
+        """The reply as a candidate, for the change rules (built from the entry when the
+        candidate was not kept)."""
+        if self.candidate is not None:
+            return self.candidate
+        return Candidate(
+            self.timestamp_ns, self.conversation_id, self.content, (),
+            self.divergence_before or 0.0, 0.0,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,9 @@ class StoreChange:
     # Sends about to be posted, and the replies whose send answer is now recorded.
     sends_started: list[SendInFlight] = field(default_factory=list)
     sends_ended: list[int] = field(default_factory=list)
-    # Ledger entries whose measurements changed (adapter, divergence after): replace the
-    # entries of the same timestamp; an entry not in the ledger is not created by this.
+    # Ledger entries whose measurements (adapter, divergence after) or knowledge state
+    # (state, reason, delivery, comes back) changed: replace the entries of the same
+    # timestamp; an entry not in the ledger is not created by this.
     ledger_updates: list[TrainedEntry] = field(default_factory=list)
     # Training jobs as now known (replace the job of the same destination and id).
     jobs: list[TrainingJob] = field(default_factory=list)
@@ -186,10 +187,31 @@ class JobSource(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class RetractReply:
+    """The endpoint's answer to a retraction (README, "Knowledge that changes")."""
+
+    # False: the endpoint has no retract route (404): it keeps no knowledge to remove.
+    supported: bool
+    retracted: set[str] = field(default_factory=set)
+    # Keys the endpoint never accepted.
+    unknown: set[str] = field(default_factory=set)
+    # The consolidation job it queued ("" when none).
+    job_id: str = ""
+
+
 class FinetuneEndpoint(Protocol):
-    """POSTs training examples. Raises `EndpointError` when nothing was acknowledged."""
+    """POSTs training examples and retractions. Raises `EndpointError` when nothing was
+    acknowledged."""
 
     async def post(
         self, url: str, body: dict[str, Any], timeout: float, retries: int
     ) -> EndpointReply: ...
+    async def retract(
+        self, url: str, keys: dict[str, str], timeout: float, retries: int
+    ) -> RetractReply:
+        """`POST {url}/retract` of `keys` (idempotency key -> reason), with the retries and
+        timeout of `post`."""
+        ...
+
     async def close(self) -> None: ...

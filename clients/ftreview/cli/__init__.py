@@ -13,7 +13,7 @@ Invariants:
 
 Commands by group: `serve` (serve, demo, review), `scoring` (score, stats), `following`
 (follow), `watch`, `decisions` (candidates, approve, reject, undo, alternate), `shipping`
-(send, export, trained), `training` (jobs, ask), `config` (threshold).
+(send, export, trained), `knowledge` (forget), `training` (jobs, ask), `config` (threshold).
 """
 
 from __future__ import annotations
@@ -24,7 +24,17 @@ import sys
 from collections.abc import Sequence
 
 from ftreview.auth import TLS_CA_ENV, TOKEN_HINT, SecurityConfigError
-from ftreview.cli import config, decisions, following, scoring, serve, shipping, training, watch
+from ftreview.cli import (
+    config,
+    decisions,
+    following,
+    knowledge,
+    scoring,
+    serve,
+    shipping,
+    training,
+    watch,
+)
 from ftreview.cli.context import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -48,7 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[GLOBAL_FLAGS],
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (serve, scoring, following, decisions, shipping, training, config, watch):
+    for group in (
+        serve,
+        scoring,
+        following,
+        decisions,
+        shipping,
+        knowledge,
+        training,
+        config,
+        watch,
+    ):
         group.add_commands(commands)
     return parser
 

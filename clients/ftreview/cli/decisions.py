@@ -11,7 +11,12 @@ Invariants:
 - every decision names its reviewer (`--reviewer`, else `FTREVIEW_REVIEWER`, else the
   login name), and the Review keeps it in the decision history (`ftreview decisions`);
 - rejected candidates that leave the list (the Review keeps the 10 most recent rejections)
-  are said once per command, with how many; their decisions stay in the history.
+  are said once per command, with how many; their decisions stay in the history;
+- a candidate that would replace a trained fact or that other undecided candidates say
+  otherwise to is marked in the list (» supersedes, × conflicts; conflicting rows next to
+  each other, a line each under the table), and approving one that conflicts says so on
+  stderr, one line naming the others: it never blocks (a bulk approval in a terminal
+  lists the marked rows before it asks).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from ftreview.core.wire import timestamp_ns
 from ftreview.report import (
     candidate_json,
     candidate_table,
+    change_notes,
     grounding_notes,
     send_notes,
     stats_text,
@@ -82,8 +88,10 @@ def cmd_candidates(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"candidates": [candidate_json(c) for c in candidates]})
     elif candidates:
-        show(candidate_table(candidates, output_width()))
-        for line in grounding_notes(candidates) + send_notes(candidates):
+        width = output_width()
+        show(candidate_table(candidates, width))
+        notes = grounding_notes(candidates) + change_notes(candidates, width)
+        for line in notes + send_notes(candidates):
             print(line)
     elif stats is not None:
         print("no candidates\n" + stats_text(stats))
@@ -131,6 +139,8 @@ def _bulk_ids(client: ReviewClient, args: argparse.Namespace, verb: str) -> list
     if not args.yes and sys.stdin.isatty():  # what a "yes" would change, before the question
         err = Console(file=sys.stderr, width=output_width(), soft_wrap=False)
         err.print(fit(candidate_table(found, 0), err.width))
+        for line in change_notes(found, err.width):
+            say(line)
     if not confirm(f"{verb} {len(found)} pending {noun}{which}{where}?", args):
         return []
     return [timestamp_ns(c.timestamp) for c in found]
@@ -161,12 +171,26 @@ def _decision(args: argparse.Namespace, verb: str, done: str, call: Decide) -> i
     else:
         for c in changed:
             print(f"{timestamp_ns(c.timestamp)}  {done}  ({status_name(c.status)})")
+    if verb == "approve":
+        for c in changed:
+            if c.conflicts_with:
+                say(contradiction(c))
     if forgotten and not args.json:
         say(
             f"{forgotten} rejected candidate{'s' if forgotten != 1 else ''} left the list: "
             "the Review keeps the 10 most recent rejections (undo cannot bring them back)"
         )
     return 0
+
+
+def contradiction(c: Any) -> str:
+    """One line for an approved candidate that other undecided ones say otherwise to."""
+    ids = ", ".join(str(timestamp_ns(t)) for t in c.conflicts_with)
+    what = f" ({c.change})" if c.change and not c.HasField("supersedes") else ""
+    return (
+        f"{timestamp_ns(c.timestamp)} conflicts with {ids}{what}: approving both trains a "
+        "contradiction (reject the one that is wrong)"
+    )
 
 
 def _rejected(client: ReviewClient) -> set[int]:

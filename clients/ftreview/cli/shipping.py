@@ -1,5 +1,5 @@
-"""`ftreview send`, `export`, `trained`: approved replies leave for fine-tuning, and the
-trained ledger says which did.
+"""`ftreview send`, `export`: approved replies leave for fine-tuning (`ftreview trained`,
+the ledger that says which did, is `knowledge`'s).
 
 Invariants:
 - `send` exits non-zero when any reply was not accepted (naming each with the endpoint's
@@ -30,7 +30,6 @@ from ftreview.cli.context import (
     print_json,
     review_client,
     say,
-    show,
 )
 from ftreview.cli.progress import ActivityProgress
 from ftreview.cli.runs import until
@@ -45,7 +44,6 @@ from ftreview.report import (
     optional,
     send_json,
     trained_json,
-    trained_table,
 )
 from ftreview.v1 import activity_pb2, review_pb2
 
@@ -188,18 +186,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_trained(args: argparse.Namespace) -> int:
-    with review_client(args) as client:
-        entries = client.list_trained()
-    if args.json:
-        print_json({"trained": [trained_json(e) for e in entries]})
-    elif entries:
-        show(trained_table(entries))
-    else:
-        print("nothing trained yet")
-    return 0
-
-
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = add_command(
         commands,
@@ -220,5 +206,3 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--status", action="append", choices=STATUSES, help="default: approved")
     p.add_argument("--mark-trained", action="store_true", help="record them in the trained ledger")
     p.add_argument("ids", nargs="*", metavar="ID")
-
-    add_command(commands, "trained", cmd_trained, "list the trained ledger")

@@ -101,6 +101,22 @@ def activity_state_name(state: int) -> str:
     return _ACTIVITY_STATE_NAMES.get(state, "unknown")
 
 
+KNOWLEDGE_STATE_BY_NAME = {
+    "live": review_pb2.KNOWLEDGE_STATE_LIVE,
+    "superseded": review_pb2.KNOWLEDGE_STATE_SUPERSEDED,
+    "retracted": review_pb2.KNOWLEDGE_STATE_RETRACTED,
+}
+
+
+def knowledge_state_name(state: int) -> str:
+    """`"live"`, `"superseded"`, `"retracted"`; a Review from before the states were kept
+    leaves the field unset, and every fact it has is live."""
+    for name, value in KNOWLEDGE_STATE_BY_NAME.items():
+        if value == state:
+            return name
+    return "live"
+
+
 def job_state_name(state: int) -> str:
     """`"queued"`, `"running"`, `"succeeded"`, `"failed"` (or `"unknown"`)."""
     return _JOB_STATE_NAMES.get(state, "unknown")
@@ -119,6 +135,19 @@ def timestamps(ns: int | Iterable[int]) -> list[Timestamp]:
     """Wire timestamps of one reply id or several."""
     values = [ns] if isinstance(ns, int) else list(ns)
     return [to_timestamp(v) for v in values]
+
+
+def reply_id(reply: int | str) -> int:
+    """A reply's id (its timestamp in integer nanoseconds) given as a number or as text;
+    ValueError for text that is not one."""
+    if isinstance(reply, int):
+        return reply
+    try:
+        return int(reply.strip())
+    except ValueError:
+        raise ValueError(
+            f"{reply!r} is not a reply id (the timestamp in integer nanoseconds)"
+        ) from None
 
 
 def new_request_id() -> str:

@@ -31,6 +31,7 @@ from ftreview.client.names import (
     ExportFormat,
     lookup,
     new_request_id,
+    reply_id,
     resolve_review_address,
     timestamps,
 )
@@ -196,6 +197,19 @@ class ReviewCalls(ServerCalls):
     def list_trained(self) -> Call[list[review_pb2.TrainedEntry]]:
         request = review_pb2.ListTrainedRequest()
         return Call("review", "ListTrained", request, lambda r: list(r.entries))
+
+    @unary
+    def forget(
+        self, reply: int | str, *, reason: str = "", reviewer: str = ""
+    ) -> Call[review_pb2.ForgetResponse]:
+        """Take a trained fact back (`reply`: its timestamp in nanoseconds, or that id as
+        text): it is retracted and the fine-tuning endpoint told (`delivery_error` says why
+        not, and the next send tells it); one retracted or superseded already is answered
+        as it is. `reviewer`: who forgot it, for the reason kept on the entry."""
+        request = review_pb2.ForgetRequest(
+            timestamp=to_timestamp(reply_id(reply)), reason=reason, reviewer=reviewer
+        )
+        return Call("review", "Forget", request, as_is)
 
     @unary
     def list_jobs(self) -> Call[list[review_pb2.TrainingJob]]:

@@ -36,6 +36,7 @@ from ftreview.report.shapes import (
 from ftreview.report.tables import (
     candidate_status,
     candidate_table,
+    change_notes,
     grounding_notes,
     job_figures,
     jobs_table,
@@ -64,6 +65,7 @@ __all__ = [
     "candidate_json",
     "candidate_status",
     "candidate_table",
+    "change_notes",
     "config_json",
     "grounding_notes",
     "job_figures",

@@ -126,6 +126,13 @@ def candidate_json(candidate: review_pb2.Candidate) -> JsonObject:
             }
             for s in candidate.grounding_spans
         ],
+        # What approving it would change: the trained fact it replaces, the undecided
+        # candidates that say otherwise (reply ids, as `timestamp_ns`), what differs.
+        "supersedes": (
+            timestamp_ns(candidate.supersedes) if candidate.HasField("supersedes") else None
+        ),
+        "conflicts_with": [timestamp_ns(t) for t in candidate.conflicts_with],
+        "change": candidate.change,
     }
 
 
@@ -183,6 +190,17 @@ def proof_json(proof: review_pb2.ExampleProof) -> JsonObject:
     }
 
 
+def fact_check_json(check: review_pb2.FactCheck) -> JsonObject:
+    return {
+        "idempotency_key": check.idempotency_key,
+        "timestamp_ns": timestamp_ns(check.timestamp) if check.HasField("timestamp") else None,
+        "comes_back": check.comes_back,
+        "retracted": check.retracted,
+        "answer": check.answer,
+        "fact": check.fact,
+    }
+
+
 def job_json(job: review_pb2.TrainingJob) -> JsonObject:
     created, ended = timestamp_ns(job.created_at), timestamp_ns(job.ended_at)
     return {
@@ -199,6 +217,11 @@ def job_json(job: review_pb2.TrainingJob) -> JsonObject:
         "drift": optional(job, "drift"),
         "general_retention": optional(job, "general_retention"),
         "per_example": [proof_json(p) for p in job.per_example],
+        "kind": job.kind or None,
+        "continued_from": job.continued_from,
+        "facts_checked": optional(job, "facts_checked"),
+        "facts_kept": optional(job, "facts_kept"),
+        "retention": [fact_check_json(c) for c in job.retention],
         "error": job.error,
         "destination": job.destination,
         "created_at_ns": created,

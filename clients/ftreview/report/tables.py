@@ -101,6 +101,55 @@ def grounding_notes(candidates: Sequence[review_pb2.Candidate]) -> list[str]:
     return [f"{', '.join(parts)} (--grounding NAME lists them, --json says where)"] if parts else []
 
 
+def change_mark(candidate: review_pb2.Candidate) -> str:
+    """» when the reply supersedes a live trained fact, × when it conflicts with another
+    undecided candidate (both when both)."""
+    mark = "»" if candidate.HasField("supersedes") else ""
+    return mark + ("×" if candidate.conflicts_with else "")
+
+
+def grouped(candidates: Sequence[review_pb2.Candidate]) -> list[review_pb2.Candidate]:
+    """`candidates` in their order, except that the listed candidates a row conflicts with
+    (directly or through another) follow the group's first row."""
+    at = {timestamp_ns(c.timestamp): i for i, c in enumerate(candidates)}
+    group = list(range(len(candidates)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for i, c in enumerate(candidates):
+        for other in c.conflicts_with:
+            j = at.get(timestamp_ns(other))
+            if j is not None:
+                a, b = sorted((root(i), root(j)))
+                group[b] = a
+    return [candidates[i] for i in sorted(range(len(candidates)), key=lambda i: (root(i), i))]
+
+
+def change_notes(candidates: Sequence[review_pb2.Candidate], width: int) -> list[str]:
+    """Under the table, at most `width` characters a line: for each row that supersedes a
+    trained fact, that fact and what differs; for each conflict between listed rows, one
+    line (not one per side). Empty when no row is marked."""
+    lines = []
+    said: set[frozenset[int]] = set()
+    for c in grouped(candidates):
+        mine = timestamp_ns(c.timestamp)
+        if c.HasField("supersedes"):
+            line = f"» {mine} supersedes {timestamp_ns(c.supersedes)}: {c.change}"
+            lines.append(one_line(line, width))
+        others = [timestamp_ns(t) for t in c.conflicts_with]
+        if not others or all(frozenset((mine, o)) in said for o in others):
+            continue
+        said.update(frozenset((mine, o)) for o in others)
+        what = "" if c.HasField("supersedes") else f": {c.change}"
+        ids = ", ".join(map(str, others))
+        lines.append(one_line(f"× {mine} conflicts with {ids}{what}", width))
+    return lines
+
+
 def send_notes(candidates: Sequence[review_pb2.Candidate]) -> list[str]:
     """For the replies the last send did not train (refused, or a job did not learn them),
     one line each: the id and why. Empty when there are none."""
@@ -114,14 +163,16 @@ def send_notes(candidates: Sequence[review_pb2.Candidate]) -> list[str]:
 
 def candidate_table(candidates: Sequence[review_pb2.Candidate], width: int = 0) -> Table:
     """ID, status (a reply in training names its job; ≠ or + after it when the reply
-    contradicts or goes beyond its memories), numbers, the question the reply answered (when
-    `width` leaves room for it) and the reply."""
+    contradicts or goes beyond its memories, » when it supersedes a trained fact, × when it
+    conflicts with another candidate), numbers, the question the reply answered (when
+    `width` leaves room for it) and the reply. Conflicting rows are next to each other
+    (`grouped`)."""
     with_question = width >= QUESTION_WIDTH
     headers = ["ID", "STATUS", "DIVERGENCE", "PEAK"]
     headers += ["QUESTION", "REPLY"] if with_question else ["REPLY"]
     rows = []
-    for c in candidates:
-        mark = GROUNDING_MARKS.get(c.grounding)
+    for c in grouped(candidates):
+        mark = (GROUNDING_MARKS.get(c.grounding) or "") + change_mark(c)
         status = candidate_status(c)
         row = [str(timestamp_ns(c.timestamp)), f"{status} {mark}" if mark else status]
         row += [number(c.divergence), number(c.peak)]

@@ -175,8 +175,9 @@ class ReviewApp(Streams):
         if has_rows:
             marked = {row.key for row in self.marks.marked(rows)}
             self.base.query_one(CandidateTable).show(
-                rows, self.board.selected_index(), marked=marked, threshold=threshold
-            )
+                rows, self.board.selected_index(), marked=marked, threshold=threshold,
+                conflicts=self.board.conflicts(),
+            )  # fmt: skip
             self._draw_detail()
         elif self.board.candidates and self.board.row_filter.describe():
             empty.update(
@@ -256,6 +257,7 @@ class ReviewApp(Streams):
                 alternate_error=self.alternate_errors.get(timestamp, ""),
                 numbers=self.numbers,
                 width=self.size.width,
+                conflicts=self.board.conflicts().get(timestamp, ()),
             )
         )
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ftreview.tui.changes import conflicts_by
 from ftreview.tui.rows import Row, RowFilter, rows
 from ftreview.tui.views import CandidateView, Status
 
@@ -155,6 +156,11 @@ class Board:
 
     def current(self) -> CandidateView | None:
         return self.candidates.get(self.selected) if self.selected is not None else None
+
+    def conflicts(self) -> dict[int, tuple[int, ...]]:
+        """Reply -> the undecided replies it conflicts with, either side naming the other
+        (`ftreview.tui.changes`)."""
+        return conflicts_by(self.candidates.values())
 
     def counts(self) -> dict[Status, int]:
         counts = dict.fromkeys(Status, 0)

@@ -5,10 +5,12 @@ the reply, each character on the colour of its strongest token, the parts that c
 or go beyond its memories on their own colour and listed below it; the memories of its prompt,
 largest attribution first, the top one marked (beside the reply on a wide terminal, below it
 on a narrow one); and why the last send did not train it (the endpoint's refusal, or the
-training job that did not learn it), above the question. What the model
-says without memories (the alternate) sits beside the reply when the terminal is wide enough
-for two readable columns, each column with its own numbers; on a narrow one it takes the
-reply's place. The pane draws what it is given and keeps no state, like every widget here.
+training job that did not learn it), above the question; what approving it would change
+(the trained fact it supersedes, the candidates it conflicts with, what differs), under
+that. What the model says without memories (the alternate) sits beside the reply when the
+terminal is wide enough for two readable columns, each column with its own numbers; on a
+narrow one it takes the reply's place. The pane draws what it is given and keeps no state,
+like every widget here.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
+from ftreview.tui.changes import change_lines
 from ftreview.tui.highlight import (
     GROUNDING_FLAGS,
     grounding_lines,
@@ -44,6 +47,8 @@ class DetailRequest:
     alternate_error: str = ""
     numbers: bool = False
     width: int = 80
+    conflicts: tuple[int, ...] = ()
+    """The undecided candidates it conflicts with (`Board.conflicts`)."""
 
 
 def memories_text(memories: tuple[MemoryView, ...]) -> Text:
@@ -123,6 +128,7 @@ class DetailPane(Vertical):
     DetailPane #question { color: $text-muted; }
     DetailPane #send-error { color: $error; }
     DetailPane #send-error.training { color: $accent; }
+    DetailPane #changes { color: $warning; }
     DetailPane #reply-body { min-height: 1; }
     DetailPane #memories-below { margin-top: 1; }
     """
@@ -133,6 +139,7 @@ class DetailPane(Vertical):
             # Never focused: the list keeps the keys (paging, Home/End), J/K scroll the pane.
             with VerticalScroll(id="reply-scroll", can_focus=False):
                 yield Static(id="send-error")
+                yield Static(id="changes")
                 yield Static(id="question")
                 yield Static(id="reply-body")
                 yield Static(id="memories-below")
@@ -151,6 +158,7 @@ class DetailPane(Vertical):
         body = self.query_one("#reply-body", Static)
         question = self.query_one("#question", Static)
         refusal = self.query_one("#send-error", Static)
+        changes = self.query_one("#changes", Static)
         beside = request.width >= ALTERNATE_BESIDE_COLUMNS and request.alternate
         side_memories = request.width >= MEMORIES_BESIDE_COLUMNS and not beside
         alternate_column = self.query_one("#alternate-scroll")
@@ -159,7 +167,7 @@ class DetailPane(Vertical):
         below = self.query_one("#memories-below", Static)
         below.display = not side_memories
         if candidate is None:
-            for widget in (title, body, question, refusal, below):
+            for widget in (title, body, question, refusal, changes, below):
                 widget.update("")
             body.loading = False
             return
@@ -167,6 +175,9 @@ class DetailPane(Vertical):
         refusal.display = bool(candidate.send_error) or candidate.in_training
         refusal.set_class(candidate.in_training, "training")
         refusal.update(Text(send_note(candidate)))
+        lines = change_lines(candidate, request.conflicts)
+        changes.display = bool(lines)
+        changes.update(Text("\n".join(lines)))
         question.display = True
         question.update(
             Text.assemble(("asked ", "bold"), candidate.question)

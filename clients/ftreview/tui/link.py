@@ -80,6 +80,9 @@ def candidate_view(message: review_pb2.Candidate) -> CandidateView:
             GroundingSpanView(s.start, s.end, grounding_name(s.kind), s.node_path, s.value)
             for s in message.grounding_spans
         ),
+        supersedes=timestamp_ns(message.supersedes) if message.HasField("supersedes") else 0,
+        conflicts_with=tuple(timestamp_ns(t) for t in message.conflicts_with),
+        change=message.change,
     )
 
 

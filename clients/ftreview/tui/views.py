@@ -75,6 +75,12 @@ class CandidateView:
     grounding: str = ""
     """"supported", "beyond_memories", "contradicts_memory", or "" when the Review did not say."""
     grounding_spans: tuple[GroundingSpanView, ...] = ()
+    supersedes: int = 0
+    """The live trained fact (its reply's id) approving this reply replaces; 0 when none."""
+    conflicts_with: tuple[int, ...] = ()
+    """Undecided candidates about the same subject with another value, when it was sent."""
+    change: str = ""
+    """What differs, old value first ("18 March 14:30 -> 20 March"); "" when neither."""
 
     @property
     def in_training(self) -> bool:

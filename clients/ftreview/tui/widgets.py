@@ -9,6 +9,7 @@ can never leave two widgets disagreeing about which reply is selected or what it
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from rich.style import Style
 from rich.text import Text
@@ -18,10 +19,16 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+from ftreview.tui.changes import CONFLICT_MARK, SUPERSEDES_MARK, change_mark
 from ftreview.tui.highlight import GROUNDING_FLAGS, legend_scale
 from ftreview.tui.rows import Row
 from ftreview.tui.views import CandidateView, Status
 from ftreview.v1 import scorer_pb2
+
+# Reply -> the candidates it conflicts with (`Board.conflicts`).
+Conflicts = Mapping[int, tuple[int, ...]]
+# What the table last drew: rows, selection, marked rows, threshold, conflicts.
+_Drawn = tuple[list[Row], int | None, set[tuple[str, Status]], float | None, Conflicts]
 
 STATUS_STYLE = {
     Status.PENDING: Style(color="yellow"),
@@ -30,6 +37,7 @@ STATUS_STYLE = {
     Status.SENT: Style(color="blue"),
 }
 BELOW_THRESHOLD = Style(dim=True)
+CHANGE_STYLE = Style(color="magenta", bold=True)
 
 KEYS_HELP: tuple[tuple[str, str], ...] = (
     ("j k ↓ ↑", "next / previous row"),
@@ -64,12 +72,20 @@ def reply_line(content: str, width: int = 70) -> str:
     return flat if len(flat) <= width else flat[: max(1, width - 1)] + "…"
 
 
-def reply_cell(candidate: CandidateView, width: int, style: Style) -> Text:
-    """The reply's first line, after the grounding mark (≠, +) when it is flagged."""
-    if candidate.grounding not in GROUNDING_FLAGS:
+def reply_cell(candidate: CandidateView, width: int, style: Style, change: str = "") -> Text:
+    """The reply's first line, after the grounding mark (≠, +) when it is flagged and the
+    change mark (» supersedes a trained fact, × conflicts with another candidate)."""
+    if candidate.grounding not in GROUNDING_FLAGS and not change:
         return Text(reply_line(candidate.content, width), style)
-    mark, _, flag = GROUNDING_FLAGS[candidate.grounding]
-    return Text.assemble((mark, flag), " ", (reply_line(candidate.content, width - 2), style))
+    cell = Text()
+    if candidate.grounding in GROUNDING_FLAGS:
+        mark, _, flag = GROUNDING_FLAGS[candidate.grounding]
+        cell.append(mark, flag)
+    cell.append(change, CHANGE_STYLE)
+    if cell.plain:
+        cell.append(" ")
+    cell.append(reply_line(candidate.content, width - len(cell.plain)), style)
+    return cell
 
 
 class CandidateTable(DataTable[Text | str]):
@@ -77,13 +93,13 @@ class CandidateTable(DataTable[Text | str]):
 
     can_focus = False
 
-    _last: tuple[list[Row], int | None, set[tuple[str, Status]], float | None] | None = None
+    _last: _Drawn | None = None
 
     def on_resize(self) -> None:
         # The reply column's width follows the table's: draw the same rows again.
         if self._last is not None:
-            rows, selected, marked, threshold = self._last
-            self.show(rows, selected, marked=marked, threshold=threshold)
+            rows, selected, marked, threshold, conflicts = self._last
+            self.show(rows, selected, marked=marked, threshold=threshold, conflicts=conflicts)
 
     def on_mount(self) -> None:
         for key, width in FIXED_COLUMNS:
@@ -104,8 +120,11 @@ class CandidateTable(DataTable[Text | str]):
         *,
         marked: set[tuple[str, Status]],
         threshold: float | None,
+        conflicts: Conflicts | None = None,
     ) -> None:
-        self._last = (rows, selected_index, marked, threshold)
+        """`conflicts`: reply -> the candidates it conflicts with (`Board.conflicts`)."""
+        conflicts = conflicts or {}
+        self._last = (rows, selected_index, marked, threshold, conflicts)
         self.clear()
         width = self.reply_width()
         for row in rows:
@@ -121,11 +140,15 @@ class CandidateTable(DataTable[Text | str]):
                 Text(f"{lead.divergence:.3f}", style),
                 Text(f"{lead.peak:.2f}", style),
                 Text(count, style + Style(bold=True)),
-                reply_cell(lead, width, style),
+                reply_cell(lead, width, style, change_mark(lead, _conflicts(row, conflicts))),
                 key=str(lead.timestamp_ns),
             )
         if selected_index is not None:
             self.move_cursor(row=selected_index, scroll=True)
+
+
+def _conflicts(row: Row, conflicts: Conflicts) -> tuple[int, ...]:
+    return tuple(ts for member in row.members for ts in conflicts.get(member.timestamp_ns, ()))
 
 
 def describe_stats(stats: scorer_pb2.FinetuneScoringStats | None, threshold: float | None) -> Text:
@@ -228,6 +251,13 @@ class LegendScreen(ModalScreen[None]):
             "\nToken colours: log p(token | memories) - log p(token | no memories)\n", "bold"
         )
         text.append(legend_scale())
+        text.append("\nMarks before a reply\n", "bold")
+        text.append(f"  {SUPERSEDES_MARK}  ", CHANGE_STYLE)
+        text.append("  approving it replaces a trained fact (the pane says which, what differs)\n")
+        text.append(f"  {CONFLICT_MARK}  ", CHANGE_STYLE)
+        text.append(
+            "  another undecided reply says otherwise: approving both trains a contradiction\n"
+        )
         text.append("\nescape, ? or q closes this legend; j/k scroll it.", "dim")
         with VerticalScroll(id="legend-scroll"):
             yield Static(text, id="legend")

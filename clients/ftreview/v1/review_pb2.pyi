@@ -27,6 +27,13 @@ class Grounding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GROUNDING_BEYOND_MEMORIES: _ClassVar[Grounding]
     GROUNDING_CONTRADICTS_MEMORY: _ClassVar[Grounding]
 
+class KnowledgeState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KNOWLEDGE_STATE_UNSPECIFIED: _ClassVar[KnowledgeState]
+    KNOWLEDGE_STATE_LIVE: _ClassVar[KnowledgeState]
+    KNOWLEDGE_STATE_SUPERSEDED: _ClassVar[KnowledgeState]
+    KNOWLEDGE_STATE_RETRACTED: _ClassVar[KnowledgeState]
+
 class TrainingJobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TRAINING_JOB_STATE_UNSPECIFIED: _ClassVar[TrainingJobState]
@@ -66,6 +73,10 @@ GROUNDING_UNSPECIFIED: Grounding
 GROUNDING_SUPPORTED: Grounding
 GROUNDING_BEYOND_MEMORIES: Grounding
 GROUNDING_CONTRADICTS_MEMORY: Grounding
+KNOWLEDGE_STATE_UNSPECIFIED: KnowledgeState
+KNOWLEDGE_STATE_LIVE: KnowledgeState
+KNOWLEDGE_STATE_SUPERSEDED: KnowledgeState
+KNOWLEDGE_STATE_RETRACTED: KnowledgeState
 TRAINING_JOB_STATE_UNSPECIFIED: TrainingJobState
 TRAINING_JOB_STATE_QUEUED: TrainingJobState
 TRAINING_JOB_STATE_RUNNING: TrainingJobState
@@ -147,7 +158,7 @@ class Candidate(_message.Message):
     def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., content: _Optional[str] = ..., divergence: _Optional[float] = ..., peak: _Optional[float] = ..., tokens: _Optional[_Iterable[_Union[_scorer_pb2.TokenScore, _Mapping]]] = ..., alternate: _Optional[str] = ..., status: _Optional[_Union[CandidateStatus, str]] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reject_reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[_conversation_pb2.Message, _Mapping]]] = ..., question: _Optional[str] = ..., memories: _Optional[_Iterable[_Union[_scorer_pb2.MemoryAttribution, _Mapping]]] = ..., send_error: _Optional[str] = ..., job_id: _Optional[str] = ..., grounding: _Optional[_Union[Grounding, str]] = ..., grounding_spans: _Optional[_Iterable[_Union[GroundingSpan, _Mapping]]] = ..., supersedes: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conflicts_with: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., change: _Optional[str] = ...) -> None: ...
 
 class TrainedEntry(_message.Message):
-    __slots__ = ("timestamp", "conversation_id", "trained_at", "destination", "job_id", "divergence_before", "divergence_after", "adapter")
+    __slots__ = ("timestamp", "conversation_id", "trained_at", "destination", "job_id", "divergence_before", "divergence_after", "adapter", "state", "superseded_by", "reason", "retraction_delivered", "comes_back", "checked_by_job", "content")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     TRAINED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +167,13 @@ class TrainedEntry(_message.Message):
     DIVERGENCE_BEFORE_FIELD_NUMBER: _ClassVar[int]
     DIVERGENCE_AFTER_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_BY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RETRACTION_DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    COMES_BACK_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_BY_JOB_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
     timestamp: _timestamp_pb2.Timestamp
     conversation_id: str
     trained_at: _timestamp_pb2.Timestamp
@@ -164,7 +182,14 @@ class TrainedEntry(_message.Message):
     divergence_before: float
     divergence_after: float
     adapter: str
-    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ..., job_id: _Optional[str] = ..., divergence_before: _Optional[float] = ..., divergence_after: _Optional[float] = ..., adapter: _Optional[str] = ...) -> None: ...
+    state: KnowledgeState
+    superseded_by: _timestamp_pb2.Timestamp
+    reason: str
+    retraction_delivered: bool
+    comes_back: bool
+    checked_by_job: str
+    content: str
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conversation_id: _Optional[str] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ..., job_id: _Optional[str] = ..., divergence_before: _Optional[float] = ..., divergence_after: _Optional[float] = ..., adapter: _Optional[str] = ..., state: _Optional[_Union[KnowledgeState, str]] = ..., superseded_by: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., retraction_delivered: _Optional[bool] = ..., comes_back: _Optional[bool] = ..., checked_by_job: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class TrainingJob(_message.Message):
     __slots__ = ("id", "state", "examples", "epochs", "adapter", "trained_divergence_before", "trained_divergence_after", "recall", "generic_loglik_change", "error", "created_at", "ended_at", "destination", "per_example", "learnt", "drift", "general_retention", "kind", "continued_from", "retention", "facts_checked", "facts_kept")

@@ -1,6 +1,8 @@
 """An in-test fine-tuning endpoint over real HTTP (http.server) that speaks the contract the
 Review builds against: the README's `POST {url}` (with the trainer's optional
-`messages_with_memories` and `held_out`), and ftreview's trainer's `GET {url}/jobs/{id}`.
+`messages_with_memories` and `held_out`), and ftreview's trainer's `GET {url}/jobs/{id}` and
+`POST {url}/retract` (a consolidation job per retraction, with the job figures of "Knowledge
+that changes": kind, retention, facts_checked, facts_kept).
 
 It trains nothing: each job answers the states its test scripts (the last one repeats), so
 a test decides when a job runs, succeeds or fails, and (per example, `learnt` and `reason`)
@@ -47,6 +49,47 @@ class StubTrainer:
     scorer_address: str = ""
     adapter_path: str = ""
     promoted: set[str] = field(default_factory=set)
+    # The retract route (README, "Knowledge that changes"): False answers 404, as an
+    # endpoint that keeps no knowledge; `retract_fails` (a status code) fails it that way.
+    retract_route: bool = True
+    retract_fails: int = 0
+    retractions: list[dict[str, Any]] = field(default_factory=list)
+    retracted: set[str] = field(default_factory=set)
+    # The POST routes answered, in order ("examples", "retract").
+    posted: list[str] = field(default_factory=list)
+
+    def retract(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A consolidation job (scripted like any job, `first_script` with its kind and
+        a retention check per key: live ones come back, retracted ones do not) for keys
+        retracted now; "" when nothing it trained had to go."""
+        with self.lock:
+            if not self.retract_route:
+                return 404, {"error": "no route /retract"}
+            if self.retract_fails:
+                return self.retract_fails, {"error": "the trainer is busy"}
+            self.retractions.append(body)
+            self.posted.append("retract")
+            keys = [item["idempotency_key"] for item in body["retract"]]
+            known = [k for k in keys if k in self.key_job]
+            fresh = [k for k in known if k not in self.retracted]
+            self.retracted.update(known)
+            job_id = ""
+            if fresh:
+                job_id = f"consolidate-{len(self.retractions)}"
+                checks = [
+                    {"idempotency_key": k, "comes_back": k not in self.retracted,
+                     "retracted": k in self.retracted, "answer": "", "fact": ""}
+                    for k in sorted(self.key_job)
+                ]  # fmt: skip
+                end = {
+                    "state": "succeeded", "kind": "consolidate", "continued_from": "",
+                    "retention": checks, "facts_checked": len(checks) - len(self.retracted),
+                    "facts_kept": len(checks) - len(self.retracted),
+                }  # fmt: skip
+                self.jobs[job_id] = [dict(answer, kind="consolidate") for answer in
+                                     self.first_script[:-1]] + [end]  # fmt: skip
+            unknown = [k for k in keys if k not in self.key_job]
+            return 200, {"retracted": known, "unknown": unknown, "job_id": job_id}
 
     def script(self, job_id: str, *answers: dict[str, Any]) -> None:
         with self.lock:
@@ -55,6 +98,7 @@ class StubTrainer:
     def accept(self, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             self.requests.append(body)
+            self.posted.append("examples")
             keys = [e["idempotency_key"] for e in body["examples"]]
             fresh = [k for k in keys if k not in self.trained]
             self.trained.update(fresh)
@@ -108,7 +152,10 @@ def serve_stub_trainer() -> Iterator[StubTrainer]:
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            self._answer(200, state.accept(body))
+            if self.path.endswith("/retract"):
+                self._answer(*state.retract(body))
+            else:
+                self._answer(200, state.accept(body))
 
         def do_GET(self) -> None:
             prefix = "/finetune/jobs/"

@@ -1,0 +1,200 @@
+"""`ftreview candidates` and `approve` on candidates that would change what the model was
+taught, against a real Review (gRPC, SQLite, in this process, its Scorer the integration
+tests' stand-in, a fact trained through a real HTTP receiver): `--json` gains
+`supersedes`, `conflicts_with` and `change` (and keeps every other key), the table marks
+the rows and keeps conflicting ones together at 80 columns, and approving a conflicting
+candidate says so in one line without asking. One test (`model`) scores agent-written
+conversations on the real model through `ftreview serve` (conftest's `cli`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ftreview.cli import main
+from ftreview.core.wire import to_timestamp
+from ftreview.v1 import conversation_pb2
+from ftreview.v1 import review_pb2 as S
+
+from review_service.app.config import ConfigFile
+from tests.e2e.cli.chats import FACTS, chat, write_chat
+from tests.integration.review.review_support import (
+    BASE_NS,
+    Receiver,
+    ReviewUnderTest,
+    RunningFakeScorer,
+    leaf,
+    memory_branch,
+    serve_fake_scorer,
+    serve_receiver,
+    until_none_in_training,
+)
+
+Cli = Callable[..., Coroutine[Any, Any, tuple[int, str, str]]]
+OLD, NEW, CAT, OTHER = (BASE_NS + i * 1_000_000 for i in (1, 2, 3, 4))
+REAL_NS = 1_781_000_000_000_000_000
+CHATS = {
+    OLD: ("old", "User's dentist appointment is on 18 March at 14:30.", "On 18 March at 2:30 pm."),
+    NEW: ("new", "User moved the dentist appointment to 20 March.", "It's on 20 March now."),
+    CAT: ("cat", "The user's cat is named Biscuit.", "Your cat is Biscuit."),
+    OTHER: ("other", "The user's appointment with the dentist is on 22 March.", "On March 22nd."),
+}  # fmt: skip
+KEYS_BEFORE = {
+    "timestamp_ns", "timestamp", "conversation_id", "status", "divergence", "peak", "content",
+    "alternate", "reject_reason", "scored_at", "decided_at", "question", "memories",
+    "send_error", "job_id", "grounding", "grounding_spans",
+}  # fmt: skip
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with serve_receiver() as state:
+        yield state
+
+
+@pytest.fixture
+async def scorer() -> AsyncIterator[RunningFakeScorer]:
+    async with serve_fake_scorer() as running:
+        yield running
+
+
+@pytest.fixture
+async def stub_review(tmp_path: Path, scorer: RunningFakeScorer) -> AsyncIterator[ReviewUnderTest]:
+    running = ReviewUnderTest(tmp_path / "home", scorer.address)
+    await running.start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+def stub_cli(
+    stub_review: ReviewUnderTest,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Cli:
+    """`await stub_cli("candidates", "--json")` -> (exit code, stdout, stderr); the command runs
+    on a thread of its own, as the Review it calls serves on this event loop."""
+    monkeypatch.setenv("FTREVIEW_REVIEW_ADDR", f"127.0.0.1:{stub_review.port}")
+    monkeypatch.setenv("FTREVIEW_REVIEWER", "ann")
+    # Off a terminal the CLI draws its tables this wide: a narrow terminal's width.
+    monkeypatch.setattr("ftreview.cli.context._PIPE_WIDTH", 80)
+    for name in ("FTREVIEW_TOKEN", "FTREVIEW_TLS_CA", "FTREVIEW_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+async def ingest(review: ReviewUnderTest, scorer: RunningFakeScorer, ts: int) -> None:
+    cid, memory, reply = CHATS[ts]
+    scorer.scorer.divergence[reply] = 2.0
+    conv = conversation_pb2.Conversation(id=cid)
+    conv.nodes.append(leaf(conversation_pb2.ROLE_SYSTEM, "You are helpful.", ts - 10))
+    conv.nodes.append(memory_branch(leaf(conversation_pb2.ROLE_SYSTEM, memory, ts - 9)))
+    conv.nodes.append(leaf(conversation_pb2.ROLE_USER, "When is it?", ts - 1))
+    conv.nodes.append(leaf(conversation_pb2.ROLE_ASSISTANT, reply, ts))
+    await review.ingest_and_wait(conv)
+
+
+@pytest.fixture
+async def queue(
+    stub_review: ReviewUnderTest, scorer: RunningFakeScorer, receiver: Receiver
+) -> None:
+    """OLD trained (live); NEW, CAT and OTHER pending: NEW and OTHER move OLD's appointment
+    to two other dates."""
+    config = ConfigFile(stub_review.config_path)
+    config.set_value("finetune_url", receiver.url)
+    config.set_value("finetune_retries", 0)
+    await ingest(stub_review, scorer, OLD)
+    await stub_review.stub.Approve(S.ApproveRequest(timestamps=[to_timestamp(OLD)]))
+    await stub_review.stub.Send(S.SendRequest())
+    await until_none_in_training(stub_review.stub)
+    for ts in (NEW, CAT, OTHER):
+        await ingest(stub_review, scorer, ts)
+
+
+async def test_candidates_json_gains_what_each_would_change(stub_cli: Cli, queue: None) -> None:
+    code, out, err = await stub_cli("candidates", "--json", "--order", "time")
+    assert code == 0, err
+    shown = {c["timestamp_ns"]: c for c in json.loads(out)["candidates"]}
+    assert set(shown) == {NEW, CAT, OTHER}
+    for c in shown.values():
+        assert set(c) == KEYS_BEFORE | {"supersedes", "conflicts_with", "change"}
+    assert shown[NEW]["supersedes"] == OLD and shown[OTHER]["supersedes"] == OLD
+    assert shown[NEW]["conflicts_with"] == [OTHER]
+    assert shown[OTHER]["conflicts_with"] == [NEW]
+    assert shown[NEW]["change"] == "18 March 14:30 -> 20 March"
+    assert shown[CAT] | {"supersedes": None, "conflicts_with": [], "change": ""} == shown[CAT]
+
+
+async def test_the_table_marks_and_groups_conflicting_rows_at_80_columns(
+    stub_cli: Cli, queue: None
+) -> None:
+    # Newest first: OTHER, CAT, NEW; the conflicting pair is drawn together.
+    code, out, err = await stub_cli("candidates", "--order", "time")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines), out
+    rows = [line for line in lines if line.startswith(str(BASE_NS)[:6])]
+    assert [int(r.split()[0]) for r in rows] == [OTHER, NEW, CAT]
+    assert "pending »×" in rows[0] and "pending »×" in rows[1]
+    assert "»" not in rows[2] and "×" not in rows[2]
+    assert lines[-3:] == [
+        f"» {OTHER} supersedes {OLD}: 18 March 14:30 -> 22 March",
+        f"× {OTHER} conflicts with {NEW}",
+        f"» {NEW} supersedes {OLD}: 18 March 14:30 -> 20 March",
+    ]
+
+
+async def test_approving_a_conflicting_candidate_says_so_in_one_line(
+    stub_cli: Cli, queue: None
+) -> None:
+    code, out, err = await stub_cli("approve", str(NEW))
+    assert code == 0, err
+    assert out.strip() == f"{NEW}  approved  (approved)"
+    (line,) = [line for line in err.splitlines() if "contradiction" in line]
+    assert line.startswith(f"{NEW} conflicts with {OTHER}")
+    assert "approving both trains a contradiction" in line
+    code, out, err = await stub_cli("approve", str(CAT), "--json")
+    assert code == 0 and "contradiction" not in err
+    assert json.loads(out)["candidates"][0]["conflicts_with"] == []
+
+
+@pytest.mark.model
+def test_on_the_real_model_only_the_changed_fact_conflicts(
+    cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    """Two conversations with six memories each, as an agent writes them, scored by the
+    real model (its attribution decides which memory each reply leaned on most): they
+    agree on five facts and name the cat differently, so only the two cat replies
+    conflict."""
+    renamed = [
+        (fact.replace("Biscuit", "Mimi"), question, reply.replace("Biscuit", "Mimi"))
+        for fact, question, reply in FACTS
+    ]
+    files = [
+        write_chat(tmp_path / "a.json", chat("chat-a", REAL_NS)),
+        write_chat(tmp_path / "b.json", chat("chat-b", REAL_NS + 1_000_000, renamed)),
+    ]
+    code, _, err = cli("score", "--quiet", *map(str, files))
+    assert code == 0, err
+    code, out, err = cli("candidates", "--json")
+    assert code == 0, err
+    shown = {c["timestamp_ns"]: c for c in json.loads(out)["candidates"]}
+    biscuit = REAL_NS + 12  # reply 0 of each chat: the cat's name
+    mimi = REAL_NS + 1_000_000 + 12
+    assert shown[biscuit]["content"] == "Your cat is named Biscuit."
+    assert shown[mimi]["content"] == "Your cat is named Mimi."
+    conflicting = {ts: c["conflicts_with"] for ts, c in shown.items() if c["conflicts_with"]}
+    assert conflicting == {biscuit: [mimi], mimi: [biscuit]}
+    assert shown[biscuit]["change"] == shown[mimi]["change"] == "Biscuit -> Mimi"
+    assert all(c["supersedes"] is None for c in shown.values())
