@@ -9,9 +9,10 @@ Invariants:
 - version numbers only grow, so a job re-run after a crash never overwrites a version;
 - staging folders left by a killed job are removed at start;
 - after a promotion only the newest `keep` versions stay (0 keeps all), and never is the one
-  `current.json` names removed: every job trains from the base model, so an older version
-  serves only to go back to it, and each is ~20 MB (LoRA r16 on all linear modules of the
-  135M model) that a trainer running for months would otherwise pile up.
+  `current.json` names removed: a learn job continues from the served version and a
+  consolidation rebuilds from the base model, so an older version serves only to go back
+  to it, and each is ~20 MB (LoRA r16 on all linear modules of the 135M model) that a
+  trainer running for months would otherwise pile up.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .contract import ContractError, Request, parse_request
+from .contract import ContractError, Request, parse_request, parse_retract
 
 if TYPE_CHECKING:  # the child process that parses bodies needs no aiohttp
     from aiohttp import web
@@ -42,6 +42,9 @@ MAX_ELEMENTS = 1_000_000
 # 32 examples with both chats at the model's full context are a few MB of JSON (six bytes
 # per escaped non-ASCII character); this leaves room for large batches.
 MAX_BODY_BYTES = 64 * 1024 * 1024
+# A retraction (`contract.parse_retract`): 256 keys and reasons fit in about 1.1 MB of
+# characters, 8 MiB leaves room for escapes.
+MAX_RETRACT_BYTES = 8 * 1024 * 1024
 # Bodies up to this size are parsed on a thread (a few ms of GIL at worst); larger ones in
 # the child process.
 THREAD_PARSE_BYTES = 512 * 1024
@@ -116,6 +119,18 @@ def decode(data: bytes) -> Request | Refusal:
         body = _loads(data)
         _check_tree(body, strings=_SURROGATE_ESCAPE.search(data) is not None)
         return parse_request(body)
+    except _Refused as refused:
+        return Refusal(400, refused.message)
+    except ContractError as error:
+        return Refusal(400, str(error))
+
+
+def decode_retract(data: bytes) -> list[tuple[str, str]] | Refusal:
+    """The checked retraction in `data` (`contract.parse_retract`), or why it is refused."""
+    try:
+        body = _loads(data)
+        _check_tree(body, strings=_SURROGATE_ESCAPE.search(data) is not None)
+        return parse_retract(body)
     except _Refused as refused:
         return Refusal(400, refused.message)
     except ContractError as error:

@@ -12,7 +12,8 @@ The request (README "Fine-tuning endpoint contract"), with the trainer's optiona
                    "messages": [{"role", "content", "weight"?: 0|1}, ...],   # no memories
                    "messages_with_memories"?: [{"role", "content"}, ...]}],  # addition
      "held_out"?: [{"messages": [..., {"role": "assistant", "content", "weight": 1}]}],  # addition
-     "settings"?: {"target_divergence"?, "max_drift"?, "learning_rate"?, "max_epochs"?}}
+     "settings"?: {"target_divergence"?, "max_drift"?, "min_retention"?, "learning_rate"?,
+                   "max_epochs"?, "max_lost_facts"?}}
 
 - `messages`: the context without memories, then the reply: exactly one assistant message
   with `weight: 1` (messages after it are ignored).
@@ -47,17 +48,20 @@ SETTING_TYPES: dict[str, type] = {
     "min_retention": float,
     "learning_rate": float,
     "max_epochs": int,
+    "max_lost_facts": int,
 }
 # (lowest, highest, whether the lowest itself is allowed) per setting. Divergence and drift
 # are nats per token: 10 is far above anything measured (replies diverge by 0.1-3). A
 # retention is a share. A learning rate above 1 only diverges. The guard stops a job 4
-# epochs after it stopped improving, so 1,000 epochs is a ceiling, not a plan.
+# epochs after it stopped improving, so 1,000 epochs is a ceiling, not a plan. Lost facts
+# are counted among the checked keys (at most 64), so 1,000 is "any".
 SETTING_BOUNDS: dict[str, tuple[float, float, bool]] = {
     "target_divergence": (0.0, 10.0, False),
     "max_drift": (0.0, 10.0, True),
     "min_retention": (0.0, 1.0, True),
     "learning_rate": (0.0, 1.0, False),
     "max_epochs": (1, 1000, True),
+    "max_lost_facts": (0, 1000, True),
 }
 # The Review sends `finetune_batch_size` examples at a time (32 by default) and at most 16
 # held-out replies; these leave room above both and bound a job's measuring time.
@@ -257,3 +261,48 @@ def parse_request(body: Any) -> Request:
         fields.append(f"{field}[{at}]")
     settings = _settings(body.get("settings"))
     return Request(model, examples, held, settings, tuple(fields))
+
+
+# A retraction names keys the trainer accepted; as many as a request may send, and a reason
+# of a line or two (the Review writes "superseded by <key>").
+MAX_RETRACT = MAX_EXAMPLES
+MAX_REASON_CHARS = 4096
+
+
+def parse_retract(body: Any) -> list[tuple[str, str]]:
+    """`{"retract": [{"idempotency_key": str, "reason": str}]}` -> [(key, reason)]; one
+    key at most once."""
+    if not isinstance(body, dict):
+        raise ContractError("", f"the body must be a JSON object, got {type(body).__name__}")
+    raw = body.get("retract")
+    if raw is None:
+        raise ContractError("retract", "missing")
+    if not isinstance(raw, list) or not raw:
+        raise ContractError("retract", "expected a non-empty list")
+    if len(raw) > MAX_RETRACT:
+        raise ContractError("retract", f"{len(raw)} keys, at most {MAX_RETRACT} a request")
+    out: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(raw):
+        where = f"retract[{i}]"
+        if not isinstance(item, dict):
+            raise ContractError(where, f"expected an object, got {type(item).__name__}")
+        key = item.get("idempotency_key")
+        if not isinstance(key, str) or not key.strip():
+            raise ContractError(f"{where}.idempotency_key", "expected a non-empty string")
+        if len(key) > MAX_KEY_CHARS:
+            raise ContractError(
+                f"{where}.idempotency_key", f"{len(key)} characters, at most {MAX_KEY_CHARS}"
+            )
+        if key in seen:
+            raise ContractError(f"{where}.idempotency_key", f"{key!r} is also retract[{seen[key]}]")
+        seen[key] = i
+        reason = item.get("reason")
+        if not isinstance(reason, str):
+            raise ContractError(f"{where}.reason", "expected a string")
+        if len(reason) > MAX_REASON_CHARS:
+            raise ContractError(
+                f"{where}.reason", f"{len(reason)} characters, at most {MAX_REASON_CHARS}"
+            )
+        out.append((key, reason))
+    return out

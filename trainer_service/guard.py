@@ -8,7 +8,9 @@ with memories − without, on the model being trained) is below `target_divergen
 The model has *forgotten too much* when, on general questions no job trains on
 (`general.py`), its drift (mean KL(base ‖ tuned) per token along the base model's answers)
 is above `max_drift`, or it answers right fewer than `min_retention` of the questions
-the base model answered right.
+the base model answered right, or (a job that continues an adapter, `lasting.py`) more
+than `max_lost_facts` of the earlier learnt keys it checks came back before the job and
+no longer do.
 
 Invariants:
 - a job promotes the epoch that learnt the most replies without forgetting too much (the
@@ -16,7 +18,8 @@ Invariants:
   epoch learnt; a job that learnt none promotes nothing (partial promotion: one reply the
   model cannot learn never fails the others);
 - retention costs a generation per known question, so it is measured only on an epoch that
-  would become the best; drift is measured every epoch;
+  would become the best, and so are the lost facts (a generation per checked key); drift
+  is measured every epoch;
 - training stops once every reply is learnt (training further only forgets more), when the
   epochs run out, `patience` epochs after the best one learnt no more (a reply the model
   cannot learn does not cost the job every epoch left), or when forgetting persists after
@@ -50,6 +53,10 @@ class GuardSettings:
     # Share of the known general questions still answered right: the limit, checked where
     # an epoch would be promoted, and reported with every job.
     min_retention: float = DEFAULT_MIN_RETENTION
+    # Earlier learnt facts (checked keys that came back before the job) an epoch may lose:
+    # a fact the user was told the model knows and that it no longer says is forgetting as
+    # surely as a general answer, so none by default.
+    max_lost_facts: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,8 @@ class EpochFigures:
     # General questions still right, of those the base model got right; None: not measured.
     kept: int | None = None
     known: int = 0
+    # Checked earlier facts that came back before the job and not now; None: not measured.
+    lost: int | None = None
 
     @property
     def replies(self) -> int:
@@ -83,16 +92,18 @@ class EpochFigures:
 
     def line(self) -> str:
         kept = f", general {self.kept}/{self.known}" if self.kept is not None else ""
+        lost = f", lost facts {self.lost}" if self.lost is not None else ""
         return (
             f"learnt {self.recalled}/{self.replies}, divergence {self.divergence:.2f}, "
-            f"drift {self.drift:.3f}{kept}"
+            f"drift {self.drift:.3f}{kept}{lost}"
         )
 
 
 def forgot(figures: EpochFigures, settings: GuardSettings) -> bool:
     retention = figures.retention
     low = retention is not None and retention < settings.min_retention
-    return figures.drift > settings.max_drift or low
+    lost = figures.lost is not None and figures.lost > settings.max_lost_facts
+    return figures.drift > settings.max_drift or low or lost
 
 
 class Step(Enum):
@@ -177,6 +188,7 @@ def refusal(history: list[EpochFigures], settings: GuardSettings) -> str:
     return (
         f"guard: no epoch learnt a reply (its fact words back without memories, divergence "
         f"< {settings.target_divergence:g}) while drift stayed at most "
-        f"{settings.max_drift:g} and {settings.min_retention:.0%} of the general "
-        f"questions stayed right; closest, epoch {closest.epoch}: {closest.line()}"
+        f"{settings.max_drift:g}, {settings.min_retention:.0%} of the general "
+        f"questions stayed right and at most {settings.max_lost_facts} earlier facts were "
+        f"lost; closest, epoch {closest.epoch}: {closest.line()}"
     )

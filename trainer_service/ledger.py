@@ -11,7 +11,13 @@ Invariants:
   it, in the same transaction that marks the job succeeded;
 - a job is `queued`, `running`, `succeeded` or `failed`; one found `running` at start was
   interrupted and is queued again from the start (`recover`), never resumed half-way;
-- every write is one transaction, so a crash leaves the ledger as it was before or after.
+- every write is one transaction, so a crash leaves the ledger as it was before or after;
+- a key is `live` or `retracted` (`knowing.py`): a retracted key is never learnt, replayed
+  or sent into a new job again; a job is of `kind` `learn` or `consolidate` and records
+  the adapter it `continued_from` ("" for the base model);
+- a consolidation that promotes holds every live key it trained, learnt or not: the ones
+  it did not learn are said not to come back (`comes_back` 0) and stay in the replay of
+  later jobs, since the Review keeps them as trained and will not send them again.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import knowing
 from .examples import Example, HeldOut
+from .lasting import CONSOLIDATE, Started
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -64,14 +72,30 @@ CREATE TABLE IF NOT EXISTS held_out (
 );
 """
 
-# Columns added after the first version: (name, type), added to an older file at open.
-ADDED_COLUMNS = (("learnt", "INTEGER"), ("drift", "REAL"), ("general_retention", "REAL"))
+# Columns added after the first version: (table, name, type), added to an older file at open.
+ADDED_COLUMNS = (
+    ("jobs", "learnt", "INTEGER"),
+    ("jobs", "drift", "REAL"),
+    ("jobs", "general_retention", "REAL"),
+    ("jobs", "kind", "TEXT NOT NULL DEFAULT 'learn'"),
+    ("jobs", "continued_from", "TEXT NOT NULL DEFAULT ''"),
+    ("jobs", "facts_checked", "INTEGER"),
+    ("jobs", "facts_kept", "INTEGER"),
+    ("jobs", "retention", "TEXT NOT NULL DEFAULT '[]'"),
+    ("examples", "state", "TEXT NOT NULL DEFAULT 'live'"),
+    ("examples", "reason", "TEXT NOT NULL DEFAULT ''"),
+    ("examples", "fact", "TEXT"),
+    ("examples", "comes_back", "INTEGER"),
+    ("examples", "checked_job", "TEXT NOT NULL DEFAULT ''"),
+    ("examples", "retract_job", "TEXT NOT NULL DEFAULT ''"),
+)
 
 JOB_FIELDS = (
     "job_id", "state", "examples", "epochs", "step", "total_steps", "loss", "detail",
     "adapter", "adapter_path", "trained_divergence_before", "trained_divergence_after",
     "recall", "generic_loglik_change", "per_example", "error", "created_at", "ended_at",
-    "learnt", "drift", "general_retention",
+    "learnt", "drift", "general_retention", "kind", "continued_from", "facts_checked",
+    "facts_kept", "retention",
 )  # fmt: skip
 
 
@@ -91,10 +115,11 @@ class JobLedger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
-            have = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
-            for name, kind in ADDED_COLUMNS:
-                if name not in have:
-                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+            for table in ("jobs", "examples"):
+                have = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                for at, name, kind in ADDED_COLUMNS:
+                    if at == table and name not in have:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -120,13 +145,15 @@ class JobLedger:
         with self._write() as db:
             for example in examples:
                 row = db.execute(
-                    "SELECT e.job_id, e.adapter, j.state FROM examples e "
+                    "SELECT e.job_id, e.adapter, e.state AS knowing, j.state FROM examples e "
                     "JOIN jobs j ON e.job_id = j.job_id WHERE e.key = ?",
                     (example.key,),
                 ).fetchone()
                 if row is None:
                     continue
-                if not row["adapter"] and row["state"] in ("succeeded", "failed"):
+                if row["knowing"] == "retracted":
+                    owners[example.key] = row["job_id"]  # never learnt again
+                elif not row["adapter"] and row["state"] in ("succeeded", "failed"):
                     returned.add(example.key)
                 else:
                     owners[example.key] = row["job_id"]
@@ -200,32 +227,54 @@ class JobLedger:
             ).fetchone()
         return None if row is None else str(row["job_id"])
 
-    def start(self, job_id: str) -> tuple[list[Example], list[Example], int]:
-        """Mark the job running; (examples to learn, examples to replay, which run this is).
+    def start(self, job_id: str) -> Started:
+        """Mark the job running; what it learns and what the ledger knows (`lasting.py`).
 
-        To learn: the keys this job holds (a key an earlier job did not learn comes back
-        only when it is sent again, into that request's job). To replay: the keys in a
-        promoted adapter, newest first."""
+        To learn: the live keys this job holds (a key an earlier job did not learn comes
+        back only when it is sent again, into that request's job). Also the live keys in a
+        promoted adapter and the retracted keys the served adapter holds, in acceptance
+        order, for `lasting.plan_job` to draw its replay and retention samples from."""
         with self._write() as db:
             job = db.execute(
-                "SELECT seq, detail, runs FROM jobs WHERE job_id = ?", (job_id,)
+                "SELECT detail, runs, kind FROM jobs WHERE job_id = ?", (job_id,)
             ).fetchone()
             previous = job["detail"]
             rows = db.execute(
-                "SELECT payload, adapter, job_id FROM examples "
-                "WHERE job_id = ? OR adapter != '' ORDER BY seq DESC",
+                "SELECT payload FROM examples WHERE job_id = ? AND adapter = '' "
+                "AND state = 'live' ORDER BY seq",
                 (job_id,),
             ).fetchall()
-            mine = [r for r in rows if r["job_id"] == job_id and not r["adapter"]]
-            learn = [Example.from_json(json.loads(r["payload"])) for r in reversed(mine)]
-            replay = [Example.from_json(json.loads(r["payload"])) for r in rows if r["adapter"]]
-            detail = "started" if previous == "queued" else f"started again ({previous})"
+            learn = [Example.from_json(json.loads(r["payload"])) for r in rows]
+            now = knowing.served(db)
+            started = Started(
+                job_id,
+                str(job["kind"]),
+                int(job["runs"]) + 1,
+                learn,
+                knowing.live_learnt(db),
+                knowing.retracted_served(db),
+                None if now is None else (now[0], now[1]),
+            )
+            detail = "started" if job["runs"] == 0 else f"started again ({previous})"
             db.execute(
                 "UPDATE jobs SET state = 'running', runs = runs + 1, examples = ?, step = 0, "
                 "total_steps = 0, loss = NULL, detail = ?, error = '' WHERE job_id = ?",
                 (len(learn), detail, job_id),
             )
-        return learn, replay, int(job["runs"]) + 1
+        return started
+
+    def planned(self, job_id: str, kind: str, continued_from: str, examples: int) -> None:
+        """Record what the running job turned out to be (`lasting.plan_job`)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE jobs SET kind = ?, continued_from = ?, examples = ? WHERE job_id = ?",
+                (kind, continued_from, examples, job_id),
+            )
+
+    def retract(self, items: list[tuple[str, str]]) -> dict[str, Any]:
+        """`{"retracted", "unknown", "job_id"}` (`knowing.retract`), in one transaction."""
+        with self._write() as db:
+            return knowing.retract(db, items, now())
 
     def held_out(self) -> list[HeldOut]:
         with self._lock:
@@ -254,14 +303,21 @@ class JobLedger:
         adapter: str = "",
         adapter_path: str = "",
         error: str = "",
+        checks: dict[str, bool] | None = None,
     ) -> None:
-        """End the job; on success the keys it trained are marked as in `adapter`, at once."""
+        """End the job; on success the keys it trained are marked as in `adapter`, at once.
+
+        Also, per key it checked, whether it came back (`checks`), and per key it learnt,
+        its fact words (from `per_example`). A consolidation's trained keys move to its
+        adapter, and so do the live keys it trained but did not learn (said not to come back). A key
+        retracted while the job ran that its adapter holds gets a consolidation queued."""
         with self._write() as db:
             db.execute(
                 "UPDATE jobs SET state = ?, detail = ?, error = ?, adapter = ?, adapter_path = ?, "
                 "epochs = ?, trained_divergence_before = ?, trained_divergence_after = ?, "
                 "recall = ?, generic_loglik_change = ?, per_example = ?, ended_at = ?, "
-                "learnt = ?, drift = ?, general_retention = ? WHERE job_id = ?",
+                "learnt = ?, drift = ?, general_retention = ?, facts_checked = ?, "
+                "facts_kept = ?, retention = ? WHERE job_id = ?",
                 (
                     "succeeded" if succeeded else "failed",
                     detail,
@@ -278,23 +334,50 @@ class JobLedger:
                     figures.get("learnt"),
                     figures.get("drift"),
                     figures.get("general_retention"),
+                    figures.get("facts_checked"),
+                    figures.get("facts_kept"),
+                    json.dumps(figures.get("retention", [])),
                     job_id,
                 ),
             )
+            kind = db.execute("SELECT kind FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            rebuilt = kind is not None and kind["kind"] == CONSOLIDATE
+            learnt = trained_keys if succeeded else []
             if succeeded:
                 db.executemany(
-                    "UPDATE examples SET adapter = ? WHERE key = ? AND adapter = ''",
+                    "UPDATE examples SET adapter = ? WHERE key = ?"
+                    + ("" if rebuilt else " AND adapter = ''"),
                     [(adapter, key) for key in trained_keys],
+                )
+            if succeeded and rebuilt:
+                # A live key the rebuilt adapter trained but did not learn stays in it (and
+                # in the replay of later jobs), said not to come back: the Review keeps it
+                # as trained, so handing it back to pending would drop it from every job.
+                trained = {p["idempotency_key"] for p in figures.get("per_example", [])}
+                db.executemany(
+                    "UPDATE examples SET adapter = ?, comes_back = 0, checked_job = ? "
+                    "WHERE key = ? AND state = 'live'",
+                    [(adapter, job_id, key) for key in sorted(trained - set(trained_keys))],
+                )
+            facts = {p["idempotency_key"]: p["fact"] for p in figures.get("per_example", [])}
+            knowing.record_checks(db, job_id, checks or {}, learnt, facts)
+            if succeeded and (queued := knowing.ensure_consolidation(db, now())):
+                db.executemany(
+                    "UPDATE examples SET retract_job = ? WHERE key = ? AND state = 'retracted'",
+                    [(queued, key) for key in trained_keys],
                 )
 
     def trained_keys(self) -> dict[str, str]:
-        """{key: adapter} of the keys in a promoted adapter."""
+        """{key: adapter} of the live keys in a promoted adapter."""
         with self._lock:
-            rows = self._db.execute("SELECT key, adapter FROM examples WHERE adapter != ''")
+            rows = self._db.execute(
+                "SELECT key, adapter FROM examples WHERE adapter != '' AND state = 'live'"
+            )
             return {r["key"]: r["adapter"] for r in rows.fetchall()}
 
 
 def _job_json(row: sqlite3.Row) -> dict[str, Any]:
     job = {name: row[name] for name in JOB_FIELDS}
     job["per_example"] = json.loads(row["per_example"])
+    job["retention"] = json.loads(row["retention"])
     return job

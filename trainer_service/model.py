@@ -34,7 +34,8 @@ EMBEDDED_ALIASES = frozenset({"smollm2-135m", "smollm2-135m-instruct"})
 
 def base_model_folder(model: str | None) -> tuple[Path, str]:
     """(transformers folder, display name) of `model` (a folder or .gguf), or the default."""
-    return model_folder(model)
+    folder, name = model_folder(model)
+    return Path(folder), str(name)
 
 
 def names_base_model(requested: str, folder: Path, name: str) -> bool:

@@ -9,6 +9,10 @@ Routes:
   limit -> 413 (`body.py`); a reply or context beyond the limits in tokens -> 400
   (`lengths.py`). Nothing a client sends ends in a 500: an unexpected failure in a handler
   is logged and answered 500 with a JSON error, which the fuzz suite holds at zero.
+- `POST /v1/ftreview/retract`: `{"retract": [{"idempotency_key", "reason"}]}` ->
+  `{"retracted": [...], "unknown": [...], "job_id"}` (`knowing.py`): `job_id` is the
+  consolidation that takes the keys out of the served adapter, "" when none had to; a
+  bad body -> 400 naming the field (`contract.parse_retract`), over 8 MiB -> 413.
 - `GET /v1/ftreview/jobs` -> `{"jobs": [job, ...]}`, newest first;
   `GET /v1/ftreview/jobs/{job_id}` -> job, or 404.
 
@@ -36,7 +40,7 @@ from aiohttp.typedefs import Middleware
 from ftreview.core.security import TOKEN_HINT
 
 from .adapters import KEEP_DEFAULT, AdapterVersions
-from .body import MAX_BODY_BYTES, BodyReader, Refusal
+from .body import MAX_BODY_BYTES, MAX_RETRACT_BYTES, BodyReader, Refusal, decode_retract
 from .ledger import JobLedger
 from .lengths import TokenCounter, overlong
 from .model import names_base_model
@@ -110,6 +114,7 @@ class Endpoint:
         self.ledger = ledger
         self.worker = worker
         self.bodies = BodyReader(config.max_body_bytes)
+        self.retractions = BodyReader(min(config.max_body_bytes, MAX_RETRACT_BYTES))
         self.tokens = TokenCounter(config.base_folder)
 
     async def submit(self, request: web.Request) -> web.Response:
@@ -145,6 +150,18 @@ class Endpoint:
             ],
             "job_ids": owners,
         }
+        return web.json_response(answer)
+
+    async def retract(self, request: web.Request) -> web.Response:
+        data = await self.retractions.read(request)
+        if isinstance(data, Refusal):
+            return _error(data.status, data.message)
+        items = await asyncio.to_thread(decode_retract, data)
+        if isinstance(items, Refusal):
+            return _error(items.status, items.message)
+        answer = self.ledger.retract(items)
+        if answer["job_id"]:
+            self.worker.wake()
         return web.json_response(answer)
 
     async def jobs(self, request: web.Request) -> web.Response:
@@ -193,6 +210,7 @@ async def start(config: TrainerConfig) -> RunningTrainer:
     # The body is read by `BodyReader`, which holds its own limit.
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
     app.router.add_post(PATH, endpoint.submit)
+    app.router.add_post(f"{PATH}/retract", endpoint.retract)
     app.router.add_get(f"{PATH}/jobs", endpoint.jobs)
     app.router.add_get(f"{PATH}/jobs/{{job_id}}", endpoint.job)
     runner = web.AppRunner(app, access_log=None)

@@ -7,7 +7,12 @@ Invariants:
 - the figures of every epoch are measured on the model being trained, after that epoch,
   and the guard (`guard.py`) decides; only a model the guard promoted is written, and only
   into the staging folder the caller gives (the caller renames it into place);
-- float32 and no gradient checkpointing: bf16 training stalls on this CPU without an error.
+- float32 and no gradient checkpointing: bf16 training stalls on this CPU without an error;
+- with a `Plan` (`lasting.py`), a learn job continues from the served adapter and a
+  consolidation starts from the base model; either checks its sample of earlier learnt
+  keys before training and on every epoch the guard measures retention on
+  (`retention.py`); a learn job's lost facts are the guard's, a consolidation promotes only
+  under `lasting.consolidation_problem`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +31,11 @@ from .examples import Example, JobInput
 from .general import GeneralCheck
 from .guard import Course, EpochFigures, GuardSettings, Step, refusal
 from .knowledge import statement_rows
+from .lasting import CONSOLIDATE, Checked, Plan, consolidation_problem
 from .measurer import ExampleProof, Measurer, Snapshot
 from .model import load_base
 from .rehearsal import rehearsal_rows
+from .retention import RetentionCheck, starting_model
 from .self_study import paraphrased
 from .teacher import teacher_rows
 
@@ -130,6 +137,8 @@ class Outcome:
     seconds: float
     # The promoted epoch's figures (an earlier, best epoch can be promoted), or None.
     chosen: EpochFigures | None = None
+    # The plan's checked keys: as the promoted epoch left them, else as before the job.
+    checked: list[Checked] = field(default_factory=list)
 
     @property
     def after(self) -> EpochFigures | None:
@@ -182,8 +191,10 @@ def train_job(
     device: str,
     staging: Path,
     report: Callable[[Progress], None],
+    plan: Plan | None = None,
 ) -> Outcome:
-    """Train `job` from the base model; write the promoted model into `staging` or nothing."""
+    """Train `job` from the base model, or as `plan` says; write the promoted model into
+    `staging` or nothing."""
     import torch
     from datasets import Dataset
     from transformers import PrinterCallback, TrainerCallback
@@ -203,6 +214,9 @@ def train_job(
         tokenizer, job.examples, job.held_out, settings.guard, GeneralCheck(tokenizer)
     )
     base = measurer.take_base(model, str(base_folder))
+    check = RetentionCheck(tokenizer, plan.checks if plan else [])
+    check.take_base(model)
+    consolidating = plan is not None and plan.kind == CONSOLIDATE
     trained = training_examples(job, settings) + [e for asked in statements for e in asked]
     if settings.teacher_answers:
         progress.detail = f"teacher answers: up to {settings.teacher_answers} per reply"
@@ -231,7 +245,12 @@ def train_job(
     # ride along.
     learning_rows = len(rows)
     rows += rehearsed
-    model = _wrap(model, settings)
+    if plan is not None and plan.checks:
+        progress.detail = f"checking {len(plan.checks)} earlier learnt keys"
+        report(progress)
+    model, served_general = starting_model(
+        model, plan, check, measurer.general, lambda m: _wrap(m, settings)
+    )
     steps_per_epoch = math.ceil(len(rows) / settings.batch_size)
     progress.total_steps = steps_per_epoch * settings.max_epochs
     progress.detail = (
@@ -268,6 +287,10 @@ def train_job(
             snapshot = measurer.measure(model, epoch)
             if course.worth_retention(snapshot.figures):
                 snapshot.figures = measurer.with_retention(model, snapshot.figures)
+                if check.checks:
+                    lost = check.measure(model, epoch)
+                    if not consolidating:  # a consolidation is held to its own rule
+                        snapshot.figures = replace(snapshot.figures, lost=lost)
             history.append(snapshot.figures)
             snapshots.append(snapshot)
             step = course.after(snapshot.figures)
@@ -354,6 +377,13 @@ def train_job(
         trainer.train()
     chosen = course.promoted
     promoted = chosen is not None and (any(chosen.learnt) or not settings.guarded)
+    checked = check.results(model, chosen.epoch) if promoted and chosen else check.unchanged()
+    problem = ""
+    if promoted and consolidating and chosen is not None:
+        general = (chosen.kept, chosen.known) if chosen.kept is not None else None
+        problem = consolidation_problem(checked, served_general, general)
+        if problem:
+            promoted, checked = False, check.unchanged()
     if promoted:
         model.save_pretrained(str(staging))
         if settings.method == "full":
@@ -383,9 +413,12 @@ def train_job(
     return Outcome(
         promoted=promoted,
         chosen=chosen if promoted else None,
-        error="" if promoted else refusal(history, settings.guard) if history else "no epoch ran",
+        error=""
+        if promoted
+        else problem or (refusal(history, settings.guard) if history else "no epoch ran"),
         before=base.figures,
         history=history,
         per_example=proofs,
         seconds=time.monotonic() - started,
+        checked=checked,
     )

@@ -12,7 +12,11 @@ Invariants:
 - a job promotes what it learnt (`guard.py`): its other keys stay untrained, each with its
   reason in `per_example`, and a later request that sends one again puts it in a new job; a
   job that learnt nothing fails and promotes nothing;
-- an exception in a job fails that job with its message; the worker goes on with the next.
+- an exception in a job fails that job with its message; the worker goes on with the next;
+- what a job trains and checks is planned as it starts (`lasting.plan_job`) from the
+  ledger's served adapter (its last promotion), not from `current.json`: a trainer killed
+  between the rename and the ledger's write re-runs that job from the same start, never
+  from its own unrecorded promotion.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from typing import Any
 from .adapters import AdapterVersions
 from .examples import BUILT_IN_GENERIC, JobInput
 from .guard import GuardSettings
+from .lasting import CONSOLIDATE, Checked, facts_figures, plan_job
 from .ledger import JobLedger
+from .rebuild import untrained_adapter
 from .training import Outcome, Progress, TrainingSettings, train_job
 
 log = logging.getLogger(__name__)
@@ -36,8 +42,6 @@ log = logging.getLogger(__name__)
 # Tells the Scorer about a promoted adapter: (path, name) -> "" or why it was not told.
 ScorerNotice = Callable[[str, str], str]
 
-# At most this many earlier examples are replayed per job, newest first.
-REPLAY_LIMIT = 64
 # Progress is written at most this often (seconds), and always at an epoch's end.
 PROGRESS_EVERY = 0.25
 
@@ -47,6 +51,7 @@ def settings_for(base: TrainingSettings, overrides: dict[str, Any]) -> TrainingS
         target_divergence=float(overrides.get("target_divergence", base.guard.target_divergence)),
         max_drift=float(overrides.get("max_drift", base.guard.max_drift)),
         min_retention=float(overrides.get("min_retention", base.guard.min_retention)),
+        max_lost_facts=int(overrides.get("max_lost_facts", base.guard.max_lost_facts)),
     )
     return replace(
         base,
@@ -58,7 +63,11 @@ def settings_for(base: TrainingSettings, overrides: dict[str, Any]) -> TrainingS
 
 def figures(outcome: Outcome) -> dict[str, Any]:
     after = outcome.after
+    checked, kept = facts_figures(outcome.checked)
     return {
+        "facts_checked": checked,
+        "facts_kept": kept,
+        "retention": [c.to_json() for c in outcome.checked],
         "epochs": len(outcome.history),
         "trained_divergence_before": outcome.before.divergence,
         "trained_divergence_after": after.divergence if after else None,
@@ -132,11 +141,35 @@ class JobWorker:
 
     def run_job(self, job_id: str) -> None:
         settings = settings_for(self.settings, self.ledger.settings(job_id))
-        learn, replay, run = self.ledger.start(job_id)
+        started = self.ledger.start(job_id)
+        run = started.run
         # A job run again after a crash says so in every detail it shows.
         again = f"run {run}, from the start after the trainer stopped: " if run > 1 else ""
+        exists = started.served is not None and Path(started.served[1]).is_dir()
+        plan = plan_job(started, exists, settings.method == "lora")
+        self.ledger.planned(job_id, plan.kind, plan.continued_from, len(plan.examples))
+        if started.kind == CONSOLIDATE and not started.retracted_served:
+            self.ledger.finish(
+                job_id,
+                succeeded=True,
+                detail=f"{again}nothing to consolidate: the served adapter holds no retracted key",
+                figures={},
+                trained_keys=[],
+            )
+            return
+        if not plan.examples and plan.kind != CONSOLIDATE:
+            self.ledger.finish(
+                job_id,
+                succeeded=False,
+                detail=f"{again}every key was retracted before the job ran: nothing to learn",
+                figures={},
+                trained_keys=[],
+                error="every key was retracted before the job ran",
+            )
+            return
+        learn = plan.examples
         held_out = self.ledger.held_out() or list(BUILT_IN_GENERIC)
-        job = JobInput(learn, replay[:REPLAY_LIMIT], held_out)
+        job = JobInput(plan.examples, plan.replay, held_out)
         staging = self.versions.staging(job_id)
         last_write = 0.0
 
@@ -156,7 +189,11 @@ class JobWorker:
                 epochs=progress.epoch,
             )
 
-        outcome = train_job(job, settings, self.base_folder, self.device, staging, report)
+        if plan.examples:
+            outcome = train_job(job, settings, self.base_folder, self.device, staging, report, plan)
+        else:
+            report(Progress(detail="no live key left: an untrained adapter replaces the served"))
+            outcome = untrained_adapter(plan, settings, self.base_folder, self.device, staging)
         last = outcome.after.line() if outcome.after else ""
         keys = outcome.learnt_keys
         if not outcome.promoted:
@@ -167,13 +204,17 @@ class JobWorker:
                 figures=figures(outcome),
                 trained_keys=[],
                 error=outcome.error,
+                checks=_comes_back(outcome.checked),
             )
             return
         name, path = self.versions.promote(staging)
         ran = len(outcome.history)
         chosen = outcome.after.epoch if outcome.after else ran
         which = f"after {ran} epochs" if chosen == ran else f"epoch {chosen} of {ran}"
-        detail = f"{again}promoted {name} {which}: {last}"
+        if not plan.examples:
+            which = "untrained (no live key left to train)"
+        began = f"continued from {plan.continued_from}" if plan.continued_from else "from base"
+        detail = f"{again}promoted {name} {which} ({plan.kind}, {began}): {last}"
         if len(keys) < len(learn):
             detail += f"; {len(learn) - len(keys)} not learnt, returned"
         if self.notify_scorer is not None:
@@ -189,4 +230,9 @@ class JobWorker:
             trained_keys=keys,
             adapter=name,
             adapter_path=str(path),
+            checks=_comes_back(outcome.checked),
         )
+
+
+def _comes_back(checked: list[Checked]) -> dict[str, bool]:
+    return {c.known.key: c.now for c in checked}

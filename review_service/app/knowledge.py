@@ -1,5 +1,5 @@
 """Forget, and telling the endpoint what is no longer true (README, "Knowledge that
-changes"; docs/design.md §11).
+changes"; docs/design.md §13).
 
 Invariants:
 - a change of knowledge is committed first, in one transaction, and told afterwards: an

@@ -1,5 +1,5 @@
 """Knowledge that changes: the rules that move a trained fact out of LIVE, back, and record
-whether it still comes back (docs/design.md §11).
+whether it still comes back (docs/design.md §13).
 
 Invariants:
 - a ledger entry never leaves the ledger for a change of knowledge: it becomes SUPERSEDED

@@ -131,7 +131,7 @@ class Candidate:
 
 
 class KnowledgeState(enum.Enum):
-    """What a trained fact is worth now (docs/design.md §11, facts that change)."""
+    """What a trained fact is worth now (docs/design.md §13)."""
 
     # The model should know it.
     LIVE = "live"

@@ -124,7 +124,15 @@ NUMBERS = (
     | st.sampled_from([0, -1, 1, 10**20, 2**63, -(2**63), 1e308, 5e-324, 0.5, 1000, 1001])
 )
 SETTING_NAMES = st.sampled_from(
-    ["target_divergence", "max_drift", "min_retention", "learning_rate", "max_epochs", "rank"]
+    [
+        "target_divergence",
+        "max_drift",
+        "min_retention",
+        "learning_rate",
+        "max_epochs",
+        "max_lost_facts",
+        "rank",
+    ]
 )
 
 

@@ -113,6 +113,39 @@ def test_the_line_and_the_refusal_name_the_figures() -> None:
     history = [_epoch(1, "--", kept=None), _epoch(2, "--", drift=0.5, kept=None)]
     assert refusal(history, LIMITS) == (
         "guard: no epoch learnt a reply (its fact words back without memories, divergence "
-        "< 0.1) while drift stayed at most 0.1 and 98% of the general questions stayed right; "
-        "closest, epoch 1: learnt 0/2, divergence 0.30, drift 0.020"
+        "< 0.1) while drift stayed at most 0.1, 98% of the general questions stayed right and "
+        "at most 0 earlier facts were lost; closest, epoch 1: learnt 0/2, divergence 0.30, "
+        "drift 0.020"
     )
+
+
+def test_an_epoch_that_lost_an_earlier_fact_forgot_too_much_and_backs_off() -> None:
+    from dataclasses import replace
+
+    course = _course()
+    lost = replace(_epoch(1, "++"), lost=1)
+    assert forgot(lost, LIMITS)
+    assert "lost facts 1" in lost.line()
+    # The same epoch without a lost fact would have promoted at once.
+    assert course.after(lost) is Step.BACK_OFF and course.promoted is None
+    assert course.after(kept := replace(_epoch(2, "++"), lost=0)) is Step.PROMOTE
+    assert course.promoted is kept
+
+
+def test_max_lost_facts_sets_how_many_earlier_facts_an_epoch_may_lose() -> None:
+    from dataclasses import replace
+
+    lenient = GuardSettings(target_divergence=0.1, max_drift=0.1, min_retention=0.98,
+                            max_lost_facts=2)  # fmt: skip
+    assert not forgot(replace(_epoch(1, "+"), lost=2), lenient)
+    assert forgot(replace(_epoch(1, "+"), lost=3), lenient)
+    # Not measured (an epoch that would not become the best) is not a loss.
+    assert not forgot(replace(_epoch(1, "+", kept=None), lost=None), LIMITS)
+
+
+def test_a_course_that_keeps_losing_facts_promotes_nothing() -> None:
+    from dataclasses import replace
+
+    course = Course(LIMITS, 5, max_backtracks=2)
+    steps = [course.after(replace(_epoch(e, "+"), lost=1)) for e in (1, 2, 3)]
+    assert steps == [Step.BACK_OFF, Step.BACK_OFF, Step.FAIL] and course.promoted is None

@@ -35,8 +35,8 @@ def test_a_running_job_is_queued_again_and_says_so(tmp_path: Path) -> None:
     recovered = ledger.job(job)
     assert recovered is not None and recovered["state"] == "queued"
     assert "runs again from the start" in recovered["detail"]
-    learn, _, run = ledger.start(job)
-    assert [e.key for e in learn] == ["k1"] and run == 2
+    started = ledger.start(job)
+    assert [e.key for e in started.learn] == ["k1"] and started.run == 2
     assert "started again" in ledger.job(job)["detail"]  # type: ignore[index]
 
 
@@ -50,9 +50,9 @@ def test_a_job_learns_its_own_keys_and_replays_the_promoted_ones(tmp_path: Path)
         [HeldOut([{"role": "user", "content": "hi"}], "hello")],
         {},
     )
-    learn, replay, _ = ledger.start(second)
+    started = ledger.start(second)
     # k1's job ended without learning it: it waits to be sent again, not swept in.
-    assert [e.key for e in learn] == ["k2", "k3"] and replay == []
+    assert [e.key for e in started.learn] == ["k2", "k3"] and started.live == []
     ledger.finish(
         second,
         succeeded=True,
@@ -63,8 +63,8 @@ def test_a_job_learns_its_own_keys_and_replays_the_promoted_ones(tmp_path: Path)
     )
     assert ledger.trained_keys() == {"k2": "v1"}
     third, _ = ledger.accept([_example("k4")], [], {})
-    learn, replay, _ = ledger.start(third)
-    assert [e.key for e in learn] == ["k4"] and [e.key for e in replay] == ["k2"]
+    started = ledger.start(third)
+    assert [e.key for e in started.learn] == ["k4"] and [k.key for k in started.live] == ["k2"]
     assert ledger.held_out()[0].reply == "hello"
     assert ledger.job(second)["recall"] == 0.5  # type: ignore[index]
 
@@ -78,8 +78,8 @@ def test_a_key_returned_unlearnt_goes_into_the_job_that_sends_it_again(tmp_path:
     second, owners = ledger.accept([_example("k1"), _example("k2")], [], {})
     assert second and second != first
     assert owners == {"k1": first, "k2": second}
-    learn, replay, _ = ledger.start(second)
-    assert [e.key for e in learn] == ["k2"] and [e.key for e in replay] == ["k1"]
+    started = ledger.start(second)
+    assert [e.key for e in started.learn] == ["k2"] and [k.key for k in started.live] == ["k1"]
     # While that job is queued or running, the key is answered with it and starts nothing.
     assert ledger.accept([_example("k2")], [], {}) == ("", {"k2": second})
     ledger.finish(second, succeeded=False, detail="x", figures={}, trained_keys=[], error="no")

@@ -1,0 +1,203 @@
+"""Knowledge that lasts: what a job starts from, what it replays, which learnt keys it checks.
+
+No model here (the measuring is in `retention.py`, the ledger's side in `knowing.py`): these
+are the pure rules, so that they are tested without one.
+
+Invariants:
+- a learn job continues from the served adapter with its own keys plus a replay sample of
+  at most `REPLAY_SAMPLE` live learnt keys, so its rows do not grow with history; with no
+  served adapter (the first job) it trains from the base model;
+- when the served adapter holds a retracted key (or its folder is gone), the job is a
+  consolidation: from the base model, on its own keys plus every live learnt key, never on
+  a retracted one;
+- a learn job checks at least `RETENTION_SAMPLE` live learnt keys (all when fewer), not its
+  own; a consolidation checks every live learnt key when at most `CONSOLIDATION_CHECK`,
+  else a sample of that many, plus every retracted key the served adapter holds;
+- every sample is drawn with `random.Random(job number)` from keys in acceptance order, so
+  a job run again after a crash draws the same keys.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from .examples import Example
+
+# Live learnt keys replayed per learn job: enough to keep the adapter's earlier facts in
+# the gradient, few enough that a job costs the same after a thousand learnt keys.
+REPLAY_SAMPLE = 16
+# Live learnt keys a learn job checks for retention (all of them when fewer).
+RETENTION_SAMPLE = 32
+# A consolidation checks all live keys up to this many, else a sample of this many.
+CONSOLIDATION_CHECK = 64
+# Tolerance of the consolidation rule on general retention, in known general questions.
+# A consolidation retrains every fact from the base model, so its general answers differ
+# from the served adapter's in both directions; on the 76 known questions one answer is
+# 1.3%, within what one epoch flips either way (README: 97.4% and 96.1% for two epochs
+# of the same job). Holding it to exactly the served figure would leave a retracted fact
+# served over one borderline answer.
+GENERAL_TOLERANCE = 1
+
+LEARN = "learn"
+CONSOLIDATE = "consolidate"
+
+
+@dataclass(frozen=True)
+class Known:
+    """A key an adapter learnt (or a retracted one), with the fact words stored for it."""
+
+    example: Example
+    # The fact words the job that learnt it measured; None: not stored (an older ledger).
+    fact: tuple[str, ...] | None = None
+    retracted: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.example.key
+
+
+@dataclass
+class Started:
+    """What the ledger holds for a job as it starts (`JobLedger.start`)."""
+
+    job_id: str
+    kind: str
+    run: int
+    learn: list[Example]
+    # Live keys in a promoted adapter, in acceptance order.
+    live: list[Known] = field(default_factory=list)
+    # Retracted keys the served adapter still holds.
+    retracted_served: list[Known] = field(default_factory=list)
+    # (name, path) of the served adapter, as the ledger's last promotion names it.
+    served: tuple[str, str] | None = None
+
+    @property
+    def number(self) -> int:
+        return job_number(self.job_id)
+
+
+@dataclass
+class Plan:
+    kind: str
+    # The adapter the job starts from, (name, path); None: the base model.
+    continue_from: tuple[str, str] | None
+    examples: list[Example]
+    replay: list[Example]
+    checks: list[Known]
+    # A consolidation compares itself with the served adapter, (name, path), when there is one.
+    served: tuple[str, str] | None = None
+
+    @property
+    def continued_from(self) -> str:
+        return self.continue_from[0] if self.continue_from else ""
+
+
+def job_number(job_id: str) -> int:
+    digits = job_id.rsplit("-", 1)[-1]
+    return int(digits) if digits.isdigit() else 0
+
+
+def sample(items: list[Known], count: int, seed: int) -> list[Known]:
+    """`count` of `items` (all when fewer), drawn with `seed`, in their own order."""
+    if len(items) <= count:
+        return list(items)
+    chosen = set(random.Random(seed).sample(range(len(items)), count))
+    return [item for i, item in enumerate(items) if i in chosen]
+
+
+def replay_sample(live: list[Known], own: set[str], seed: int) -> list[Known]:
+    return sample([k for k in live if k.key not in own], REPLAY_SAMPLE, seed)
+
+
+def retention_sample(live: list[Known], own: set[str], seed: int, kind: str) -> list[Known]:
+    # Another stream than the replay's, so the keys checked are not just the ones replayed.
+    others = [k for k in live if k.key not in own]
+    if kind == CONSOLIDATE:
+        return sample(others, CONSOLIDATION_CHECK, seed + 1_000_003)
+    return sample(others, RETENTION_SAMPLE, seed + 1_000_003)
+
+
+def plan_job(started: Started, served_exists: bool, can_continue: bool) -> Plan:
+    """What the job trains and checks (see the module's invariants). `served_exists`: the
+    served adapter's folder is on disk; `can_continue`: the method trains an adapter that
+    a job can continue (LoRA)."""
+    own = {e.key for e in started.learn}
+    seed = started.number
+    served = started.served if served_exists else None
+    rebuild = started.kind == CONSOLIDATE or bool(started.retracted_served)
+    if started.served is not None and (not served_exists or not can_continue):
+        rebuild = True
+    if not rebuild and started.served is None:
+        # The first job: the base model, nothing earlier to replay or check.
+        return Plan(LEARN, None, started.learn, [], [])
+    if not rebuild:
+        replay = replay_sample(started.live, own, seed)
+        checks = retention_sample(started.live, own, seed, LEARN)
+        return Plan(LEARN, served, started.learn, [k.example for k in replay], checks)
+    everything = started.learn + [k.example for k in started.live if k.key not in own]
+    checks = retention_sample(started.live, own, seed, CONSOLIDATE) + started.retracted_served
+    return Plan(CONSOLIDATE, None, everything, [], checks, served)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One checked key: whether its fact came back before the job and at the end."""
+
+    known: Known
+    fact: tuple[str, ...]
+    before: bool
+    now: bool
+    answer: str
+    # A retracted key only: the base model already says its fact cold.
+    base_says: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "idempotency_key": self.known.key,
+            "comes_back": self.now,
+            "retracted": self.known.retracted,
+            "answer": self.answer,
+            "fact": " ".join(self.fact),
+        }
+
+
+def facts_figures(checked: list[Checked]) -> tuple[int, int]:
+    """(live keys that came back before the job, how many of them still do)."""
+    before = [c for c in checked if not c.known.retracted and c.before]
+    return len(before), sum(c.now for c in before)
+
+
+def lost_facts(before: list[bool], now: list[bool], retracted: list[bool]) -> int:
+    """Live keys that came back before and do not now."""
+    return sum(b and not n and not r for b, n, r in zip(before, now, retracted, strict=True))
+
+
+def consolidation_problem(
+    checked: list[Checked],
+    served_general: tuple[int, int] | None,
+    general: tuple[int, int] | None,
+) -> str:
+    """Why a consolidation may not replace the served adapter ("" when it may): a retracted
+    key still comes back (and the base model does not say it), fewer live keys come back
+    than on the served adapter, or general retention below the served adapter's by more
+    than `GENERAL_TOLERANCE` questions."""
+    back = [c.known.key for c in checked if c.known.retracted and c.now and not c.base_says]
+    if back:
+        return f"consolidation: retracted keys still come back: {', '.join(back[:5])}"
+    live = [c for c in checked if not c.known.retracted]
+    had, has = sum(c.before for c in live), sum(c.now for c in live)
+    if has < had:
+        return (
+            f"consolidation: {has} of {len(live)} checked live keys come back, "
+            f"the served adapter {had}"
+        )
+    if served_general is not None and general is not None:
+        (kept, known), (served_kept, _) = general, served_general
+        if kept < served_kept - GENERAL_TOLERANCE:
+            return (
+                f"consolidation: general {kept}/{known}, the served adapter "
+                f"{served_kept}/{known} (tolerance {GENERAL_TOLERANCE})"
+            )
+    return ""
