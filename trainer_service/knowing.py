@@ -77,11 +77,11 @@ def retracted_served(db: sqlite3.Connection) -> list[Known]:
     return [_known(r) for r in rows]
 
 
-def ensure_consolidation(db: sqlite3.Connection, created_at: str) -> str:
-    """The queued consolidation job when the served adapter holds a retracted key (queued
-    now unless one already is), else ""."""
+def ensure_consolidation(db: sqlite3.Connection, created_at: str, why: str = "") -> str:
+    """The queued consolidation job when the served adapter holds a retracted key, or when
+    `why` says another reason (drift), queued now unless one already is; else ""."""
     held = retracted_served(db)
-    if not held:
+    if not held and not why:
         return ""
     row = db.execute(
         "SELECT job_id FROM jobs WHERE state = 'queued' AND kind = ? ORDER BY seq LIMIT 1",
@@ -91,11 +91,14 @@ def ensure_consolidation(db: sqlite3.Connection, created_at: str) -> str:
         return str(row["job_id"])
     seq = db.execute(
         "INSERT INTO jobs (job_id, state, kind, examples, settings, created_at, detail) "
-        "VALUES ('', 'queued', ?, 0, '{}', ?, ?)",
+        "VALUES ('', 'queued', ?, 0, ?, ?, ?)",
         (
             CONSOLIDATE,
+            json.dumps({"why": why} if why else {}),
             created_at,
-            f"queued: rebuild the adapter from the base model without {len(held)} retracted keys",
+            f"queued: rebuild the adapter from the base model without {len(held)} retracted keys"
+            if held
+            else f"queued: rebuild the adapter from the base model ({why})",
         ),
     ).lastrowid
     job_id = f"ft-{seq}"

@@ -7,6 +7,8 @@ Invariants:
 - a learn job continues from the served adapter with its own keys plus a replay sample of
   at most `REPLAY_SAMPLE` live learnt keys, so its rows do not grow with history; with no
   served adapter (the first job) it trains from the base model;
+- a learn job that promoted at a drift of `CONSOLIDATE_AT_DRIFT` of `max_drift` queues a
+  consolidation (`drift_reason`); a consolidation never queues one for drift;
 - when the served adapter holds a retracted key (or its folder is gone), the job is a
   consolidation: from the base model, on its own keys plus every live learnt key, never on
   a retracted one;
@@ -42,6 +44,18 @@ GENERAL_TOLERANCE = 1
 
 LEARN = "learn"
 CONSOLIDATE = "consolidate"
+# A learn job whose promoted epoch drifted this share of `max_drift` from the base model
+# queues a consolidation. Drift adds up over incremental jobs (each continues the last:
+# 0.048 then 0.053 in the two-job test), and a rebuild from the base model on every live
+# key resets it before the guard would refuse every job for it.
+CONSOLIDATE_AT_DRIFT = 0.75
+
+
+def drift_reason(kind: str, drift: float | None, max_drift: float) -> str:
+    """Why a promoted job calls for a consolidation on drift ("" when it does not)."""
+    if kind != LEARN or drift is None or drift < CONSOLIDATE_AT_DRIFT * max_drift:
+        return ""
+    return f"drift {drift:.3f} reached {CONSOLIDATE_AT_DRIFT:.0%} of max_drift {max_drift:g}"
 
 
 @dataclass(frozen=True)

@@ -304,13 +304,15 @@ class JobLedger:
         adapter_path: str = "",
         error: str = "",
         checks: dict[str, bool] | None = None,
+        consolidate_because: str = "",
     ) -> None:
         """End the job; on success the keys it trained are marked as in `adapter`, at once.
 
         Also, per key it checked, whether it came back (`checks`), and per key it learnt,
         its fact words (from `per_example`). A consolidation's trained keys move to its
         adapter, and so do the live keys it trained but did not learn (said not to come back). A key
-        retracted while the job ran that its adapter holds gets a consolidation queued."""
+        retracted while the job ran that its adapter holds gets a consolidation queued, and
+        so does `consolidate_because` (a learn job that drifted far, `lasting.drift_reason`)."""
         with self._write() as db:
             db.execute(
                 "UPDATE jobs SET state = ?, detail = ?, error = ?, adapter = ?, adapter_path = ?, "
@@ -361,7 +363,9 @@ class JobLedger:
                 )
             facts = {p["idempotency_key"]: p["fact"] for p in figures.get("per_example", [])}
             knowing.record_checks(db, job_id, checks or {}, learnt, facts)
-            if succeeded and (queued := knowing.ensure_consolidation(db, now())):
+            if succeeded and (
+                queued := knowing.ensure_consolidation(db, now(), consolidate_because)
+            ):
                 db.executemany(
                     "UPDATE examples SET retract_job = ? WHERE key = ? AND state = 'retracted'",
                     [(queued, key) for key in trained_keys],

@@ -32,7 +32,7 @@ from typing import Any
 from .adapters import AdapterVersions
 from .examples import BUILT_IN_GENERIC, JobInput
 from .guard import GuardSettings
-from .lasting import CONSOLIDATE, Checked, facts_figures, plan_job
+from .lasting import CONSOLIDATE, Checked, drift_reason, facts_figures, plan_job
 from .ledger import JobLedger
 from .rebuild import untrained_adapter
 from .training import Outcome, Progress, TrainingSettings, train_job
@@ -148,7 +148,8 @@ class JobWorker:
         exists = started.served is not None and Path(started.served[1]).is_dir()
         plan = plan_job(started, exists, settings.method == "lora")
         self.ledger.planned(job_id, plan.kind, plan.continued_from, len(plan.examples))
-        if started.kind == CONSOLIDATE and not started.retracted_served:
+        why = str(self.ledger.settings(job_id).get("why", ""))
+        if started.kind == CONSOLIDATE and not started.retracted_served and not why:
             self.ledger.finish(
                 job_id,
                 succeeded=True,
@@ -231,6 +232,9 @@ class JobWorker:
             adapter=name,
             adapter_path=str(path),
             checks=_comes_back(outcome.checked),
+            consolidate_because=drift_reason(
+                plan.kind, outcome.after.drift if outcome.after else None, settings.guard.max_drift
+            ),
         )
 
 

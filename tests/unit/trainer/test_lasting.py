@@ -22,6 +22,7 @@ from trainer_service.lasting import (
     Checked,
     Known,
     consolidation_problem,
+    drift_reason,
     facts_figures,
     plan_job,
 )
@@ -387,3 +388,39 @@ def test_max_lost_facts_is_a_per_request_setting_within_bounds() -> None:
         parse_request({"examples": [example], "settings": {"max_lost_facts": -1}})
     with pytest.raises(ContractError, match=r"settings\.max_lost_facts: expected a whole number"):
         parse_request({"examples": [example], "settings": {"max_lost_facts": 0.5}})
+
+
+def test_drift_calls_for_a_consolidation_only_after_a_learn_job_that_drifted_far() -> None:
+    assert drift_reason(LEARN, 0.074, 0.1) == ""
+    assert drift_reason(LEARN, 0.076, 0.1) == "drift 0.076 reached 75% of max_drift 0.1"
+    assert drift_reason(LEARN, None, 0.1) == ""
+    # A consolidation already rebuilt from the base model: it never queues another.
+    assert drift_reason(CONSOLIDATE, 0.09, 0.1) == ""
+
+
+def test_a_learn_job_that_drifted_queues_one_consolidation_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    ledger = JobLedger(tmp_path / "trainer.sqlite3")
+    _learnt(ledger, ["k1"], "v1")
+    job, _ = ledger.accept([_example("k2")], [], {})
+    started = ledger.start(job)
+    plan = plan_job(started, True, True)
+    assert plan.kind == LEARN
+    ledger.planned(job, plan.kind, plan.continued_from, len(plan.examples))
+    why = drift_reason(plan.kind, 0.08, 0.1)
+    ledger.finish(
+        job, succeeded=True, detail="ok", figures={}, trained_keys=["k2"], adapter="v2",
+        adapter_path="/adapters/v2", consolidate_because=why,
+    )  # fmt: skip
+    queued = ledger.next_queued()
+    assert queued is not None and queued != job
+    shown = ledger.job(queued)
+    assert shown is not None and shown["kind"] == CONSOLIDATE
+    assert shown["detail"] == f"queued: rebuild the adapter from the base model ({why})"
+    assert ledger.settings(queued) == {"why": why}
+    # Its plan rebuilds from the base model on every live key, with nothing retracted.
+    started = ledger.start(queued)
+    plan = plan_job(started, True, True)
+    assert (plan.kind, plan.continued_from) == (CONSOLIDATE, "")
+    assert sorted(e.key for e in plan.examples) == ["k1", "k2"]
