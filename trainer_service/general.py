@@ -121,6 +121,9 @@ class GeneralCheck:
         self._base_answers: list[str] = []
         self._sequences: list[tuple[list[int], int]] = []  # (ids, answer start)
         self._base: list[tuple[Any, Any]] = []  # per batch: (base log-probs, used positions)
+        # A continued adapter's drift from the base model, measured as a job starts from it
+        # (`rebase`); None for a job from the base model.
+        self.start_drift: float | None = None
 
     def take_base(self, model: Any, key: str = "") -> GeneralFigures:
         """Measure the base model (or reuse what was measured for `key`, its folder, in this
@@ -161,13 +164,21 @@ class GeneralCheck:
         return str(self.tokenizer.decode(ids))
 
     def drift(self, model: Any) -> float:
-        """Mean KL(base ‖ model) per answer token, nats."""
-        total, count = 0.0, 0
-        for (base, used), (tuned, _) in zip(self._base, self._logprobs(model), strict=True):
-            kl = (base.exp() * (base - tuned)).sum(-1)
-            total += float(kl[used].sum())
-            count += int(used.sum())
-        return total / count if count else 0.0
+        """Mean KL(reference ‖ model) per answer token, nats: the reference is the base
+        model, or the model a job started from once `rebase` was called."""
+        return _kl(self._base, self._logprobs(model))
+
+    def rebase(self, model: Any) -> float:
+        """Measure drift from `model` (the adapter a job continues) from now on; returns its
+        own drift from the base model. A job is judged by how far it moves the model it
+        was given: drift from the base model adds up over incremental jobs (each
+        continues the last), and that sum is what a consolidation resets
+        (`lasting.drift_reason`), while general retention stays judged against the base
+        model's answers."""
+        start = self._logprobs(model)
+        from_base = _kl(self._base, start)
+        self._base = start
+        return from_base
 
     def retention(self, model: Any) -> tuple[int, int]:
         """(still right, right on the base model)."""
@@ -215,6 +226,16 @@ class GeneralCheck:
                 head = model.get_output_embeddings()
                 out.append((torch.log_softmax(head(chosen).float(), dim=-1), used))
         return out
+
+
+def _kl(reference: list[tuple[Any, Any]], tuned: list[tuple[Any, Any]]) -> float:
+    """Mean KL(reference ‖ tuned) per used position, over batches of (log-probs, used)."""
+    total, count = 0.0, 0
+    for (base, used), (other, _) in zip(reference, tuned, strict=True):
+        kl = (base.exp() * (base - other)).sum(-1)
+        total += float(kl[used].sum())
+        count += int(used.sum())
+    return total / count if count else 0.0
 
 
 def _backbone(model: Any) -> Any:

@@ -128,10 +128,13 @@ def starting_model(
 ) -> tuple[Any, tuple[int, int] | None]:
     """(the model to train, the served adapter's general figures for a consolidation):
     the served adapter to continue, else `wrap(base)`; `check`'s before measured on the
-    model the job starts from (a consolidation: on the served adapter, when there is one)."""
+    model the job starts from (a consolidation: on the served adapter, when there is one).
+    A continued adapter becomes `general`'s drift reference (`GeneralCheck.rebase`), its
+    own drift from the base model kept in `general.start_drift`."""
     if plan is not None and plan.continue_from is not None:
         model = continue_adapter(model, plan.continue_from[1])
         check.take_before(model)
+        general.start_drift = general.rebase(model)
         return model, None
     served_general = None
     if plan is not None and plan.kind == CONSOLIDATE and plan.served is not None:

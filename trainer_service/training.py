@@ -139,6 +139,9 @@ class Outcome:
     chosen: EpochFigures | None = None
     # The plan's checked keys: as the promoted epoch left them, else as before the job.
     checked: list[Checked] = field(default_factory=list)
+    # The continued adapter's drift from the base model as the job started (None: from
+    # the base model); the job's own `drift` is measured from the model it started from.
+    start_drift: float | None = None
 
     @property
     def after(self) -> EpochFigures | None:
@@ -421,4 +424,5 @@ def train_job(
         per_example=proofs,
         seconds=time.monotonic() - started,
         checked=checked,
+        start_drift=measurer.general.start_drift,
     )

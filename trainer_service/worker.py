@@ -233,7 +233,7 @@ class JobWorker:
             adapter_path=str(path),
             checks=_comes_back(outcome.checked),
             consolidate_because=drift_reason(
-                plan.kind, outcome.after.drift if outcome.after else None, settings.guard.max_drift
+                plan.kind, outcome.start_drift, settings.guard.max_drift
             ),
         )
 

@@ -390,12 +390,14 @@ def test_max_lost_facts_is_a_per_request_setting_within_bounds() -> None:
         parse_request({"examples": [example], "settings": {"max_lost_facts": 0.5}})
 
 
-def test_drift_calls_for_a_consolidation_only_after_a_learn_job_that_drifted_far() -> None:
-    assert drift_reason(LEARN, 0.074, 0.1) == ""
-    assert drift_reason(LEARN, 0.076, 0.1) == "drift 0.076 reached 75% of max_drift 0.1"
+def test_drift_calls_for_a_consolidation_only_when_a_continued_adapter_was_far_from_base() -> None:
+    assert drift_reason(LEARN, 0.099, 0.1) == ""
+    assert drift_reason(LEARN, 0.12, 0.1) == (
+        "the adapter it continued was 0.120 from the base model, at least 1× max_drift 0.1"
+    )
+    # A job from the base model (nothing continued) and a consolidation never queue one.
     assert drift_reason(LEARN, None, 0.1) == ""
-    # A consolidation already rebuilt from the base model: it never queues another.
-    assert drift_reason(CONSOLIDATE, 0.09, 0.1) == ""
+    assert drift_reason(CONSOLIDATE, 0.5, 0.1) == ""
 
 
 def test_a_learn_job_that_drifted_queues_one_consolidation_with_its_reason(
@@ -408,7 +410,7 @@ def test_a_learn_job_that_drifted_queues_one_consolidation_with_its_reason(
     plan = plan_job(started, True, True)
     assert plan.kind == LEARN
     ledger.planned(job, plan.kind, plan.continued_from, len(plan.examples))
-    why = drift_reason(plan.kind, 0.08, 0.1)
+    why = drift_reason(plan.kind, 0.15, 0.1)
     ledger.finish(
         job, succeeded=True, detail="ok", figures={}, trained_keys=["k2"], adapter="v2",
         adapter_path="/adapters/v2", consolidate_because=why,
