@@ -14,9 +14,10 @@ Invariants:
   are said once per command, with how many; their decisions stay in the history;
 - a candidate that would replace a trained fact or that other undecided candidates say
   otherwise to is marked in the list (» supersedes, × conflicts; conflicting rows next to
-  each other, a line each under the table), and approving one that conflicts says so on
-  stderr, one line naming the others: it never blocks (a bulk approval in a terminal
-  lists the marked rows before it asks).
+  each other, a line each under the table); approving one that conflicts is refused (exit
+  2, one line naming the others and what differs) unless `--yes`, and with it the others
+  are rejected "superseded by <ID>" (`ftreview.cli.conflicts`; a bulk approval in a
+  terminal lists the marked rows before it asks).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 
 from rich.console import Console
 
+from ftreview.cli.conflicts import losers_of, reject_losers
 from ftreview.cli.context import (
     STATUSES,
     UsageError,
@@ -74,13 +76,16 @@ def cmd_candidates(args: argparse.Namespace) -> int:
     with review_client(args) as client:
         candidates = client.list_candidates(
             statuses,
-            order=args.order,
+            order="time" if args.order == "conversation" else args.order,
             conversation_id=args.conversation or "",
             search=args.search or "",
             min_divergence=args.min,
             max_divergence=args.max,
         )
         stats = None if candidates or args.json or filtered else client.get_stats()
+    if args.order == "conversation":
+        # By conversation, each in reply order (as the review screen's `o` sorts them).
+        candidates.sort(key=lambda c: (c.conversation_id, timestamp_ns(c.timestamp)))
     if args.grounding:
         # Client-side: the Review computes grounding as it answers (it is not stored), and the
         # list is already short; a server-side filter would compute the same for each row.
@@ -147,6 +152,7 @@ def _bulk_ids(client: ReviewClient, args: argparse.Namespace, verb: str) -> list
 
 
 def _decision(args: argparse.Namespace, verb: str, done: str, call: Decide) -> int:
+    superseded: list[Any] = []
     with review_client(args) as client:
         bulk = _bulk_ids(client, args, verb) if hasattr(args, "all") else None
         ids = bulk if bulk is not None else [parse_id(i) for i in args.ids]
@@ -154,8 +160,10 @@ def _decision(args: argparse.Namespace, verb: str, done: str, call: Decide) -> i
             changed: list[Any] = []
             forgotten = 0
         else:
+            losers = losers_of(client, ids, args) if verb == "approve" else {}
             kept_before = _rejected(client) if verb == "reject" else set()
             changed = call(client, ids)
+            superseded = reject_losers(client, losers, reviewer(args))
             forgotten = len((kept_before | set(ids)) - _rejected(client)) if verb == "reject" else 0
     if args.json:
         print_json(
@@ -163,6 +171,7 @@ def _decision(args: argparse.Namespace, verb: str, done: str, call: Decide) -> i
                 "candidates": [candidate_json(c) for c in changed],
                 "count": len(changed),
                 "forgotten": forgotten,
+                "superseded": [candidate_json(c) for c in superseded],
             }
         )
     elif bulk:
@@ -171,26 +180,15 @@ def _decision(args: argparse.Namespace, verb: str, done: str, call: Decide) -> i
     else:
         for c in changed:
             print(f"{timestamp_ns(c.timestamp)}  {done}  ({status_name(c.status)})")
-    if verb == "approve":
-        for c in changed:
-            if c.conflicts_with:
-                say(contradiction(c))
+    if not args.json:
+        for c in superseded:
+            print(f"{timestamp_ns(c.timestamp)}  rejected  ({c.reject_reason})")
     if forgotten and not args.json:
         say(
             f"{forgotten} rejected candidate{'s' if forgotten != 1 else ''} left the list: "
             "the Review keeps the 10 most recent rejections (undo cannot bring them back)"
         )
     return 0
-
-
-def contradiction(c: Any) -> str:
-    """One line for an approved candidate that other undecided ones say otherwise to."""
-    ids = ", ".join(str(timestamp_ns(t)) for t in c.conflicts_with)
-    what = f" ({c.change})" if c.change and not c.HasField("supersedes") else ""
-    return (
-        f"{timestamp_ns(c.timestamp)} conflicts with {ids}{what}: approving both trains a "
-        "contradiction (reject the one that is wrong)"
-    )
 
 
 def _rejected(client: ReviewClient) -> set[int]:
@@ -259,7 +257,12 @@ def _bulk_flags(parser: argparse.ArgumentParser, below: bool) -> None:
             "--below", type=float, metavar="X", help="every pending candidate with divergence < X"
         )
     parser.add_argument("--conversation", metavar="ID", help="with --all/--below: only this one")
-    parser.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask (needed without a terminal); approve: also reject the candidates "
+        "it conflicts with, as superseded",
+    )
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -267,7 +270,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         commands, "candidates", cmd_candidates, "list the candidates, highest divergence first"
     )
     p.add_argument("--status", action="append", choices=STATUSES, help="only these (repeatable)")
-    p.add_argument("--order", choices=["divergence", "time"], default="divergence")
+    p.add_argument(
+        "--order",
+        choices=["divergence", "time", "conversation"],
+        default="divergence",
+        help="highest divergence first, newest first, or by conversation in reply order",
+    )
     p.add_argument("--search", metavar="TEXT", help="only replies containing TEXT (any case)")
     p.add_argument("--conversation", metavar="ID", help="only this conversation's")
     p.add_argument("--min", type=float, metavar="X", help="only divergence >= X")

@@ -8,14 +8,19 @@ The screen is a client of the Review service like any other. It keeps these prom
   GetConfig (asked again every few seconds and after every scoring run, so a change made in
   another terminal shows), and a decision changes a row only once the Review has stored it;
 - it never shows a bare "loading": before the first snapshot it says whom it is connecting
-  to, and with no candidates it says why, for the cause at hand;
+  to, and with no candidates it says why, for the cause at hand; once no reply is pending
+  (and no filter is set) the list gives way to the end-of-queue summary
+  (`ftreview.tui.progress`), and the progress line above the list always says how far
+  the queue is and how it is sorted;
 - losing the Review (a restart) is a state, not a crash: the screen says in plain words that
   it is reconnecting, keeps the last list visible, and replaces it with the fresh snapshot;
 - keys act in the order they were pressed: decisions are awaited in the key handler, so
   "a a a" approves three consecutive pending rows, never the same one three times; only
-  slow work (generating an alternate, sending) runs in the background;
+  slow work (generating an alternate, sending) runs in the background; `w` keeps the
+  alternate on while the cursor moves and generates it ahead (`ftreview.tui.alternates`);
 - every key the legend lists fits the footer's priorities: at 80 columns `? legend` and
-  `q quit` come first, so they are never cut.
+  `q quit` come first, and the footer shows only the keys that fit (`? legend` lists the
+  others, `c context` among them), so its last key is never cut.
 
 Textual is imported here and in the modules beside this one, never by core, client or CLI
 modules; the CLI imports `run_review` lazily. The queue keys (decisions, marks, filters,
@@ -27,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -40,9 +44,14 @@ from textual.widgets import Footer, Static
 
 from ftreview.errors import FtreviewError
 from ftreview.tui.activities import ActivityBoard
+from ftreview.tui.alternates import Alternates
 from ftreview.tui.board import Board
 from ftreview.tui.detail import DetailPane, DetailRequest
+from ftreview.tui.guidelines import read_guidelines
+from ftreview.tui.history import HISTORY_LIMIT, HistoryScreen
 from ftreview.tui.link import ServiceLink, plain_problem
+from ftreview.tui.logfile import configure_log
+from ftreview.tui.progress import progress_line, queue_done_text
 from ftreview.tui.prompts import ConversationScreen
 from ftreview.tui.streams import Streams
 from ftreview.tui.views import Status
@@ -65,6 +74,7 @@ class ReviewApp(Streams):
     Screen { layout: vertical; }
     #summary { height: 1; background: $boost; padding: 0 1; }
     #note { height: 1; padding: 0 1; color: $text-muted; }
+    #progress { height: 1; padding: 0 1; }
     #main { height: 1fr; }
     #candidates { height: 1fr; min-height: 4; }
     DetailPane { height: 1fr; min-height: 5; }
@@ -80,7 +90,7 @@ class ReviewApp(Streams):
         Binding("r", "reject", "reject"),
         Binding("space", "mark", "mark"),
         Binding("slash", "search", "search"),
-        Binding("c", "conversation", "context"),
+        Binding("c", "conversation", "context", show=False),
         Binding("w", "toggle_alternate", "alternate"),
         Binding("s", "send", "send"),
         # In the legend only.
@@ -99,6 +109,8 @@ class ReviewApp(Streams):
         Binding("escape", "clear", "clear marks and filters", show=False),
         Binding("h", "hide_below", "hide below threshold", show=False),
         Binding("n", "numbers", "token numbers", show=False),
+        Binding("o", "sort", "sort", show=False),
+        Binding("d", "history", "decision history", show=False),
         Binding("plus", "threshold(1)", "threshold x10", show=False),
         Binding("minus", "threshold(-1)", "threshold /10", show=False),
     ]
@@ -109,18 +121,18 @@ class ReviewApp(Streams):
         *,
         credentials: grpc.ChannelCredentials | None = None,
         token: str | None = None,
+        guidelines: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.review_address = review_address
+        self.guidelines = guidelines
         self._credentials = credentials
         self._token = token
         self.board = Board()
         self.activities = ActivityBoard()
         self.connection = f"connecting to the Review at {review_address}…"
         self.connected = False
-        self.alternate_shown: set[int] = set()
-        self.generating: set[int] = set()
-        self.alternate_errors: dict[int, str] = {}
+        self.alternates = Alternates()
         self.numbers = False
         self._g_pressed_at = -DOUBLE_KEY_S
         self._link: ServiceLink | None = None
@@ -130,6 +142,7 @@ class ReviewApp(Streams):
     def compose(self) -> ComposeResult:
         yield Static(id="summary")
         yield Static(id="note")
+        yield Static(id="progress")
         with Vertical(id="main"):
             yield CandidateTable(id="candidates", cursor_type="row", zebra_stripes=True)
             yield DetailPane()
@@ -168,17 +181,29 @@ class ReviewApp(Streams):
         empty = self.base.query_one("#empty", Static)
         main = self.base.query_one("#main")
         rows = self.board.rows
-        has_rows = bool(rows)
+        counts = self.board.counts()
+        cleared = (
+            self.board.loaded
+            and bool(self.board.candidates)
+            and counts[Status.PENDING] == 0
+            and not self.board.row_filter.describe()
+        )
+        has_rows = bool(rows) and not cleared
         main.display = has_rows
         empty.display = not has_rows
         threshold = self.config.threshold if self.config else None
-        if has_rows:
+        if rows:  # also behind the summary, so the list is current when it comes back
             marked = {row.key for row in self.marks.marked(rows)}
             self.base.query_one(CandidateTable).show(
                 rows, self.board.selected_index(), marked=marked, threshold=threshold,
                 conflicts=self.board.conflicts(),
             )  # fmt: skip
+        if has_rows:
+            self._generate_ahead()
             self._draw_detail()
+        elif cleared:
+            jobs = tuple(sorted({c.job_id for c in self.board.ordered if c.job_id}))
+            empty.update(queue_done_text(counts, len(self.board.session_decided), jobs))
         elif self.board.candidates and self.board.row_filter.describe():
             empty.update(
                 Text(
@@ -191,6 +216,13 @@ class ReviewApp(Streams):
         else:
             empty.update(Text(self.connection))
         self._draw_note(threshold)
+        progress = self.base.query_one("#progress", Static)
+        progress.display = bool(self.board.candidates)
+        progress.update(
+            progress_line(
+                counts, len(self.board.session_decided), self.board.sort, self.size.width - 2
+            )
+        )
         self._draw_activity()
 
     def _draw_note(self, threshold: float | None) -> None:
@@ -252,9 +284,9 @@ class ReviewApp(Streams):
         self.base.query_one(DetailPane).show(
             DetailRequest(
                 candidate,
-                alternate=timestamp in self.alternate_shown,
-                generating=timestamp in self.generating,
-                alternate_error=self.alternate_errors.get(timestamp, ""),
+                alternate=self.alternates.on,
+                generating=timestamp in self.alternates.generating,
+                alternate_error=self.alternates.errors.get(timestamp, ""),
                 numbers=self.numbers,
                 width=self.size.width,
                 conflicts=self.board.conflicts().get(timestamp, ()),
@@ -323,34 +355,30 @@ class ReviewApp(Streams):
         self.push_screen(ConversationScreen(turns, candidate))
 
     def action_toggle_alternate(self) -> None:
-        candidate = self.board.current()
-        if candidate is None:
-            return
-        timestamp = candidate.timestamp_ns
-        if timestamp in self.alternate_shown:
-            self.alternate_shown.discard(timestamp)
-        else:
-            self.alternate_shown.add(timestamp)
-            if not candidate.alternate and timestamp not in self.generating:
-                link = self._require_link()
-                if link is not None:
-                    self.alternate_errors.pop(timestamp, None)
-                    self.generating.add(timestamp)
-                    self.run_worker(
-                        self._generate_alternate(link, timestamp),
-                        group="alternate",
-                        exit_on_error=False,
-                    )
+        self.alternates.toggle(self.board.selected)
         self.redraw()
+
+    def _generate_ahead(self) -> None:
+        """With `w` on: the alternates of the row under the cursor and the next rows."""
+        if not self.alternates.on or self._link is None or not self.connected:
+            return
+        wanted = self.alternates.wanted(self.board.rows, self.board.selected_index())
+        for timestamp in wanted:
+            self.run_worker(
+                self._generate_alternate(self._link, timestamp),
+                group="alternate",
+                exit_on_error=False,
+            )
 
     async def _generate_alternate(self, link: ServiceLink, timestamp: int) -> None:
         try:
             self.board.upsert(await link.generate_alternate(timestamp))
         except FtreviewError as error:
-            self.alternate_errors[timestamp] = str(error)
-            self.notify(f"alternate failed: {error}", severity="error", markup=False)
+            self.alternates.errors[timestamp] = str(error)
+            if timestamp == self.board.selected:
+                self.notify(f"alternate failed: {error}", severity="error", markup=False)
         finally:
-            self.generating.discard(timestamp)
+            self.alternates.generating.discard(timestamp)
             self.redraw()
 
     async def action_threshold(self, steps: int) -> None:
@@ -370,28 +398,27 @@ class ReviewApp(Streams):
         )
         self.redraw()
 
+    def action_sort(self) -> None:
+        self.notify(f"sorted by {self.board.cycle_sort()}", markup=False, timeout=2)
+        self.redraw()
+
+    async def action_history(self) -> None:
+        link = self._require_link()
+        if link is None:
+            return
+        try:
+            decisions = await link.decisions(HISTORY_LIMIT)
+        except FtreviewError as error:
+            self.notify(f"history unavailable: {plain_problem(error)}", severity="error")
+            return
+        self.push_screen(HistoryScreen(decisions))
+
     def action_legend(self) -> None:
         if not isinstance(self.screen, LegendScreen):
-            self.push_screen(LegendScreen())
+            self.push_screen(LegendScreen(self.guidelines))
 
     def action_quit_review(self) -> None:
         self.exit(0)
-
-
-def _configure_log(home: str | None) -> None:
-    """The screen owns the terminal, so the log (with tracebacks) goes to a file in home."""
-    if not home:
-        return
-    path = Path(home).expanduser() / "logs" / "review-screen.log"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path)
-    except OSError:
-        return
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("ftreview.tui")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
 
 
 def run_review(
@@ -406,7 +433,9 @@ def run_review(
     Needs a terminal: the CLI prints a plain listing instead when there is none.
     `credentials` (TLS) and `token` (bearer) are used for the Review.
     """
-    _configure_log(home)
-    app = ReviewApp(review_addr, credentials=credentials, token=token)
+    configure_log(home)
+    app = ReviewApp(
+        review_addr, credentials=credentials, token=token, guidelines=read_guidelines(home)
+    )
     app.run()
     return app.return_code or 0

@@ -6,21 +6,28 @@ the screen is only a drawing of it. The invariants it keeps:
 - the candidates are exactly what the Review's WatchCandidates stream last said: a snapshot
   replaces the set only when it is complete (SNAPSHOT_END), so a reconnect never shows a
   half-loaded list; live events after it add, update or remove one candidate each;
-- the order is the Review's: highest divergence first, ties by reply time; the rows are that
-  order filtered and grouped (`ftreview.tui.rows`);
+- `ordered` is the Review's order (highest divergence first, ties by reply time); the rows
+  are the queue: pending rows first, then the decided ones grouped by status (approved,
+  in training, rejected), each group in the chosen sort (`SORTS`: divergence as the
+  Review and `ftreview candidates` order it, time newest first as `--order time`, or
+  conversation: by conversation, each in reply order), then filtered and grouped
+  (`ftreview.tui.rows`);
 - the selection is a reply's identity (`timestamp_ns`), not a row number, so rows that
   appear or leave above it never move the cursor to another reply; when the selected reply
   leaves (or is filtered out), the cursor takes the row that now sits where it was;
 - every decision made here is remembered with the status each of its replies had, so `undo`
   puts back exactly that; a reply the Review no longer keeps (a rejection pushed out by the
   keep-the-last-10 rule) or that was sent (in a training job, then learnt or approved again)
-  is dropped from the history, counted in `forgotten` until the screen has said so.
+  is dropped from the history, counted in `forgotten` until the screen has said so;
+- `session_decided` holds the replies decided on this screen (an undo takes them out), for
+  the progress line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ftreview.tui.changes import conflicts_by
 from ftreview.tui.rows import Row, RowFilter, rows
@@ -44,8 +51,23 @@ class Decision:
     made: Status
 
 
+SORTS = ("divergence", "time", "conversation")
+"""The queue's sort keys, as `o` cycles them (`ftreview candidates --order` names the same)."""
+STATUS_RANK = {Status.PENDING: 0, Status.APPROVED: 1, Status.SENT: 2, Status.REJECTED: 3}
+
+
 def _order_key(candidate: CandidateView) -> tuple[float, int]:
     return (-candidate.divergence, candidate.timestamp_ns)
+
+
+def queue_key(candidate: CandidateView, sort: str) -> tuple[Any, ...]:
+    """Pending first, then the decided by status; within each, the sort."""
+    rank = STATUS_RANK[candidate.status]
+    if sort == "time":
+        return (rank, -candidate.timestamp_ns)
+    if sort == "conversation":
+        return (rank, candidate.conversation_id, candidate.timestamp_ns)
+    return (rank, *_order_key(candidate))
 
 
 @dataclass
@@ -57,6 +79,8 @@ class Board:
     row_filter: RowFilter = field(default_factory=RowFilter)
     forgotten: int = 0
     """Replies dropped from the undo history because the Review no longer keeps them."""
+    sort: str = SORTS[0]
+    session_decided: set[int] = field(default_factory=set)
     _staging: dict[int, CandidateView] | None = None
     _order: list[CandidateView] = field(default_factory=list)
     _rows: list[Row] = field(default_factory=list)
@@ -114,9 +138,16 @@ class Board:
         self.row_filter = row_filter
         self._reorder(fallback_index=index)
 
+    def cycle_sort(self) -> str:
+        """The next sort of `SORTS`; the cursor stays on its reply."""
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self._reorder(fallback_index=self.selected_index())
+        return self.sort
+
     def _reorder(self, fallback_index: int | None) -> None:
         self._order = sorted(self.candidates.values(), key=_order_key)
-        self._rows = rows(self._order, self.row_filter)
+        queue = sorted(self._order, key=lambda c: queue_key(c, self.sort))
+        self._rows = rows(queue, self.row_filter)
         if self.selected_index() is not None:
             return
         if not self._rows:
@@ -193,13 +224,19 @@ class Board:
         if timestamp_ns in self.candidates:
             self.selected = timestamp_ns
 
-    def advance_to_next_pending(self) -> None:
-        """After a decision: the next pending row below, wrapping; stay if there is none."""
+    def advance_to_next_pending(self, from_index: int | None = None) -> None:
+        """After a decision: the next pending row below, wrapping; stay if there is none.
+
+        `from_index`: the row the decided one was on; a decided row moves down among the
+        decided, so the next pending row is the one that took its place (that row counts)."""
         index = self.selected_index()
         if index is None:
             return
         count = len(self._rows)
-        for step in range(1, count):
+        first = 1
+        if from_index is not None:
+            index, first = min(from_index, count - 1), 0
+        for step in range(first, count):
             row = self._rows[(index + step) % count]
             if row.lead.status is Status.PENDING:
                 self.selected = row.lead.timestamp_ns
@@ -213,13 +250,18 @@ class Board:
         )
         if priors:  # a decision that changed nothing has nothing to undo
             self._decisions.append(Decision(priors, made))
+            self.session_decided.update(p.timestamp_ns for p in priors)
 
     def pop_decision(self) -> Decision | None:
-        return self._decisions.pop() if self._decisions else None
+        decision = self._decisions.pop() if self._decisions else None
+        if decision is not None:
+            self.session_decided.difference_update(p.timestamp_ns for p in decision.priors)
+        return decision
 
     def push_back(self, decision: Decision) -> None:
         """Undo failed: keep the decision so the user can try again."""
         self._decisions.append(decision)
+        self.session_decided.update(p.timestamp_ns for p in decision.priors)
 
     def _forget_decisions(self, timestamp_ns: int) -> None:
         kept: list[Decision] = []

@@ -28,6 +28,7 @@ from ftreview.tui.activities import ActivityEvent, ActivityEventKind, ActivitySt
 from ftreview.tui.views import (
     CandidateView,
     ConfigView,
+    DecisionView,
     GroundingSpanView,
     JobView,
     MemoryView,
@@ -264,6 +265,10 @@ class ServiceLink:
             raise ValueError(f"cannot set status {status.value} from the review screen")
         return [candidate_view(c) for c in changed]
 
+    async def decisions(self, limit: int = 200) -> list[DecisionView]:
+        """The decision history, newest first (the `limit` most recent)."""
+        return [decision_view(d) for d in await self._review.list_decisions(limit=limit)]
+
     async def generate_alternate(self, timestamp: int) -> CandidateView:
         return candidate_view(await self._review.generate_alternate(timestamp))
 
@@ -291,6 +296,19 @@ class ServiceLink:
         except Unimplemented:
             return None
         return job_view(jobs[0]) if jobs else None
+
+
+def decision_view(decision: review_pb2.Decision) -> DecisionView:
+    status = _STATUS_FROM_PB.get(decision.status)
+    return DecisionView(
+        timestamp_ns=timestamp_ns(decision.timestamp),
+        status=status.value if status else "unknown",
+        reason=decision.reason,
+        reviewer=decision.reviewer,
+        decided_at_ns=timestamp_ns(decision.decided_at),
+        conversation_id=decision.conversation_id,
+        content=decision.content,
+    )
 
 
 def _login_name() -> str:

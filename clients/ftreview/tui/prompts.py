@@ -233,3 +233,65 @@ class ConversationScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+class CurrentValueScreen(ModalScreen[int | None]):
+    """Which reply of a conflict group says the current value: j/k or 1-9 pick, enter
+    approves it (the others are rejected as superseded by it), escape cancels. Answers the
+    index of the chosen option, the first being the row under the cursor."""
+
+    BINDINGS = [  # noqa: RUF012 - Textual reads this class attribute
+        Binding("escape", "cancel", "cancel"),
+        Binding("j,down", "move(1)", "next", show=False),
+        Binding("k,up", "move(-1)", "previous", show=False),
+        Binding("enter", "choose", "approve"),
+        *(Binding(str(n), f"pick({n - 1})", show=False) for n in range(1, 10)),
+    ]
+    DEFAULT_CSS = PROMPT_CSS.format(name="CurrentValueScreen")
+
+    def __init__(self, options: list[str], change: str = "") -> None:
+        super().__init__()
+        self.options = options
+        self.change = change
+        self.index = 0
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self.render_options(), id="current-value")
+            yield Static(
+                "j/k or 1-9 pick · enter approves it, rejects the others · escape cancels",
+                classes="hint",
+            )
+
+    def render_options(self) -> Text:
+        text = Text()
+        text.append("These replies say different things. Which is current?\n", "bold")
+        if self.change:
+            text.append(f"{self.change}\n", "dim")
+        for number, option in enumerate(self.options, start=1):
+            chosen = number - 1 == self.index
+            text.append("▶ " if chosen else "  ", "bold")
+            text.append(f"{number}  ", "bold")
+            text.append(f"{reply_line(option, 64)}\n", "reverse" if chosen else "")
+        text.append("approving it rejects the others: superseded by it", "dim")
+        return text
+
+    def action_move(self, delta: int) -> None:
+        self.index = max(0, min(len(self.options) - 1, self.index + delta))
+        self.query_one("#current-value", Static).update(self.render_options())
+
+    def action_pick(self, index: int) -> None:
+        if index < len(self.options):
+            self.dismiss(index)
+
+    def action_choose(self) -> None:
+        self.dismiss(self.index)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def reply_line(content: str, width: int = 70) -> str:
+    """A reply on one line: whitespace folded, cut with an ellipsis."""
+    flat = " ".join(content.split())
+    return flat if len(flat) <= width else flat[: max(1, width - 1)] + "…"

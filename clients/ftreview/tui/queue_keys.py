@@ -5,6 +5,10 @@ A base class of `ReviewApp`, kept apart so each module stays readable. The rules
 - a decision applies to a whole row (every identical reply in it) or, when rows are marked,
   to every marked row, in one call to the Review; nothing changes on screen until it answers;
 - anything that touches more than one reply, or sends, asks first and says how many;
+- approving a row whose replies conflict with other undecided ones (×) asks which value
+  is current, listing the group's replies (the row under the cursor first): the chosen one
+  is approved and the others rejected "superseded by <ID>", undone together by `u`;
+  escape changes nothing; marked rows in a conflict group are approved one at a time;
 - undo puts back what the last decision replaced; replies the Review no longer keeps (a
   rejection pushed out of its last-10 list, a reply sent since) are skipped, and the screen
   says so once, with the count.
@@ -23,6 +27,7 @@ from ftreview.tui.board import Board
 from ftreview.tui.link import SendOutcome, ServiceLink
 from ftreview.tui.prompts import (
     ConfirmScreen,
+    CurrentValueScreen,
     ReasonScreen,
     TextPrompt,
     filter_text,
@@ -97,11 +102,12 @@ class QueueKeys(App[int]):
             verb = "approve" if status is Status.APPROVED else "reject"
             self.notify(f"{verb} failed: {error}", severity="error", markup=False)
             return
+        index = self.board.selected_index()
         self.board.record(members, status)
         for candidate in stored:
             self.board.upsert(candidate)
         self.marks.clear()
-        self.board.advance_to_next_pending()
+        self.board.advance_to_next_pending(from_index=index)
         self.redraw()
 
     def _confirm_then(
@@ -128,6 +134,19 @@ class QueueKeys(App[int]):
         members = [m for row in rows for m in row.members]
         if not members:
             return
+        conflicts = self.board.conflicts()
+        others = sorted({o for m in members for o in conflicts.get(m.timestamp_ns, ())})
+        if others and len(rows) > 1:
+            self.notify(
+                "Some marked rows conflict with other replies (×): approve those one at a "
+                "time, choosing which value is current.",
+                severity="warning",
+                markup=False,
+            )
+            return
+        if others:
+            self._ask_current(rows[0], others)
+            return
         if len(members) < BULK_CONFIRM_FROM:
             await self._decide(members, Status.APPROVED)
             return
@@ -136,6 +155,50 @@ class QueueKeys(App[int]):
             len(members),
             lambda: self._decide(members, Status.APPROVED),
         )
+
+    def _ask_current(self, row: Row, others: list[int]) -> None:
+        """Which of a conflict group is current: the row first, then the others' replies
+        (identical ones together), in the board's order."""
+        options: dict[str, list[CandidateView]] = {row.lead.content: list(row.members)}
+        for candidate in self.board.ordered:
+            if candidate.timestamp_ns in others and candidate.timestamp_ns not in row:
+                options.setdefault(candidate.content, []).append(candidate)
+        groups = list(options.values())
+        change = next((c.change for g in groups for c in g if c.change), "")
+
+        def chosen(index: int | None) -> None:
+            if index is None:
+                return
+            winners = groups[index]
+            losers = [c for i, g in enumerate(groups) if i != index for c in g]
+            self.run_worker(self._supersede(winners, losers), group="decide", exit_on_error=False)
+
+        self.push_screen(CurrentValueScreen([g[0].content for g in groups], change), chosen)
+
+    async def _supersede(self, winners: list[CandidateView], losers: list[CandidateView]) -> None:
+        """Approve `winners`, reject `losers` "superseded by <ID>"; one decision to undo."""
+        link = self._require_link()
+        if link is None:
+            return
+        index = self.board.selected_index()
+        reason = f"superseded by {winners[0].timestamp_ns}"
+        stored: list[CandidateView] = []
+        try:
+            stored += await link.decide([w.timestamp_ns for w in winners], Status.APPROVED)
+            stored += await link.decide([c.timestamp_ns for c in losers], Status.REJECTED, reason)
+        except FtreviewError as error:
+            self.notify(f"approve failed: {error}", severity="error", markup=False)
+        done = {c.timestamp_ns for c in stored}
+        self.board.record([c for c in winners + losers if c.timestamp_ns in done], Status.APPROVED)
+        for candidate in stored:
+            self.board.upsert(candidate)
+        self.marks.clear()
+        self.board.advance_to_next_pending(from_index=index)
+        if losers and all(c.timestamp_ns in done for c in losers):
+            self.notify(
+                f"approved; {_count(len(losers))} rejected as {reason}", markup=False, timeout=4
+            )
+        self.redraw()
 
     def action_reject(self) -> None:
         rows = self._targets()

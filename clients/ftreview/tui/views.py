@@ -140,3 +140,17 @@ class TurnView:
     timestamp_ns: int
     memory: bool
     path: str
+
+
+@dataclass(frozen=True)
+class DecisionView:
+    """One entry of the Review's decision history (ListDecisions), for the history view."""
+
+    timestamp_ns: int
+    status: str
+    """What the reply became: "approved", "rejected", or "pending" (an undo)."""
+    reason: str
+    reviewer: str
+    decided_at_ns: int
+    conversation_id: str
+    content: str

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Static
 
 from ftreview.tui.changes import CONFLICT_MARK, SUPERSEDES_MARK, change_mark
 from ftreview.tui.highlight import GROUNDING_FLAGS, legend_scale
+from ftreview.tui.prompts import reply_line
 from ftreview.tui.rows import Row
 from ftreview.tui.views import CandidateView, Status
 from ftreview.v1 import scorer_pb2
@@ -44,11 +45,17 @@ KEYS_HELP: tuple[tuple[str, str], ...] = (
     ("PgDn PgUp", "a page down / up"),
     ("g g  Home", "first row"),
     ("G  End", "last row"),
-    ("a", "approve the row (all its identical replies), or the marked rows"),
+    (
+        "a",
+        "approve the row (all its identical replies), or the marked rows; in a × group,"
+        " choose which value is current (the others are rejected as superseded)",
+    ),
     ("r", "reject, with a reason: type one, or 1-9 for a quick reason"),
     ("space", "mark / unmark the row for a bulk approve or reject"),
     ("b", "reject every pending reply below a divergence (asks, with the count)"),
     ("u", "undo the last decision"),
+    ("o", "sort: divergence, time (newest first), conversation (pending always first)"),
+    ("d", "the decision history, newest first (escape returns)"),
     ("/", "search the replies' text"),
     ("f", "filter by status, conversation, divergence range"),
     ("escape", "clear the marks, then the search and filters"),
@@ -64,12 +71,6 @@ KEYS_HELP: tuple[tuple[str, str], ...] = (
 )
 
 FIXED_COLUMNS = (("mark", 1), ("status", 8), ("divergence", 10), ("peak", 6), ("count", 4))
-
-
-def reply_line(content: str, width: int = 70) -> str:
-    """A reply on one table row: first line, cut with an ellipsis."""
-    flat = " ".join(content.split())
-    return flat if len(flat) <= width else flat[: max(1, width - 1)] + "…"
 
 
 def reply_cell(candidate: CandidateView, width: int, style: Style, change: str = "") -> Text:
@@ -241,8 +242,17 @@ class LegendScreen(ModalScreen[None]):
     #legend { height: auto; padding: 0 1; }
     """
 
+    def __init__(self, guidelines: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.guidelines = guidelines
+
     def compose(self) -> ComposeResult:
         text = Text()
+        if self.guidelines:
+            text.append("Guidelines (learn.guidelines)\n", "bold")
+            for guideline in self.guidelines:
+                text.append(f"  • {guideline}\n")
+            text.append("\n")
         text.append("Keys\n", "bold")
         for key, meaning in KEYS_HELP:
             text.append(f"  {key:<10}", "bold")

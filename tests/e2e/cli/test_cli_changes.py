@@ -3,7 +3,8 @@ taught, against a real Review (gRPC, SQLite, in this process, its Scorer the int
 tests' stand-in, a fact trained through a real HTTP receiver): `--json` gains
 `supersedes`, `conflicts_with` and `change` (and keeps every other key), the table marks
 the rows and keeps conflicting ones together at 80 columns, and approving a conflicting
-candidate says so in one line without asking. One test (`model`) scores agent-written
+candidate is refused in one line (exit 2) unless --yes, which rejects the others "superseded
+by ID" (two of one group at once: refused). One test (`model`) scores agent-written
 conversations on the real model through `ftreview serve` (conftest's `cli`)."""
 
 from __future__ import annotations
@@ -155,18 +156,53 @@ async def test_the_table_marks_and_groups_conflicting_rows_at_80_columns(
     ]
 
 
-async def test_approving_a_conflicting_candidate_says_so_in_one_line(
+async def test_approving_a_conflicting_candidate_asks_for_yes_then_supersedes_the_others(
     stub_cli: Cli, queue: None
 ) -> None:
     code, out, err = await stub_cli("approve", str(NEW))
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert f"{NEW} conflicts with {OTHER} (18 March 14:30 -> 20 March)" in line
+    assert "approving rejects it as superseded" in line and line.endswith("run again with --yes")
+    code, out, err = await stub_cli("candidates", "--json", "--status", "pending")
+    assert {c["timestamp_ns"] for c in json.loads(out)["candidates"]} == {NEW, CAT, OTHER}
+
+    code, out, err = await stub_cli("approve", str(NEW), "--yes")
     assert code == 0, err
-    assert out.strip() == f"{NEW}  approved  (approved)"
-    (line,) = [line for line in err.splitlines() if "contradiction" in line]
-    assert line.startswith(f"{NEW} conflicts with {OTHER}")
-    assert "approving both trains a contradiction" in line
+    assert out.splitlines() == [
+        f"{NEW}  approved  (approved)",
+        f"{OTHER}  rejected  (superseded by {NEW})",
+    ]
+    code, out, err = await stub_cli("decisions", "--json")
+    newest = json.loads(out)["decisions"][0]
+    assert newest["status"] == "rejected" and newest["reason"] == f"superseded by {NEW}"
+    assert newest["reviewer"] == "ann"
+
     code, out, err = await stub_cli("approve", str(CAT), "--json")
-    assert code == 0 and "contradiction" not in err
-    assert json.loads(out)["candidates"][0]["conflicts_with"] == []
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["candidates"][0]["conflicts_with"] == [] and shown["superseded"] == []
+
+
+async def test_approving_two_of_one_conflict_group_is_refused(stub_cli: Cli, queue: None) -> None:
+    for args in ((str(NEW), str(OTHER), "--yes"), ("--all", "--yes")):
+        code, out, err = await stub_cli("approve", *args)
+        assert code == 2, args
+        (line,) = err.splitlines()
+        assert f"{NEW} and {OTHER} conflict" in line
+    code, out, err = await stub_cli("candidates", "--json", "--status", "approved")
+    assert json.loads(out)["candidates"] == []
+
+
+async def test_bulk_approve_with_yes_rejects_each_group_s_others(
+    stub_cli: Cli, queue: None
+) -> None:
+    code, out, err = await stub_cli("approve", str(OTHER), str(CAT), "--yes", "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert {c["timestamp_ns"] for c in shown["candidates"]} == {OTHER, CAT}
+    (loser,) = shown["superseded"]
+    assert loser["timestamp_ns"] == NEW and loser["reject_reason"] == f"superseded by {OTHER}"
 
 
 @pytest.mark.model
@@ -198,3 +234,12 @@ def test_on_the_real_model_only_the_changed_fact_conflicts(
     assert conflicting == {biscuit: [mimi], mimi: [biscuit]}
     assert shown[biscuit]["change"] == shown[mimi]["change"] == "Biscuit -> Mimi"
     assert all(c["supersedes"] is None for c in shown.values())
+
+
+async def test_order_conversation_sorts_as_the_review_screen_does(
+    stub_cli: Cli, queue: None
+) -> None:
+    code, out, err = await stub_cli("candidates", "--json", "--order", "conversation")
+    assert code == 0, err
+    shown = [(c["conversation_id"], c["timestamp_ns"]) for c in json.loads(out)["candidates"]]
+    assert shown == [("cat", CAT), ("new", NEW), ("other", OTHER)]

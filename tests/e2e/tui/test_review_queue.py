@@ -70,12 +70,16 @@ async def test_identical_replies_are_one_row_and_one_decision_takes_them_all(
         await screen_is(pilot, ConfirmScreen)
         assert "Approve 4 replies" in screen_text(pilot, "#question-text")
         await pilot.press("y")
-        await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "approved", "group approved")
+        await wait_for(  # nothing pending is left: the summary replaces the list
+            pilot, lambda: "Queue cleared" in text_of(pilot, "#empty"), "group approved"
+        )
         assert set((await statuses(review)).values()) == {"approved"}
         assert "4 approved" in text_of(pilot, "#summary")
+        assert "press s to send the 4 approved replies" in text_of(pilot, "#empty")
 
         await pilot.press("u")  # undo takes the whole group back
         await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "pending", "group undone")
+        assert app_of(pilot).query_one("#main").display
         assert set((await statuses(review)).values()) == {"pending"}
 
 
@@ -253,8 +257,8 @@ async def test_send_asks_with_the_count_first(review: ReviewProcess, unique_base
     await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
     async with ReviewApp(review.address).run_test(size=SIZE) as pilot:
         await rows_count(pilot, 3)
-        await pilot.press("a")
-        await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "approved", "approved")
+        await pilot.press("a")  # decided rows go below the pending ones
+        await wait_for(pilot, lambda: table_rows(pilot)[-1][1] == "approved", "approved")
         await pilot.press("s")
         await screen_is(pilot, ConfirmScreen)
         assert "Send 1 approved reply" in screen_text(pilot, "#question-text")
@@ -275,12 +279,12 @@ async def test_a_sent_reply_is_in_training_until_its_job_ends_and_comes_back_wit
             notes = Notes(app)
             await rows_count(pilot, 3)
             sent = app.board.ordered[0].timestamp_ns
-            await pilot.press("a")
-            await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "approved", "approved")
+            await pilot.press("a")  # decided rows go below the pending ones
+            await wait_for(pilot, lambda: table_rows(pilot)[-1][1] == "approved", "approved")
             await pilot.press("s")
             await screen_is(pilot, ConfirmScreen)
             await pilot.press("y")
-            await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "training", "in training")
+            await wait_for(pilot, lambda: table_rows(pilot)[-1][1] == "training", "in training")
             assert (await statuses(review))[sent] == "sent"
             app.board.select(sent)
             app.redraw()
@@ -299,7 +303,7 @@ async def test_a_sent_reply_is_in_training_until_its_job_ends_and_comes_back_wit
                     {"idempotency_key": f"ftreview-reply-{sent}", "learnt": False, "reason": why}
                 ],
             })  # fmt: skip
-            await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "approved", "returned")
+            await wait_for(pilot, lambda: table_rows(pilot)[-1][1] == "approved", "returned")
             app.redraw()
             assert body_text(pilot, "#send-error") == (
                 f"not trained yet: job job-1 did not learn it: {why}"

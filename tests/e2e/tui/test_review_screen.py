@@ -104,37 +104,61 @@ async def test_list_is_sorted_by_divergence_and_keys_move_the_cursor(
 async def test_approve_reject_and_undo_are_stored_and_move_to_the_next_pending(
     review: ReviewProcess, unique_base_ns: int
 ) -> None:
+    """Decided rows move below the pending ones, so the next pending row takes the decided
+    one's place under the cursor; undo brings a reply back among the pending and selects it."""
     await ingest_and_wait(review, memory_conversation(unique_base_ns), 3)
     async with screen(review).run_test(size=SCREEN_SIZE) as pilot:
         await open_with_candidates(pilot, 3)
-        first, second = row_timestamp(pilot, 0), row_timestamp(pilot, 1)
+        first, second, third = (row_timestamp(pilot, i) for i in range(3))
+        app = pilot.app
+        assert isinstance(app, ReviewApp)
+
+        def queue() -> list[tuple[int, str]]:
+            return [(row.lead.timestamp_ns, row.lead.status.value) for row in app.board.rows]
+
+        async def queue_is(expected: list[tuple[int, str]], what: str) -> None:
+            await wait_for(pilot, lambda: queue() == expected, what)
+            assert [row[1] for row in table_rows(pilot)] == [s for _, s in expected]
 
         await pilot.press("a")
-        await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "approved", "row 0 approved")
+        await queue_is(
+            [(second, "pending"), (third, "pending"), (first, "approved")], "first approved"
+        )
         assert await stored_status(review, first) == "approved"
-        assert cursor_row(pilot) == 1, "after a decision the cursor goes to the next pending"
+        assert cursor_row(pilot) == 0, "after a decision the cursor is on the next pending"
+        assert app.board.selected == second
 
         await pilot.press("r", "enter")  # the reason prompt: enter rejects with no reason
-        await wait_for(pilot, lambda: table_rows(pilot)[1][1] == "rejected", "row 1 rejected")
+        await queue_is(
+            [(third, "pending"), (first, "approved"), (second, "rejected")], "second rejected"
+        )
         assert await stored_status(review, second) == "rejected"
-        assert cursor_row(pilot) == 2
+        assert app.board.selected == third
 
         await pilot.press("u")
-        await wait_for(pilot, lambda: table_rows(pilot)[1][1] == "pending", "reject undone")
+        await queue_is(
+            [(second, "pending"), (third, "pending"), (first, "approved")], "reject undone"
+        )
         assert await stored_status(review, second) == "pending"
-        assert cursor_row(pilot) == 1, "undo selects the reply it restored"
+        assert app.board.selected == second, "undo selects the reply it restored"
 
         await pilot.press("u")
-        await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "pending", "approve undone")
+        await queue_is([(first, "pending"), (second, "pending"), (third, "pending")], "undone")
         assert await stored_status(review, first) == "pending"
 
         # Undo restores the previous decision, not always "pending".
-        await pilot.press("r", "1")  # row 0 rejected with quick reason 1, cursor to row 1
-        await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "rejected", "row 0 rejected")
-        await pilot.press("k", "a")  # change the mind: approve it instead
-        await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "approved", "row 0 approved")
+        await pilot.press("r", "1")  # first rejected with quick reason 1: it moves down
+        await queue_is(
+            [(second, "pending"), (third, "pending"), (first, "rejected")], "first rejected"
+        )
+        await pilot.press("G", "a")  # change the mind: approve it instead
+        await queue_is(
+            [(second, "pending"), (third, "pending"), (first, "approved")], "first approved"
+        )
         await pilot.press("u")
-        await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "rejected", "back to rejected")
+        await queue_is(
+            [(second, "pending"), (third, "pending"), (first, "rejected")], "back to rejected"
+        )
         assert await stored_status(review, first) == "rejected"
 
 
@@ -277,8 +301,8 @@ async def test_the_screen_survives_a_review_restart(
             lambda: app.connected and "reconnecting" not in text_of(pilot, "#summary"),
             "reconnected",
         )
-        await pilot.press("a")
-        await wait_for(pilot, lambda: table_rows(pilot)[0][1] == "approved", "approved")
+        await pilot.press("a")  # the approved row moves below the pending ones
+        await wait_for(pilot, lambda: table_rows(pilot)[-1][1] == "approved", "approved")
         assert await stored_status(review, first) == "approved"
 
 

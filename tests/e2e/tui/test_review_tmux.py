@@ -123,7 +123,10 @@ async def test_ftreview_review_in_tmux(
 
     tmux.keys("a")
     await wait_pane(tmux, lambda pane: "1 approved" in pane, "the approval")
-    assert "approved" in tmux.pane().splitlines()[2], "the first row shows its new status"
+    # Header, progress line, column titles, then the queue: the approved row went below
+    # the two pending ones.
+    rows = tmux.pane().splitlines()[3:6]
+    assert "approved" in rows[2] and all("pending" in row for row in rows[:2]), tmux.describe()
 
     tmux.keys("?")
     await wait_pane(tmux, lambda pane: "Token colours" in pane, "the legend")
