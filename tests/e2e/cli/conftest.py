@@ -11,13 +11,14 @@ fast; `run_ftreview` runs it as a subprocess, for exit codes, pipes and signals.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,30 @@ def cli(review: Review, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
     def run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()  # drop what came before
         code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+AsyncCli = Callable[..., Coroutine[Any, Any, tuple[int, str, str]]]
+
+
+def threaded_cli(
+    port: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> AsyncCli:
+    """`await run("forget", ID)` -> (exit code, stdout, stderr) against the Review on `port`
+    of this event loop: the command runs on a thread of its own, as reviewer "ann", at the
+    80 columns of a narrow terminal."""
+    monkeypatch.setenv("FTREVIEW_REVIEW_ADDR", f"127.0.0.1:{port}")
+    monkeypatch.setenv("FTREVIEW_REVIEWER", "ann")
+    monkeypatch.setattr("ftreview.cli.context._PIPE_WIDTH", 80)
+    for name in ("FTREVIEW_TOKEN", "FTREVIEW_TLS_CA", "FTREVIEW_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, list(args))
         out, err = capsys.readouterr()
         return code, out, err
 

@@ -9,20 +9,18 @@ conversations on the real model through `ftreview serve` (conftest's `cli`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from ftreview.cli import main
 from ftreview.core.wire import to_timestamp
 from ftreview.v1 import conversation_pb2
 from ftreview.v1 import review_pb2 as S
 
 from review_service.app.config import ConfigFile
 from tests.e2e.cli.chats import FACTS, chat, write_chat
+from tests.e2e.cli.conftest import AsyncCli, threaded_cli
 from tests.integration.review.review_support import (
     BASE_NS,
     Receiver,
@@ -35,7 +33,6 @@ from tests.integration.review.review_support import (
     until_none_in_training,
 )
 
-Cli = Callable[..., Coroutine[Any, Any, tuple[int, str, str]]]
 OLD, NEW, CAT, OTHER = (BASE_NS + i * 1_000_000 for i in (1, 2, 3, 4))
 REAL_NS = 1_781_000_000_000_000_000
 CHATS = {
@@ -76,23 +73,8 @@ def stub_cli(
     stub_review: ReviewUnderTest,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-) -> Cli:
-    """`await stub_cli("candidates", "--json")` -> (exit code, stdout, stderr); the command runs
-    on a thread of its own, as the Review it calls serves on this event loop."""
-    monkeypatch.setenv("FTREVIEW_REVIEW_ADDR", f"127.0.0.1:{stub_review.port}")
-    monkeypatch.setenv("FTREVIEW_REVIEWER", "ann")
-    # Off a terminal the CLI draws its tables this wide: a narrow terminal's width.
-    monkeypatch.setattr("ftreview.cli.context._PIPE_WIDTH", 80)
-    for name in ("FTREVIEW_TOKEN", "FTREVIEW_TLS_CA", "FTREVIEW_HOME"):
-        monkeypatch.delenv(name, raising=False)
-
-    async def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = await asyncio.to_thread(main, list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+) -> AsyncCli:
+    return threaded_cli(stub_review.port, capsys, monkeypatch)
 
 
 async def ingest(review: ReviewUnderTest, scorer: RunningFakeScorer, ts: int) -> None:
@@ -123,7 +105,9 @@ async def queue(
         await ingest(stub_review, scorer, ts)
 
 
-async def test_candidates_json_gains_what_each_would_change(stub_cli: Cli, queue: None) -> None:
+async def test_candidates_json_gains_what_each_would_change(
+    stub_cli: AsyncCli, queue: None
+) -> None:
     code, out, err = await stub_cli("candidates", "--json", "--order", "time")
     assert code == 0, err
     shown = {c["timestamp_ns"]: c for c in json.loads(out)["candidates"]}
@@ -138,7 +122,7 @@ async def test_candidates_json_gains_what_each_would_change(stub_cli: Cli, queue
 
 
 async def test_the_table_marks_and_groups_conflicting_rows_at_80_columns(
-    stub_cli: Cli, queue: None
+    stub_cli: AsyncCli, queue: None
 ) -> None:
     # Newest first: OTHER, CAT, NEW; the conflicting pair is drawn together.
     code, out, err = await stub_cli("candidates", "--order", "time")
@@ -157,7 +141,7 @@ async def test_the_table_marks_and_groups_conflicting_rows_at_80_columns(
 
 
 async def test_approving_a_conflicting_candidate_asks_for_yes_then_supersedes_the_others(
-    stub_cli: Cli, queue: None
+    stub_cli: AsyncCli, queue: None
 ) -> None:
     code, out, err = await stub_cli("approve", str(NEW))
     assert code == 2 and out == ""
@@ -184,7 +168,9 @@ async def test_approving_a_conflicting_candidate_asks_for_yes_then_supersedes_th
     assert shown["candidates"][0]["conflicts_with"] == [] and shown["superseded"] == []
 
 
-async def test_approving_two_of_one_conflict_group_is_refused(stub_cli: Cli, queue: None) -> None:
+async def test_approving_two_of_one_conflict_group_is_refused(
+    stub_cli: AsyncCli, queue: None
+) -> None:
     for args in ((str(NEW), str(OTHER), "--yes"), ("--all", "--yes")):
         code, out, err = await stub_cli("approve", *args)
         assert code == 2, args
@@ -195,7 +181,7 @@ async def test_approving_two_of_one_conflict_group_is_refused(stub_cli: Cli, que
 
 
 async def test_bulk_approve_with_yes_rejects_each_group_s_others(
-    stub_cli: Cli, queue: None
+    stub_cli: AsyncCli, queue: None
 ) -> None:
     code, out, err = await stub_cli("approve", str(OTHER), str(CAT), "--yes", "--json")
     assert code == 0, err
@@ -237,7 +223,7 @@ def test_on_the_real_model_only_the_changed_fact_conflicts(
 
 
 async def test_order_conversation_sorts_as_the_review_screen_does(
-    stub_cli: Cli, queue: None
+    stub_cli: AsyncCli, queue: None
 ) -> None:
     code, out, err = await stub_cli("candidates", "--json", "--order", "conversation")
     assert code == 0, err

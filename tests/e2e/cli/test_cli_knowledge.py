@@ -6,18 +6,16 @@ keeping its keys."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from ftreview.cli import main
 from ftreview.core.wire import to_timestamp
 from ftreview.v1 import review_pb2 as S
 
 from review_service.app.config import ConfigFile
+from tests.e2e.cli.conftest import AsyncCli, threaded_cli
 from tests.integration.review.review_support import (
     ReviewUnderTest,
     make_conversation,
@@ -25,8 +23,6 @@ from tests.integration.review.review_support import (
     serve_fake_scorer,
 )
 from tests.integration.review.trainer_stub import StubTrainer, serve_stub_trainer
-
-Cli = Callable[..., Coroutine[Any, Any, tuple[int, str, str]]]
 
 
 @pytest.fixture
@@ -48,21 +44,8 @@ async def review(tmp_path: Path) -> AsyncIterator[ReviewUnderTest]:
 @pytest.fixture
 def cli(
     review: ReviewUnderTest, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Cli:
-    """`await cli("forget", ID)` -> (exit code, stdout, stderr); the command runs on a
-    thread of its own, as the Review it calls serves on this event loop."""
-    monkeypatch.setenv("FTREVIEW_REVIEW_ADDR", f"127.0.0.1:{review.port}")
-    monkeypatch.setenv("FTREVIEW_REVIEWER", "ann")
-    for name in ("FTREVIEW_TOKEN", "FTREVIEW_TLS_CA", "FTREVIEW_HOME"):
-        monkeypatch.delenv(name, raising=False)
-
-    async def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = await asyncio.to_thread(main, list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+) -> AsyncCli:
+    return threaded_cli(review.port, capsys, monkeypatch)
 
 
 async def trained(review: ReviewUnderTest, trainer: StubTrainer, cid: str) -> int:
@@ -76,7 +59,7 @@ async def trained(review: ReviewUnderTest, trainer: StubTrainer, cid: str) -> in
 
 
 async def test_forget_says_the_trainer_was_told_and_its_job(
-    cli: Cli, review: ReviewUnderTest, trainer: StubTrainer
+    cli: AsyncCli, review: ReviewUnderTest, trainer: StubTrainer
 ) -> None:
     ts = await trained(review, trainer, "c")
     code, out, err = await cli("forget", str(ts), "--reason", "wrong cat")
@@ -131,7 +114,7 @@ async def test_forget_says_the_trainer_was_told_and_its_job(
 
 
 async def test_forget_json_and_a_trainer_that_could_not_be_told(
-    cli: Cli, review: ReviewUnderTest, trainer: StubTrainer
+    cli: AsyncCli, review: ReviewUnderTest, trainer: StubTrainer
 ) -> None:
     ts = await trained(review, trainer, "c")
     trainer.retract_fails = 503
@@ -145,7 +128,7 @@ async def test_forget_json_and_a_trainer_that_could_not_be_told(
 
 
 async def test_forget_of_a_reply_not_trained_is_one_line(
-    cli: Cli, review: ReviewUnderTest, trainer: StubTrainer
+    cli: AsyncCli, review: ReviewUnderTest, trainer: StubTrainer
 ) -> None:
     ts = await trained(review, trainer, "c")
     code, out, err = await cli("forget", str(ts + 1))
