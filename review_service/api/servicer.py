@@ -98,7 +98,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServicer):  # type: ignore[misc, unus
         self, request: review_pb2.ApproveRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.ApproveResponse:
         done = await self._review.approve(
-            timestamps_from_wire(request.timestamps), request.reviewer
+            timestamps_from_wire(request.timestamps), request.reviewer, request.note
         )
         return review_pb2.ApproveResponse(candidates=[self._wire(c) for c in done])
 

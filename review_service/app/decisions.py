@@ -30,14 +30,21 @@ from review_service.domain.model import Candidate, DecisionRecord, Status, Train
 from review_service.domain.ports import StoreChange
 
 Rule = Callable[[Candidate, int], Candidate]
+# The longest note an approval keeps (characters), as long as a forget's reason.
+MAX_NOTE_CHARS = 2000
 
 
 class Decisions:
     def __init__(self, writer: Writer) -> None:
         self._writer = writer
 
-    async def approve(self, timestamps: list[int], reviewer: str = "") -> list[Candidate]:
-        return await self._decide(timestamps, sync.approve, reviewer)
+    async def approve(
+        self, timestamps: list[int], reviewer: str = "", note: str = ""
+    ) -> list[Candidate]:
+        """Approve; `note` is kept as the decision's reason in the history."""
+        if len(note) > MAX_NOTE_CHARS:
+            raise InvalidArgument("note", f"at most {MAX_NOTE_CHARS} characters, not {len(note)}")
+        return await self._decide(timestamps, sync.approve, reviewer, " ".join(note.split()))
 
     async def reject(
         self, timestamps: list[int], reason: str = "", reviewer: str = ""
@@ -52,7 +59,9 @@ class Decisions:
         store = self._writer.store
         return await self._writer.in_store_thread(store.decisions, limit)
 
-    async def _decide(self, timestamps: list[int], rule: Rule, reviewer: str) -> list[Candidate]:
+    async def _decide(
+        self, timestamps: list[int], rule: Rule, reviewer: str, note: str = ""
+    ) -> list[Candidate]:
         if not timestamps:
             raise InvalidArgument("timestamps", "name at least one candidate")
         unique = list(dict.fromkeys(timestamps))
@@ -76,7 +85,7 @@ class Decisions:
             ]
             state.update({c.timestamp_ns: c for c in forgotten})
             result = [state[ts] for ts in unique]
-            logged = [_record(c, reviewer.strip(), now) for c in changed]
+            logged = [_record(c, reviewer.strip(), now, note) for c in changed]
             ledger = _ledger_after(view, changed + forgotten)
             change = StoreChange(decided=changed + forgotten, logged=logged, ledger_updates=ledger)
             return change, events, result
@@ -95,9 +104,11 @@ def _ledger_after(view: View, decided: list[Candidate]) -> list[TrainedEntry]:
     return list(updated.values())
 
 
-def _record(c: Candidate, reviewer: str, now: int) -> DecisionRecord:
+def _record(c: Candidate, reviewer: str, now: int, note: str = "") -> DecisionRecord:
+    """The history's line: a rejection's reason, or an approval's note."""
+    reason = c.reject_reason or (note if c.status == Status.APPROVED else "")
     return DecisionRecord(
-        c.timestamp_ns, c.status, c.reject_reason, reviewer, now, c.conversation_id, c.content
+        c.timestamp_ns, c.status, reason, reviewer, now, c.conversation_id, c.content
     )
 
 

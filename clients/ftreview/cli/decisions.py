@@ -207,7 +207,9 @@ def reviewer(args: argparse.Namespace) -> str:
 
 def cmd_approve(args: argparse.Namespace) -> int:
     who = reviewer(args)
-    return _decision(args, "approve", "approved", lambda c, ids: c.approve(ids, reviewer=who))
+    return _decision(
+        args, "approve", "approved", lambda c, ids: c.approve(ids, reviewer=who, note=args.note)
+    )
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
@@ -289,6 +291,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     p = add_command(commands, "approve", cmd_approve, "approve candidates for fine-tuning")
     p.add_argument("ids", nargs="*", metavar="ID")
+    p.add_argument("--note", default="", help="why, kept in the decision history")
     _bulk_flags(p, below=False)
     p = add_command(commands, "reject", cmd_reject, "reject candidates")
     p.add_argument("ids", nargs="*", metavar="ID")

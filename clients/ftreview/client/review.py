@@ -120,10 +120,12 @@ class ReviewCalls(ServerCalls):
 
     @unary
     def approve(
-        self, timestamps_ns: int | Iterable[int], *, reviewer: str = ""
+        self, timestamps_ns: int | Iterable[int], *, reviewer: str = "", note: str = ""
     ) -> Call[list[review_pb2.Candidate]]:
-        """`reviewer`: who decided, for the decision history."""
-        request = review_pb2.ApproveRequest(timestamps=timestamps(timestamps_ns), reviewer=reviewer)
+        """`reviewer`: who decided, and `note`: why, for the decision history."""
+        request = review_pb2.ApproveRequest(
+            timestamps=timestamps(timestamps_ns), reviewer=reviewer, note=note
+        )
         return Call("review", "Approve", request, _candidates)
 
     @unary

@@ -103,6 +103,7 @@ class ReviewApp(Streams):
         Binding("g", "g_prefix", "g g: first row", show=False),
         Binding("J", "scroll_detail(3)", "scroll reply down", show=False),
         Binding("K", "scroll_detail(-3)", "scroll reply up", show=False),
+        Binding("A", "approve_with_note", "approve with a note", show=False),
         Binding("u", "undo", "undo", show=False),
         Binding("b", "reject_below", "reject below", show=False),
         Binding("f", "filter", "filter", show=False),

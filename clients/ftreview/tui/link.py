@@ -253,10 +253,11 @@ class ServiceLink:
     async def decide(
         self, timestamps: Iterable[int], status: Status, reason: str = ""
     ) -> list[CandidateView]:
-        """Set candidates' status (pending undoes a decision); returns them as stored."""
+        """Set candidates' status (pending undoes a decision); returns them as stored.
+        `reason`: a rejection's reason, or an approval's note (kept in the history)."""
         wanted = list(timestamps)
         if status is Status.APPROVED:
-            changed = await self._review.approve(wanted, reviewer=self.reviewer)
+            changed = await self._review.approve(wanted, reviewer=self.reviewer, note=reason)
         elif status is Status.REJECTED:
             changed = await self._review.reject(wanted, reason=reason, reviewer=self.reviewer)
         elif status is Status.PENDING:

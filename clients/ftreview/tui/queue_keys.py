@@ -156,6 +156,27 @@ class QueueKeys(App[int]):
             lambda: self._decide(members, Status.APPROVED),
         )
 
+    def action_approve_with_note(self) -> None:
+        """Approve the row (or the marked rows) with a note for the decision history; a
+        row in a × group is approved as `a` does it, choosing which value is current."""
+        rows = self._targets()
+        members = [m for row in rows for m in row.members]
+        conflicts = self.board.conflicts()
+        if not members or any(conflicts.get(m.timestamp_ns) for m in members):
+            self.run_worker(self.action_approve(), group="decide", exit_on_error=False)
+            return
+
+        def noted(note: str | None) -> None:
+            if note is not None:
+                self.run_worker(
+                    self._decide(members, Status.APPROVED, note),
+                    group="decide",
+                    exit_on_error=False,
+                )
+
+        title = f"Approve {_count(len(members))}: why? (kept in the history)"
+        self.push_screen(TextPrompt(title, "", lambda _: "enter approves, escape cancels"), noted)
+
     def _ask_current(self, row: Row, others: list[int]) -> None:
         """Which of a conflict group is current: the row first, then the others' replies
         (identical ones together), in the board's order."""

@@ -50,6 +50,7 @@ KEYS_HELP: tuple[tuple[str, str], ...] = (
         "approve the row (all its identical replies), or the marked rows; in a × group,"
         " choose which value is current (the others are rejected as superseded)",
     ),
+    ("A", "approve with a note, kept in the decision history"),
     ("r", "reject, with a reason: type one, or 1-9 for a quick reason"),
     ("space", "mark / unmark the row for a bulk approve or reject"),
     ("b", "reject every pending reply below a divergence (asks, with the count)"),

@@ -342,12 +342,14 @@ class WatchCandidatesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ApproveRequest(_message.Message):
-    __slots__ = ("timestamps", "reviewer")
+    __slots__ = ("timestamps", "reviewer", "note")
     TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
     REVIEWER_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     timestamps: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
     reviewer: str
-    def __init__(self, timestamps: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., reviewer: _Optional[str] = ...) -> None: ...
+    note: str
+    def __init__(self, timestamps: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., reviewer: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class RejectRequest(_message.Message):
     __slots__ = ("timestamps", "reason", "reviewer")

@@ -140,6 +140,17 @@ def test_every_decision_stays_in_the_history_with_its_reviewer_and_reason(
     table = ok(queue, "decisions")
     assert str(kept) in table and "not a fact" in table and "ana" in table
 
+    # An approval's note is its reason in the history; one too long is refused, one line.
+    ok(queue, "approve", str(kept), "--note", "checked  with the user", "--reviewer", "cy")
+    (approved,) = as_json(queue, "decisions", "--limit", "1")["decisions"]
+    assert (approved["timestamp_ns"], approved["status"], approved["reason"]) == (
+        kept,
+        "approved",
+        "checked with the user",
+    )
+    code, out, err = queue("approve", str(kept), "--note", "x" * 2001)
+    assert code != 0 and out == "" and len(err.strip().splitlines()) == 1 and "note" in err
+
 
 def test_ids_and_a_bulk_flag_together_are_refused(queue: Cli) -> None:
     code, _, err = queue("reject", "123", "--all", "--yes")

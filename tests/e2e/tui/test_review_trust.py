@@ -228,3 +228,29 @@ def test_snapshot_queue_cleared(snap_compare: Any, size: tuple[int, int]) -> Non
 def test_snapshot_history(snap_compare: Any, size: tuple[int, int]) -> None:
     """`d`: the decision history, newest first, replies cut with an ellipsis."""
     assert snap_compare(FixedHistoryApp(), terminal_size=size, press=["d"])
+
+
+async def test_shift_a_approves_with_a_note_kept_in_the_history(
+    stub_review: ReviewUnderTest,  # noqa: F811 - the imported fixture
+    queue: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FTREVIEW_REVIEWER", "ann")
+    app = ReviewApp(f"127.0.0.1:{stub_review.port}")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(table_rows(pilot)) == 3, "3 rows")
+        app.board.select(CAT)
+        app.redraw()
+        await pilot.press("A")
+        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "TextPrompt", "prompt")
+        await pilot.press(*"the vet confirmed", "enter")
+        await wait_for(pilot, lambda: app.board.counts()[Status.APPROVED] == 1, "the approval")
+    assert (await stored(stub_review))[CAT] == ("approved", "")
+    async with AsyncReviewClient(f"127.0.0.1:{stub_review.port}") as client:
+        (last, *_) = await client.list_decisions(limit=1)
+    assert timestamp_ns(last.timestamp) == CAT
+    assert (NAMES[last.status], last.reason, last.reviewer) == (
+        "approved",
+        "the vet confirmed",
+        "ann",
+    )
