@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 SCORING_KIND = "score"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 60:
         return f"{max(1, round(seconds))} s"
     minutes, rest = divmod(round(seconds), 60)
@@ -64,7 +64,7 @@ class ScoringBatch:
         done = self.done
         if self.finished and done > 0:
             left = (now - self.started_at) / done * (self.total - done)
-            parts.append(f"~{_duration(left)} left")
+            parts.append(f"~{duration(left)} left")
         if self.failed:
             parts.append(f"{self.failed} failed")
         return " · ".join(parts)
@@ -73,7 +73,7 @@ class ScoringBatch:
         count = len(self.finished)
         noun = "conversation" if count == 1 else "conversations"
         found = "candidate" if self.new_candidates == 1 else "candidates"
-        text = f"scored {count} {noun} in {_duration(now - self.started_at)}"
+        text = f"scored {count} {noun} in {duration(now - self.started_at)}"
         text += f" · {self.new_candidates} new {found}"
         if self.failed:
             text += f" · {self.failed} failed{failure_hint}"

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ftreview.report.batch import SCORING_KIND, BatchTracker
+from ftreview.report.batch import SCORING_KIND, BatchTracker, duration
 
 
 class ActivityState(Enum):
@@ -115,6 +115,9 @@ class ActivityBoard:
     )
     clock: Callable[[], float] = time.monotonic
     _staging: dict[str, dict[str, ActivityView]] = field(default_factory=dict)
+    # Per running activity id: (when its progress was first seen, its `done` then), for
+    # the time left at the rate seen since (`eta`).
+    _first_seen: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     def disconnected(self, source: str) -> None:
         self.connected[source] = False
@@ -140,6 +143,7 @@ class ActivityBoard:
         scoring = activity.kind == SCORING_KIND
         if event.kind is ActivityEventKind.ENDED or activity.state is not ActivityState.RUNNING:
             running.pop(activity.id, None)
+            self._first_seen.pop(activity.id, None)
             ending = Ending(source, activity)
             self.last_ending = ending
             if not scoring:
@@ -148,6 +152,7 @@ class ActivityBoard:
                 self.batch.ended(activity.id, ending.failed, now, activity.new_candidates)
             )
         running[activity.id] = activity
+        self._first_seen.setdefault(activity.id, (now, activity.done))
         if scoring:
             self.batch.progress(activity.id, activity.done, activity.total, now)
         return None
@@ -178,6 +183,9 @@ class ActivityBoard:
             bar = _bar(activity.done, activity.total)
             if bar:
                 piece += f" {bar}"
+            left = self.eta(activity)
+            if left:
+                piece += f" ~{left} left"
             if activity.detail:
                 piece += f" ({activity.detail})"
             parts.append(piece)
@@ -194,6 +202,18 @@ class ActivityBoard:
         if not all(self.connected.values()):
             parts.append("activity stream reconnecting…")
         return "  ·  ".join(parts)
+
+    def eta(self, activity: ActivityView) -> str:
+        """The time `activity` has left at the rate its steps went since first seen ("" until
+        2 s and one step were seen, or without a total)."""
+        first = self._first_seen.get(activity.id)
+        if first is None or activity.total <= 0:
+            return ""
+        since, done_then = first
+        elapsed, steps = self.clock() - since, activity.done - done_then
+        if elapsed < 2 or steps <= 0:
+            return ""
+        return duration(elapsed / steps * max(0, activity.total - activity.done))
 
     @property
     def idle(self) -> bool:
