@@ -82,6 +82,7 @@ ADDED_COLUMNS = (
     ("jobs", "facts_checked", "INTEGER"),
     ("jobs", "facts_kept", "INTEGER"),
     ("jobs", "retention", "TEXT NOT NULL DEFAULT '[]'"),
+    ("jobs", "queued_next", "TEXT NOT NULL DEFAULT ''"),
     ("examples", "state", "TEXT NOT NULL DEFAULT 'live'"),
     ("examples", "reason", "TEXT NOT NULL DEFAULT ''"),
     ("examples", "fact", "TEXT"),
@@ -95,7 +96,7 @@ JOB_FIELDS = (
     "adapter", "adapter_path", "trained_divergence_before", "trained_divergence_after",
     "recall", "generic_loglik_change", "per_example", "error", "created_at", "ended_at",
     "learnt", "drift", "general_retention", "kind", "continued_from", "facts_checked",
-    "facts_kept", "retention",
+    "facts_kept", "retention", "queued_next",
 )  # fmt: skip
 
 
@@ -370,6 +371,8 @@ class JobLedger:
                     "UPDATE examples SET retract_job = ? WHERE key = ? AND state = 'retracted'",
                     [(queued, key) for key in trained_keys],
                 )
+                if queued != job_id:  # the job names what it left queued (`queued_next`)
+                    db.execute("UPDATE jobs SET queued_next = ? WHERE job_id = ?", (queued, job_id))
 
     def trained_keys(self) -> dict[str, str]:
         """{key: adapter} of the live keys in a promoted adapter."""

@@ -107,6 +107,7 @@ def parse_job(data: Any, job_id: str, destination: str) -> TrainingJob:
         ended_at_ns=_time_ns(data.get("ended_at")) if state.ended else 0,
         per_example=tuple(results),
         retention=retention,
+        queued_next=str(data.get("queued_next") or ""),
     )
 
 

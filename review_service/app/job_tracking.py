@@ -198,7 +198,19 @@ class JobTracking:
             learnt=settled.learnt,
             returned=settled.returned,
         )
+        if end.queued_next:
+            await self._follow_next(end)
         await self._measure(end, verify)
+
+    async def _follow_next(self, job: TrainingJob) -> None:
+        """Follow the consolidation `job` left queued, as a job of its own."""
+        key = (job.destination, job.queued_next)
+        if key in self._writer.view.jobs:
+            return
+        await self._store(
+            TrainingJob(job.queued_next, job.destination, created_at_ns=time.time_ns())
+        )
+        self.follow(self._writer.view.jobs[key])
 
     async def _store(self, job: TrainingJob) -> None:
         def plan(view: View) -> Outcome:

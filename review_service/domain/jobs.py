@@ -73,6 +73,9 @@ class TrainingJob:
     per_example: tuple[ExampleResult, ...] = ()
     # The earlier facts the trainer checked on the job's model (an older trainer: none).
     retention: tuple[FactCheck, ...] = ()
+    # A consolidation the trainer queued when this job ended (drift, or a key retracted
+    # while it ran): the Review follows it too ("" when none).
+    queued_next: str = ""
     # The Review's own bookkeeping, never from the trainer: why the job is not followed
     # ("" while it is), and when its trained replies were re-scored on its adapter (0: not
     # yet). Both survive a restart, so a restart follows or measures only what is left.

@@ -264,3 +264,38 @@ async def test_approving_a_replacement_and_a_changed_memory_are_told_at_the_next
     assert stored[old].state == KnowledgeState.SUPERSEDED and stored[old].superseded_by_ns == new
     assert stored[cat].state == KnowledgeState.RETRACTED
     assert stored[old].retraction_delivered and stored[cat].retraction_delivered
+
+
+async def test_a_consolidation_a_job_left_queued_is_followed_as_a_job_of_its_own(
+    review: ReviewUnderTest, trainer: StubTrainer
+) -> None:
+    """The trainer queues a consolidation when a job ends (its adapter drifted far from the
+    base model): the job names it (`queued_next`) and the Review follows it like any job,
+    writing its retention checks to the ledger."""
+    first = await trained(review, trainer, "c")
+    key = idempotency_key(first)
+    rebuilt = {
+        "state": "succeeded", "kind": "consolidate", "continued_from": "", "adapter": "v3",
+        "retention": [{"idempotency_key": key, "comes_back": False, "retracted": False,
+                       "answer": "I don't know.", "fact": "biscuit"}],
+        "facts_checked": 1, "facts_kept": 0,
+    }  # fmt: skip
+    trainer.script("ft-9", {"state": "running"}, rebuilt)
+    trainer.first_script = [
+        {"state": "running"},
+        {"state": "succeeded", "adapter": "v2", "queued_next": "ft-9"},
+    ]
+    await trained(review, trainer, "d")
+    ended = await review.wait_activity("train-ft-9")
+    assert ended.state == SUCCEEDED, ended.error
+    jobs = {j.id: j for j in (await review.stub.ListJobs(S.ListJobsRequest())).jobs}
+    assert (jobs["ft-9"].kind, jobs["ft-9"].facts_kept, jobs["ft-9"].facts_checked) == (
+        "consolidate",
+        0,
+        1,
+    )
+    entries = {
+        timestamp_ns(e.timestamp): e
+        for e in (await review.stub.ListTrained(S.ListTrainedRequest())).entries
+    }
+    assert (entries[first].comes_back, entries[first].checked_by_job) == (False, "ft-9")

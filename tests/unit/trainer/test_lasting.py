@@ -421,6 +421,9 @@ def test_a_learn_job_that_drifted_queues_one_consolidation_with_its_reason(
     assert shown is not None and shown["kind"] == CONSOLIDATE
     assert shown["detail"] == f"queued: rebuild the adapter from the base model ({why})"
     assert ledger.settings(queued) == {"why": why}
+    # The job that queued it names it, so the Review follows it too.
+    ended = ledger.job(job)
+    assert ended is not None and ended["queued_next"] == queued
     # Its plan rebuilds from the base model on every live key, with nothing retracted.
     started = ledger.start(queued)
     plan = plan_job(started, True, True)
