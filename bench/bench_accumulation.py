@@ -7,7 +7,7 @@ without HTTP), on one half of the fact set (`bench/learning/facts.json`):
   queued jobs run (a learn job continues from the served adapter with a replay sample);
 - after every day, each live fact is asked cold (a new conversation, no memories) on the
   served adapter: its own question and its three paraphrases (`bench_learning.ask`);
-- then the changes (`bench/learning/changes.json`, tuning half only): each changed fact's
+- then the changes (`bench/learning/changes.json`, each half its own): each changed fact's
   old key is retracted and its new reply sent, the way the Review does when a reviewer
   approves a reply that supersedes a trained one; the jobs that follows run, and the old
   value must stop coming back cold while the new one comes back.
@@ -17,7 +17,7 @@ every live fact, which is what every job cost before jobs became incremental (ea
 its new facts plus every earlier one from the base model). s/new fact of the learn jobs is
 read against it.
 
-    OMP_NUM_THREADS=2 .venv/bin/python bench/bench_knowledge.py --split tune
+    OMP_NUM_THREADS=2 .venv/bin/python bench/bench_accumulation.py --split tune
         [--days N] [--seed 0] [--max-epochs N] [--no-changes] [--json OUT]
 """
 
@@ -63,9 +63,8 @@ class Changed:
     old: tuple[str, ...]
 
 
-def load_changes(split: str, facts: dict[str, Fact]) -> list[Changed]:
-    if split != "tune":
-        return []  # written for the tuning half only
+def load_changes(facts: dict[str, Fact]) -> list[Changed]:
+    """The changes of the facts in `facts` (the split's)."""
     out = []
     for raw in json.loads(CHANGES.read_text(encoding="utf-8"))["changes"]:
         if raw["fact"] not in facts:
@@ -183,7 +182,7 @@ def main() -> None:
     if args.days:
         conversations = conversations[: args.days]
     by_id = {f.id: f for c in conversations for f in c.facts}
-    changes = [] if args.no_changes else load_changes(args.split, by_id)
+    changes = [] if args.no_changes else load_changes(by_id)
     print(
         f"split {args.split}, seed {args.seed}: {len(conversations)} days, {len(by_id)} facts, "
         f"{len(changes)} changes"
