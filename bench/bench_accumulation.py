@@ -100,6 +100,8 @@ class Day:
     checked: int | None
     kept: int | None
     state: str
+    # The share of the general questions the base model knew still answered right.
+    general: float | None = None
 
 
 class Knowledge:
@@ -138,6 +140,7 @@ class Knowledge:
                     checked=job.get("facts_checked"),
                     kept=job.get("facts_kept"),
                     state=str(job.get("state", "")),
+                    general=job.get("general_retention"),
                 )
             )
             print(f"    {job_id} {job.get('state')}: {job.get('detail')}", file=sys.stderr)
@@ -168,6 +171,17 @@ def changed_answers(model: Any, tokenizer: Any, changes: list[Changed]) -> list[
     ]
 
 
+def _row(split: str, label: str, day: Day, day1: str, own: str, para: str) -> str:
+    per_fact = f"{day.seconds / day.new:.0f}" if day.new else "-"
+    kept = f"{day.kept}/{day.checked}" if day.checked is not None else "-"
+    general = f"{day.general:.1%}" if day.general is not None else "-"
+    return (
+        f"| {split} | {label} | {day.job_id} ({day.state}) | {day.kind} "
+        f"| {day.continued_from or 'base'} | {day.new} | {day.learnt} | {day.epochs} "
+        f"| {day.seconds:.0f} | {per_fact} | {kept} | {general} | {day1} | {own} | {para} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("tune", "held_out"), required=True)
@@ -191,8 +205,10 @@ def main() -> None:
     live: list[Fact] = []
     table = [
         "| split | after | job | kind | from | new | learnt | epochs | s | s/new fact "
-        "| trainer: kept/checked | live facts own cold | paraphrases |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| trainer: kept/checked | general kept | day 1 own cold | live facts own cold "
+        "| paraphrases |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+        "| --- |",
     ]
     record: dict[str, Any] = {"split": args.split, "seed": args.seed, "days": []}
     with tempfile.TemporaryDirectory(prefix="bench-knowledge-") as scratch:
@@ -206,15 +222,19 @@ def main() -> None:
             asked = ask(model, tokenizer, live, memories=False)
             own = sum(o for o, _ in asked)
             para = sum(p for _, p in asked)
+            first = len(conversations[0].facts)
+            day1 = f"{sum(o for o, _ in asked[:first])}/{first}"
             for day in days:
                 rows.append(day)
-                per_fact = f"{day.seconds / day.new:.0f}" if day.new else "-"
-                kept = f"{day.kept}/{day.checked}" if day.checked is not None else "-"
                 table.append(
-                    f"| {args.split} | {day.label} | {day.job_id} ({day.state}) | {day.kind} "
-                    f"| {day.continued_from or 'base'} | {day.new} | {day.learnt} | {day.epochs} "
-                    f"| {day.seconds:.0f} | {per_fact} | {kept} | {own}/{len(live)} "
-                    f"| {para}/{3 * len(live)} |"
+                    _row(
+                        args.split,
+                        day.label,
+                        day,
+                        day1,
+                        f"{own}/{len(live)}",
+                        f"{para}/{3 * len(live)}",
+                    )
                 )
                 print(table[-1], flush=True)
             jobs = [d.__dict__ for d in days]
@@ -239,13 +259,7 @@ def main() -> None:
             asked = ask(model, tokenizer, live, memories=False)
             own = sum(o for o, _ in asked)
             for day in days:
-                per_fact = f"{day.seconds / day.new:.0f}" if day.new else "-"
-                kept = f"{day.kept}/{day.checked}" if day.checked is not None else "-"
-                table.append(
-                    f"| {args.split} | changes | {day.job_id} ({day.state}) | {day.kind} "
-                    f"| {day.continued_from or 'base'} | {day.new} | {day.learnt} | {day.epochs} "
-                    f"| {day.seconds:.0f} | {per_fact} | {kept} | {own}/{len(live)} | - |"
-                )
+                table.append(_row(args.split, "changes", day, "-", f"{own}/{len(live)}", "-"))
                 print(table[-1], flush=True)
             print()
             print("| split | changed fact | old value cold, before | old value cold, after "
