@@ -194,9 +194,10 @@ class ActivityBoard:
                 self.last_ending is None or self.last_ending.activity.kind == SCORING_KIND
             ):
                 parts.append(f"✓ {self.last_summary}")
-            elif self.last_ending is not None:
-                mark = "✗" if self.last_ending.failed else "✓"
-                parts.append(f"{mark} {self.last_ending.message()}")
+            elif self.last_ending is not None and self.last_ending.failed:
+                # A failure stays until other work runs; a success was announced once (a
+                # notice) and is not left behind while other rows are viewed.
+                parts.append(f"✗ {self.last_ending.message()}")
             else:
                 parts.append("idle: no activity running")
         if not all(self.connected.values()):

@@ -51,6 +51,7 @@ from ftreview.tui.guidelines import read_guidelines
 from ftreview.tui.history import HISTORY_LIMIT, HistoryScreen
 from ftreview.tui.link import ServiceLink, plain_problem
 from ftreview.tui.logfile import configure_log
+from ftreview.tui.notices import Notices
 from ftreview.tui.progress import progress_line, queue_done_text
 from ftreview.tui.prompts import ConversationScreen
 from ftreview.tui.streams import Streams
@@ -58,6 +59,7 @@ from ftreview.tui.views import Status
 from ftreview.tui.widgets import CandidateTable, LegendScreen, describe_stats
 
 log = logging.getLogger(__name__)
+
 
 DOUBLE_KEY_S = 1.0
 """`g g`: the second g within this many seconds goes to the first row."""
@@ -135,6 +137,7 @@ class ReviewApp(Streams):
         self.connected = False
         self.alternates = Alternates()
         self.numbers = False
+        self.notices = Notices()
         self._g_pressed_at = -DOUBLE_KEY_S
         self._link: ServiceLink | None = None
 
@@ -293,16 +296,6 @@ class ReviewApp(Streams):
                 conflicts=self.board.conflicts().get(timestamp, ()),
             )
         )
-
-    def _draw_activity(self) -> None:
-        if not self.drawable:
-            return
-        line = self.activities.describe()
-        if self.last_job is not None and self.activities.idle:
-            line = f"{line}  ·  {self.last_job.describe()}"
-        self.base.query_one("#activity", Static).update(Text(line))
-
-    # -- moving and looking -------------------------------------------------------------
 
     def action_move(self, delta: int) -> None:
         self.board.move(delta)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -292,6 +293,11 @@ class CurrentValueScreen(ModalScreen[int | None]):
 
 
 def reply_line(content: str, width: int = 70) -> str:
-    """A reply on one line: whitespace folded, cut with an ellipsis."""
+    """A reply on one line of at most `width` terminal cells: whitespace folded, cut with an
+    ellipsis. Cells, not characters: a CJK character or an emoji takes two, so a reply in
+    Chinese cut by its characters overran the column and lost its ellipsis."""
     flat = " ".join(content.split())
-    return flat if len(flat) <= width else flat[: max(1, width - 1)] + "…"
+    if cell_len(flat) <= width:
+        return flat
+    # set_cell_size pads a wide character it cannot split with a space: the cut stays exact.
+    return set_cell_size(flat, max(1, width - 1)).rstrip() + "…"

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from typing import Any
+
+from rich.text import Text
+from textual.notifications import SeverityLevel
+from textual.screen import Screen
+from textual.widgets import Static
 
 from ftreview.errors import FtreviewError
 from ftreview.tui.activities import ActivityBoard, Notice
 from ftreview.tui.link import ServiceLink, plain_problem
+from ftreview.tui.notices import Notices
 from ftreview.tui.queue_keys import QueueKeys
 
 log = logging.getLogger(__name__)
@@ -28,6 +36,7 @@ ACTIVITY_SOURCE = "services"
 
 class Streams(QueueKeys):
     activities: ActivityBoard
+    notices: Notices
     review_address: str
 
     # Hooks the app fills in (ReviewApp); this mixin only drives the streams.
@@ -35,9 +44,50 @@ class Streams(QueueKeys):
         """A fresh connection to the Review."""
         raise NotImplementedError
 
-    def _draw_activity(self) -> None:
-        """Redraw the status line from the activity board."""
+    @property
+    def drawable(self) -> bool:
+        """Whether the review screen is up (hook: ReviewApp)."""
         raise NotImplementedError
+
+    @property
+    def base(self) -> Screen[Any]:
+        """The review screen (hook: ReviewApp)."""
+        raise NotImplementedError
+
+    # -- the activity line ----------------------------------------------------------------
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """A notice takes the activity line for a few seconds (`ftreview.tui.notices`)
+        instead of a toast over the candidate and its memories. It is also logged."""
+        text = Text.from_markup(message).plain if markup else message
+        log.log(logging.WARNING if severity == "error" else logging.INFO, "notice: %s", text)
+        shown = self.notices.show(str(severity), title, text, time.monotonic(), timeout)
+        self._draw_activity()
+        self.set_timer(shown + 0.05, self._draw_activity)
+
+    def _draw_activity(self) -> None:
+        if not self.drawable:
+            return
+        notice = self.notices.line(time.monotonic())
+        if notice is not None:
+            shown = notice
+        else:
+            line = self.activities.describe()
+            if self.last_job is not None and self.activities.idle:
+                line = f"{line}  ·  {self.last_job.describe()}"
+            shown = Text(line)
+        shown.no_wrap, shown.overflow = True, "ellipsis"
+        self.base.query_one("#activity", Static).update(shown)
+
+    # -- moving and looking -------------------------------------------------------------
 
     # -- streams ------------------------------------------------------------------------
 

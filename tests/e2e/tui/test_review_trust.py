@@ -21,6 +21,7 @@ from ftreview.tui.prompts import CurrentValueScreen
 from ftreview.tui.views import CandidateView, DecisionView, Status
 from ftreview.tui.widgets import LegendScreen
 from textual.pilot import Pilot
+from textual.widgets._toast import Toast
 
 from tests.e2e.cli.test_cli_changes import (  # noqa: F401 - the fixtures are used by name
     CAT,
@@ -157,6 +158,13 @@ async def test_o_cycles_the_sort_and_the_progress_line_says_it() -> None:
         assert len(text_of(pilot, "#progress")) <= 78
         await pilot.press("o")
         assert "sort: divergence (o)" in text_of(pilot, "#progress")
+        # Three notices in a row: the latest is on the activity line, none is a toast over
+        # the candidate.
+        assert text_of(pilot, "#activity") == "· sorted by divergence"
+        assert not list(app.query(Toast))
+        app.notices.until = 0.0  # expired
+        app.redraw()
+        assert not text_of(pilot, "#activity").startswith("·")
 
 
 async def test_the_legend_lists_the_new_keys_and_the_guidelines() -> None:

@@ -55,3 +55,16 @@ def test_no_time_left_without_a_total_or_after_the_end() -> None:
     board.on_event("review", ActivityEvent(ActivityEventKind.ENDED, ended))
     assert "left" not in board.describe()
     assert board.eta(ended) == ""
+
+
+def test_a_success_is_not_left_on_the_line_a_failure_is() -> None:
+    board = ActivityBoard(clock=Clock())
+    done = ActivityView("alt-1", "alternate", "alternate", 1, 1, ActivityState.SUCCEEDED)
+    notice = board.on_event("review", ActivityEvent(ActivityEventKind.ENDED, done))
+    assert notice is not None and "alternate succeeded" in notice.message
+    assert board.describe() == "idle: no activity running"
+    failed = ActivityView(
+        "alt-2", "alternate", "alternate", 0, 1, ActivityState.FAILED, error="the Scorer is down"
+    )
+    board.on_event("review", ActivityEvent(ActivityEventKind.ENDED, failed))
+    assert board.describe() == "✗ alternate failed: the Scorer is down"
