@@ -70,6 +70,29 @@ def queue_key(candidate: CandidateView, sort: str) -> tuple[Any, ...]:
     return (rank, *_order_key(candidate))
 
 
+def grouped(
+    queue: list[CandidateView], conflicts: dict[int, tuple[int, ...]]
+) -> list[CandidateView]:
+    """`queue` with each reply's conflicting replies (×) of the same status moved up to
+    follow it, in queue order: a conflict group reads as one, where the reviewer chooses
+    which value is current."""
+    position = {c.timestamp_ns: i for i, c in enumerate(queue)}
+    by_ts = {c.timestamp_ns: c for c in queue}
+    placed: set[int] = set()
+    out: list[CandidateView] = []
+    for candidate in queue:
+        if candidate.timestamp_ns in placed:
+            continue
+        out.append(candidate)
+        placed.add(candidate.timestamp_ns)
+        others = [by_ts[o] for o in conflicts.get(candidate.timestamp_ns, ()) if o in by_ts]
+        for other in sorted(others, key=lambda c: position[c.timestamp_ns]):
+            if other.timestamp_ns not in placed and other.status is candidate.status:
+                out.append(other)
+                placed.add(other.timestamp_ns)
+    return out
+
+
 @dataclass
 class Board:
     candidates: dict[int, CandidateView] = field(default_factory=dict)
@@ -147,7 +170,7 @@ class Board:
     def _reorder(self, fallback_index: int | None) -> None:
         self._order = sorted(self.candidates.values(), key=_order_key)
         queue = sorted(self._order, key=lambda c: queue_key(c, self.sort))
-        self._rows = rows(queue, self.row_filter)
+        self._rows = rows(grouped(queue, self.conflicts()), self.row_filter)
         if self.selected_index() is not None:
             return
         if not self._rows:

@@ -267,3 +267,15 @@ def test_a_reply_sent_for_training_in_a_snapshot_cannot_be_undone() -> None:
     board.replace_all([reply(1, status=Status.SENT)])
     assert board.pop_decision() is None and board.forgotten == 1
     assert order(board) == [1]  # still listed while its job runs
+
+
+def test_a_conflict_group_is_shown_together_where_its_first_reply_is() -> None:
+    a = CandidateView(1, "c1", "On 18 March.", 2.0, 4.0, Status.PENDING, conflicts_with=(3,))
+    b = reply(2, 1.0)
+    c = CandidateView(3, "c2", "On 20 March.", 0.5, 1.0, Status.PENDING)
+    approved = reply(4, 3.0, Status.APPROVED)
+    board = loaded(a, b, c, approved)
+    # Either side naming the other is enough; pending rows stay above the decided ones.
+    assert shown(board) == [1, 3, 2, 4]
+    board.cycle_sort()  # time, newest first: 3 leads, 1 follows it
+    assert shown(board) == [3, 1, 2, 4]
