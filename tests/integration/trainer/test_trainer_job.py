@@ -131,8 +131,9 @@ async def test_sent_again_learnt_keys_train_nothing_and_a_returned_one_trains_an
     examples = [example_for(p, r, f"key-{w}") for p, r, w in (OKAFOR, BISCUIT)]
     body = {
         "examples": [*examples, locker_example("key-locker")],
-        # Two epochs cannot learn a random code: this job learns nothing and fails.
-        "settings": {"max_epochs": 2},
+        # The job continues v1, which already trained on the code for many epochs (and did
+        # not learn it): one step this small cannot learn it, so the job learns nothing.
+        "settings": {"max_epochs": 1, "learning_rate": 1e-12},
     }
     async with aiohttp.ClientSession() as session:
         async with session.post(trainer.url, json=body) as response:
@@ -147,6 +148,7 @@ async def test_sent_again_learnt_keys_train_nothing_and_a_returned_one_trains_an
         assert answer["accepted"] == ["key-okafor", "key-biscuit", "key-locker"]
         job = await wait_for_job(session, trainer.url, second, {"succeeded", "failed"}, 600)
     assert job["examples"] == 1
+    assert (job["kind"], job["continued_from"]) == ("learn", "v1")
     assert job["state"] == "failed", job
     assert job["error"].startswith("guard: no epoch learnt a reply"), job["error"]
     assert job["adapter"] == "" and not job["per_example"][0]["learnt"]
