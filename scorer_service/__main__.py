@@ -10,6 +10,7 @@ import sys
 from ftreview.core.defaults import SCORER_ADDRESS, SCORER_GRACE_SECONDS
 from ftreview.core.security import add_server_security_flags, resolve_token
 
+from scorer_service.backends import precision
 from scorer_service.backends.kv_cache import DEFAULT_KV_CACHE_MB
 from scorer_service.model_files import ModelNotFound
 from scorer_service.server import ScorerConfig, serve
@@ -56,10 +57,11 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
     parser.add_argument(
         "--dtype",
-        choices=("auto", "float32", "bfloat16", "float16"),
+        choices=precision.CHOICES,
         default="auto",
-        help="local engine weights (default auto: bfloat16 on a GPU, float32 on a CPU; "
-        "log-softmax is float32 either way)",
+        help="local engine arithmetic. mixed: bfloat16 matrix multiplies, float32 for the "
+        "rest. auto (default): bfloat16 on a GPU; on a CPU mixed where it has bfloat16 "
+        "instructions (AVX512-BF16, AMX), else float32. The log-softmax is float32 always",
     )
     parser.add_argument(
         "--kv-cache-mb",

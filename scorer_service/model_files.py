@@ -40,25 +40,6 @@ def load_model(model: str | None, device: str, dtype: Any) -> tuple[Any, Any, st
     return loaded, tokenizer, name
 
 
-def resolve_dtype(dtype: str, device: str) -> Any:
-    """The torch dtype for `--dtype` (auto, float32, bfloat16, float16).
-
-    `auto`: bfloat16 on a GPU, float32 on the CPU. Measured on the 2-core AVX512-BF16 CPU
-    this was built on (bench/bench_dtype.py): bfloat16 weights moved divergences by up to
-    0.056 nats/token on the fixtures (mean 0.018), beyond the 0.01 scoring tolerates, and its
-    speed-up depends on the load (2.1x idle per docs/design.md, 0.75x with other work running).
-    `--dtype bfloat16` is there for speed where that error is acceptable; the log-softmax
-    stays float32 either way.
-    """
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    if dtype not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"--dtype must be auto, float32, bfloat16 or float16, not {dtype!r}")
-    return getattr(torch, dtype)
-
-
 def current_adapter(adapter_dir: str) -> tuple[str, str] | None:
     """(name, path) from `adapter_dir/current.json`, which the trainer writes when it promotes
     an adapter (`{"name": "v3", "path": "/abs/path"}`); None when there is no such file."""

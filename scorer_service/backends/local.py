@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from scorer_service.backends import passes
+from scorer_service.backends import passes, precision
 from scorer_service.backends.base import (
     BackendInfo,
     Generation,
@@ -53,7 +53,7 @@ class LocalBackend(ScoringBackend):
         tokenizer: Any,
         model_name: str,
         *,
-        chunk_tokens: int = 512,
+        chunk_tokens: int = 2048,
         batch_token_budget: int = 8192,
         kv_token_budget: int = 16384,
         kv_cache_mb: int = DEFAULT_KV_CACHE_MB,
@@ -69,6 +69,8 @@ class LocalBackend(ScoringBackend):
         self.kv_cache = PrefixCache(kv_cache_mb * 2**20)
         self.adapter = ""
         self._adapter_path = ""
+        # How the model computes (`precision`): what `load` chose, else the weights' dtype.
+        self.precision = str(next(model.parameters()).dtype).removeprefix("torch.")
         # Prompt tokens run through the model since start (padding not counted): what KV
         # reuse saves shows here.
         self.tokens_run = 0
@@ -92,11 +94,17 @@ class LocalBackend(ScoringBackend):
     ) -> LocalBackend:
         import torch
 
-        from scorer_service.model_files import load_model, resolve_dtype
+        from scorer_service.model_files import load_model
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        loaded, tokenizer, name = load_model(model, device, resolve_dtype(dtype, device))
-        return cls(loaded, tokenizer, name, kv_cache_mb=kv_cache_mb)
+        chosen = precision.resolve(dtype, device)
+        loaded, tokenizer, name = load_model(model, device, chosen.weights)
+        if chosen.bf16_matmuls:
+            precision.bf16_matmuls(loaded)
+        log.info("local engine: %s on %s (--dtype %s)", chosen.name, device, dtype)
+        backend = cls(loaded, tokenizer, name, kv_cache_mb=kv_cache_mb)
+        backend.precision = chosen.name
+        return backend
 
     @property
     def context_length(self) -> int:
@@ -116,7 +124,13 @@ class LocalBackend(ScoringBackend):
 
     async def info(self) -> BackendInfo:
         return BackendInfo(
-            self.name, self.model_name, self.context_length, [], self.device, self.adapter
+            self.name,
+            self.model_name,
+            self.context_length,
+            [],
+            self.device,
+            self.adapter,
+            notes=[f"computes in {self.precision} (--dtype)"],
         )
 
     def adapter_in_use(self) -> str:

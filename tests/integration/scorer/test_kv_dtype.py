@@ -1,10 +1,12 @@
-"""bfloat16 weights on the CPU against float32, on the fixtures (the real embedded model).
+"""The local engine's precisions on the CPU against float32, on the fixtures (the real
+embedded model).
 
-Measured (bench/bench_dtype.py): bfloat16 moves a divergence by up to 0.056 nats/token on
-these fixtures (mean 0.018), so it misses the 0.01 the issue asked for; `--dtype auto`
-therefore stays float32 on the CPU, and this test holds bfloat16 to what it does achieve:
-every divergence within 0.1 of float32, candidates (above 1 nat/token) the same, and the
-log-softmax taken in float32 (values are not rounded to bfloat16's 8-bit mantissa).
+Measured (bench/bench_dtype.py): bfloat16 weights throughout move a divergence by up to
+0.056 nats/token on these fixtures; `mixed` (bfloat16 multiplies in the attention and the
+MLP's gate and up projections, float32 elsewhere: `scorer_service/backends/precision.py`)
+by up to 0.012. `--dtype auto` picks mixed on a CPU with bfloat16 instructions, so mixed is
+held to what issue 20 asks of a fast default: every divergence within 0.03 of float32, the
+same candidates, a float32 log-softmax, and a LoRA adapter loaded onto it and off again.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import pytest
 import torch
 from ftreview.conversations import load_conversations
 
+from scorer_service.backends import precision
 from scorer_service.backends.local import LocalBackend
 from scorer_service.conversation import flatten
-from scorer_service.model_files import resolve_dtype
 from scorer_service.scoring import ReplyScore, score_conversation
+from tests.support.adapters import random_adapter
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "thesis-defense.json"
 
@@ -27,6 +30,13 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "thesis-defense.jso
 @pytest.fixture(scope="module")
 async def bf16() -> AsyncIterator[LocalBackend]:
     backend = LocalBackend.load(device="cpu", dtype="bfloat16", kv_cache_mb=0)
+    yield backend
+    await backend.aclose()
+
+
+@pytest.fixture(scope="module")
+async def mixed() -> AsyncIterator[LocalBackend]:
+    backend = LocalBackend.load(device="cpu", dtype="mixed", kv_cache_mb=0)
     yield backend
     await backend.aclose()
 
@@ -45,11 +55,76 @@ async def replies(backend: LocalBackend, path: Path) -> list[ReplyScore]:
     return found
 
 
-def test_auto_is_float32_on_the_cpu_and_bfloat16_on_a_gpu() -> None:
-    assert resolve_dtype("auto", "cpu") == torch.float32
-    assert resolve_dtype("auto", "cuda:0") == torch.bfloat16
-    with pytest.raises(ValueError, match="--dtype"):
-        resolve_dtype("int8", "cpu")
+def test_auto_is_bfloat16_on_a_gpu_and_mixed_only_on_a_cpu_with_bfloat16_instructions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_bf16 = tmp_path / "with"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 avx512_vnni\n")
+    without = tmp_path / "without"
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    assert precision.cpu_has_bf16(with_bf16)
+    assert not precision.cpu_has_bf16(without)
+    assert not precision.cpu_has_bf16(tmp_path / "absent")  # not Linux: no flags to read
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    assert precision.resolve("auto", "cpu") == precision.Precision("mixed", torch.float32, True)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    assert precision.resolve("auto", "cpu") == precision.Precision("float32", torch.float32, False)
+    assert precision.resolve("auto", "cuda:0").weights == torch.bfloat16
+    assert precision.resolve("float32", "cpu").bf16_matmuls is False
+    with pytest.raises(ValueError, match="--dtype must be one of auto, float32, mixed"):
+        precision.resolve("int8", "cpu")
+
+
+async def test_mixed_multiplies_in_bfloat16_and_keeps_the_rest_float32(
+    mixed: LocalBackend,
+) -> None:
+    layer = mixed.model.model.layers[0]
+    for projection in (layer.self_attn.q_proj, layer.self_attn.o_proj, layer.mlp.gate_proj):
+        assert projection.weight.dtype == torch.bfloat16
+    assert layer.mlp.down_proj.weight.dtype == torch.float32
+    assert layer.input_layernorm.weight.dtype == torch.float32
+    assert mixed.model.get_output_embeddings().weight.dtype == torch.float32
+    assert mixed.model.get_input_embeddings().weight.dtype == torch.float32
+    assert mixed.precision == "mixed"
+    assert (await mixed.info()).notes == ["computes in mixed (--dtype)"]
+
+
+async def test_mixed_divergences_stay_within_0_03_of_float32(
+    mixed: LocalBackend, embedded_backend: LocalBackend, fixtures_dir: Path
+) -> None:
+    differences: list[float] = []
+    values: list[float] = []
+    for path in [*sorted(fixtures_dir.glob("*.json")), EXAMPLE]:
+        fast, full = await replies(mixed, path), await replies(embedded_backend, path)
+        assert [r.message.node_path for r in fast] == [r.message.node_path for r in full]
+        for a, b in zip(fast, full, strict=True):
+            differences.append(abs(a.divergence - b.divergence))
+            assert differences[-1] <= 0.03, (path.name, a.message.node_path)
+            assert (a.divergence > 1.0) == (b.divergence > 1.0)
+            values.extend(t.logprob_with for t in a.tokens)
+    assert len(differences) >= 10
+    # Not float32 by accident: the multiplies did round.
+    assert max(differences) > 1e-4
+    off_grid = [v for v in values if v != float(torch.tensor(v).to(torch.bfloat16))]
+    assert len(off_grid) > len(values) / 2
+
+
+async def test_an_adapter_loads_onto_mixed_layers_and_off_again(
+    mixed: LocalBackend, tmp_path: Path, fixtures_dir: Path
+) -> None:
+    base = [r.divergence for r in await replies(mixed, fixtures_dir / "biscuit.json")]
+    folder = random_adapter(mixed.model, tmp_path / "v1")
+    assert await mixed.load_adapter(str(folder), "v1") == "v1"
+    try:
+        projection = mixed.model.model.layers[0].self_attn.q_proj
+        assert projection.get_base_layer().weight.dtype == torch.bfloat16
+        adapted = [r.divergence for r in await replies(mixed, fixtures_dir / "biscuit.json")]
+        assert max(abs(a - b) for a, b in zip(adapted, base, strict=True)) > 1e-3
+    finally:
+        await mixed.load_adapter("", "")
+    again = [r.divergence for r in await replies(mixed, fixtures_dir / "biscuit.json")]
+    assert again == base
 
 
 async def test_bfloat16_divergences_stay_near_float32(
