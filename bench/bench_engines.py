@@ -175,7 +175,6 @@ async def rounds(
         later = nodes + exchange(random.Random(-seed), exchanges, "Biscuit", "Leeds")
         names = list(engines)
         order = names[number % len(names) :] + names[: number % len(names)]
-        reference: dict[str, float] = {}
         found: dict[str, dict[str, float]] = {}
         for name in order:
             seconds, tokens, result = await score(engines[name], tokenizer, nodes, f"c{seed}")
