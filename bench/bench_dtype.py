@@ -1,8 +1,8 @@
 """The local engine's precisions on this CPU: prompt tokens/s, and how far divergences move
 from float32.
 
-float32, mixed (bfloat16 matrix multiplies, float32 residual stream, norms, attention and
-output layer: `scorer_service/backends/precision.py`) and bfloat16 weights throughout each
+float32, mixed (the attention and MLP gate/up projections multiply in bfloat16, the rest is
+float32: `scorer_service/backends/precision.py`) and bfloat16 weights throughout each
 load the embedded model in this process and score the same prompts (two variants of 1,024
 tokens, as a conversation's pair) and the same conversations (the shared fixtures and the
 bundled example), with no kept caches. The log-softmax is float32 in all three. `--dtype

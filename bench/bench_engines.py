@@ -172,7 +172,7 @@ async def rounds(
 ) -> None:
     for number, seed in enumerate(seeds):
         nodes = conversation(seed, exchanges)
-        later = nodes + exchange(random.Random(-seed), exchanges, "Biscuit", "Leeds")
+        later = conversation(seed, exchanges + 1)  # the same conversation, one turn on
         names = list(engines)
         order = names[number % len(names) :] + names[: number % len(names)]
         found: dict[str, dict[str, float]] = {}

@@ -58,6 +58,7 @@ class LocalBackend(ScoringBackend):
         kv_token_budget: int = 16384,
         kv_cache_mb: int = DEFAULT_KV_CACHE_MB,
         batch_window_s: float = 0.01,
+        precision_name: str = "",
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -69,8 +70,10 @@ class LocalBackend(ScoringBackend):
         self.kv_cache = PrefixCache(kv_cache_mb * 2**20)
         self.adapter = ""
         self._adapter_path = ""
-        # How the model computes (`precision`): what `load` chose, else the weights' dtype.
-        self.precision = str(next(model.parameters()).dtype).removeprefix("torch.")
+        # How the model computes (`backends/precision.py`); by default the weights' dtype.
+        self.precision = precision_name or str(next(model.parameters()).dtype).removeprefix(
+            "torch."
+        )
         # Prompt tokens run through the model since start (padding not counted): what KV
         # reuse saves shows here.
         self.tokens_run = 0
@@ -102,9 +105,7 @@ class LocalBackend(ScoringBackend):
         if chosen.bf16_matmuls:
             precision.bf16_matmuls(loaded)
         log.info("local engine: %s on %s (--dtype %s)", chosen.name, device, dtype)
-        backend = cls(loaded, tokenizer, name, kv_cache_mb=kv_cache_mb)
-        backend.precision = chosen.name
-        return backend
+        return cls(loaded, tokenizer, name, kv_cache_mb=kv_cache_mb, precision_name=chosen.name)
 
     @property
     def context_length(self) -> int:
