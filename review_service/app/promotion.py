@@ -154,6 +154,9 @@ def ended(view: View, job: TrainingJob) -> tuple[StoreChange, list[CandidateEven
         learnt_now = [e.timestamp_ns for e in change.trained]
         for entry in knowledge.checked(ledger, job, learnt_now):
             updated[entry.timestamp_ns] = entry
+        if job.adapter:
+            for entry in knowledge.held_by({**ledger, **updated}, job):
+                updated[entry.timestamp_ns] = entry
         change.ledger_updates = list(updated.values())
     return change, events, Settled(learnt, returned, released)
 

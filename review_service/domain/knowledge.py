@@ -153,6 +153,24 @@ def checked(ledger: Ledger, job: TrainingJob, learnt: Iterable[int]) -> list[Tra
     return list(out.values())
 
 
+def held_by(ledger: Ledger, job: TrainingJob) -> list[TrainedEntry]:
+    """The earlier live facts of `job`'s destination that its promoted adapter now holds.
+
+    Every adapter the trainer promotes holds every live fact (a learn job continues from the
+    served adapter and keeps the facts it checks; a consolidation retrains them all), so
+    each live entry that names an adapter names `job.adapter` from now on: the ledger never
+    names an adapter that is no longer served. Entries with no adapter (an endpoint that
+    could not be followed, an export) and facts no longer live keep theirs."""
+    return [
+        dataclasses.replace(entry, adapter=job.adapter)
+        for entry in ledger.values()
+        if entry.live
+        and entry.destination == job.destination
+        and entry.adapter
+        and entry.adapter != job.adapter
+    ]
+
+
 def _retracted(entry: TrainedEntry, reason: str) -> TrainedEntry:
     return dataclasses.replace(
         entry,

@@ -331,6 +331,8 @@ async def test_an_ended_job_says_which_facts_come_back(tmp_path: Path) -> None:
             "job-2",
         )
         assert entry(review, C_NS).comes_back is True
+        # v2 continued from v1: the earlier live fact names the adapter served now.
+        assert (entry(review, A_NS).adapter, entry(review, C_NS).adapter) == ("v2", "v2")
 
         # Forget: the consolidation job the endpoint names is followed like a sent one.
         endpoint.consolidate_job = "ft-12"
@@ -355,6 +357,9 @@ async def test_an_ended_job_says_which_facts_come_back(tmp_path: Path) -> None:
             "ft-12",
         )
         assert entry(review, C_NS).state == KnowledgeState.RETRACTED
+        # The consolidation's adapter holds every live fact; a retracted one keeps the
+        # adapter that learnt it.
+        assert (entry(review, A_NS).adapter, entry(review, C_NS).adapter) == ("v3", "v2")
     finally:
         await review.close()
 
