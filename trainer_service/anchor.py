@@ -11,14 +11,25 @@ guard judges with), a rotating handful per step. That is the quantity the guard'
 measures, on other prompts, and the regulariser the literature finds keeps a fine-tuned
 model closest to its base (Shenfeld et al. 2025).
 
+With `questions`, a second pool joins the plain requests: short questions answered with
+one fact (`anchor_questions.json`, none among the general questions either). A job's rows
+are questions about the user answered with a fact, and the general answers they break are
+of that kind ("The capital of Ireland is Londinium"), which plain requests anchor only from
+afar.
+
 Invariants:
 - the base distributions are taken once, before the adapter exists (no gradient), on
   exactly the token ids the tuned model is measured on;
-- a step's anchor is over `CHUNK` sequences in turn, so every prompt anchors equally often.
+- a step's anchor is over the next `CHUNK` sequences of each pool in turn, so every prompt
+  of a pool anchors equally often, and the KL is the mean over all their answer tokens.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -32,35 +43,23 @@ CHUNK = 4
 
 
 class Anchor:
-    def __init__(self, model: Any, tokenizer: Any, folder: Path | None = None) -> None:
-        contexts = [
-            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": p}]
-            for p in prompts()
-        ]
-        answers = base_answers(model, tokenizer, folder, contexts, ANSWER_TOKENS)
-        self.sequences: list[tuple[list[int], int]] = []
-        for context, answer in zip(contexts, answers, strict=True):
-            said = tokenizer(answer, add_special_tokens=False)["input_ids"][:ANSWER_TOKENS]
-            if said:
-                prompt = prompt_ids(tokenizer, context)
-                self.sequences.append((prompt + [int(t) for t in said], len(prompt)))
+    def __init__(
+        self, model: Any, tokenizer: Any, folder: Path | None = None, questions: bool = False
+    ) -> None:
+        texts = [prompts(), *([anchor_questions()] if questions else [])]
         self.pad = int(tokenizer.pad_token_id)
-        self._next = 0
-        with evaluating(model):
-            self.base = [
-                self._logprobs(model, self.sequences[at : at + CHUNK])[0].detach()
-                for at in range(0, len(self.sequences), CHUNK)
-            ]
+        self.pools = [_Pool(model, tokenizer, folder, pool, self._logprobs) for pool in texts]
 
     def loss(self, model: Any) -> Any:
-        """KL(base ‖ model) per answer token on the next chunk, with gradients."""
-        at = self._next
-        self._next = (self._next + 1) % len(self.base)
-        chunk = self.sequences[at * CHUNK : (at + 1) * CHUNK]
-        tuned, used = self._logprobs(model, chunk)
-        base = self.base[at]
-        kl = (base.exp() * (base - tuned)).sum(-1)
-        return kl[used].mean()
+        """KL(base ‖ model) per answer token on the next chunk of each pool, with gradients."""
+        import torch
+
+        kls = []
+        for pool in self.pools:
+            chunk, base = pool.next()
+            tuned, used = self._logprobs(model, chunk)
+            kls.append((base.exp() * (base - tuned)).sum(-1)[used])
+        return torch.cat(kls).mean()
 
     def _logprobs(self, model: Any, chunk: list[tuple[list[int], int]]) -> tuple[Any, Any]:
         import torch
@@ -81,3 +80,44 @@ class Anchor:
             used[row, :n] = True
         logits = model.get_output_embeddings()(torch.stack(rows)).float()
         return torch.log_softmax(logits, dim=-1), used
+
+
+class _Pool:
+    """One set of prompts: the base model's answers to them and its distributions along
+    those answers, in chunks taken in turn."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        folder: Path | None,
+        texts: tuple[str, ...],
+        logprobs: Callable[[Any, list[tuple[list[int], int]]], tuple[Any, Any]],
+    ) -> None:
+        contexts = [
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": t}] for t in texts
+        ]
+        answers = base_answers(model, tokenizer, folder, contexts, ANSWER_TOKENS)
+        self.sequences: list[tuple[list[int], int]] = []
+        for context, answer in zip(contexts, answers, strict=True):
+            said = tokenizer(answer, add_special_tokens=False)["input_ids"][:ANSWER_TOKENS]
+            if said:
+                prompt = prompt_ids(tokenizer, context)
+                self.sequences.append((prompt + [int(t) for t in said], len(prompt)))
+        self._next = 0
+        with evaluating(model):
+            self.base = [
+                logprobs(model, self.sequences[at : at + CHUNK])[0].detach()
+                for at in range(0, len(self.sequences), CHUNK)
+            ]
+
+    def next(self) -> tuple[list[tuple[list[int], int]], Any]:
+        at = self._next
+        self._next = (self._next + 1) % len(self.base)
+        return self.sequences[at * CHUNK : (at + 1) * CHUNK], self.base[at]
+
+
+@cache
+def anchor_questions() -> tuple[str, ...]:
+    text = resources.files(__package__).joinpath("anchor_questions.json").read_text("utf-8")
+    return tuple(json.loads(text)["questions"])

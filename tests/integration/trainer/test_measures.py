@@ -51,7 +51,8 @@ def test_the_anchor_is_zero_at_the_base_model_and_grows_as_the_adapter_moves() -
 
     folder, _ = base_model_folder(None)
     model, tokenizer = load_base(folder, "cpu")  # a copy of its own: the adapter changes it
-    anchor = Anchor(model, tokenizer)
+    anchor = Anchor(model, tokenizer, questions=True)
+    assert [len(pool.sequences) for pool in anchor.pools] == [64, 64]
     tuned = _wrap(model, DEFAULTS)
     tuned.train()
     at_base = anchor.loss(tuned)
@@ -60,7 +61,8 @@ def test_the_anchor_is_zero_at_the_base_model_and_grows_as_the_adapter_moves() -
         for name, parameter in tuned.named_parameters():
             if "lora_B" in name:
                 parameter.normal_(0, 0.02)
-    anchor._next = 0
+    for pool in anchor.pools:
+        pool._next = 0
     moved = anchor.loss(tuned)
     assert float(moved) > 1e-3
     moved.backward()
