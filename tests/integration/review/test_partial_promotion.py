@@ -89,14 +89,18 @@ async def send(review: ReviewUnderTest, *stamps: int) -> S.SendResponse:
 async def assert_only_learnt_replies_are_trained(
     review: ReviewUnderTest, trainer: StubTrainer
 ) -> None:
-    """The invariant: every ledger entry of a followed endpoint names a non-empty adapter,
-    promoted by a succeeded job whose answer reported that reply learnt."""
+    """The invariant: every ledger entry of a followed endpoint was learnt by a succeeded job
+    whose answer reported that reply learnt, and names the adapter served now (the newest
+    succeeded job's, which holds every live fact: docs/design.md §13)."""
     jobs = {j.id: j for j in (await review.stub.ListJobs(S.ListJobsRequest())).jobs}
+    promoted = [j for j in jobs.values() if j.state == S.TRAINING_JOB_STATE_SUCCEEDED]
+    served = max(promoted, key=lambda j: timestamp_ns(j.ended_at)).adapter if promoted else ""
     for ts, entry in (await ledger(review)).items():
         assert entry.destination == trainer.url
         assert entry.adapter, f"{ts} is in the ledger without an adapter"
+        assert entry.adapter == served, f"{ts} names {entry.adapter}, {served} is served"
         job = jobs[entry.job_id]
-        assert (job.state, job.adapter) == (S.TRAINING_JOB_STATE_SUCCEEDED, entry.adapter)
+        assert job.state == S.TRAINING_JOB_STATE_SUCCEEDED
         answer = trainer.answered[entry.job_id]
         results = {r["idempotency_key"]: r for r in answer["per_example"]}
         assert answer["state"] == "succeeded" and results[idempotency_key(ts)]["learnt"] is True
@@ -364,7 +368,10 @@ async def test_an_old_database_gives_back_what_failed_jobs_stranded_in_the_ledge
         assert end.state == SUCCEEDED and "learnt 1 of 2, adapter v6" in end.detail
         assert "1 left the trained ledger" in end.detail
         entries = await ledger(review)
-        assert {ts: e.adapter for ts, e in entries.items()} == {promoted: "v2", learnt: "v6"}
+        # v6 is served now and holds the earlier live fact too.
+        assert {ts: e.adapter for ts, e in entries.items()} == {promoted: "v6", learnt: "v6"}
+        # Each still names the job that learnt it.
+        assert entries[promoted].job_id != "ft-5" and entries[learnt].job_id == "ft-5"
         await assert_only_learnt_replies_are_trained(review, trainer)
 
         # Their conversation is stored: SyncCandidates brings both back as candidates.
