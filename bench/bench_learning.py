@@ -24,7 +24,8 @@ drift under which every epoch kept 98% of them is where the guard's floor
 (`max_drift`) belongs. Calibrate on the tuning half only.
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/bench_learning.py --split tune
-        [--only NAME ...] [--seeds 0 ...] [--per-job 2] [--limit N] [--json OUT]
+        [--only NAME ...] [--seeds 0 ...] [--per-job 2] [--limit N] [--conversation ID ...]
+        [--json OUT]
         [--calibrate EPOCHS]
 """
 
@@ -54,11 +55,12 @@ ANSWER_TOKENS = 48
 
 SETTINGS: dict[str, TrainingSettings] = {
     "defaults": DEFAULTS,
+    "former defaults (no self-study, anchor 4)": replace(DEFAULTS, self_study=0, anchor=4.0),
+    "no self-study": replace(DEFAULTS, self_study=0),
+    "self-study 2, anchor 4": replace(DEFAULTS, anchor=4.0),
     "no memory statements": replace(DEFAULTS, memory_statements=False),
-    "self-study 2": replace(DEFAULTS, self_study=2),
     "teacher answers 2": replace(DEFAULTS, teacher_answers=2),
     "no anchor": replace(DEFAULTS, anchor=0.0),
-    "anchor 4": replace(DEFAULTS, anchor=4.0),
     "anchor on questions": replace(DEFAULTS, anchor_questions=True),
     "hard rehearsal, no anchor": replace(DEFAULTS, anchor=0.0, rehearsal=1.0),
     "attention only": replace(DEFAULTS, target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
@@ -249,6 +251,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0])
     parser.add_argument("--per-job", type=int, default=2, help="conversations per job")
     parser.add_argument("--limit", type=int, default=0, help="only the first N conversations")
+    parser.add_argument("--conversation", nargs="*", default=None, help="only these ids")
     parser.add_argument("--json", type=Path, default=None, help="append results here")
     parser.add_argument("--calibrate", type=int, default=0, metavar="EPOCHS")
     parser.add_argument("--max-epochs", type=int, default=0, help="cap each job's epochs")
@@ -259,6 +262,11 @@ def main() -> None:
     folder, name = base_model_folder(None)
     device = default_device()
     conversations = load(args.split)
+    if args.conversation:
+        unknown = set(args.conversation) - {c.id for c in conversations}
+        if unknown:
+            parser.error(f"not in split {args.split}: {', '.join(sorted(unknown))}")
+        conversations = [c for c in conversations if c.id in args.conversation]
     if args.limit:
         conversations = conversations[: args.limit]
     facts = [f for c in conversations for f in c.facts]

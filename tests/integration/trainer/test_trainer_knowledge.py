@@ -25,6 +25,10 @@ pytestmark = [pytest.mark.model, pytest.mark.timeout(900)]
 # 0.43 after 6 epochs at 1e-3).
 EPOCHS = 6
 LEARNING_RATE = 5e-3
+# What this test is about is what a job starts from, replays and checks, not how well it
+# learns: no rewordings (each costs generations and rows) and the lighter anchor, with
+# which one reply is learnt within EPOCHS.
+SELF_STUDY, ANCHOR = 0, 4.0
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,9 @@ async def trainer(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run
         base_folder=folder,
         base_name=name,
         port=0,
-        settings=TrainingSettings(max_epochs=EPOCHS, learning_rate=LEARNING_RATE),
+        settings=TrainingSettings(
+            max_epochs=EPOCHS, learning_rate=LEARNING_RATE, self_study=SELF_STUDY, anchor=ANCHOR
+        ),
     )
     running = await start(config)
     yield running
