@@ -13,9 +13,17 @@ Invariants:
   is not the fact), at most `MAX_WORDS` of them, largest first; when no token reaches
   `KEY_NATS`, the one word holding the largest positive divergence; when none is positive,
   no fact words (nothing to recall);
+- besides those, every word of the reply that holds a digit and that the memories supplied
+  (a word of a message the context with memories has and the one without has not) is a fact
+  word. A number is one token per digit here, and the model's prior already favours some
+  digits in place, so "9" in "9 July" can rise less than a name and fall outside the ranked
+  words; an answer that says "8 July" must not count as recalling it. Measured on the fact
+  set's tuning half (38 facts, bench/learning): the ranked words alone left the number the
+  bench judges by out of 8 facts' fact words, and with this rule out of none;
 - words are compared the same way on both sides (`words`): NFKC, lower case, runs of letters
   and digits, and each CJK character a word of its own (Chinese has no spaces: a run of it
-  is a clause, not a word);
+  is a clause, not a word); a number is one word however it is grouped or padded ("1,185"
+  is "1185", "07" is "7"), so "07:25" and "7:25" say the same time;
 - an answer recalls a fact when every fact word is one of its words.
 """
 
@@ -23,7 +31,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 # A token the memories made at least e times likelier than without them marks the fact.
@@ -34,12 +42,15 @@ OF_PEAK = 0.5
 MAX_WORDS = 4
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_WORD = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
+# A number grouped in thousands by commas ("1,185"; "3,5" is a German decimal), a CJK
+# character, or a run of letters and digits.
+_WORD = re.compile(rf"\d+(?:,\d{{3}}(?!\d))+|[{_CJK}]|[^\W_{_CJK}]+")
 
 
 def words(text: str) -> list[str]:
     """The words of `text` as recall compares them."""
-    return [w.lower() for w in _WORD.findall(unicodedata.normalize("NFKC", text))]
+    found = (w.replace(",", "") for w in _WORD.findall(unicodedata.normalize("NFKC", text)))
+    return [w.lstrip("0") or "0" if w.isdigit() else w.lower() for w in found]
 
 
 @dataclass(frozen=True)
@@ -51,8 +62,19 @@ class TokenSpan:
     divergence: float
 
 
-def fact_words(reply: str, tokens: Sequence[TokenSpan]) -> tuple[str, ...]:
-    """The words of `reply` its memories supplied (see the module's invariants)."""
+def supplied(with_memories: Iterable[str], without: Iterable[str]) -> frozenset[str]:
+    """The words the memories bring: those of the texts (messages) with memories that are not
+    among the texts without them. A word an earlier turn also said still counts: asked cold,
+    that turn is not there."""
+    kept = set(without)
+    return frozenset(w for text in with_memories if text not in kept for w in words(text))
+
+
+def fact_words(
+    reply: str, tokens: Sequence[TokenSpan], brought: Collection[str] = ()
+) -> tuple[str, ...]:
+    """The words of `reply` its memories supplied (see the module's invariants); `brought`
+    is what `supplied` returns for the reply's contexts."""
     spans = [(m.start(), m.end()) for m in _WORD.finditer(reply)]
     strongest: dict[int, float] = {}
     for token in tokens:
@@ -64,8 +86,14 @@ def fact_words(reply: str, tokens: Sequence[TokenSpan]) -> tuple[str, ...]:
     chosen = [i for i, value in ranked if value >= floor][:MAX_WORDS]
     if not chosen and ranked and ranked[0][1] > 0:
         chosen = [ranked[0][0]]
+    numbers = [
+        i
+        for i, (start, end) in enumerate(spans)
+        if any(c.isdigit() for c in reply[start:end])
+        and all(w in brought for w in words(reply[start:end]))
+    ]
     seen: list[str] = []
-    for i in sorted(chosen):
+    for i in sorted({*chosen, *numbers}):
         for word in words(reply[spans[i][0] : spans[i][1]]):
             if word not in seen:
                 seen.append(word)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .examples import Example, HeldOut
-from .facts import TokenSpan, fact_words, recalls, words
+from .facts import TokenSpan, fact_words, recalls, supplied, words
 from .general import GeneralCheck
 from .guard import EpochFigures, GuardSettings
 from .measures import greedy_answers, reply_fits, reply_tokens, token_logprobs, token_spans
@@ -178,7 +178,11 @@ def reply_fact(model: Any, tokenizer: Any, example: Example) -> tuple[str, ...]:
     tokens = [
         TokenSpan(a, b, w - o) for (a, b), w, o in zip(spans, with_memories, without, strict=True)
     ]
-    return fact_words(example.reply, tokens)
+    brought = supplied(
+        (m.get("content") or "" for m in example.context_with_memories),
+        (m.get("content") or "" for m in example.context),
+    )
+    return fact_words(example.reply, tokens, brought)
 
 
 def _mean(values: list[float]) -> float:

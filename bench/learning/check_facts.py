@@ -22,9 +22,10 @@ SPLITS = ("tune", "held_out")
 FACT_KEYS = {"id", "reply", "memories", "answer", "question", "paraphrases"}
 GENERAL_COUNT = 200
 
-# As trainer_service.facts.words: runs of letters and digits, each CJK character a word.
+# As trainer_service.facts.words: runs of letters and digits, each CJK character a word, a
+# number one word however grouped or padded.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_WORD = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
+_WORD = re.compile(rf"\d+(?:,\d{{3}}(?!\d))+|[{_CJK}]|[^\W_{_CJK}]+")
 _NOT_WORD = re.compile(r"[^\w\s]")
 _SPACES = re.compile(r"\s+")
 _STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
@@ -45,7 +46,8 @@ def normalise(text: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(unicodedata.normalize("NFKC", text))]
+    found = (w.replace(",", "") for w in _WORD.findall(unicodedata.normalize("NFKC", text)))
+    return [w.lstrip("0") or "0" if w.isdigit() else w.lower() for w in found]
 
 
 def says(text: str, answers: list[str]) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainer_service.facts import TokenSpan, fact_words, recalls, words
+from trainer_service.facts import TokenSpan, fact_words, recalls, supplied, words
 
 
 def _tokens(reply: str, values: dict[str, float]) -> list[TokenSpan]:
@@ -33,9 +33,51 @@ def test_a_reworded_answer_with_the_fact_recalls_it_and_one_without_does_not() -
 def test_several_strong_words_must_all_come_back() -> None:
     reply = "Your defense is on 14 May at 10:00 in room B12."
     fact = fact_words(reply, _tokens(reply, {"14": 5.0, "10:00": 4.0, "B12": 6.0, "May": 0.4}))
-    assert fact == ("14", "10", "00", "b12")
+    assert fact == ("14", "10", "0", "b12")
     assert recalls("It is at 10:00 on 14 May, room B12.", fact)
     assert not recalls("It is on 14 May in room B12.", fact)
+
+
+def test_a_number_the_memories_supplied_is_part_of_the_fact_however_weakly_it_rose() -> None:
+    reply = "Your blood test is on 9 July with nurse Adaeze, room 4."
+    memory = "Memory: the user's blood test is on 9 July at 08:15 with nurse Adaeze."
+    asked = "When is my blood test? I'm in room 4."
+    brought = supplied([memory, asked], [asked])
+    assert {"9", "july", "adaeze"} <= brought and "4" not in brought
+    # "9" rose less than the name and is not among the ranked words...
+    values = {"Adaeze": 6.0, "July": 3.5, "9": 0.4, "4": 0.2}
+    assert fact_words(reply, _tokens(reply, values)) == ("july", "adaeze")
+    # ...but the memories supplied it, so it must come back; "4" came from the question.
+    fact = fact_words(reply, _tokens(reply, values), brought)
+    assert fact == ("9", "july", "adaeze")
+    assert not recalls("It is on 8 July with nurse Adaeze.", fact)
+    assert recalls("On 9 July, with Adaeze.", fact)
+
+
+def test_a_number_an_earlier_turn_also_said_is_still_the_memories() -> None:
+    earlier = "You are staying at Casa do Vimeiro, in room 514."
+    memory = "Memory: the user's room at the Lisbon hotel is number 514."
+    # Asked cold, the earlier turn is not there: the number is the memory's to supply.
+    assert "514" in supplied([earlier, memory], [earlier])
+    assert "staying" not in supplied([earlier, memory], [earlier])
+
+
+def test_a_number_is_one_word_however_it_is_grouped_or_padded() -> None:
+    assert words("07:25, £1,185, 10,000,000, 3,5 l, 0") == [
+        "7",
+        "25",
+        "1185",
+        "10000000",
+        "3",
+        "5",
+        "l",
+        "0",
+    ]
+    reply = "The bill is £1,185, due at 07:25."
+    fact = fact_words(reply, _tokens(reply, {"£1,185": 5.0, "07:25": 4.0}))
+    assert fact == ("1185", "7", "25")
+    assert recalls("It is 1185 pounds, at 7:25", fact)
+    assert not recalls("It is 1,158 pounds, at 7:25", fact)
 
 
 def test_a_token_inside_a_word_marks_the_whole_word() -> None:
