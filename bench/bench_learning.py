@@ -55,8 +55,9 @@ ANSWER_TOKENS = 48
 
 SETTINGS: dict[str, TrainingSettings] = {
     "defaults": DEFAULTS,
-    "self-study 2, anchor 8": replace(DEFAULTS, self_study=2, anchor=8.0),
-    "self-study 2": replace(DEFAULTS, self_study=2),
+    "former defaults (no self-study, anchor 4)": replace(DEFAULTS, self_study=0, anchor=4.0),
+    "no self-study": replace(DEFAULTS, self_study=0),
+    "self-study 2, anchor 4": replace(DEFAULTS, anchor=4.0),
     "no memory statements": replace(DEFAULTS, memory_statements=False),
     "teacher answers 2": replace(DEFAULTS, teacher_answers=2),
     "no anchor": replace(DEFAULTS, anchor=0.0),

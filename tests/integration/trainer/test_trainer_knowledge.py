@@ -26,8 +26,8 @@ pytestmark = [pytest.mark.model, pytest.mark.timeout(900)]
 EPOCHS = 6
 LEARNING_RATE = 5e-3
 # What this test is about is what a job starts from, replays and checks, not how well it
-# learns: no rewordings (each costs generations and rows) and the anchor at 4, with which
-# one reply is learnt within EPOCHS, whatever the defaults become.
+# learns: no rewordings (each costs generations and rows) and the lighter anchor, with
+# which one reply is learnt within EPOCHS.
 SELF_STUDY, ANCHOR = 0, 4.0
 
 
