@@ -9,7 +9,14 @@ Invariants:
   example (with and without memories) and every held-out reply;
 - an example beyond a bound is not trained: the answer lists it in `rejected` with the
   field, the count and the limit (the README's contract: one reply too long does not stop
-  the others); a held-out reply beyond a bound is left out of the forgetting check.
+  the others); a held-out reply beyond a bound is left out of the forgetting check;
+- a training row is at most `ROW_TOKENS` when it can be: its context loses its oldest turns
+  (never its leading system messages, never its last message) until the row fits
+  (`trimmed`). TRL cuts a longer row from the end, which cuts the reply, the only part
+  trained, and then drops the row; a reply late in a long conversation was trained on none
+  of its rows that kept the conversation. A row that cannot fit even so goes with its
+  leading system messages and last message only, uncut (it fits the base model's context,
+  above); the guard measures on the whole context.
 """
 
 from __future__ import annotations
@@ -22,11 +29,17 @@ from typing import Any
 from .contract import Request
 from .examples import Chat
 
-# SFTConfig(max_length=1024) in training.py: a longer row is cut, so a longer reply could
-# not be trained whole. It also bounds the guard's generation budget (the longest reply + 8).
+# Half a training row (`ROW_TOKENS`), so a reply at the bound still has room for its
+# question and some of the conversation. It also bounds the guard's generation budget (the
+# longest reply + 8).
 MAX_REPLY_TOKENS = 1024
 # The guard generates up to a reply's length plus this many tokens after the context.
 GENERATION_MARGIN = 8
+# A training row's tokens, context and reply, when its context can be trimmed to fit. Rows
+# are padded to the longest in a batch: this bounds a step's cost as well.
+ROW_TOKENS = 2048
+# The tokens a chat template adds after a reply (end of turn, newline), counted generously.
+TURN_END_TOKENS = 4
 
 
 class TokenCounter:
@@ -117,3 +130,27 @@ def _beyond(
 
 def _memories_field(messages_field: str) -> str:
     return messages_field.removesuffix(".messages") + ".messages_with_memories"
+
+
+def trimmed(tokenizer: Any, context: Chat, reply: str, budget: int = ROW_TOKENS) -> Chat:
+    """`context` without its oldest turns, so that it and `reply` fit `budget` tokens (see
+    the module's invariants); `context` itself when it fits."""
+    from .measures import prompt_ids
+
+    reply_tokens = len(tokenizer(reply, add_special_tokens=False)["input_ids"])
+    room = budget - reply_tokens - TURN_END_TOKENS
+    if len(prompt_ids(tokenizer, context)) <= room:
+        return context
+    lead = 0
+    while lead < len(context) - 1 and context[lead]["role"] == "system":
+        lead += 1
+    head, turns = context[:lead], context[lead:]
+    # Drop the oldest turns, then whatever is left before a user message (a conversation
+    # goes on from a question), until it fits; the last message always stays.
+    for start in range(1, len(turns)):
+        if turns[start]["role"] != "user" and start < len(turns) - 1:
+            continue
+        shorter = head + turns[start:]
+        if len(prompt_ids(tokenizer, shorter)) <= room:
+            return shorter
+    return head + turns[-1:] if len(turns) > 1 else context

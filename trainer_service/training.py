@@ -32,6 +32,7 @@ from .general import GeneralCheck
 from .guard import Course, EpochFigures, GuardSettings, Step, refusal
 from .knowledge import statement_rows
 from .lasting import CONSOLIDATE, Checked, Plan, consolidation_problem
+from .lengths import trimmed
 from .measurer import ExampleProof, Measurer, Snapshot
 from .model import load_base
 from .rehearsal import rehearsal_rows
@@ -169,9 +170,11 @@ class Outcome:
         return [p.key for p in self.per_example if p.learnt] if self.promoted else []
 
 
-def _row(example: Example) -> dict[str, Any]:
+def training_row(example: Example, tokenizer: Any) -> dict[str, Any]:
+    """TRL's prompt–completion row for `example`, its context trimmed to fit
+    (`lengths.trimmed`)."""
     return {
-        "prompt": example.context,
+        "prompt": trimmed(tokenizer, example.context, example.reply),
         "completion": [{"role": "assistant", "content": example.reply}],
     }
 
@@ -242,12 +245,12 @@ def train_job(
         trained += teacher_rows(
             model, tokenizer, job.examples, measurer.facts, settings.teacher_answers, settings.seed
         )
-    rows = [_row(e) for e in trained]
+    rows = [training_row(e, tokenizer) for e in trained]
     rehearsed = []
     if settings.rehearsal:
         count = round(settings.rehearsal * len(rows))
         rehearsed = [
-            _row(e)
+            training_row(e, tokenizer)
             for e in rehearsal_rows(model, tokenizer, count, settings.seed, str(base_folder))
         ]
     if settings.self_study:
@@ -257,7 +260,7 @@ def train_job(
             for variant in paraphrased(
                 model, tokenizer, example, settings.self_study, settings.seed
             ):
-                rows.append(_row(variant))
+                rows.append(training_row(variant, tokenizer))
     anchor = (
         Anchor(model, tokenizer, base_folder, settings.anchor_questions)
         if settings.anchor
@@ -364,7 +367,9 @@ def train_job(
         seed=settings.seed,
         data_seed=settings.seed,
         disable_tqdm=True,
-        max_length=1024,
+        # Rows are trimmed to ROW_TOKENS (lengths.trimmed); one that cannot be is trained
+        # whole rather than cut from its end, which would cut its reply.
+        max_length=None,
         completion_only_loss=True,
         dataloader_num_workers=0,
     )
