@@ -14,6 +14,12 @@ Invariants (docs/design.md §6, issues 7 and 16):
 - a Send first tells the endpoint the retractions still pending (`knowledge`), then posts
   its examples, so an endpoint never trains a new fact before hearing the old one is gone;
 - sends and exports run one at a time, so two of them never hand out the same reply;
+- a reply the endpoint refused (named in its answer's `rejected`) keeps the refusal in
+  `send_error`, starting `REFUSED`, and a Send of every approved reply (no timestamps)
+  holds it back, listing it as not sent with that reason: the endpoint judged the reply
+  itself, and posting it again daily would only be refused again. Naming its timestamp
+  sends it again; a reply not learnt by a job, or whose send failed on the way, is sent
+  again by every Send;
 - an accepted send that names a job stores the job in the transaction that puts its
   replies in training, and only then hands it to be followed (`job_tracking`), so a crash
   in between leaves a stored job, and SENT replies, to follow on restart.
@@ -41,6 +47,9 @@ from review_service.domain.errors import EndpointError, FailedPrecondition, Inva
 from review_service.domain.jobs import TrainingJob
 from review_service.domain.model import Candidate, SendInFlight, Status
 from review_service.domain.ports import ConversationCodec, FinetuneEndpoint, StoreChange
+
+# How `send_error` starts for a reply the endpoint refused (see the invariants).
+REFUSED = "refused by the endpoint: "
 
 
 @dataclass(frozen=True)
@@ -129,13 +138,24 @@ class Shipping:
             await self._before_send()  # pending retractions go before the examples
         async with self._lock:
             chosen = self._chosen(timestamps, {Status.APPROVED}, "sent")
+            held: list[tuple[int, str]] = []
+            if not timestamps:
+                held = [
+                    (
+                        c.timestamp_ns,
+                        f"not sent again, {c.send_error} (reject it, or name it to send it again)",
+                    )
+                    for c in chosen
+                    if c.send_error.startswith(REFUSED)
+                ]
+                chosen = [c for c in chosen if not c.send_error.startswith(REFUSED)]
             if not chosen:
-                return SendReport([], [], "", "")
+                return SendReport([], held, "", "")
             activity = self._background.start_activity(
                 "send", f"send {len(chosen)} to {url}", request_id or uuid.uuid4().hex, len(chosen)
             )
             accepted: list[int] = []
-            failed: list[tuple[int, str]] = []
+            failed: list[tuple[int, str]] = list(held)
             job_ids: list[str] = []
             try:
                 size = config.finetune_batch_size
@@ -178,12 +198,14 @@ class Shipping:
             await self._writer.mutate(lambda view: _unsettled(view, stamps, unsure))
             return [], [(ts, error.message) for ts in stamps], ""
         ok = [c for c in started if examples.idempotency_key(c.timestamp_ns) in reply.accepted]
+        rejected = {examples.idempotency_key(c.timestamp_ns): c for c in started if c not in ok}
         refused = {
-            c.timestamp_ns: reply.rejected.get(
-                examples.idempotency_key(c.timestamp_ns), "the endpoint did not acknowledge it"
+            c.timestamp_ns: (
+                REFUSED + reply.rejected[key]
+                if key in reply.rejected
+                else "the endpoint did not acknowledge it"
             )
-            for c in started
-            if c not in ok
+            for key, c in rejected.items()
         }
         job = await self._writer.mutate(lambda view: _settle(view, ok, refused, url, reply.job_id))
         if job is not None:

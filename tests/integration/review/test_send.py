@@ -105,12 +105,18 @@ async def test_a_partial_acceptance_keeps_the_rest_approved_with_the_reason(
     response = await review.stub.Send(S.SendRequest())
 
     assert {timestamp_ns(t) for t in response.accepted} == {first, third}
-    assert [(timestamp_ns(f.timestamp), f.reason) for f in response.failed] == [
-        (second, "example too long")
-    ]
+    refusal = "refused by the endpoint: example too long"
+    assert [(timestamp_ns(f.timestamp), f.reason) for f in response.failed] == [(second, refusal)]
     await until_none_in_training(review.stub)
     assert set(await ledger(review)) == {first, third}
     assert await approved(review) == {second}
+    # Every approved reply sent again: the refused one is held back, not posted.
+    posted = len(receiver.requests)
+    again = await review.stub.Send(S.SendRequest())
+    assert len(receiver.requests) == posted and list(again.accepted) == []
+    assert [f.reason for f in again.failed] == [
+        f"not sent again, {refusal} (reject it, or name it to send it again)"
+    ]
 
 
 async def test_a_500_after_training_then_success_trains_each_reply_once(

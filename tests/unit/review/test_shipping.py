@@ -133,7 +133,7 @@ async def test_a_send_in_flight_when_the_process_died_is_held_back_after_a_resta
         await review.close()
 
 
-async def test_a_refusal_stays_on_the_candidate_until_it_is_sent(
+async def test_a_refusal_stays_on_the_candidate_and_is_not_posted_again_unless_named(
     review: Review, endpoint: RecordingEndpoint
 ) -> None:
     first, second = await approved(review, "part", 2)
@@ -142,13 +142,26 @@ async def test_a_refusal_stays_on_the_candidate_until_it_is_sent(
     report = await review.send([])
 
     assert report.accepted == [first]
-    assert report.failed == [(second, "example too long")]
+    refusal = "refused by the endpoint: example too long"
+    assert report.failed == [(second, refusal)]
     (left,) = review.candidates(CandidateFilter(statuses=(Status.APPROVED,)))
     assert (left.timestamp_ns, left.status, left.send_error) == (
-        second, Status.APPROVED, "example too long",
+        second, Status.APPROVED, refusal,
     )  # fmt: skip
     # A refusal is an answer: nothing is in flight, so export may hand it out.
     assert (await review.export("openai", [], [], mark_trained=False)).timestamps == [second]
+
+    # Sending every approved reply again does not post it: the endpoint judged the reply.
+    posts = endpoint.posts
+    again = await review.send([])
+    assert endpoint.posts == posts and again.accepted == [] and again.activity_id == ""
+    assert again.failed == [
+        (second, f"not sent again, {refusal} (reject it, or name it to send it again)")
+    ]
+    # Named, it is posted again; accepted this time, it goes into training.
+    del endpoint.refuse[idempotency_key(second)]
+    named = await review.send([second])
+    assert endpoint.posts == posts + 1 and named.accepted == [second] and named.failed == []
 
 
 async def test_send_without_a_url_explains_how_to_set_one(tmp_path: Path) -> None:
