@@ -24,7 +24,9 @@ Invariants:
   and digits, and each CJK character a word of its own (Chinese has no spaces: a run of it
   is a clause, not a word); a number is one word however it is grouped or padded ("1,185"
   is "1185", "07" is "7"), so "07:25" and "7:25" say the same time;
-- an answer recalls a fact when every fact word is one of its words.
+- an answer recalls a fact when every fact word is one of its words. Its words as they were
+  read before numbers were compared as numbers ("07", "1", "185") count too, so a fact a
+  trainer stored then still comes back when the answer says it.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 # A number grouped in thousands by commas ("1,185"; "3,5" is a German decimal), a CJK
 # character, or a run of letters and digits.
 _WORD = re.compile(rf"\d+(?:,\d{{3}}(?!\d))+|[{_CJK}]|[^\W_{_CJK}]+")
+# Words as they were read before: runs of letters and digits, digits as written.
+_AS_WRITTEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
 
 
 def words(text: str) -> list[str]:
@@ -103,4 +107,5 @@ def fact_words(
 def recalls(answer: str, fact: Sequence[str]) -> bool:
     """Whether `answer` says every fact word (an empty fact is recalled by any answer)."""
     said = set(words(answer))
+    said.update(w.lower() for w in _AS_WRITTEN.findall(unicodedata.normalize("NFKC", answer)))
     return all(word in said for word in fact)

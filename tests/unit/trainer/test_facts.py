@@ -80,6 +80,13 @@ def test_a_number_is_one_word_however_it_is_grouped_or_padded() -> None:
     assert not recalls("It is 1,158 pounds, at 7:25", fact)
 
 
+def test_a_fact_stored_with_numbers_as_written_still_comes_back() -> None:
+    # Fact words a trainer stored before numbers compared as numbers ("07", "1", "185").
+    assert recalls("It is £1,185, due at 07:25.", ("1", "185", "07", "25"))
+    assert recalls("It is £1,185, due at 07:25.", ("1185", "7", "25"))
+    assert not recalls("It is £1,158, due at 07:25.", ("1", "185", "07", "25"))
+
+
 def test_a_token_inside_a_word_marks_the_whole_word() -> None:
     reply = "Your cat is named Biscuit."
     start = reply.index("Biscuit")
