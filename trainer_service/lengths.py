@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .contract import Request
-from .examples import Chat
+from .examples import Chat, Example
 
 # Half a training row (`ROW_TOKENS`), so a reply at the bound still has room for its
 # question and some of the conversation. It also bounds the guard's generation budget (the
@@ -154,3 +154,11 @@ def trimmed(tokenizer: Any, context: Chat, reply: str, budget: int = ROW_TOKENS)
         if len(prompt_ids(tokenizer, shorter)) <= room:
             return shorter
     return head + turns[-1:] if len(turns) > 1 else context
+
+
+def training_row(example: Example, tokenizer: Any) -> dict[str, Any]:
+    """TRL's prompt–completion row for `example`, its context trimmed to fit (`trimmed`)."""
+    return {
+        "prompt": trimmed(tokenizer, example.context, example.reply),
+        "completion": [{"role": "assistant", "content": example.reply}],
+    }

@@ -32,7 +32,7 @@ from .general import GeneralCheck
 from .guard import Course, EpochFigures, GuardSettings, Step, refusal
 from .knowledge import statement_rows
 from .lasting import CONSOLIDATE, Checked, Plan, consolidation_problem
-from .lengths import trimmed
+from .lengths import training_row
 from .measurer import ExampleProof, Measurer, Snapshot
 from .model import load_base
 from .rehearsal import rehearsal_rows
@@ -168,15 +168,6 @@ class Outcome:
     @property
     def learnt_keys(self) -> list[str]:
         return [p.key for p in self.per_example if p.learnt] if self.promoted else []
-
-
-def training_row(example: Example, tokenizer: Any) -> dict[str, Any]:
-    """TRL's prompt–completion row for `example`, its context trimmed to fit
-    (`lengths.trimmed`)."""
-    return {
-        "prompt": trimmed(tokenizer, example.context, example.reply),
-        "completion": [{"role": "assistant", "content": example.reply}],
-    }
 
 
 def training_examples(job: JobInput, settings: TrainingSettings) -> list[Example]:

@@ -13,9 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trainer_service.examples import Chat, Example
-from trainer_service.lengths import ROW_TOKENS, trimmed
+from trainer_service.lengths import ROW_TOKENS, training_row, trimmed
 from trainer_service.model import base_model_folder, load_tokenizer
-from trainer_service.training import training_row
 
 pytestmark = pytest.mark.model
 
