@@ -4,6 +4,8 @@ Invariants:
 - forward passes run on one worker thread (torch releases the GIL), so health checks,
   streams and other calls stay responsive while a conversation is scored; scoring calls that
   arrive together share padded batches (`scheduler`, `passes`);
+- on the CPU a chunk attends to its cached past and to itself in two flash calls
+  (`attention`), not through one masked call;
 - log-probabilities are computed only at the positions asked for: the prompt runs in chunks
   through the KV cache and only the hidden states of requested positions go through the
   output layer (the full logits of an 8k prompt over a 49k vocabulary are 1.6 GB);
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from scorer_service.backends import passes, precision
+from scorer_service.backends import attention, passes, precision
 from scorer_service.backends.base import (
     BackendInfo,
     Generation,
@@ -79,6 +81,8 @@ class LocalBackend(ScoringBackend):
         self.tokens_run = 0
         # Padded batches run since start (each is one chunked pass over its rows).
         self.passes_run = 0
+        if next(model.parameters()).device.type == "cpu":
+            attention.install(model)  # split past/own attention for chunks (attention.py)
         decoder = model.base_model
         # transformers renamed `past_key_values` to `cache`; an unknown keyword would be
         # swallowed silently and every chunk would run without its past.

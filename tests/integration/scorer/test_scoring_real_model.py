@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from ftreview.conversations import load_conversations, parse_conversation
 
+from scorer_service.backends import attention
 from scorer_service.backends.base import (
     BackendInfo,
     Generation,
@@ -209,8 +210,9 @@ async def test_too_long_conversation_scores_each_reply_with_the_context_that_fit
 async def test_chunked_range_only_logprobs_equal_full_logits(
     embedded_backend: LocalBackend, fixtures_dir: Path
 ) -> None:
-    """Chunks through the KV cache (as on the CPU) give what one full pass gives: a chunk
-    that silently lost its past would be off by far more than float noise."""
+    """Chunks through the KV cache (as on the CPU) give what one full pass of transformers'
+    own attention gives: a chunk that silently lost its past, or a split attention that
+    weighed its two parts wrong, would be off by far more than float noise."""
     import torch
 
     from scorer_service.conversation import Variant
@@ -228,8 +230,16 @@ async def test_chunked_range_only_logprobs_equal_full_logits(
         [ScoreRequest(tokenized.token_ids, ranges)], lambda d, t, _: seen.append((d, t))
     )
     ids = torch.tensor([tokenized.token_ids])
-    with torch.inference_mode():
-        full = torch.log_softmax(embedded_backend.model(input_ids=ids).logits[0].float(), -1)
+    # The reference is transformers' own attention in one pass: the engine's split
+    # attention (backends/attention.py) is what is checked, not assumed.
+    model = embedded_backend.model
+    assert model.config._attn_implementation == attention.NAME
+    model.set_attn_implementation("sdpa")
+    try:
+        with torch.inference_mode():
+            full = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+    finally:
+        model.set_attn_implementation(attention.NAME)
     for (start, end), values in zip(ranges, chunked, strict=True):
         expected = [float(full[p - 1, tokenized.token_ids[p]]) for p in range(start, end)]
         assert max(abs(a - b) for a, b in zip(values, expected, strict=True)) < 1e-3
