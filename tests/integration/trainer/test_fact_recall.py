@@ -29,7 +29,7 @@ def base() -> tuple[Any, Any]:
 
 def test_the_fact_is_the_name_not_the_wording(base: tuple[Any, Any]) -> None:
     model, tokenizer = base
-    assert reply_fact(model, tokenizer, BISCUIT) == ("biscuit",)
+    assert reply_fact(model, tokenizer, BISCUIT) == ("Biscuit",)  # as the reply writes it
 
 
 def test_a_reply_reworded_by_the_model_recalls_the_fact(base: tuple[Any, Any]) -> None:

@@ -104,7 +104,7 @@ async def test_the_job_promotes_what_it_learnt_and_returns_the_rest(
     assert job["general_retention"] >= 0.9 and job["drift"] <= 0.1  # the guard's defaults
     proofs = {p["idempotency_key"]: p for p in job["per_example"]}
     assert proofs["key-biscuit"]["learnt"] and proofs["key-okafor"]["learnt"]
-    assert proofs["key-biscuit"]["fact"] == ["biscuit"], proofs["key-biscuit"]
+    assert proofs["key-biscuit"]["fact"] == ["Biscuit"], proofs["key-biscuit"]
     assert "biscuit" not in normalise(proofs["key-biscuit"]["answer_before"])
     assert "biscuit" in normalise(proofs["key-biscuit"]["answer_after"])
     locker = proofs["key-locker"]
