@@ -21,6 +21,8 @@ Invariants:
   masked row, so the past part's weight is forced to zero;
 - padding inside the new tokens (left-padded generation batches) is not a shape this split
   handles: those calls go through plain scaled-dot-product attention with the full mask;
+- only models whose attention is plain causal attention take it (`fits`: Llama, Mistral
+  without a sliding window, Qwen2/3 without one); others keep transformers' own;
 - `install` is process-wide registration plus one model's setting; the model's weights and
   outputs are untouched, so an adapter injected later works as before.
 """
@@ -30,16 +32,35 @@ from __future__ import annotations
 from typing import Any
 
 NAME = "ftreview_chunked"
+# Model families whose attention is plain causal softmax attention over every earlier
+# token (no sliding window, no logit soft-capping, no attention sinks): the only kind the
+# split computes. Any other model keeps transformers' own attention.
+PLAIN_CAUSAL = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 
 
-def install(model: Any) -> None:
-    """Make `model` (a transformers decoder on the CPU) attend with `chunked_attention`."""
+def fits(config: Any) -> bool:
+    """Whether a model of `config` attends the way `chunked_attention` computes."""
+    layer_types = set(getattr(config, "layer_types", None) or ["full_attention"])
+    return (
+        getattr(config, "model_type", "") in PLAIN_CAUSAL
+        and layer_types == {"full_attention"}
+        and not getattr(config, "sliding_window", None)
+        and not getattr(config, "attn_logit_softcapping", None)
+    )
+
+
+def install(model: Any) -> bool:
+    """Make `model` (a transformers decoder on the CPU) attend with `chunked_attention`
+    when its attention is of the kind it computes (`fits`); whether it does now."""
+    if not fits(model.config):
+        return False
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
 
     AttentionInterface.register(NAME, chunked_attention)
     AttentionMaskInterface.register(NAME, padding_mask)
     model.set_attn_implementation(NAME)
+    return True
 
 
 def padding_mask(

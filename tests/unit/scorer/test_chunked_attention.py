@@ -92,3 +92,16 @@ def test_the_mask_is_the_padding_over_the_keys(offset):
         assert mask.dtype == torch.bool and mask.shape == (2, 8)
         assert mask.tolist()[0] == [False] + [True] * 7
     assert padding_mask(2, 2, 8, attention_mask=None) is None
+
+
+def test_only_plain_causal_attention_is_replaced():
+    from transformers import GemmaConfig, LlamaConfig, MistralConfig, Qwen2Config
+
+    from scorer_service.backends.attention import fits
+
+    assert fits(LlamaConfig())  # SmolLM2, the embedded model
+    assert fits(Qwen2Config())  # no sliding window by default
+    assert fits(MistralConfig(sliding_window=None))
+    assert not fits(MistralConfig(sliding_window=4096))  # a window the split would ignore
+    assert not fits(Qwen2Config(use_sliding_window=True, sliding_window=512, max_window_layers=0))
+    assert not fits(GemmaConfig())  # another family: its own attention stays
