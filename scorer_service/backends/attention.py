@@ -24,7 +24,14 @@ Invariants:
 - only models whose attention is plain causal attention take it (`fits`: Llama, Mistral
   without a sliding window, Qwen2/3 without one); others keep transformers' own;
 - `install` is process-wide registration plus one model's setting; the model's weights and
-  outputs are untouched, so an adapter injected later works as before.
+  outputs are untouched, so an adapter injected later works as before;
+- with `bfloat16=True` (the local engine's `mixed` precision) the flash calls take bfloat16
+  queries, keys and values and return float32: the kernel keeps its softmax statistics and
+  log-sum-exps in float32, and its matrix multiplies reach the CPU's bfloat16 units (2-3x
+  faster than float32 on this CPU). The values were bfloat16 already (their projection's
+  output), the output is rounded to bfloat16 by the next projection anyway; what is new is
+  the rounding of the rotated queries and keys and of the softmax weights before they
+  multiply the values (bench/bench_dtype.py measures what it moves).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 from typing import Any
 
 NAME = "ftreview_chunked"
+NAME_BF16 = "ftreview_chunked_bf16"
 # Model families whose attention is plain causal softmax attention over every earlier
 # token (no sliding window, no logit soft-capping, no attention sinks): the only kind the
 # split computes. Any other model keeps transformers' own attention.
@@ -49,17 +57,19 @@ def fits(config: Any) -> bool:
     )
 
 
-def install(model: Any) -> bool:
+def install(model: Any, *, bfloat16: bool = False) -> bool:
     """Make `model` (a transformers decoder on the CPU) attend with `chunked_attention`
-    when its attention is of the kind it computes (`fits`); whether it does now."""
+    when its attention is of the kind it computes (`fits`), in bfloat16 when asked;
+    whether it does now."""
     if not fits(model.config):
         return False
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
 
-    AttentionInterface.register(NAME, chunked_attention)
-    AttentionMaskInterface.register(NAME, padding_mask)
-    model.set_attn_implementation(NAME)
+    name, function = (NAME_BF16, bf16_chunked_attention) if bfloat16 else (NAME, chunked_attention)
+    AttentionInterface.register(name, function)
+    AttentionMaskInterface.register(name, padding_mask)
+    model.set_attn_implementation(name)
     return True
 
 
@@ -131,6 +141,24 @@ def chunked_attention(
     weight_own = torch.exp(lse_own - top).unsqueeze(-1)
     out = (out_past * weight_past + out_own * weight_own) / (weight_past + weight_own)
     return out.transpose(1, 2).contiguous(), None
+
+
+def _in_bfloat16(attend: Any) -> Any:
+    """`attend` with bfloat16 queries, keys and values; its result in the query's dtype."""
+
+    def attend_in_bfloat16(
+        module: Any, query: Any, key: Any, value: Any, *args: Any, **kwargs: Any
+    ) -> tuple[Any, None]:
+        import torch
+
+        half = torch.bfloat16
+        out, weights = attend(module, query.to(half), key.to(half), value.to(half), *args, **kwargs)
+        return out.to(query.dtype), weights
+
+    return attend_in_bfloat16
+
+
+bf16_chunked_attention = _in_bfloat16(chunked_attention)
 
 
 def _repeat(states: Any, groups: int) -> Any:

@@ -82,7 +82,8 @@ class LocalBackend(ScoringBackend):
         # Padded batches run since start (each is one chunked pass over its rows).
         self.passes_run = 0
         if next(model.parameters()).device.type == "cpu":
-            attention.install(model)  # split past/own attention for chunks (attention.py)
+            # split past/own attention for chunks, in bfloat16 with the mixed precision
+            attention.install(model, bfloat16=self.precision == "mixed")
         decoder = model.base_model
         # transformers renamed `past_key_values` to `cache`; an unknown keyword would be
         # swallowed silently and every chunk would run without its past.

@@ -1,15 +1,21 @@
 """Which arithmetic the local engine runs in: `--dtype`.
 
 - `float32`: everything in float32 (exact agreement with a float32 vLLM, to 1e-5).
-- `mixed`: the decoder's attention projections and the MLP's gate and up projections take
-  bfloat16 inputs and weights; the residual stream, the norms, the attention itself, the
-  MLP's down projection, the output layer and the log-softmax stay float32. On a CPU with
-  bfloat16 dot-product instructions (AVX512-BF16, AMX) those multiplies run twice as fast as
-  in float32. The down projection stays float32 because it writes the model's massive
-  activations into the residual stream (outputs up to 2.5e4 on the embedded model, where
-  bfloat16 rounds by up to 64): measured on the fixtures (bench/bench_dtype.py), every
-  projection in bfloat16 moved a divergence by up to 0.039 nats/token, all but the down
-  projection by up to 0.012, bfloat16 weights throughout by 0.056.
+- `mixed`: the attention's value and output projections, the MLP's gate and up projections
+  and the attention itself (`attention.py`, the split flash calls) take bfloat16 inputs; the
+  residual stream, the norms, the query and key projections, the MLP's down projection, the
+  output layer and the log-softmax stay float32. On a CPU with bfloat16 dot-product
+  instructions (AVX512-BF16, AMX) those multiplies run two to three times as fast as in
+  float32. What stays float32 was chosen by measuring each group's share of the error
+  (bench/bench_dtype.py on the fixtures and the fact set's conversations, 137 replies):
+  - the down projection writes the model's massive activations into the residual stream
+    (outputs up to 2.5e4 on the embedded model, where bfloat16 rounds by up to 64); in
+    bfloat16 it moved a divergence by up to 0.039 nats/token on the fixtures;
+  - the query and key projections: rounding their inputs, weights and outputs moved the
+    attention scores most; with them in bfloat16 (and the attention in float32) a divergence
+    moved by up to 0.031 on the 137 replies, with them in float32 and the attention in
+    bfloat16 by up to 0.024 (the attention rounds the rotated queries and keys once);
+  - bfloat16 weights throughout: up to 0.063.
 - `bfloat16`, `float16`: the whole model in that dtype (GPUs); the log-softmax stays float32.
 - `auto`: bfloat16 on a GPU; on a CPU `mixed` where it has bfloat16 instructions, else float32
   (emulated bfloat16 multiplies are slower than float32 ones).
@@ -29,7 +35,7 @@ CHOICES = ("auto", "float32", "mixed", "bfloat16", "float16")
 # CPU flags (Linux /proc/cpuinfo) of native bfloat16 dot products.
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 # Linear layers that stay float32 in `mixed` (Llama-family names): see above.
-FLOAT32_LAYERS = frozenset({"down_proj"})
+FLOAT32_LAYERS = frozenset({"q_proj", "k_proj", "down_proj"})
 
 
 @dataclass(frozen=True)
@@ -67,9 +73,9 @@ def resolve(dtype: str, device: str) -> Precision:
     return Precision(dtype, getattr(torch, dtype), False)
 
 
-def bf16_matmuls(model: Any) -> int:
-    """Make the decoder's linear layers multiply in bfloat16 (in place), except those named
-    in FLOAT32_LAYERS; the number changed.
+def bf16_matmuls(model: Any, keep: frozenset[str] = FLOAT32_LAYERS) -> int:
+    """Make the decoder's linear layers multiply in bfloat16 (in place), except those whose
+    name is in `keep`; the number changed.
 
     The embeddings and the output layer are left in float32: the output layer's logits feed
     the log-softmax, and rounding them to 8 bits of mantissa would show in every value."""
@@ -81,7 +87,7 @@ def bf16_matmuls(model: Any) -> int:
         if (
             type(module) is torch.nn.Linear
             and module is not model.get_output_embeddings()
-            and name.rpartition(".")[2] not in FLOAT32_LAYERS
+            and name.rpartition(".")[2] not in keep
         ):
             module.weight.data = module.weight.data.to(torch.bfloat16)
             if module.bias is not None:

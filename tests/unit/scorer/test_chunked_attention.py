@@ -10,7 +10,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scorer_service.backends.attention import chunked_attention, padding_mask
+from scorer_service.backends.attention import (
+    bf16_chunked_attention,
+    chunked_attention,
+    padding_mask,
+)
 
 
 def reference(query, key, value, padding, scale):
@@ -41,9 +45,9 @@ def shapes(draw):
     return batch, kv_heads, groups, past, length, pads
 
 
-@settings(max_examples=150, deadline=None)
-@given(shapes(), st.integers(0, 2**16))
-def test_split_attention_equals_one_masked_attention(shape, seed):
+def case(shape, seed):
+    """Random queries, keys and values of `shape`, the mask `padding_mask` makes of its
+    padding, a module with its head groups, and the scale."""
     batch, kv_heads, groups, past, length, pads = shape
     generator = torch.Generator().manual_seed(seed)
     dim = 16
@@ -54,15 +58,65 @@ def test_split_attention_equals_one_masked_attention(shape, seed):
     for row, pad in enumerate(pads):
         padding[row, :pad] = False
     mask = padding_mask(batch, length, past + length, attention_mask=padding)
-    if not any(pads):
-        assert mask is None
     module = type("Attention", (), {"num_key_value_groups": groups})()
-    scale = 1 / math.sqrt(dim)
+    return query, key, value, mask, module, 1 / math.sqrt(dim)
+
+
+@settings(max_examples=150, deadline=None)
+@given(shapes(), st.integers(0, 2**16))
+def test_split_attention_equals_one_masked_attention(shape, seed):
+    query, key, value, mask, module, scale = case(shape, seed)
+    if not any(shape[-1]):
+        assert mask is None
     out, weights = chunked_attention(module, query, key, value, mask, scaling=scale)
     assert weights is None
-    assert out.shape == (batch, length, kv_heads * groups, dim)
+    assert out.shape == (query.shape[0], query.shape[2], query.shape[1], query.shape[3])
     expected = reference(query, key, value, mask, scale)
     assert torch.allclose(out, expected, atol=1e-5, rtol=1e-4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shapes(), st.integers(0, 2**16))
+def test_bfloat16_split_attention_is_float32_out_and_within_bfloat16_rounding(shape, seed):
+    """The mixed precision's attention: bfloat16 into the kernel, float32 out, as close to
+    the float32 reference as rounding the inputs to bfloat16 allows."""
+    query, key, value, mask, module, scale = case(shape, seed)
+    out, _ = bf16_chunked_attention(module, query, key, value, mask, scaling=scale)
+    assert out.dtype == torch.float32
+    expected = reference(query, key, value, mask, scale)
+    # What bfloat16 inputs alone move the exact result by, and a margin of the same order
+    # for the kernel's bfloat16 softmax weights; a wrong merge or mask is off by O(1).
+    rounded = reference(*(x.bfloat16().float() for x in (query, key, value)), mask, scale)
+    bound = (rounded - expected).abs().max().item() + 0.02
+    assert (out - expected).abs().max().item() <= bound
+
+
+def test_install_picks_the_attention_of_the_precision():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from scorer_service.backends import attention
+
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    model = LlamaForCausalLM(config)
+    assert attention.install(model)
+    assert model.config._attn_implementation == attention.NAME
+    assert attention.install(model, bfloat16=True)
+    assert model.config._attn_implementation == attention.NAME_BF16
+    ids = torch.tensor([[1, 5, 9, 3, 7]])
+    with torch.no_grad():
+        bf16 = model(ids).logits
+        attention.install(model)
+        fp32 = model(ids).logits
+    assert bf16.dtype == torch.float32
+    assert not torch.equal(bf16, fp32)  # it ran in bfloat16
+    assert torch.allclose(bf16, fp32, atol=0.05)
 
 
 def test_padding_among_the_new_tokens_takes_the_full_mask():
