@@ -13,8 +13,10 @@
     bfloat16 it moved a divergence by up to 0.039 nats/token on the fixtures;
   - the query and key projections: rounding their inputs, weights and outputs moved the
     attention scores most; with them in bfloat16 (and the attention in float32) a divergence
-    moved by up to 0.031 on the 137 replies, with them in float32 and the attention in
-    bfloat16 by up to 0.024 (the attention rounds the rotated queries and keys once);
+    moved by up to 0.031 on the 137 replies with two threads and 0.042 with one (3 replies
+    past 0.03), with them in float32 and the attention in bfloat16 by up to 0.024 and 0.036
+    (one short reply past 0.03 with one thread; the mean 0.006). Where the rounding falls
+    changes with the thread count, so the largest move is a tail, not a bound;
   - bfloat16 weights throughout: up to 0.063.
 - `bfloat16`, `float16`: the whole model in that dtype (GPUs); the log-softmax stays float32.
 - `auto`: bfloat16 on a GPU; on a CPU `mixed` where it has bfloat16 instructions, else float32

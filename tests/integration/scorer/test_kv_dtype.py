@@ -5,10 +5,11 @@ Measured (bench/bench_dtype.py, the fixtures and the fact set's conversations, 1
 bfloat16 weights throughout move a divergence by up to 0.063 nats/token; `mixed` (bfloat16
 multiplies in the attention's value and output projections, the MLP's gate and up
 projections and the attention itself, float32 elsewhere: `scorer_service/backends/
-precision.py`) by up to 0.024. `--dtype auto` picks mixed on a CPU with bfloat16
-instructions, so mixed is held to what issue 20 asks of a fast default: every divergence
-within 0.03 of float32, the same candidates, a float32 log-softmax, and a LoRA adapter loaded
-onto it and off again.
+precision.py`) by 0.006 on average and at most 0.024 with two threads, 0.036 with one (an
+11-token reply of the fact set). `--dtype auto` picks mixed on a CPU with bfloat16
+instructions, so mixed is held to what issue 20 asks of a fast default on the fixtures:
+every divergence within 0.03 of float32, the same candidates, a float32 log-softmax, and a
+LoRA adapter loaded onto it and off again.
 """
 
 from __future__ import annotations
