@@ -143,7 +143,9 @@ class Knowledge:
                     general=job.get("general_retention"),
                 )
             )
-            print(f"    {job_id} {job.get('state')}: {job.get('detail')}", file=sys.stderr)
+            # A refused job's reason (the guard's or a consolidation's rule) is its error.
+            why = f" ({job['error']})" if job.get("error") else ""
+            print(f"    {job_id} {job.get('state')}: {job.get('detail')}{why}", file=sys.stderr)
         return days
 
     def model(self) -> tuple[Any, Any]:
