@@ -10,12 +10,20 @@ Invariants:
 - a learn job that continued an adapter whose drift from the base model reached
   `CONSOLIDATE_AT_DRIFT` × `max_drift` queues a consolidation once it promoted
   (`drift_reason`); a job from the base model never does;
-- when the served adapter holds a retracted key (or its folder is gone), the job is a
-  consolidation: from the base model, on its own keys plus every live learnt key, never on
-  a retracted one;
+- a consolidation (queued by a retraction or by drift), or a job whose served adapter's
+  folder is gone, rebuilds from the base model on its own keys plus every live learnt key,
+  never on a retracted one;
+- a learn job continues from the served adapter even when that adapter still holds
+  retracted keys (its consolidation was refused, or has not run yet): one consolidation
+  that cannot relearn every live fact must not turn every later day into a rebuild from
+  the base model that costs the whole history and may be refused in turn. A new value of
+  a superseded fact is trained over the old one that way, and the consolidation stays
+  due until one is promoted;
 - a learn job checks at least `RETENTION_SAMPLE` live learnt keys (all when fewer), not its
-  own; a consolidation checks every live learnt key when at most `CONSOLIDATION_CHECK`,
-  else a sample of that many, plus every retracted key the served adapter holds;
+  own, and up to `RETENTION_SAMPLE` of the retracted keys the served adapter holds (whether
+  they still come back is recorded, not held against it); a consolidation checks every
+  live learnt key when at most `CONSOLIDATION_CHECK`, else a sample of that many, plus
+  every retracted key the served adapter holds;
 - every sample is drawn with `random.Random(job number)` from keys in acceptance order, so
   a job run again after a crash draws the same keys.
 """
@@ -146,7 +154,7 @@ def plan_job(started: Started, served_exists: bool, can_continue: bool) -> Plan:
     own = {e.key for e in started.learn}
     seed = started.number
     served = started.served if served_exists else None
-    rebuild = started.kind == CONSOLIDATE or bool(started.retracted_served)
+    rebuild = started.kind == CONSOLIDATE
     if started.served is not None and (not served_exists or not can_continue):
         rebuild = True
     if not rebuild and started.served is None:
@@ -155,6 +163,7 @@ def plan_job(started: Started, served_exists: bool, can_continue: bool) -> Plan:
     if not rebuild:
         replay = replay_sample(started.live, own, seed)
         checks = retention_sample(started.live, own, seed, LEARN)
+        checks += sample(started.retracted_served, RETENTION_SAMPLE, seed + 2_000_003)
         return Plan(LEARN, served, started.learn, [k.example for k in replay], checks)
     everything = started.learn + [k.example for k in started.live if k.key not in own]
     checks = retention_sample(started.live, own, seed, CONSOLIDATE) + started.retracted_served

@@ -142,12 +142,19 @@ def test_a_learn_job_continues_from_the_served_adapter_and_records_it(tmp_path: 
     assert (two["kind"], two["continued_from"]) == (LEARN, "v1")
     # v2 continued from v1: retracting a key v1 learnt still needs a consolidation.
     assert ledger.retract([("k1", "r")])["job_id"]
-    # The served adapter's folder gone: the next job rebuilds from the base model.
     job, _ = ledger.accept([_example("k3")], [], {})
     ledger.finish(  # (the consolidation ran and failed; the served adapter still holds k1)
         ledger.jobs()[1]["job_id"], succeeded=False, detail="x", figures={}, trained_keys=[]
     )
-    plan = plan_job(ledger.start(job), True, True)
+    started = ledger.start(job)
+    # A refused consolidation does not make every later job a rebuild: the next learn job
+    # continues from v2, replays k2 and checks whether the retracted k1 still comes back.
+    plan = plan_job(started, True, True)
+    assert (plan.kind, plan.continued_from) == (LEARN, "v2")
+    assert [e.key for e in plan.examples] == ["k3"] and [e.key for e in plan.replay] == ["k2"]
+    assert [(k.key, k.retracted) for k in plan.checks] == [("k2", False), ("k1", True)]
+    # The served adapter's folder gone: the job rebuilds from the base model.
+    plan = plan_job(started, False, True)
     assert plan.kind == CONSOLIDATE and [e.key for e in plan.examples] == ["k3", "k2"]
 
 
@@ -260,7 +267,17 @@ def test_the_retention_sample_size_rule() -> None:
     assert [k.key for k in plan.checks] == [f"k{i}" for i in range(1, 10)]
     many = _known(100)
     retracted = [Known(_example("gone"), ("g",), retracted=True)]
-    rebuild = plan_job(Started("ft-3", LEARN, 1, [], many, retracted, ("v1", "/v1")), True, True)
+    # A learn job on an adapter that holds a retracted key: the live sample, plus the
+    # retracted keys (up to the same sample size).
+    learn = plan_job(Started("ft-3", LEARN, 1, [own], many, retracted, ("v1", "/v1")), True, True)
+    assert learn.kind == LEARN and learn.continue_from == ("v1", "/v1")
+    assert len(learn.checks) == RETENTION_SAMPLE + 1 and learn.checks[-1].retracted
+    gone = [Known(_example(f"gone{i}"), ("g",), retracted=True) for i in range(50)]
+    learn = plan_job(Started("ft-3", LEARN, 1, [own], many, gone, ("v1", "/v1")), True, True)
+    assert sum(k.retracted for k in learn.checks) == RETENTION_SAMPLE
+    rebuild = plan_job(
+        Started("ft-4", CONSOLIDATE, 1, [], many, retracted, ("v1", "/v1")), True, True
+    )
     assert rebuild.kind == CONSOLIDATE and rebuild.continue_from is None
     assert len(rebuild.checks) == CONSOLIDATION_CHECK + 1 and rebuild.checks[-1].retracted
     assert len(rebuild.examples) == 100
