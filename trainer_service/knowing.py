@@ -13,7 +13,11 @@ Invariants:
   at a time: retracting while one is queued answers that one; retracting again answers
   the job the first retraction answered (`retract_job`), also after a restart;
 - a retracted key in a queued job leaves that job; a learn job left with no key fails
-  before it runs, saying so.
+  before it runs, saying so;
+- after a promoted job, a consolidation is queued again while the served adapter holds a
+  retracted key that still comes back (as last checked; a key never checked counts as
+  coming back): one whose new value a learn job trained over it, so that it no longer
+  comes back cold, waits for the next consolidation instead of costing a rebuild a day.
 """
 
 from __future__ import annotations
@@ -64,23 +68,31 @@ def live_learnt(db: sqlite3.Connection) -> list[Known]:
     return [_known(r) for r in rows]
 
 
-def retracted_served(db: sqlite3.Connection) -> list[Known]:
+def _retracted_rows(db: sqlite3.Connection) -> list[sqlite3.Row]:
     now = served(db)
     if now is None:
         return []
     lineage = sorted(now[2])
-    rows = db.execute(
-        "SELECT payload, fact, state FROM examples WHERE state = 'retracted' AND adapter IN "
-        f"({', '.join('?' for _ in lineage)}) ORDER BY seq",
+    return db.execute(
+        "SELECT payload, fact, state, comes_back FROM examples WHERE state = 'retracted' "
+        f"AND adapter IN ({', '.join('?' for _ in lineage)}) ORDER BY seq",
         lineage,
     ).fetchall()
-    return [_known(r) for r in rows]
 
 
-def ensure_consolidation(db: sqlite3.Connection, created_at: str, why: str = "") -> str:
-    """The queued consolidation job when the served adapter holds a retracted key, or when
-    `why` says another reason (drift), queued now unless one already is; else ""."""
-    held = retracted_served(db)
+def retracted_served(db: sqlite3.Connection) -> list[Known]:
+    return [_known(r) for r in _retracted_rows(db)]
+
+
+def ensure_consolidation(
+    db: sqlite3.Connection, created_at: str, why: str = "", only_back: bool = False
+) -> str:
+    """The queued consolidation job when the served adapter holds a retracted key (with
+    `only_back`: one that still comes back, as last checked), or when `why` says another
+    reason (drift), queued now unless one already is; else ""."""
+    held = _retracted_rows(db)
+    if only_back:
+        held = [r for r in held if r["comes_back"] is None or r["comes_back"]]
     if not held and not why:
         return ""
     row = db.execute(

@@ -311,9 +311,11 @@ class JobLedger:
 
         Also, per key it checked, whether it came back (`checks`), and per key it learnt,
         its fact words (from `per_example`). A consolidation's trained keys move to its
-        adapter, and so do the live keys it trained but did not learn (said not to come back). A key
-        retracted while the job ran that its adapter holds gets a consolidation queued, and
-        so does `consolidate_because` (a learn job that drifted far, `lasting.drift_reason`)."""
+        adapter, and so do the live keys it trained but did not learn (said not to come
+        back). A retracted key the served adapter still holds and that still comes back
+        (retracted while the job ran, or its consolidation was refused) gets a
+        consolidation queued, and so does `consolidate_because` (a learn job that drifted
+        far, `lasting.drift_reason`)."""
         with self._write() as db:
             db.execute(
                 "UPDATE jobs SET state = ?, detail = ?, error = ?, adapter = ?, adapter_path = ?, "
@@ -365,7 +367,9 @@ class JobLedger:
             facts = {p["idempotency_key"]: p["fact"] for p in figures.get("per_example", [])}
             knowing.record_checks(db, job_id, checks or {}, learnt, facts)
             if succeeded and (
-                queued := knowing.ensure_consolidation(db, now(), consolidate_because)
+                queued := knowing.ensure_consolidation(
+                    db, now(), consolidate_because, only_back=True
+                )
             ):
                 db.executemany(
                     "UPDATE examples SET retract_job = ? WHERE key = ? AND state = 'retracted'",

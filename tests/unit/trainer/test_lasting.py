@@ -158,6 +158,42 @@ def test_a_learn_job_continues_from_the_served_adapter_and_records_it(tmp_path: 
     assert plan.kind == CONSOLIDATE and [e.key for e in plan.examples] == ["k3", "k2"]
 
 
+@pytest.mark.parametrize("old_comes_back", [True, False])
+def test_after_a_refused_consolidation_a_learn_job_queues_another_while_the_old_comes_back(
+    tmp_path: Path, old_comes_back: bool
+) -> None:
+    ledger = JobLedger(tmp_path / "trainer.sqlite3")
+    _learnt(ledger, ["k1", "k2"], "v1")
+    refused = ledger.retract([("k1", "superseded by k3")])["job_id"]
+    ledger.start(refused)
+    ledger.finish(refused, succeeded=False, detail="refused", figures={}, trained_keys=[])
+    job, _ = ledger.accept([_example("k3")], [], {})
+    started = ledger.start(job)
+    plan = plan_job(started, True, True)
+    ledger.planned(job, plan.kind, plan.continued_from, len(plan.examples))
+    assert (plan.kind, plan.continued_from) == (LEARN, "v1")
+    ledger.finish(
+        job,
+        succeeded=True,
+        detail="ok",
+        figures={"per_example": [{"idempotency_key": "k3", "fact": ["f"]}]},
+        trained_keys=["k3"],
+        adapter="v2",
+        checks={"k1": old_comes_back, "k2": True},
+    )
+    # v2 continued from v1 and still holds k1: a rebuild is due only while k1 comes back.
+    queued = ledger.next_queued()
+    shown = ledger.job(job)
+    assert shown is not None
+    if old_comes_back:
+        assert queued is not None and queued != refused and shown["queued_next"] == queued
+        assert (ledger.job(queued) or {})["kind"] == CONSOLIDATE
+    else:
+        assert queued is None and shown["queued_next"] == ""
+    # A fresh retraction always queues one, whatever was checked before.
+    assert ledger.retract([("k2", "forgotten")])["job_id"]
+
+
 def test_a_consolidation_keeps_every_live_key_it_trained_and_stores_what_it_checked(
     tmp_path: Path,
 ) -> None:
