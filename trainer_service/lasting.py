@@ -17,8 +17,8 @@ Invariants:
   retracted keys (its consolidation was refused, or has not run yet): one consolidation
   that cannot relearn every live fact must not turn every later day into a rebuild from
   the base model that costs the whole history and may be refused in turn. A new value of
-  a superseded fact is trained over the old one that way, and the consolidation stays
-  due until one is promoted;
+  a superseded fact is trained over the old one that way, and the consolidation is
+  queued again while a retracted key still comes back (`knowing.ensure_consolidation`);
 - a learn job checks at least `RETENTION_SAMPLE` live learnt keys (all when fewer), not its
   own, and up to `RETENTION_SAMPLE` of the retracted keys the served adapter holds (whether
   they still come back is recorded, not held against it); a consolidation checks every
