@@ -8,8 +8,11 @@ no kept caches. The log-softmax is float32 in all of them.
 
 - float32;
 - mixed: `--dtype mixed` as it is now (`scorer_service/backends/precision.py`);
-- mixed as it was until stop 27, the baseline: the query and key projections in bfloat16
-  too, the attention in float32;
+- mixed as it was until stop 28, the baseline: bfloat16 weights and bfloat16 *outputs* in
+  the value, output, gate and up projections, the down projection float32;
+- two rows that show why the rest stays float32: mixed with the output layer in bfloat16
+  too, and mixed with the query and key projections in bfloat16 too (both with float32
+  outputs, as mixed);
 - bfloat16 weights throughout.
 
 `--dtype auto` picks mixed on a CPU with bfloat16 instructions; it must keep every
@@ -43,7 +46,9 @@ FIXTURES = [
     REPO / "examples" / "thesis-defense.json",
 ]
 FACT_SET = REPO / "bench" / "learning" / "facts.json"
-EARLIER_MIXED = "mixed until stop 27"
+EARLIER_MIXED = "mixed until stop 28"
+WITH_OUTPUT = "mixed + output layer"
+WITH_QK = "mixed + query, key"
 
 
 def conversations() -> list[tuple[str, pb.Conversation]]:
@@ -58,14 +63,40 @@ def conversations() -> list[tuple[str, pb.Conversation]]:
 
 
 def earlier_mixed(kv_cache_mb: int = 0) -> LocalBackend:
-    """The mixed precision before stop 27: only the down projection kept float32 (the query
-    and key projections in bfloat16), the attention float32."""
+    """The mixed precision until stop 28: the value, output, gate and up projections with
+    bfloat16 weights, taking and returning bfloat16 (their outputs rounded); the query, key
+    and down projections float32; the attention in bfloat16 as now."""
+    import torch
+    import torch.nn.functional as F
+
+    class RoundingLinear(torch.nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
+
+    model, tokenizer, name = load_model(None, "cpu", torch.float32)
+    for layer in model.model.layers:
+        for module in (
+            layer.self_attn.v_proj,
+            layer.self_attn.o_proj,
+            layer.mlp.gate_proj,
+            layer.mlp.up_proj,
+        ):
+            module.weight.data = module.weight.data.to(torch.bfloat16)
+            module.__class__ = RoundingLinear
+    return LocalBackend(model, tokenizer, name, kv_cache_mb=kv_cache_mb, precision_name="mixed")
+
+
+def mixed_and(more: str) -> LocalBackend:
+    """Today's mixed, with the output layer or the query and key projections in bfloat16 too."""
     import torch
 
     model, tokenizer, name = load_model(None, "cpu", torch.float32)
-    precision.bf16_matmuls(model, keep=frozenset({"down_proj"}))
-    # float32 as its precision's name: the attention stays float32, as it was
-    return LocalBackend(model, tokenizer, name, kv_cache_mb=kv_cache_mb, precision_name="float32")
+    if more == WITH_OUTPUT:
+        precision.bf16_matmuls(model)
+        model.get_output_embeddings().__class__ = precision.bf16_linear_class()
+    else:
+        precision.bf16_matmuls(model, keep=frozenset())
+    return LocalBackend(model, tokenizer, name, kv_cache_mb=0, precision_name="mixed")
 
 
 async def tokens_per_second(backend: LocalBackend, repeat: int) -> float:
@@ -99,9 +130,11 @@ async def divergences(backend: LocalBackend) -> dict[str, float]:
 
 async def main(repeat: int) -> None:
     rows = {}
-    for dtype in ("float32", "mixed", EARLIER_MIXED, "bfloat16"):
+    for dtype in ("float32", "mixed", EARLIER_MIXED, WITH_OUTPUT, WITH_QK, "bfloat16"):
         if dtype == EARLIER_MIXED:
             backend = earlier_mixed()
+        elif dtype in (WITH_OUTPUT, WITH_QK):
+            backend = mixed_and(dtype)
         else:
             backend = LocalBackend.load(device="cpu", dtype=dtype, kv_cache_mb=0)
         rows[dtype] = (await tokens_per_second(backend, repeat), await divergences(backend))

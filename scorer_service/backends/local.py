@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from scorer_service.backends import attention, passes, precision
+from scorer_service.backends import attention, lean, passes, precision
 from scorer_service.backends.base import (
     BackendInfo,
     Generation,
@@ -84,6 +84,8 @@ class LocalBackend(ScoringBackend):
         if next(model.parameters()).device.type == "cpu":
             # split past/own attention for chunks, in bfloat16 with the mixed precision
             attention.install(model, bfloat16=self.precision == "mixed")
+            # the MLP's activation and product in place (`lean.py`): the same values
+            lean.lean_mlps(model)
         decoder = model.base_model
         # transformers renamed `past_key_values` to `cache`; an unknown keyword would be
         # swallowed silently and every chunk would run without its past.

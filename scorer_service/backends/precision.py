@@ -1,34 +1,43 @@
 """Which arithmetic the local engine runs in: `--dtype`.
 
 - `float32`: everything in float32 (exact agreement with a float32 vLLM, to 1e-5).
-- `mixed`: the attention's value and output projections, the MLP's gate and up projections
-  and the attention itself (`attention.py`, the split flash calls) take bfloat16 inputs; the
-  residual stream, the norms, the query and key projections, the MLP's down projection, the
-  output layer and the log-softmax stay float32. On a CPU with bfloat16 dot-product
-  instructions (AVX512-BF16, AMX) those multiplies run two to three times as fast as in
-  float32. What stays float32 was chosen by measuring each group's share of the error
-  (bench/bench_dtype.py on the fixtures and the fact set's conversations, 137 replies):
-  - the down projection writes the model's massive activations into the residual stream
-    (outputs up to 2.5e4 on the embedded model, where bfloat16 rounds by up to 64); in
-    bfloat16 it moved a divergence by up to 0.039 nats/token on the fixtures;
-  - the query and key projections: rounding their inputs, weights and outputs moved the
-    attention scores most; with them in bfloat16 (and the attention in float32) a divergence
-    moved by up to 0.031 on the 137 replies with two threads and 0.042 with one (3 replies
-    past 0.03), with them in float32 and the attention in bfloat16 by up to 0.024 and 0.036
-    (one short reply past 0.03 with one thread; the mean 0.006). Where the rounding falls
-    changes with the thread count, so the largest move is a tail, not a bound;
+- `mixed`: the attention's value and output projections and the MLP's three projections
+  multiply bfloat16-rounded inputs and weights, accumulating and returning float32 (oneDNN's
+  bfloat16 "fpmath" mode, set for each of those calls only); the attention itself takes
+  bfloat16 queries, keys and values (`attention.py`, the split flash calls). The residual
+  stream, the norms, the query and key projections, the output layer and the log-softmax
+  stay float32. On a CPU with bfloat16 dot-product instructions (AVX512-BF16, AMX) those
+  multiplies run three to four times as fast as in float32. What stays float32 was chosen by
+  measuring each group's share of the error (bench/bench_dtype.py on the fixtures and the
+  fact set's conversations, 137 replies):
+  - a projection that *returns* bfloat16 rounds its outputs: the down projection writes the
+    model's massive activations into the residual stream (up to 2.5e4 on the embedded model,
+    where bfloat16 rounds by up to 64), and returning bfloat16 there moved a divergence by up
+    to 0.039 nats/token. With float32 outputs only the inputs and weights are rounded (a
+    relative 2^-9 per product, averaged over 1,536 products), and the down projection joins
+    the bfloat16 multiplies: with it, the largest move over the 137 replies is 0.025, the
+    mean 0.006, as before it joined (stop 29);
+  - the query and key projections decide the attention scores: rounding them moved a
+    divergence by up to 0.031 on the 137 replies with two threads and 0.042 with one, so they
+    stay float32 (in bfloat16 with float32 outputs: up to 0.041, two replies past 0.03).
+    So does the output layer: rounding its inputs took the largest move from 0.025 to 0.030
+    and gained no speed (`bench_dtype.py`). Where the rounding falls changes with the thread
+    count, so the largest move is a tail, not a bound;
   - bfloat16 weights throughout: up to 0.063.
 - `bfloat16`, `float16`: the whole model in that dtype (GPUs); the log-softmax stays float32.
 - `auto`: bfloat16 on a GPU; on a CPU `mixed` where it has bfloat16 instructions, else float32
   (emulated bfloat16 multiplies are slower than float32 ones).
 
-A LoRA adapter loaded later wraps the mixed layers as it wraps any `torch.nn.Linear`; its own
-small multiplies follow its weights' dtype.
+The weights stay float32 (oneDNN rounds them as it multiplies), so a LoRA adapter loaded
+later wraps a mixed layer as it wraps any `torch.nn.Linear`, and its own small multiplies are
+float32.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,14 +46,14 @@ CHOICES = ("auto", "float32", "mixed", "bfloat16", "float16")
 # CPU flags (Linux /proc/cpuinfo) of native bfloat16 dot products.
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 # Linear layers that stay float32 in `mixed` (Llama-family names): see above.
-FLOAT32_LAYERS = frozenset({"q_proj", "k_proj", "down_proj"})
+FLOAT32_LAYERS = frozenset({"q_proj", "k_proj"})
 
 
 @dataclass(frozen=True)
 class Precision:
     name: str  # float32, mixed, bfloat16 or float16
     weights: Any  # the torch dtype the model is loaded in
-    bf16_matmuls: bool  # the decoder's projections multiply in bfloat16
+    bf16_matmuls: bool  # most of the decoder's projections multiply in bfloat16
 
 
 def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -76,11 +85,11 @@ def resolve(dtype: str, device: str) -> Precision:
 
 
 def bf16_matmuls(model: Any, keep: frozenset[str] = FLOAT32_LAYERS) -> int:
-    """Make the decoder's linear layers multiply in bfloat16 (in place), except those whose
-    name is in `keep`; the number changed.
+    """Make the decoder's linear layers multiply bfloat16-rounded inputs and weights into
+    float32 (in place), except those whose name is in `keep`; the number changed.
 
-    The embeddings and the output layer are left in float32: the output layer's logits feed
-    the log-softmax, and rounding them to 8 bits of mantissa would show in every value."""
+    The embeddings and the output layer are left exact: the output layer's logits feed the
+    log-softmax of every scored token."""
     import torch
 
     linear = bf16_linear_class()
@@ -91,12 +100,26 @@ def bf16_matmuls(model: Any, keep: frozenset[str] = FLOAT32_LAYERS) -> int:
             and module is not model.get_output_embeddings()
             and name.rpartition(".")[2] not in keep
         ):
-            module.weight.data = module.weight.data.to(torch.bfloat16)
-            if module.bias is not None:
-                module.bias.data = module.bias.data.to(torch.bfloat16)
             module.__class__ = linear
             changed += 1
     return changed
+
+
+@contextmanager
+def bf16_fpmath() -> Iterator[None]:
+    """Within: a float32 matrix multiply on the CPU rounds its inputs to bfloat16 and
+    accumulates in float32 (oneDNN's fpmath mode; the native bfloat16 instructions), then the
+    setting as it was. The setting is the process's: the local engine runs its model on one
+    thread (`scheduler.py`), so nothing else multiplies meanwhile."""
+    import torch
+
+    matmul = torch.backends.mkldnn.matmul
+    before = matmul.fp32_precision
+    matmul.fp32_precision = "bf16"
+    try:
+        yield
+    finally:
+        matmul.fp32_precision = before
 
 
 @functools.cache
@@ -105,9 +128,11 @@ def bf16_linear_class() -> type:
     import torch.nn.functional as F
 
     class Bf16Linear(torch.nn.Linear):
-        """A linear layer with bfloat16 weights that takes and returns the caller's dtype."""
+        """A float32 linear layer that multiplies in bfloat16 with float32 accumulation and
+        output (`bf16_fpmath`)."""
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return F.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
+            with bf16_fpmath():
+                return F.linear(x, self.weight, self.bias)
 
     return Bf16Linear

@@ -17,15 +17,22 @@ def identity_adapter(model: Any, folder: Path) -> Path:
     return _adapter(model, folder, init_lora_weights=True)
 
 
-def random_adapter(model: Any, folder: Path) -> Path:
-    return _adapter(model, folder, init_lora_weights=False)
+def random_adapter(
+    model: Any, folder: Path, targets: tuple[str, ...] = ("q_proj", "v_proj")
+) -> Path:
+    return _adapter(model, folder, init_lora_weights=False, targets=targets)
 
 
-def _adapter(model: Any, folder: Path, init_lora_weights: bool) -> Path:
+def _adapter(
+    model: Any,
+    folder: Path,
+    init_lora_weights: bool,
+    targets: tuple[str, ...] = ("q_proj", "v_proj"),
+) -> Path:
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
-        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=init_lora_weights
+        r=4, lora_alpha=8, target_modules=list(targets), init_lora_weights=init_lora_weights
     )
     get_peft_model(copy.deepcopy(model), config).save_pretrained(str(folder))
     return folder
