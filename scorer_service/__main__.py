@@ -59,9 +59,10 @@ def parse_args(argv: list[str] | None = None) -> ScorerConfig:
         "--dtype",
         choices=precision.CHOICES,
         default="auto",
-        help="local engine arithmetic. mixed: the attention, its value/output projections "
-        "and the MLP's gate/up projections in bfloat16, float32 for the rest (query/key and "
-        "down projections included). auto (default): bfloat16 on a GPU; on a CPU mixed "
+        help="local engine arithmetic. mixed: the attention in bfloat16; its value/output "
+        "projections and the MLP's three projections multiply bfloat16 into float32; float32 "
+        "for the rest (query/key projections and the output layer included). auto "
+        "(default): bfloat16 on a GPU; on a CPU mixed "
         "where it has bfloat16 instructions (AVX512-BF16, AMX), else float32. The "
         "log-softmax is float32 always",
     )
