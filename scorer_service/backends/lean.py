@@ -10,7 +10,6 @@ bit; with gradients enabled (never in the Scorer) the stock form runs.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 
@@ -29,22 +28,30 @@ def lean_mlps(model: Any) -> int:
             and type(getattr(module, "act_fn", None)) in (SiLUActivation, torch.nn.SiLU)
             and not getattr(type(module), "lean", False)
         ):
-            module.__class__ = _lean_class(type(module))
+            stock = type(module)
+            if stock not in _LEAN:
+                _LEAN[stock] = _lean_class(stock)
+            module.__class__ = _LEAN[stock]
             changed += 1
     return changed
 
 
-@functools.cache
-def _lean_class(stock: type) -> type:
+# The lean class of each stock MLP class (made once, so every layer's MLP shares it).
+_LEAN: dict[type, type] = {}
+
+
+def _lean_class(stock: Any) -> type:
     import torch
     import torch.nn.functional as F
 
     def forward(self: Any, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
-            return stock.forward(self, x)
+            stock_output: torch.Tensor = stock.forward(self, x)
+            return stock_output
         hidden = self.gate_proj(x)
         F.silu(hidden, inplace=True)
         hidden.mul_(self.up_proj(x))
-        return self.down_proj(hidden)
+        output: torch.Tensor = self.down_proj(hidden)
+        return output
 
     return type(f"Lean{stock.__name__}", (stock,), {"forward": forward, "lean": True})

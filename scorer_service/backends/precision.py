@@ -113,7 +113,7 @@ def bf16_fpmath() -> Iterator[None]:
     thread (`scheduler.py`), so nothing else multiplies meanwhile."""
     import torch
 
-    matmul = torch.backends.mkldnn.matmul
+    matmul: Any = torch.backends.mkldnn.matmul  # type: ignore[attr-defined]
     before = matmul.fp32_precision
     matmul.fp32_precision = "bf16"
     try:
