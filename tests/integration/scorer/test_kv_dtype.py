@@ -2,7 +2,7 @@
 embedded model).
 
 Measured (bench/bench_dtype.py, the fixtures and the fact set's conversations, 137 replies):
-bfloat16 weights throughout move a divergence by up to 0.063 nats/token; `mixed` (bfloat16
+bfloat16 weights throughout move a divergence by up to 0.082 nats/token; `mixed` (bfloat16
 multiplies with float32 accumulation and outputs in the attention's value and output
 projections and the MLP's three projections, the attention itself in bfloat16, float32
 elsewhere: `scorer_service/backends/precision.py`) by 0.006 on average (the largest move:
