@@ -18,7 +18,11 @@ its new facts plus every earlier one from the base model). s/new fact of the lea
 read against it.
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/bench_accumulation.py --split tune
-        [--days N] [--seed 0] [--max-epochs N] [--no-changes] [--json OUT]
+        [--days N | --conversations ID,ID] [--seed 0] [--max-epochs N] [--no-changes]
+        [--json OUT]
+
+`--conversations` runs only the named days (the days of the changed facts, to measure the
+changes without the days between them).
 """
 
 from __future__ import annotations
@@ -188,6 +192,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("tune", "held_out"), required=True)
     parser.add_argument("--days", type=int, default=0, help="only the first N conversations")
+    parser.add_argument(
+        "--conversations",
+        default="",
+        help="only these conversations of the split (comma-separated ids, kept in split order)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-epochs", type=int, default=0, help="cap each job's epochs")
     parser.add_argument("--no-changes", action="store_true")
@@ -195,6 +204,12 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(stream=sys.stderr, format="    %(message)s", level=logging.WARNING)
     conversations: list[Conversation] = load(args.split)
+    if args.conversations:
+        wanted = set(args.conversations.split(","))
+        unknown = wanted - {c.id for c in conversations}
+        if unknown:
+            parser.error(f"not in the {args.split} split: {', '.join(sorted(unknown))}")
+        conversations = [c for c in conversations if c.id in wanted]
     if args.days:
         conversations = conversations[: args.days]
     by_id = {f.id: f for c in conversations for f in c.facts}
@@ -212,7 +227,12 @@ def main() -> None:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
         "| --- |",
     ]
-    record: dict[str, Any] = {"split": args.split, "seed": args.seed, "days": []}
+    record: dict[str, Any] = {
+        "split": args.split,
+        "seed": args.seed,
+        "conversations": [c.id for c in conversations],
+        "days": [],
+    }
     with tempfile.TemporaryDirectory(prefix="bench-knowledge-") as scratch:
         knowledge = Knowledge(Path(scratch), args.seed, args.max_epochs)
         for conversation in conversations:
