@@ -64,6 +64,13 @@ SETTINGS: dict[str, TrainingSettings] = {
     "anchor on questions": replace(DEFAULTS, anchor_questions=True),
     "hard rehearsal, no anchor": replace(DEFAULTS, anchor=0.0, rehearsal=1.0),
     "attention only": replace(DEFAULTS, target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
+    # Facts are thought to sit in the MLPs (the feed-forward layers as key-value memories):
+    # an adapter on them alone leaves the attention, and perhaps more general answers, as
+    # the base model had them.
+    "MLP only": replace(DEFAULTS, target_modules=("gate_proj", "up_proj", "down_proj")),
+    # Smaller ranks, alpha kept at twice the rank (the defaults' scale).
+    "rank 4": replace(DEFAULTS, rank=4, alpha=8),
+    "rank 8": replace(DEFAULTS, rank=8, alpha=16),
 }
 
 
