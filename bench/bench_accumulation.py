@@ -203,6 +203,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="append the results here")
     args = parser.parse_args()
     logging.basicConfig(stream=sys.stderr, format="    %(message)s", level=logging.WARNING)
+    # Every job's epochs (the trainer's log): why a job stopped where it did.
+    logging.getLogger("trainer_service.worker").setLevel(logging.INFO)
     conversations: list[Conversation] = load(args.split)
     if args.conversations:
         wanted = set(args.conversations.split(","))

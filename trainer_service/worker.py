@@ -173,11 +173,19 @@ class JobWorker:
         job = JobInput(plan.examples, plan.replay, held_out)
         staging = self.versions.staging(job_id)
         last_write = 0.0
+        epoch_line = ""
 
         def report(progress: Progress) -> None:
-            nonlocal last_write
+            nonlocal last_write, epoch_line
             moment = time.monotonic()
-            epoch_end = progress.detail.startswith("epoch")
+            # An epoch's line stays the detail of every step's report until the next epoch
+            # ends; it is written (and logged) once.
+            epoch_end = progress.detail.startswith("epoch") and progress.detail != epoch_line
+            if epoch_end:
+                epoch_line = progress.detail
+                # The job's course, epoch by epoch, stays in the trainer's log: the ledger
+                # keeps only the latest line.
+                log.info("job %s: %s%s", job_id, again, progress.detail)
             if moment - last_write < PROGRESS_EVERY and not epoch_end:
                 return
             last_write = moment
