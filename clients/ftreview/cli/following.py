@@ -136,6 +136,7 @@ class _Session:
         wait = RECONNECT_S[0]
         while True:
             running: set[str] = set()
+            self.tracker.opening()
             try:
                 async for event in self.client.watch_activities():
                     if event.kind == activity_pb2.ACTIVITY_EVENT_KIND_SNAPSHOT:

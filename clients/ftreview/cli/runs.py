@@ -122,7 +122,14 @@ class RunTracker:
         self._runs: dict[str, ScoringRun] = {}
         self._requested: set[str] = set()
         self._early: dict[str, activity_pb2.Activity] = {}
+        # The runs added before the stream was last (re)opened: only those must be in its
+        # snapshot. A run added while the snapshot was on its way shows up after it.
+        self._before_open: set[str] = set()
         self.changed = asyncio.Event()
+
+    def opening(self) -> None:
+        """Just before the stream is (re)opened: what its snapshot must account for."""
+        self._before_open = set(self._runs)
 
     def expect(self, run: ScoringRun) -> None:
         """Before its Ingest: the run's events are kept from now on."""
@@ -148,10 +155,13 @@ class RunTracker:
             self._early[activity.id] = activity
 
     def resync(self, running: set[str]) -> None:
-        """After the stream came back (the Review may have restarted): a run that is not
-        running any more and whose end was not seen is lost."""
-        for run in list(self._runs.values()):
-            if not run.finished and run.activity_id not in running:
+        """After the stream came back (the Review may have restarted): a run that was known
+        before the stream opened, is not running any more, and whose end was not seen is
+        lost. A run whose Ingest answered while the snapshot was on its way is not in it
+        (it began after the snapshot was taken); its events follow the snapshot."""
+        for activity_id in self._before_open:
+            run = self._runs[activity_id]
+            if not run.finished and activity_id not in running:
                 run.lost = True
                 self._finish(run, 0)
 

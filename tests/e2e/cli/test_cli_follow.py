@@ -109,7 +109,8 @@ def test_a_half_written_file_waits_and_a_review_restart_loses_nothing(
     assert waiting["path"] == str(half)
     half.write_text(text)  # the agent finished writing it
     following.until("ingested", conversation_id="follow-b")
-    assert following.until("scored", conversation_id="follow-b")["new_candidates"] == 2
+    scored = following.until("scored", conversation_id="follow-b")
+    assert (scored["state"], scored["new_candidates"]) == ("succeeded", 2), following.seen
     assert not [e for e in following.seen if e["event"] == "refused"]
 
     review.stop()
@@ -119,7 +120,8 @@ def test_a_half_written_file_waits_and_a_review_restart_loses_nothing(
     review.start()
     following.until("review_back")
     following.until("ingested", conversation_id="follow-c")
-    assert following.until("scored", conversation_id="follow-c")["new_candidates"] == 1
+    scored = following.until("scored", conversation_id="follow-c")
+    assert (scored["state"], scored["new_candidates"]) == ("succeeded", 1), following.seen
     with ReviewClient(review.address) as client:
         conversations = {c.conversation_id for c in client.list_candidates()}
     assert conversations == {"follow-b", "follow-c"}
