@@ -26,7 +26,9 @@
   - bfloat16 weights throughout: up to 0.082, 26 of the 137 replies past 0.03 (stop 29).
 - `bfloat16`, `float16`: the whole model in that dtype (GPUs); the log-softmax stays float32.
 - `auto`: bfloat16 on a GPU; on a CPU `mixed` where it has bfloat16 instructions, else float32
-  (emulated bfloat16 multiplies are slower than float32 ones).
+  (emulated bfloat16 multiplies are slower than float32 ones). On a CPU without them oneDNN
+  ignores the bfloat16 mode, so `mixed` asked for there multiplies in float32 (measured on
+  an AVX-512 CPU without AVX512-BF16, stop 32: the same values as float32 to 2e-6).
 
 The weights stay float32 (oneDNN rounds them as it multiplies), so a LoRA adapter loaded
 later wraps a mixed layer as it wraps any `torch.nn.Linear`, and its own small multiplies are
