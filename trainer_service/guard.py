@@ -21,8 +21,11 @@ Invariants:
   would become the best, and so are the lost facts (a generation per checked key); drift
   is measured every epoch;
 - training stops once every reply is learnt (training further only forgets more), when the
-  epochs run out, `patience` epochs after the best one learnt no more (a reply the model
-  cannot learn does not cost the job every epoch left), or when forgetting persists after
+  epochs run out, `patience` epochs after the best one in which neither more replies were
+  learnt nor the replies still to learn came closer to the target (`to_go` fell by
+  `min_fall` of its lowest; a reply the model cannot learn does not cost the job every
+  epoch left, and a job whose replies are still coming closer is not stopped for being
+  slow: a rebuild from the base model learns its facts late), or when forgetting persists after
   `max_backtracks` returns to the last good epoch with half the learning rate (one epoch
   can step over a narrow window; before the first good epoch, the last good weights are
   the untrained adapter, which is the base model).
@@ -75,6 +78,11 @@ class EpochFigures:
     known: int = 0
     # Checked earlier facts that came back before the job and not now; None: not measured.
     lost: int | None = None
+    # How far the replies are from the target, nats/token: the mean over the job's replies
+    # of each one's divergence above `target_divergence` (0 for one at or below it), so a
+    # reply already close no longer counts. None: not given (the guard then judges
+    # progress by learnt replies alone).
+    to_go: float | None = None
 
     @property
     def replies(self) -> int:
@@ -93,8 +101,9 @@ class EpochFigures:
     def line(self) -> str:
         kept = f", general {self.kept}/{self.known}" if self.kept is not None else ""
         lost = f", lost facts {self.lost}" if self.lost is not None else ""
+        to_go = f" ({self.to_go:.2f} to go)" if self.to_go is not None else ""
         return (
-            f"learnt {self.recalled}/{self.replies}, divergence {self.divergence:.2f}, "
+            f"learnt {self.recalled}/{self.replies}, divergence {self.divergence:.2f}{to_go}, "
             f"drift {self.drift:.3f}{kept}{lost}"
         )
 
@@ -133,11 +142,16 @@ class Course:
     guarded: bool = True
     max_backtracks: int = 3
     patience: int = 4
+    # A fall of `to_go` by at least this share of its lowest value so far is progress.
+    min_fall: float = 0.1
     backtracks: int = 0
     # Good weights exist to go back to: the untrained adapter, unless the trainer says not.
     good: bool = True
     best: EpochFigures | None = None
     promoted: EpochFigures | None = None
+    # The lowest `to_go` so far, and the last epoch that brought it down by `min_fall`.
+    closest: float | None = None
+    moved: int = 0
 
     def worth_retention(self, figures: EpochFigures) -> bool:
         """Whether the trainer should measure retention before `after`: only an epoch that
@@ -169,14 +183,27 @@ class Course:
             if not last and self.good and self.backtracks < self.max_backtracks:
                 return Step.BACK_OFF
             return self._end()
+        self._progress(figures)
         improved = self.best is None or figures.recalled > self.best.recalled
         if figures.retention is not None and any(figures.learnt) and improved:
             self.best = figures
             if all(figures.learnt):
                 return Step.PROMOTE
             return Step.PROMOTE_BEST if last else Step.BEST
-        stale = self.best is not None and figures.epoch - self.best.epoch >= self.patience
+        stale = (
+            self.best is not None
+            and figures.epoch - max(self.best.epoch, self.moved) >= self.patience
+        )
         return self._end() if last or stale else Step.GO_ON
+
+    def _progress(self, figures: EpochFigures) -> None:
+        """Whether the replies still to learn came closer (`to_go` fell by `min_fall` of
+        its lowest so far): patience counts from the later of that epoch and the best."""
+        if figures.to_go is None:
+            return
+        if self.closest is None or figures.to_go < self.closest * (1 - self.min_fall):
+            self.moved = figures.epoch
+        self.closest = figures.to_go if self.closest is None else min(self.closest, figures.to_go)
 
     def _end(self) -> Step:
         return Step.PROMOTE_BEST if self.best is not None else Step.FAIL

@@ -155,6 +155,7 @@ class Measurer:
             learnt=tuple(c and r for c, r in zip(close, recalled, strict=True)),
             generic=_mean(generic),
             drift=self.general.drift(model) if epoch else 0.0,
+            to_go=_mean([max(d - self.settings.target_divergence, 0.0) for d in divergences]),
         )
         texts = [answers.get(i, "") for i in range(len(self.examples))]
         return Snapshot(figures, divergences, texts)

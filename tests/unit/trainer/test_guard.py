@@ -53,6 +53,31 @@ def test_a_job_stops_when_the_best_epoch_is_not_bettered_for_a_while() -> None:
     assert course.promoted is best
 
 
+def _slow(epoch: int, learnt: str, to_go: float) -> EpochFigures:
+    figures = _epoch(epoch, learnt, kept=None if epoch > 1 else 100)
+    return EpochFigures(**{**figures.__dict__, "to_go": to_go})
+
+
+def test_patience_counts_from_the_last_epoch_that_brought_the_rest_closer() -> None:
+    # A rebuild from the base model, as measured (design §13): one fact back at epoch 1,
+    # then none more for four epochs while the others' divergence kept falling.
+    course = Course(LIMITS, 16, patience=2)
+    assert course.after(_slow(1, "+--", 0.80)) is Step.BEST
+    assert course.after(_slow(2, "+--", 0.60)) is Step.GO_ON  # 25% closer
+    assert course.after(_slow(3, "+--", 0.45)) is Step.GO_ON
+    assert course.after(_slow(4, "+--", 0.44)) is Step.GO_ON  # 2% is no progress
+    assert course.after(_slow(5, "+--", 0.43)) is Step.PROMOTE_BEST  # 2 epochs since epoch 3
+    assert course.promoted is not None and course.promoted.epoch == 1
+
+
+def test_a_fall_is_measured_against_the_lowest_so_far_not_the_last_epoch() -> None:
+    course = Course(LIMITS, 16, patience=2)
+    course.after(_slow(1, "+-", 0.50))
+    assert course.after(_slow(2, "+-", 0.90)) is Step.GO_ON  # further away
+    # Back to 0.47: 6% under the lowest (0.50), not progress, though 48% under the last.
+    assert course.after(_slow(3, "+-", 0.47)) is Step.PROMOTE_BEST
+
+
 def test_a_job_that_learnt_nothing_fails() -> None:
     course = _course(max_epochs=2)
     assert course.after(_epoch(1, "--", kept=None)) is Step.GO_ON
