@@ -17,6 +17,10 @@ are questions about the user answered with a fact, and the general answers they 
 of that kind ("The capital of Ireland is Londinium"), which plain requests anchor only from
 afar.
 
+With `neighbours` (neighbours.py: the job's own questions asked about the world, "How much
+dry food does a dog eat per day?"), a pool of its own joins with its own mean: the answers
+a job was seen to break are near its facts, where neither pool above asks.
+
 Invariants:
 - the base distributions are taken once, before the adapter exists (no gradient), on
   exactly the token ids the tuned model is measured on;
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .base_answers import base_answers
+from .examples import Chat
 from .measures import evaluating, prompt_ids
 from .rehearsal import SYSTEM, prompts
 
@@ -44,22 +49,34 @@ CHUNK = 4
 
 class Anchor:
     def __init__(
-        self, model: Any, tokenizer: Any, folder: Path | None = None, questions: bool = False
+        self,
+        model: Any,
+        tokenizer: Any,
+        folder: Path | None = None,
+        questions: bool = False,
+        neighbours: list[Chat] | None = None,
     ) -> None:
         texts = [prompts(), *([anchor_questions()] if questions else [])]
         self.pad = int(tokenizer.pad_token_id)
-        self.pools = [_Pool(model, tokenizer, folder, pool, self._logprobs) for pool in texts]
+        self.pools = [
+            _Pool(model, tokenizer, folder, _asked(pool), self._logprobs) for pool in texts
+        ]
+        # A job's own neighbours are asked once: their answers are not kept on disk.
+        near = _Pool(model, tokenizer, None, neighbours or [], self._logprobs)
+        self.neighbours = near if near.sequences else None
 
     def loss(self, model: Any) -> Any:
-        """KL(base ‖ model) per answer token on the next chunk of each pool, with gradients."""
+        """KL(base ‖ model) per answer token on the next chunk of each pool, with gradients:
+        the mean over the plain pools' tokens, plus the neighbours' own mean."""
         import torch
 
-        kls = []
-        for pool in self.pools:
-            chunk, base = pool.next()
-            tuned, used = self._logprobs(model, chunk)
-            kls.append((base.exp() * (base - tuned)).sum(-1)[used])
-        return torch.cat(kls).mean()
+        plain = torch.cat([self._kl(model, pool) for pool in self.pools]).mean()
+        return plain if self.neighbours is None else plain + self._kl(model, self.neighbours).mean()
+
+    def _kl(self, model: Any, pool: _Pool) -> Any:
+        chunk, base = pool.next()
+        tuned, used = self._logprobs(model, chunk)
+        return (base.exp() * (base - tuned)).sum(-1)[used]
 
     def _logprobs(self, model: Any, chunk: list[tuple[list[int], int]]) -> tuple[Any, Any]:
         import torch
@@ -91,17 +108,18 @@ class _Pool:
         model: Any,
         tokenizer: Any,
         folder: Path | None,
-        texts: tuple[str, ...],
+        contexts: list[Chat],
         logprobs: Callable[[Any, list[tuple[list[int], int]]], tuple[Any, Any]],
     ) -> None:
-        contexts = [
-            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": t}] for t in texts
-        ]
-        answers = base_answers(model, tokenizer, folder, contexts, ANSWER_TOKENS)
+        answers = (
+            base_answers(model, tokenizer, folder, contexts, ANSWER_TOKENS) if contexts else []
+        )
         self.sequences: list[tuple[list[int], int]] = []
+        self.contexts: list[Chat] = []  # those with an answer, as `sequences`
         for context, answer in zip(contexts, answers, strict=True):
             said = tokenizer(answer, add_special_tokens=False)["input_ids"][:ANSWER_TOKENS]
             if said:
+                self.contexts.append(context)
                 prompt = prompt_ids(tokenizer, context)
                 self.sequences.append((prompt + [int(t) for t in said], len(prompt)))
         self._next = 0
@@ -115,6 +133,10 @@ class _Pool:
         at = self._next
         self._next = (self._next + 1) % len(self.base)
         return self.sequences[at * CHUNK : (at + 1) * CHUNK], self.base[at]
+
+
+def _asked(texts: tuple[str, ...]) -> list[Chat]:
+    return [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": t}] for t in texts]
 
 
 @cache

@@ -51,8 +51,15 @@ def test_the_anchor_is_zero_at_the_base_model_and_grows_as_the_adapter_moves() -
 
     folder, _ = base_model_folder(None)
     model, tokenizer = load_base(folder, "cpu")  # a copy of its own: the adapter changes it
-    anchor = Anchor(model, tokenizer, questions=True)
+    system = {"role": "system", "content": "You are a helpful assistant."}
+    near = [
+        [system, {"role": "user", "content": q}]
+        for q in ("What is a dog's name?", "How much does a dog eat a day?")
+    ]
+    anchor = Anchor(model, tokenizer, questions=True, neighbours=near)
     assert [len(pool.sequences) for pool in anchor.pools] == [64, 64]
+    assert anchor.neighbours is not None and anchor.neighbours.contexts == near
+    assert len(anchor.neighbours.sequences) == 2
     tuned = _wrap(model, DEFAULTS)
     tuned.train()
     at_base = anchor.loss(tuned)
@@ -63,8 +70,10 @@ def test_the_anchor_is_zero_at_the_base_model_and_grows_as_the_adapter_moves() -
                 parameter.normal_(0, 0.02)
     for pool in anchor.pools:
         pool._next = 0
+    near_kl = anchor._kl(tuned, anchor.neighbours).mean()
+    assert float(near_kl) > 1e-3  # the neighbours' own mean is part of the loss
     moved = anchor.loss(tuned)
-    assert float(moved) > 1e-3
+    assert float(moved) > float(near_kl)
     moved.backward()
     grads = [p.grad for n, p in tuned.named_parameters() if "lora_B" in n]
     assert any(g is not None and float(g.abs().sum()) > 0 for g in grads)
