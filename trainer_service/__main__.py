@@ -133,6 +133,13 @@ def _parser() -> argparse.ArgumentParser:
         "about by its subject (default: on)",
     )
     parser.add_argument(
+        "--neighbours",
+        action=argparse.BooleanOptionalAction,
+        default=d.neighbours,
+        help="also anchor each reply's question asked about the world instead of the user "
+        '("does a dog" for "does my dog") to the base model\'s answer (default: %(default)s)',
+    )
+    parser.add_argument(
         "--rehearsal",
         type=float,
         default=d.rehearsal,
@@ -215,6 +222,7 @@ def config_from(argv: list[str] | None = None) -> TrainerConfig:
         cold_variants=args.cold_variants,
         memory_statements=args.memory_statements,
         rehearsal=args.rehearsal,
+        neighbours=args.neighbours,
         teacher_answers=args.teacher_answers,
         guard=guard,
     )
