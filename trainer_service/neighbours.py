@@ -17,7 +17,8 @@ Invariants:
 - a neighbour is the question with every reference to the user replaced (`my dog` → `a
   dog`, `do I` → `does one`); a question with a reference this module cannot rewrite
   (an "I" in another verb form, "we", a language it does not know) has no neighbour: a
-  neighbour is never half about the user;
+  neighbour is never half about the user. A third person ("Where did I get her from?")
+  stays as it is: in the neighbour it is anybody's;
 - the rewrite is pure text, the same on every run; it never reads the general questions
   the guard judges with (those stay the judge);
 - each neighbour is asked once per job, in a new conversation under the example's own
@@ -88,8 +89,13 @@ def _english(text: str) -> str:
     out = text
     for pattern, replacement in _ENGLISH:
         out = re.sub(pattern, replacement, out)
-    out = re.sub(r"\b[Mm]y (?=\w)", lambda m: "A " if m.group(0)[0] == "M" else "a ", out)
-    return re.sub(r"\b([Aa]) (?=[aeiouAEIOU])", r"\1n ", out)
+    return re.sub(r"\b([Mm])y (?=(\w))", _article, out)
+
+
+def _article(match: re.Match[str]) -> str:
+    """ "a" or "an" (by the next word's first letter) for a "my", keeping its capital."""
+    article = "an " if match.group(2).lower() in "aeiou" else "a "
+    return article.capitalize() if match.group(1) == "M" else article
 
 
 def _german(text: str) -> str:

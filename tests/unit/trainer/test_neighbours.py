@@ -37,6 +37,7 @@ from trainer_service.neighbours import LIMIT, generalised, neighbour_contexts
         ("I'm filling in a form for a dog sitter.", "One is filling in a form for a dog sitter."),
         ("What do you know about my dog?", "What do you know about a dog?"),
         ("What do you know about my old flat?", "What do you know about an old flat?"),
+        ("Is a university near my office?", "Is a university near an office?"),
     ],
 )
 def test_a_question_about_the_user_is_asked_about_the_world(question: str, neighbour: str) -> None:
