@@ -49,7 +49,7 @@ from trainer_service.general import Question  # noqa: E402
 from trainer_service.ledger import JobLedger  # noqa: E402
 from trainer_service.measures import greedy_answers  # noqa: E402
 from trainer_service.model import base_model_folder, default_device, load_base  # noqa: E402
-from trainer_service.training import DEFAULTS  # noqa: E402
+from trainer_service.settings import DEFAULTS  # noqa: E402
 from trainer_service.worker import JobWorker  # noqa: E402
 
 CHANGES = REPO / "bench" / "learning" / "changes.json"

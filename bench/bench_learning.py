@@ -48,7 +48,8 @@ from trainer_service.examples import Chat, Example, HeldOut, JobInput  # noqa: E
 from trainer_service.general import SYSTEM, Question  # noqa: E402
 from trainer_service.measures import greedy_answers  # noqa: E402
 from trainer_service.model import base_model_folder, default_device, load_base  # noqa: E402
-from trainer_service.training import DEFAULTS, TrainingSettings, train_job  # noqa: E402
+from trainer_service.settings import DEFAULTS, TrainingSettings  # noqa: E402
+from trainer_service.training import train_job  # noqa: E402
 
 FACTS = REPO / "bench" / "learning" / "facts.json"
 ANSWER_TOKENS = 48

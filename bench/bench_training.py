@@ -29,7 +29,8 @@ sys.path.insert(0, str(REPO))
 from trainer_service.examples import BUILT_IN_GENERIC, Example, HeldOut, JobInput  # noqa: E402
 from trainer_service.measures import greedy_answers, normalise, reply_logprob  # noqa: E402
 from trainer_service.model import base_model_folder, default_device, load_base  # noqa: E402
-from trainer_service.training import DEFAULTS, TrainingSettings, train_job  # noqa: E402
+from trainer_service.settings import DEFAULTS, TrainingSettings  # noqa: E402
+from trainer_service.training import train_job  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "conversations"
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}

@@ -20,7 +20,7 @@ from .guard import GuardSettings
 from .model import ModelNotFound, base_model_folder, default_device
 from .scorer_link import ScorerLink
 from .server import PATH, TrainerConfig, start
-from .training import DEFAULTS, TrainingSettings
+from .settings import DEFAULTS, TrainingSettings
 
 
 def _parser() -> argparse.ArgumentParser:

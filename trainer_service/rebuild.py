@@ -21,7 +21,8 @@ from .guard import EpochFigures
 from .lasting import Plan, consolidation_problem
 from .model import load_base
 from .retention import RetentionCheck, starting_model
-from .training import Outcome, TrainingSettings, _wrap
+from .settings import TrainingSettings
+from .training import Outcome, _wrap
 
 
 def untrained_adapter(

@@ -44,7 +44,7 @@ from .body import MAX_BODY_BYTES, MAX_RETRACT_BYTES, BodyReader, Refusal, decode
 from .ledger import JobLedger
 from .lengths import TokenCounter, overlong
 from .model import names_base_model
-from .training import TrainingSettings
+from .settings import TrainingSettings
 from .worker import JobWorker, ScorerNotice
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,8 @@ from .guard import GuardSettings
 from .lasting import CONSOLIDATE, Checked, drift_reason, facts_figures, plan_job
 from .ledger import JobLedger
 from .rebuild import untrained_adapter
-from .training import Outcome, Progress, TrainingSettings, train_job
+from .settings import TrainingSettings
+from .training import Outcome, Progress, train_job
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,8 @@ def test_the_anchor_is_zero_at_the_base_model_and_grows_as_the_adapter_moves() -
     import torch
 
     from trainer_service.anchor import Anchor
-    from trainer_service.training import DEFAULTS, _wrap
+    from trainer_service.settings import DEFAULTS
+    from trainer_service.training import _wrap
 
     folder, _ = base_model_folder(None)
     model, tokenizer = load_base(folder, "cpu")  # a copy of its own: the adapter changes it

@@ -22,7 +22,7 @@ from trainer_service.adapters import AdapterVersions
 from trainer_service.contract import parse_request
 from trainer_service.ledger import JobLedger
 from trainer_service.model import base_model_folder
-from trainer_service.training import TrainingSettings
+from trainer_service.settings import TrainingSettings
 from trainer_service.worker import JobWorker
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(900)]

@@ -18,7 +18,7 @@ from trainer_service.measures import greedy_answer, normalise
 from trainer_service.model import base_model_folder, load_base
 from trainer_service.scorer_link import ScorerLink
 from trainer_service.server import RunningTrainer, TrainerConfig, start
-from trainer_service.training import TrainingSettings
+from trainer_service.settings import TrainingSettings
 
 # A job of three replies trains for several minutes on two shared cores.
 pytestmark = [pytest.mark.model, pytest.mark.timeout(1500)]

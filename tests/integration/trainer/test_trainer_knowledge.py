@@ -15,7 +15,7 @@ from trainer_support import BISCUIT, OKAFOR, example_for, wait_for_job
 
 from trainer_service.model import base_model_folder
 from trainer_service.server import RunningTrainer, TrainerConfig, start
-from trainer_service.training import TrainingSettings
+from trainer_service.settings import TrainingSettings
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(900)]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from trainer_service.examples import Example, JobInput
-from trainer_service.training import TrainingSettings, training_examples
+from trainer_service.settings import TrainingSettings
+from trainer_service.training import training_examples
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 CAT = {"role": "system", "content": "Memory: the user's cat is named Biscuit."}

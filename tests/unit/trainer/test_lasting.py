@@ -422,7 +422,7 @@ def test_a_good_retract_body_parses_and_bad_json_is_a_400() -> None:
 
 def test_max_lost_facts_is_a_per_request_setting_within_bounds() -> None:
     from trainer_service.contract import parse_request
-    from trainer_service.training import DEFAULTS
+    from trainer_service.settings import DEFAULTS
     from trainer_service.worker import settings_for
 
     example = {

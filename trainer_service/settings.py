@@ -1,0 +1,87 @@
+"""What a training job does, and the measurements that chose each default.
+
+Every default below was chosen on the fact set's tuning half (bench/bench_learning.py) or on
+the fixture facts (bench/bench_training.py), as its comment says; `training.py` runs a job
+with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .guard import GuardSettings
+
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    method: str = "lora"  # "lora" or "full"
+    rank: int = 16
+    alpha: int = 32
+    target_modules: tuple[str, ...] = ALL_LINEAR
+    # Per row of the job's own replies; an epoch with variants scales it down (see the
+    # SFTConfig below), so with cold variants each step takes 5e-4, the former default.
+    learning_rate: float = 1e-3
+    scheduler: str = "constant"
+    max_epochs: int = 16
+    batch_size: int = 4
+    # Per trained reply, up to this many of the model's own rewordings of its question
+    # (self_study.py), answered by the reply. With the anchor at 8 it is the default since
+    # it did at least as well as the former defaults (no rewordings, anchor 4) on every
+    # figure of the tuning half (c01 and c03, 9 facts, seed 0, up to 10 epochs,
+    # bench_learning.py): learnt 7 against 4, own question 3 against 2, paraphrases 11/27
+    # against 6/27, general answers kept 74/76 against 73/76 on each. Rewordings alone,
+    # anchor 4: 7, 3, 9/27, but 70/76 on each (trainer README).
+    self_study: int = 2
+    # Per trained reply, up to this many teacher answers (teacher.py: the base model with
+    # the memories in its prompt answers the reply's question asked anew; answers that say
+    # the fact become rows without the memories). 0: none.
+    teacher_answers: int = 0
+    # Rehearsal rows (rehearsal.py: the base model's own answers to plain requests) per row
+    # of the job's own, at most the 64 prompts shipped. 0: none.
+    # Hard rehearsal made drift worse on the tuning half (anchor.py), so it is off.
+    rehearsal: float = 0.0
+    # Weight of the anchor (anchor.py: KL(base ‖ tuned) on the base model's own answers to
+    # plain requests, added to every step's loss). 0: none. Measured on the tuning half
+    # (c01, 4 facts, 4 epochs): drift 0.089 at weight 1 and 0.039 at 4, with the replies'
+    # divergence the same (0.52, 0.53); without it (and with hard rehearsal) 0.2 and more
+    # within 2 epochs. 8 with self-study's extra rows (above), which move the model more.
+    anchor: float = 8.0
+    # Whether the anchor also holds short questions answered with one fact
+    # (anchor_questions.json) beside the plain requests (anchor.py). Measured on the tuning
+    # half (c01, 4 facts, seed 0, up to 10 epochs, bench_learning.py), on the defaults of
+    # then (anchor 4, no self-study): it halved the drift (0.043 against 0.075) with the
+    # same facts learnt (3/4, own question 2/4, paraphrases 4/12), but kept fewer general
+    # answers (70/76 against 73/76): the KL it holds down is not what flips a fragile right
+    # answer. So it is off.
+    anchor_questions: bool = False
+    # Whether the anchor also holds the job's questions asked about the world instead of
+    # the user (neighbours.py: "What do you know about a dog?"), the kind of answer the
+    # tuning half's jobs were seen to break (design §11). Measured on the tuning half (c01
+    # and c03, one job each, seed 0, bench_learning.py): general answers kept 75/76 and
+    # 74/76 against 74/76 and 73/76 without, drift 0.019 and 0.056 against 0.044 and 0.058,
+    # the same facts learnt (9/9) and own questions cold (4/9), paraphrases 14/27 against
+    # 13/27; about 11% more time per fact (151 s against 136).
+    neighbours: bool = True
+    # Per trained reply, also a row asking its question in a new conversation (`Example.cold`):
+    # the fact is then not tied to the earlier turns of its conversation. Measured on the four
+    # fixture facts (bench/bench_training.py, eight paraphrased questions asked cold): 5/8
+    # with it at lr 1e-3 against 2/8 for the former defaults (no variants, lr 5e-4); also
+    # 5/8 at batch 2 or 1 (lr 5e-4) and with NEFTune, 3/8 at lr 5e-4 batch 4. Memory texts
+    # recited as rows ("what do you remember about me?") made the guard refuse the job
+    # (generic -0.24), and the model's own paraphrases of a question are rarely paraphrases.
+    cold_variants: bool = True
+    # Per trained reply, also the memory it leaned on, asked about by its subject and stated
+    # to the user (knowledge.py); the guard holds a promotable epoch until the statements
+    # come back too. Measured on the four fixture facts (bench/bench_training.py, seeds
+    # 0-2): paraphrases 7, 6 and 5 of 8 with them, 5, 3 and 3 without; the job takes about
+    # 15% longer.
+    memory_statements: bool = True
+    seed: int = 0
+    # False only for measurements (the benchmark's baseline): train every epoch, keep the last.
+    guarded: bool = True
+    guard: GuardSettings = field(default_factory=GuardSettings)
+
+
+DEFAULTS = TrainingSettings()
