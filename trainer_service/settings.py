@@ -1,8 +1,8 @@
-"""What a training job does, and the measurements that chose each default.
+"""What a training job does, and the measurements that chose its defaults.
 
-Every default below was chosen on the fact set's tuning half (bench/bench_learning.py) or on
-the fixture facts (bench/bench_training.py), as its comment says; `training.py` runs a job
-with them.
+Where a default was measured, its comment says on what: the fact set's tuning half
+(bench/bench_learning.py) or the fixture facts (bench/bench_training.py). `training.py`
+runs a job with them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class TrainingSettings:
     alpha: int = 32
     target_modules: tuple[str, ...] = ALL_LINEAR
     # Per row of the job's own replies; an epoch with variants scales it down (see the
-    # SFTConfig below), so with cold variants each step takes 5e-4, the former default.
+    # SFTConfig in training.py), so with cold variants each step takes 5e-4, the former default.
     learning_rate: float = 1e-3
     scheduler: str = "constant"
     max_epochs: int = 16
