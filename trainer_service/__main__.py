@@ -137,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=d.neighbours,
         help="also anchor each reply's question asked about the world instead of the user "
-        '("does a dog" for "does my dog") to the base model\'s answer (default: %(default)s)',
+        '("does a dog" for "does my dog") to the base model\'s answer (default: on)',
     )
     parser.add_argument(
         "--rehearsal",
