@@ -67,6 +67,18 @@ def statement(memory: str) -> Statement | None:
     return Statement(tuple(q.format(asked) for q in QUESTIONS), answer)
 
 
+def subject_asked(question: str) -> str | None:
+    """The subject a statement's question asks about ("What do you know about a dog?" ->
+    "a dog"), or None for any other question."""
+    for template in QUESTIONS:
+        head, _, tail = template.partition("{}")
+        if question.startswith(head) and question.endswith(tail):
+            subject = question[len(head) : len(question) - len(tail)].strip()
+            if subject:
+                return subject
+    return None
+
+
 def same_words(a: str, b: str) -> bool:
     """Whether two texts share at least `SAME_WORDS` of their (normalised) words."""
     x, y = set(normalise(a).split()), set(normalise(b).split())

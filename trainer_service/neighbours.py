@@ -30,9 +30,14 @@ from __future__ import annotations
 import re
 
 from .examples import Chat, Example
+from .knowledge import subject_asked
 
 # At most this many neighbours per job (a job's new facts and its replay together).
 LIMIT = 32
+# With `subjects`, beside a memory statement's neighbour ("What do you know about a dog?"),
+# these questions about its subject: more of the subject's neighbourhood than the job's own
+# questions ask. Written once, for any subject; never taken from the general questions.
+ABOUT = ("What is {}?", "Tell me a fact about {}.")
 
 # English: a subject pronoun with its verb, in either order, and the possessives.
 _ENGLISH = [
@@ -108,17 +113,23 @@ def _german(text: str) -> str:
     return re.sub(pattern, swap, text, flags=re.IGNORECASE)
 
 
-def neighbour_contexts(examples: list[Example]) -> list[Chat]:
+def neighbour_contexts(examples: list[Example], subjects: bool = False) -> list[Chat]:
     """One context per distinct neighbour of the examples' questions, at most `LIMIT`, in
-    their order."""
+    their order; with `subjects`, each statement's neighbour followed by `ABOUT`'s questions
+    about its subject."""
     contexts: list[Chat] = []
     seen: set[str] = set()
     for example in examples:
         neighbour = generalised(example.last_question())
-        if neighbour is None or neighbour in seen:
+        if neighbour is None:
             continue
-        seen.add(neighbour)
-        contexts.append(example.asked_anew(neighbour, "").context)
-        if len(contexts) == LIMIT:
-            break
+        about = subject_asked(neighbour) if subjects else None
+        asked = [neighbour] + ([q.format(about) for q in ABOUT] if about else [])
+        for question in asked:
+            if question in seen:
+                continue
+            seen.add(question)
+            contexts.append(example.asked_anew(question, "").context)
+            if len(contexts) == LIMIT:
+                return contexts
     return contexts

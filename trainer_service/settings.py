@@ -64,6 +64,13 @@ class TrainingSettings:
     # the same facts learnt (9/9) and own questions cold (4/9), paraphrases 14/27 against
     # 13/27; about 11% more time per fact (151 s against 136).
     neighbours: bool = True
+    # With the neighbours, also neighbours.ABOUT's questions about each memory statement's
+    # subject ("What is a dog?"): a wider neighbourhood than the job's own questions.
+    # Measured on the tuning half (c01 and c03, seed 0, bench_learning.py): general answers
+    # kept 76/76 and 74/76 against the defaults' 75 and 74, the facts learnt, own questions
+    # and paraphrases the same (9/9, 4/9, 14/27), 156 s a fact against 151; the worst job
+    # kept no more ("A dog has 48 legs" still came), so it is off.
+    neighbour_subjects: bool = False
     # Per trained reply, also a row asking its question in a new conversation (`Example.cold`):
     # the fact is then not tied to the earlier turns of its conversation. Measured on the four
     # fixture facts (bench/bench_training.py, eight paraphrased questions asked cold): 5/8

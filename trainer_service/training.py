@@ -194,7 +194,11 @@ def train_job(
             tokenizer,
             base_folder,
             settings.anchor_questions,
-            neighbour_contexts(stated + job.examples + job.replay) if settings.neighbours else None,
+            (
+                neighbour_contexts(stated + job.examples + job.replay, settings.neighbour_subjects)
+                if settings.neighbours
+                else None
+            ),
         )
         if settings.anchor
         else None

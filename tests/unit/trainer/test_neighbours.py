@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trainer_service.examples import Example
-from trainer_service.neighbours import LIMIT, generalised, neighbour_contexts
+from trainer_service.knowledge import statement, subject_asked
+from trainer_service.neighbours import ABOUT, LIMIT, generalised, neighbour_contexts
 
 
 @pytest.mark.parametrize(
@@ -89,3 +90,32 @@ def test_contexts_are_distinct_capped_and_asked_under_the_examples_system_messag
     assert contexts[0] == [system, {"role": "user", "content": "What is a dog's name?"}]
     assert len(contexts) == LIMIT
     assert len({c[-1]["content"] for c in contexts}) == LIMIT
+
+
+def test_a_statement_question_names_its_subject_and_no_other_question_does() -> None:
+    said = statement("Memory: the user's dog is a whippet named Pemberton.")
+    assert said is not None
+    asked = [generalised(q) for q in said.questions]
+    assert subject_asked(asked[0] or "") == "a dog"
+    assert subject_asked("What do you know about?") is None
+    assert subject_asked("What is a dog's name?") is None
+
+
+def test_with_subjects_a_statement_brings_its_subjects_questions_once() -> None:
+    system = {"role": "system", "content": "You are a helpful assistant."}
+
+    def example(question: str) -> Example:
+        return Example(question, [system, {"role": "user", "content": question}], "r")
+
+    examples = [
+        example("What do you know about my dog?"),
+        example("How much food does my dog get?"),
+        example("What do you know about my dog?"),
+    ]
+    plain = [c[-1]["content"] for c in neighbour_contexts(examples)]
+    assert plain == ["What do you know about a dog?", "How much food does a dog get?"]
+    wide = [c[-1]["content"] for c in neighbour_contexts(examples, subjects=True)]
+    about = [q.format("a dog") for q in ABOUT]
+    assert wide == [plain[0], *about, plain[1]]
+    many = [example(f"What do you know about my house number {i}?") for i in range(LIMIT)]
+    assert len(neighbour_contexts(many, subjects=True)) == LIMIT
