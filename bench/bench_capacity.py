@@ -5,18 +5,19 @@ the adapter alone: N invented facts (one per invented person: "What is my cousin
 home town?" -> "Your cousin Orla's home town is Vaskerby.", the town's name made of random
 syllables, so the base model cannot know or guess it) trained as the trainer's own rows
 (its cold rows: the question in a new conversation, answered by the reply), with the
-trainer's adapter (all linear layers, alpha twice the rank, `training._wrap`), learning
-rate and batch, for up to `--epochs` epochs. Every `--every` epochs each question is asked
-cold (greedy); a fact is held when the answer names its town (`general.Question.right`).
+trainer's adapter (all linear layers, alpha twice the rank, `training._wrap`) and its TRL
+configuration (`training.sft_config`: learning rate, batch, float32), for up to `--epochs`
+epochs. Every `--every` epochs each question is asked cold (greedy); a fact is held when
+the answer names its town (`general.Question.right`).
 
 Only the adapter's room is measured: no guard, no anchor, no variants. A job of the
 trainer trains each fact with several rows and holds the base model's answers with the
-anchor, so it learns a fact more slowly; what this bench finds an adapter cannot hold, a job
-cannot hold either. The facts are synthetic and one per person; the fact set's facts are
-measured by bench_learning.py.
+anchor, so it learns a fact more slowly: this bench says how many facts the adapter has
+room for, not how fast a job fills it. The facts are synthetic and one per person; the fact
+set's facts are measured by bench_learning.py.
 
-    OMP_NUM_THREADS=2 .venv/bin/python bench/bench_capacity.py [--facts 25 100 400]
-        [--ranks 1 4 16] [--epochs 12] [--every 3] [--seed 0] [--json OUT]
+    OMP_NUM_THREADS=2 .venv/bin/python bench/bench_capacity.py [--facts 25 50 100]
+        [--ranks 4 16] [--epochs 20] [--every 4] [--seed 0] [--json OUT]
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from trainer_service.lengths import training_row  # noqa: E402
 from trainer_service.measures import greedy_answers  # noqa: E402
 from trainer_service.model import base_model_folder, default_device, load_base  # noqa: E402
 from trainer_service.settings import DEFAULTS  # noqa: E402
-from trainer_service.training import _wrap  # noqa: E402
+from trainer_service.training import _wrap, sft_config  # noqa: E402
 
 RELATIONS = (
     "cousin", "neighbour", "colleague", "aunt", "uncle", "niece", "nephew", "friend",
@@ -101,10 +102,10 @@ def run_cell(
 ) -> dict[str, Any]:
     from datasets import Dataset
     from transformers import PrinterCallback, TrainerCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     model, tokenizer = load_base(folder, device)
-    settings = replace(DEFAULTS, rank=rank, alpha=2 * rank, seed=seed)
+    settings = replace(DEFAULTS, rank=rank, alpha=2 * rank, seed=seed, max_epochs=epochs)
     model = _wrap(model, settings)
     curve: list[tuple[int, int]] = []
 
@@ -120,27 +121,7 @@ def run_cell(
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-capacity-") as scratch:
-        config = SFTConfig(
-            output_dir=scratch,
-            num_train_epochs=epochs,
-            per_device_train_batch_size=settings.batch_size,
-            learning_rate=settings.learning_rate,
-            lr_scheduler_type=settings.scheduler,
-            warmup_steps=0,
-            weight_decay=0.0,
-            save_strategy="no",
-            report_to=[],
-            bf16=False,
-            fp16=False,
-            gradient_checkpointing=False,
-            use_cpu=device == "cpu",
-            seed=seed,
-            data_seed=seed,
-            disable_tqdm=True,
-            max_length=None,
-            completion_only_loss=True,
-            dataloader_num_workers=0,
-        )
+        config = sft_config(settings, scratch, device, settings.learning_rate)
         rows = [training_row(f.example, tokenizer) for f in facts]
         trainer = SFTTrainer(
             model=model,
@@ -165,10 +146,10 @@ def run_cell(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--facts", type=int, nargs="+", default=[25, 100, 400])
-    parser.add_argument("--ranks", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--every", type=int, default=3)
+    parser.add_argument("--facts", type=int, nargs="+", default=[25, 50, 100])
+    parser.add_argument("--ranks", type=int, nargs="+", default=[4, 16])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--every", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

@@ -131,6 +131,38 @@ def _wrap(model: Any, settings: TrainingSettings) -> Any:
     return get_peft_model(model, config)
 
 
+def sft_config(settings: TrainingSettings, scratch: str, device: str, learning_rate: float) -> Any:
+    """TRL's configuration of a job's trainer: `settings`' epochs, batch, schedule and seed at
+    `learning_rate`, float32 without checkpointing, the loss on the replies, nothing saved."""
+    from trl import SFTConfig  # type: ignore[attr-defined]
+
+    return SFTConfig(
+        # TRL wants a folder of its own; nothing is saved there (save_strategy "no").
+        output_dir=scratch,
+        num_train_epochs=settings.max_epochs,
+        per_device_train_batch_size=settings.batch_size,
+        learning_rate=learning_rate,
+        lr_scheduler_type=settings.scheduler,
+        warmup_steps=0,
+        weight_decay=0.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=False,
+        use_cpu=device == "cpu",
+        seed=settings.seed,
+        data_seed=settings.seed,
+        disable_tqdm=True,
+        # Rows are trimmed to ROW_TOKENS (lengths.trimmed); one that cannot be is trained
+        # whole rather than cut from its end, which would cut its reply.
+        max_length=None,
+        completion_only_loss=True,
+        dataloader_num_workers=0,
+    )
+
+
 def train_job(
     job: JobInput,
     settings: TrainingSettings,
@@ -145,7 +177,7 @@ def train_job(
     import torch
     from datasets import Dataset
     from transformers import PrinterCallback, TrainerCallback
-    from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
+    from trl import SFTTrainer  # type: ignore[attr-defined]
 
     started = time.monotonic()
     torch.manual_seed(settings.seed)
@@ -283,35 +315,16 @@ def train_job(
 
     scratch_dir = tempfile.TemporaryDirectory(prefix="ftreview-trainer-")
     scratch = scratch_dir.name
-    config = SFTConfig(
-        # TRL wants a folder of its own; nothing is saved there (save_strategy "no").
-        output_dir=scratch,
-        num_train_epochs=settings.max_epochs,
-        per_device_train_batch_size=settings.batch_size,
+    config = sft_config(
+        settings,
+        scratch,
+        device,
         # Cold variants and self-study add rows to an epoch; the step size shrinks by as
         # much, so that one epoch moves the model about as far as without them and the guard,
         # which looks once per epoch, does not step over the window where it may promote
         # (measured: at the plain rate, 2 paraphrases per reply went from recall 3/4 to
         # generic -0.60 in one epoch).
-        learning_rate=settings.learning_rate * len(job.examples + job.replay) / learning_rows,
-        lr_scheduler_type=settings.scheduler,
-        warmup_steps=0,
-        weight_decay=0.0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        bf16=False,
-        fp16=False,
-        gradient_checkpointing=False,
-        use_cpu=device == "cpu",
-        seed=settings.seed,
-        data_seed=settings.seed,
-        disable_tqdm=True,
-        # Rows are trimmed to ROW_TOKENS (lengths.trimmed); one that cannot be is trained
-        # whole rather than cut from its end, which would cut its reply.
-        max_length=None,
-        completion_only_loss=True,
-        dataloader_num_workers=0,
+        settings.learning_rate * len(job.examples + job.replay) / learning_rows,
     )
 
     class Anchored(SFTTrainer):
