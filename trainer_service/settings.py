@@ -21,7 +21,8 @@ class TrainingSettings:
     alpha: int = 32
     target_modules: tuple[str, ...] = ALL_LINEAR
     # Per row of the job's own replies; an epoch with variants scales it down (see the
-    # SFTConfig in training.py), so with cold variants each step takes 5e-4, the former default.
+    # `sft_config` call in training.py), so with cold variants each step takes 5e-4, the
+    # former default.
     learning_rate: float = 1e-3
     scheduler: str = "constant"
     max_epochs: int = 16

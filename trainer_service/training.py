@@ -238,7 +238,7 @@ def train_job(
     if anchor is not None and anchor.neighbours is not None:
         asked = [chat[-1]["content"] for chat in anchor.neighbours.contexts]
         log.debug("anchoring %d neighbours: %s", len(asked), asked)
-    # The step size is set by the job's own rows (see the SFTConfig below); rehearsal rows
+    # The step size is set by the job's own rows (see the `sft_config` call below); rehearsal rows
     # ride along.
     learning_rows = len(rows)
     rows += rehearsed
