@@ -14,7 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .examples import Example, HeldOut
@@ -36,6 +36,8 @@ class ExampleProof:
     # The words its memories supplied (facts.py), which an answer must say.
     fact: tuple[str, ...] = ()
     learnt: bool = False
+    # Its question asked anew (`Example.cold`), where the guard asks it too; "" otherwise.
+    answer_cold: str = ""
 
     @property
     def reason(self) -> str:
@@ -43,9 +45,13 @@ class ExampleProof:
         if self.learnt:
             return ""
         after = "not measured" if self.divergence_after is None else f"{self.divergence_after:.2f}"
-        said = self.answer_after if len(self.answer_after) <= 80 else self.answer_after[:79] + "…"
+        said = _clip(self.answer_after)
         wanted = " ".join(self.fact) or "(the reply's words)"
-        return f'not learnt: divergence {after}, fact "{wanted}", answer "{said}"'
+        why = f'not learnt: divergence {after}, fact "{wanted}", answer "{said}"'
+        if self.answer_cold:
+            anew = _clip(self.answer_cold)
+            why += f', asked anew "{anew}"'
+        return why
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +73,8 @@ class Snapshot:
     figures: EpochFigures
     divergences: list[float]
     answers: list[str]
+    # Per reply, its question asked anew, where the guard asked it ("" where not).
+    cold_answers: list[str] = field(default_factory=list)
 
 
 class Measurer:
@@ -76,6 +84,12 @@ class Measurer:
     A reply whose every token is already the argmax (read off the forward pass made for
     divergence) is recalled without generating; the others are generated only once their
     divergence is below the target, the only time recall can decide whether it is learnt.
+
+    With `cold`, a reply is learnt only when its question asked anew (`Example.cold`: the
+    leading system messages and the question, no earlier turns) also brings its fact
+    words back: how a user asks again another day. That answer is generated only for a
+    reply that passed every other test, so it costs a generation per reply about to be
+    learnt.
     """
 
     def __init__(
@@ -85,9 +99,12 @@ class Measurer:
         held_out: list[HeldOut],
         settings: GuardSettings,
         general: GeneralCheck,
+        cold: bool = False,
     ) -> None:
         self.tokenizer = tokenizer
         self.examples = examples
+        # Per reply, its question asked anew where the guard asks it too.
+        self.cold: list[Example | None] = [e.cold() if cold else None for e in examples]
         self.held_out = held_out
         self.settings = settings
         self.general = general
@@ -146,19 +163,34 @@ class Measurer:
             greedy[i] or (i in answers and recalls(answers[i], self.facts[i]))
             for i in range(len(self.examples))
         ]
+        anew = self.answers_anew(
+            model, [i for i, c in enumerate(close) if answer_all or (c and recalled[i])]
+        )
+        learnt = [
+            c and r and (self.cold[i] is None or recalls(anew.get(i, ""), self.facts[i]))
+            for i, (c, r) in enumerate(zip(close, recalled, strict=True))
+        ]
         generic = [
             fit.logprob - base for fit, base in zip(generic_fits, self.base_generic, strict=True)
         ]
         figures = EpochFigures(
             epoch=epoch,
             divergence=_mean(divergences),
-            learnt=tuple(c and r for c, r in zip(close, recalled, strict=True)),
+            learnt=tuple(learnt),
             generic=_mean(generic),
             drift=self.general.drift(model) if epoch else 0.0,
             to_go=_mean([max(d - self.settings.target_divergence, 0.0) for d in divergences]),
         )
         texts = [answers.get(i, "") for i in range(len(self.examples))]
-        return Snapshot(figures, divergences, texts)
+        cold = [anew.get(i, "") for i in range(len(self.examples))]
+        return Snapshot(figures, divergences, texts, cold)
+
+    def answers_anew(self, model: Any, which: list[int]) -> dict[int, str]:
+        """The greedy answers to the questions of `which` asked anew, where the guard asks."""
+        asked = [i for i in which if self.cold[i] is not None]
+        contexts = [c.context for i in asked if (c := self.cold[i]) is not None]
+        texts = greedy_answers(model, self.tokenizer, contexts, self.budget) if asked else []
+        return dict(zip(asked, texts, strict=True))
 
     def with_retention(self, model: Any, figures: EpochFigures) -> EpochFigures:
         kept, known = self.general.retention(model)
@@ -184,6 +216,10 @@ def reply_fact(model: Any, tokenizer: Any, example: Example) -> tuple[str, ...]:
         (m.get("content") or "" for m in example.context),
     )
     return fact_words(example.reply, tokens, brought)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def _mean(values: list[float]) -> float:

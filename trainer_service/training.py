@@ -190,7 +190,12 @@ def train_job(
         else []
     )
     measurer = Measurer(
-        tokenizer, job.examples, job.held_out, settings.guard, GeneralCheck(tokenizer)
+        tokenizer,
+        job.examples,
+        job.held_out,
+        settings.guard,
+        GeneralCheck(tokenizer),
+        cold=settings.learnt_cold,
     )
     base = measurer.take_base(model, str(base_folder))
     check = RetentionCheck(tokenizer, plan.checks if plan else [])
@@ -376,6 +381,8 @@ def train_job(
         # without memories.
         said = measurer.answers(model, list(range(len(job.examples))))
         last.answers = [said[i] for i in range(len(job.examples))]
+        anew = measurer.answers_anew(model, list(range(len(job.examples))))
+        last.cold_answers = [anew.get(i, "") for i in range(len(job.examples))]
     proofs = [
         ExampleProof(
             key=example.key,
@@ -385,6 +392,7 @@ def train_job(
             answer_after=last.answers[i] if last else "",
             fact=measurer.facts[i],
             learnt=promoted and last is not None and last.figures.learnt[i],
+            answer_cold=last.cold_answers[i] if last else "",
         )
         for i, (example, before_div, before_answer) in enumerate(
             zip(job.examples, base.divergences, base.answers, strict=True)
