@@ -66,6 +66,7 @@ SETTINGS: dict[str, TrainingSettings] = {
     "no neighbours": replace(DEFAULTS, neighbours=False),
     "neighbours and their subjects": replace(DEFAULTS, neighbour_subjects=True),
     "learnt when asked anew too": replace(DEFAULTS, learnt_cold=True),
+    "statements asked what they say": replace(DEFAULTS, what_questions=True),
     "hard rehearsal, no anchor": replace(DEFAULTS, anchor=0.0, rehearsal=1.0),
     "attention only": replace(DEFAULTS, target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
     # Facts are thought to sit in the MLPs (the feed-forward layers as key-value memories):

@@ -32,7 +32,7 @@ from .measures import normalise, reply_logprob
 # "Memory:" or "Memory (2026-04-20):" in front of a memory's text.
 _LABEL = re.compile(r"^\s*memory(?:\s*\([^)]*\))?\s*:\s*", re.IGNORECASE)
 _SUBJECT = re.compile(
-    r"^(?P<subject>(?:the|your|a|an)\s[\w' -]{1,60}?)\s(?:is|are|was|were|has|have)\s",
+    r"^(?P<subject>(?:the|your|a|an)\s[\w' -]{1,60}?)\s(?P<verb>is|are|was|were|has|have)\s",
     re.IGNORECASE,
 )
 # Leaning on one memory means at least this share of the reply's whole divergence.
@@ -41,6 +41,9 @@ SHARE = 0.5
 SAME_WORDS = 0.75
 # The questions each statement answers; two wordings, so the fact is not tied to one.
 QUESTIONS = ("What do you know about {}?", "Remind me about {}.")
+# With `what`, a statement whose verb is a form of "be" is also asked the way a user asks
+# for the value itself: "What is my membership number at the Brightwater Dental Clinic?".
+WHAT = "What {} {}?"
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,9 @@ class Statement:
     answer: str
 
 
-def statement(memory: str) -> Statement | None:
-    """The memory said to the user, and a question about its subject; None if unreadable."""
+def statement(memory: str, what: bool = False) -> Statement | None:
+    """The memory said to the user, and questions about its subject (with `what`, also
+    `WHAT` where its verb is a form of "be"); None if unreadable."""
     text = _LABEL.sub("", memory.strip())
     text = re.sub(r"\bthe user's\b", "your", text, flags=re.IGNORECASE)
     if re.search(r"\bthe user\b", text, re.IGNORECASE) or not text:
@@ -64,7 +68,11 @@ def statement(memory: str) -> Statement | None:
     answer = text[0].upper() + text[1:]
     if not answer.endswith((".", "!", "?")):
         answer += "."
-    return Statement(tuple(q.format(asked) for q in QUESTIONS), answer)
+    questions = tuple(q.format(asked) for q in QUESTIONS)
+    verb = match.group("verb").lower()
+    if what and verb in ("is", "are", "was", "were"):
+        questions += (WHAT.format(verb, asked),)
+    return Statement(questions, answer)
 
 
 def subject_asked(question: str) -> str | None:
@@ -117,14 +125,16 @@ def leaned_on(model: Any, tokenizer: Any, example: Example) -> str | None:
     return memory["content"] if drop >= SHARE * (full - without_all) else None
 
 
-def statement_rows(model: Any, tokenizer: Any, examples: list[Example]) -> list[list[Example]]:
+def statement_rows(
+    model: Any, tokenizer: Any, examples: list[Example], what: bool = False
+) -> list[list[Example]]:
     """Per memory that an example leaned on and that has a readable subject, its rows: one
-    per question. A memory several replies leaned on is stated once."""
+    per question (`statement`'s). A memory several replies leaned on is stated once."""
     rows: list[list[Example]] = []
     stated: set[str] = set()
     for example in examples:
         memory = leaned_on(model, tokenizer, example)
-        said = statement(memory) if memory is not None else None
+        said = statement(memory, what) if memory is not None else None
         if said is None or said.answer in stated:
             continue
         stated.add(said.answer)

@@ -86,6 +86,16 @@ class TrainingSettings:
     # 0-2): paraphrases 7, 6 and 5 of 8 with them, 5, 3 and 3 without; the job takes about
     # 15% longer.
     memory_statements: bool = True
+    # With the memory statements, each statement whose verb is a form of "be" also asked
+    # "What is <its subject>?" ("What is my membership number at the Brightwater Dental
+    # Clinic?"): a question worded as users ask for a value, beside the two about the
+    # subject (knowledge.py). Measured on the tuning half (c01 and c03, seed 0,
+    # bench_learning.py): learnt 9/9 and own questions cold 4/9 as the defaults,
+    # paraphrases 13/27 against 14/27, general answers kept 76 and 74 of 76 against 75 and
+    # 74, 143 s a fact against 151; c01's membership number, trained as "What is my
+    # membership number at the Brightwater Dental Clinic?", still did not come back to
+    # "What is my membership number at my dental clinic?". No figure of the facts moved: off.
+    what_questions: bool = False
     # Whether a reply counts as learnt only when its question asked anew (`Example.cold`:
     # no earlier turns) also brings its fact back, beside the question in its own
     # conversation (measurer.py): the guard then trains on until a user asking again

@@ -185,7 +185,7 @@ def train_job(
     progress = Progress(detail="measuring the base model")
     report(progress)
     statements = (
-        statement_rows(model, tokenizer, job.examples + job.replay)
+        statement_rows(model, tokenizer, job.examples + job.replay, settings.what_questions)
         if settings.memory_statements
         else []
     )

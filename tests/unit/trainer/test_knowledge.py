@@ -73,3 +73,19 @@ def test_a_statement_in_nearly_the_reply_s_words_says_the_same() -> None:
         "Your supervisor is Dr. Okafor.", "Send it to your supervisor, Dr. Okafor."
     )
     assert not same_words("", "")
+
+
+def test_with_what_a_statement_is_also_asked_for_its_value() -> None:
+    memory = "Memory: the user's membership number at the clinic is BW-55817."
+    plain, asked = statement(memory), statement(memory, what=True)
+    assert plain is not None and asked is not None
+    assert asked.questions == (*plain.questions, "What is my membership number at the clinic?")
+    assert asked.answer == plain.answer
+    were = statement("Memory: the user's parents were teachers.", what=True)
+    assert were is not None and were.questions[-1] == "What were my parents?"
+    # "has" gives no question of the kind: "What has my choir?" is not English.
+    has = statement("Memory: the user's choir has 40 singers.", what=True)
+    assert has is not None and has.questions == (
+        "What do you know about my choir?",
+        "Remind me about my choir.",
+    )
