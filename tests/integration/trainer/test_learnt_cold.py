@@ -42,17 +42,16 @@ def test_a_fact_the_conversation_told_is_learnt_only_when_it_comes_back_asked_an
     reply = greedy_answer(model, tokenizer, TOLD, 24)
     assert "biscuit" in reply.lower(), reply
     example = Example("k", TOLD, reply, None, divergence=0.05)
-    figures = {}
-    for cold in (False, True):
-        measurer = Measurer(
+    plain, anew = (
+        Measurer(
             tokenizer, [example], [], GuardSettings(), GeneralCheck(tokenizer), cold=cold
-        )
-        snapshot = measurer.take_base(model, folder)
-        figures[cold] = snapshot
-    assert figures[False].figures.learnt == (True,)
-    assert figures[False].cold_answers == [""]  # not asked anew unless the setting says so
-    assert figures[True].figures.learnt == (False,)
-    said = figures[True].cold_answers[0]
+        ).take_base(model, folder)
+        for cold in (False, True)
+    )
+    assert plain.figures.learnt == (True,)
+    assert plain.cold_answers == [""]  # not asked anew unless the setting says so
+    assert anew.figures.learnt == (False,)
+    said = anew.cold_answers[0]
     assert said and "biscuit" not in said.lower(), said
 
 
