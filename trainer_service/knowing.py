@@ -57,12 +57,13 @@ def _known(row: sqlite3.Row) -> Known:
         Example.from_json(json.loads(row["payload"])),
         None if fact is None else tuple(str(w) for w in fact),
         row["state"] == "retracted",
+        row["comes_back"] == 0,
     )
 
 
 def live_learnt(db: sqlite3.Connection) -> list[Known]:
     rows = db.execute(
-        "SELECT payload, fact, state FROM examples "
+        "SELECT payload, fact, state, comes_back FROM examples "
         "WHERE adapter != '' AND state = 'live' ORDER BY seq"
     ).fetchall()
     return [_known(r) for r in rows]

@@ -24,6 +24,10 @@ Invariants:
   they still come back is recorded, not held against it); a consolidation checks every
   live learnt key when at most `CONSOLIDATION_CHECK`, else a sample of that many, plus
   every retracted key the served adapter holds;
+- a learn job's replay takes first the live keys the last check found not coming back
+  (`Known.missing`), at most `REPAIR_SHARE` of `REPLAY_SAMPLE`, and fills the rest from the
+  others: a fact the served adapter lost is trained again before any that it still says,
+  and a fact no job could make come back does not crowd out the rehearsal of the rest;
 - every sample is drawn with `random.Random(job number)` from keys in acceptance order, so
   a job run again after a crash draws the same keys.
 """
@@ -39,6 +43,8 @@ from .examples import Example
 # Live learnt keys replayed per learn job: enough to keep the adapter's earlier facts in
 # the gradient, few enough that a job costs the same after a thousand learnt keys.
 REPLAY_SAMPLE = 16
+# At most this share of the replay goes to live keys last checked as not coming back.
+REPAIR_SHARE = 0.5
 # Live learnt keys a learn job checks for retention (all of them when fewer).
 RETENTION_SAMPLE = 32
 # A consolidation checks all live keys up to this many, else a sample of this many.
@@ -80,6 +86,8 @@ class Known:
     # The fact words the job that learnt it measured; None: not stored (an older ledger).
     fact: tuple[str, ...] | None = None
     retracted: bool = False
+    # The last check found that its fact does not come back (the ledger's `comes_back` 0).
+    missing: bool = False
 
     @property
     def key(self) -> str:
@@ -136,7 +144,17 @@ def sample(items: list[Known], count: int, seed: int) -> list[Known]:
 
 
 def replay_sample(live: list[Known], own: set[str], seed: int) -> list[Known]:
-    return sample([k for k in live if k.key not in own], REPLAY_SAMPLE, seed)
+    """Up to `REPLAY_SAMPLE` live keys not the job's own: the missing ones first (up to
+    `REPAIR_SHARE` of the sample), then a draw of the others (more missing ones only when
+    too few others are left); in acceptance order."""
+    others = [k for k in live if k.key not in own]
+    missing = [k for k in others if k.missing]
+    first = sample(missing, int(REPAIR_SHARE * REPLAY_SAMPLE), seed)
+    said = sample([k for k in others if not k.missing], REPLAY_SAMPLE - len(first), seed)
+    left = [k for k in missing if k not in first]
+    chosen = first + said + sample(left, REPLAY_SAMPLE - len(first) - len(said), seed)
+    keys = {k.key for k in chosen}
+    return [k for k in others if k.key in keys]
 
 
 def retention_sample(live: list[Known], own: set[str], seed: int, kind: str) -> list[Known]:
@@ -198,9 +216,23 @@ def facts_figures(checked: list[Checked]) -> tuple[int, int]:
     return len(before), sum(c.now for c in before)
 
 
-def lost_facts(before: list[bool], now: list[bool], retracted: list[bool]) -> int:
-    """Live keys that came back before and do not now."""
-    return sum(b and not n and not r for b, n, r in zip(before, now, retracted, strict=True))
+def lost_indices(before: list[bool], now: list[bool], retracted: list[bool]) -> list[int]:
+    """The live keys that came back before and do not now, by position."""
+    return [
+        i
+        for i, (b, n, r) in enumerate(zip(before, now, retracted, strict=True))
+        if b and not n and not r
+    ]
+
+
+def lost_summary(facts: list[tuple[str, ...]], shown: int = 3) -> str:
+    """The fact words of lost keys for a job's progress line: `lost "Haldorsen", "514" and
+    2 more` ("" when none)."""
+    if not facts:
+        return ""
+    said = ", ".join(f'"{" ".join(f)}"' for f in facts[:shown])
+    more = f" and {len(facts) - shown} more" if len(facts) > shown else ""
+    return f"lost {said}{more}"
 
 
 def consolidation_problem(

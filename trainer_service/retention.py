@@ -23,7 +23,7 @@ from typing import Any
 
 from .facts import recalls
 from .general import GeneralCheck
-from .lasting import CONSOLIDATE, Checked, Known, Plan, lost_facts
+from .lasting import CONSOLIDATE, Checked, Known, Plan, lost_indices
 from .measurer import reply_fact
 from .measures import greedy_answers, reply_tokens
 
@@ -75,7 +75,14 @@ class RetentionCheck:
         return self.lost(self.at[epoch][0])
 
     def lost(self, now: list[bool]) -> int:
-        return lost_facts(self.before, now, [k.retracted for k in self.checks])
+        return len(self.lost_at(now))
+
+    def lost_at(self, now: list[bool]) -> list[int]:
+        return lost_indices(self.before, now, [k.retracted for k in self.checks])
+
+    def lost_facts(self, epoch: int) -> list[tuple[str, ...]]:
+        """The fact words of the live keys `epoch` lost (measured then)."""
+        return [self.facts[i] for i in self.lost_at(self.at[epoch][0])]
 
     def results(self, model: Any, epoch: int | None) -> list[Checked]:
         """Each key as `epoch` left it (measured then), else as `model` answers now."""

@@ -31,7 +31,7 @@ from .examples import Example, JobInput
 from .general import GeneralCheck
 from .guard import Course, EpochFigures, Step, refusal
 from .knowledge import statement_rows
-from .lasting import CONSOLIDATE, Checked, Plan, consolidation_problem
+from .lasting import CONSOLIDATE, Checked, Plan, consolidation_problem, lost_summary
 from .lengths import training_row
 from .measurer import ExampleProof, Measurer, Snapshot
 from .model import load_base
@@ -298,6 +298,8 @@ def train_job(
             step = course.after(snapshot.figures)
             progress.epoch = epoch
             progress.detail = f"epoch {epoch}/{settings.max_epochs}: {snapshot.figures.line()}"
+            if epoch in check.at and (named := lost_summary(check.lost_facts(epoch))):
+                progress.detail += f" ({named})"
             if step in (Step.GO_ON, Step.BEST):
                 self.kept = _trainable_copy(model)
             if step is Step.BEST:

@@ -170,6 +170,12 @@ class JobWorker:
             )
             return
         learn = plan.examples
+        missing = {k.key for k in started.live if k.missing}
+        log.info(
+            "job %s: %s from %s, %d keys, replaying %d (%d last checked missing), checking %d",
+            job_id, plan.kind, plan.continued_from or "the base model", len(plan.examples),
+            len(plan.replay), sum(e.key in missing for e in plan.replay), len(plan.checks),
+        )  # fmt: skip
         held_out = self.ledger.held_out() or list(BUILT_IN_GENERIC)
         job = JobInput(plan.examples, plan.replay, held_out)
         staging = self.versions.staging(job_id)

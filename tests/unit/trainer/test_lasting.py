@@ -17,6 +17,7 @@ from trainer_service.lasting import (
     CONSOLIDATE,
     CONSOLIDATION_CHECK,
     LEARN,
+    REPAIR_SHARE,
     REPLAY_SAMPLE,
     RETENTION_SAMPLE,
     Checked,
@@ -24,7 +25,10 @@ from trainer_service.lasting import (
     consolidation_problem,
     drift_reason,
     facts_figures,
+    lost_indices,
+    lost_summary,
     plan_job,
+    sample,
 )
 from trainer_service.ledger import JobLedger
 
@@ -223,6 +227,63 @@ def test_a_consolidation_keeps_every_live_key_it_trained_and_stores_what_it_chec
     # The served adapter (v2, from the base model) no longer holds k1: nothing queued.
     assert ledger.retract([("k1", "r")])["job_id"] == job
     assert ledger.next_queued() is None
+
+
+def test_the_replay_takes_the_keys_last_checked_missing_first_up_to_its_share() -> None:
+    from trainer_service.lasting import Started
+
+    def plan(live: list[Known]) -> list[str]:
+        started = Started("ft-9", LEARN, 1, [_example("new")], live, [], ("v", "/v"))
+        return [e.key for e in plan_job(started, True, True).replay]
+
+    plain = _known(40)
+    # With no key missing the draw is the plain one of the job's seed (its number, 9).
+    assert plan(plain) == [k.key for k in sample(plain, REPLAY_SAMPLE, 9)]
+    three = [Known(k.example, k.fact, missing=k.key in {"k5", "k17", "k33"}) for k in plain]
+    chosen = plan(three)
+    assert {"k5", "k17", "k33"} <= set(chosen) and len(chosen) == REPLAY_SAMPLE
+    assert chosen == sorted(chosen, key=lambda key: int(key[1:]))  # acceptance order
+    # Many missing: they take at most their share, the rest is rehearsal of the others.
+    most = [Known(k.example, k.fact, missing=int(k.key[1:]) < 30) for k in plain]
+    taken = plan(most)
+    missing_taken = [key for key in taken if int(key[1:]) < 30]
+    assert len(taken) == REPLAY_SAMPLE
+    assert len(missing_taken) == int(REPAIR_SHARE * REPLAY_SAMPLE)
+
+
+def test_the_ledger_marks_a_live_key_missing_once_a_check_found_it_not_coming_back(
+    tmp_path: Path,
+) -> None:
+    ledger = JobLedger(tmp_path / "trainer.sqlite3")
+    _learnt(ledger, ["k1", "k2"], "v1")
+    job, _ = ledger.accept([_example("k3")], [], {})
+    started = ledger.start(job)
+    assert [(k.key, k.missing) for k in started.live] == [("k1", False), ("k2", False)]
+    plan = plan_job(started, True, True)
+    ledger.planned(job, plan.kind, plan.continued_from, len(plan.examples))
+    ledger.finish(
+        job,
+        succeeded=True,
+        detail="ok",
+        figures={"per_example": [{"idempotency_key": "k3", "fact": ["f"]}]},
+        trained_keys=["k3"],
+        adapter="v2",
+        checks={"k1": True, "k2": False},
+    )
+    job, _ = ledger.accept([_example("k4")], [], {})
+    live = ledger.start(job).live
+    assert [(k.key, k.missing) for k in live] == [("k1", False), ("k2", True), ("k3", False)]
+
+
+def test_the_lost_keys_are_named_by_their_fact_words() -> None:
+    before = [True, True, False, True, True]
+    now = [False, True, False, False, False]
+    retracted = [False, False, False, False, True]
+    assert lost_indices(before, now, retracted) == [0, 3]
+    assert lost_summary([]) == ""
+    assert lost_summary([("Haldorsen",), ("23", "June")]) == 'lost "Haldorsen", "23 June"'
+    five = [(str(i),) for i in range(5)]
+    assert lost_summary(five) == 'lost "0", "1", "2" and 2 more'
 
 
 def test_older_ledger_files_get_the_knowledge_columns(tmp_path: Path) -> None:
