@@ -9,7 +9,9 @@ Invariants:
   waiting, refused, review_down, review_back, stopped; "review down" and "back" are said once
   per outage, whichever side (an Ingest or the stream) noticed first;
 - a run whose end was lost because the Review restarted is ingested again (the Review scores
-  only what it has not scored), so a restart loses no reply;
+  only what it has not scored), so a restart loses no reply; a run that ended while the
+  stream was away (the snapshot lists running activities only) is looked up among the
+  Review's recent activities and reported with its own figures, not sent again;
 - Ctrl-C (SIGINT) or SIGTERM stops between two files, says "stopped", and exits 0.
 """
 
@@ -33,6 +35,8 @@ from ftreview.v1 import activity_pb2
 from ftreview.v1 import conversation_pb2 as pb
 
 RECONNECT_S = (0.2, 2.0)  # first and longest wait between two tries of the stream
+# Recent activities asked for after the stream came back (a server keeps 200 ended ones).
+LISTED = 200
 
 
 class _Session:
@@ -131,6 +135,16 @@ class _Session:
         self.tracker.add(run)
         return reply.activity_id
 
+    async def look_up_ended(self) -> None:
+        """The runs that ended while the stream was away, from the Review's recent
+        activities: only one the Review does not know (it restarted) is lost and sent
+        again. Unanswered, every run unaccounted for counts as lost (sending one again
+        costs a run that finds nothing new, never a reply)."""
+        try:
+            self.tracker.listed(await self.client.list_activities(limit=LISTED))
+        except FtreviewError:
+            pass
+
     async def watch(self, subscribed: asyncio.Event) -> None:
         """The activity stream, opened again whenever it breaks (the Review restarted)."""
         wait = RECONNECT_S[0]
@@ -144,6 +158,8 @@ class _Session:
                             running.add(event.activity.id)
                         self.tracker.event(event)
                     elif event.kind == activity_pb2.ACTIVITY_EVENT_KIND_SNAPSHOT_END:
+                        if self.tracker.unaccounted(running):
+                            await self.look_up_ended()
                         self.tracker.resync(running)
                         subscribed.set()
                         self.outage(False)

@@ -154,16 +154,33 @@ class RunTracker:
         elif activity.id in self._requested:
             self._early[activity.id] = activity
 
+    def unaccounted(self, running: set[str]) -> set[str]:
+        """After the stream came back: the runs known before it opened that its snapshot
+        (running activities only) does not list and whose end was not seen. Each ended
+        while the stream was away, or was lost with a Review that restarted."""
+        return {
+            activity_id
+            for activity_id in self._before_open
+            if not self._runs[activity_id].finished and activity_id not in running
+        }
+
+    def listed(self, activities: list[activity_pb2.Activity]) -> None:
+        """The server's recent activities (`ListActivities`): the end of a run that ended
+        while the stream was away is recorded as if its event had come."""
+        for activity in activities:
+            run = self._runs.get(activity.id)
+            if run is not None and activity.state in ENDED:
+                self._record(run, activity)
+
     def resync(self, running: set[str]) -> None:
-        """After the stream came back (the Review may have restarted): a run that was known
-        before the stream opened, is not running any more, and whose end was not seen is
-        lost. A run whose Ingest answered while the snapshot was on its way is not in it
-        (it began after the snapshot was taken); its events follow the snapshot."""
-        for activity_id in self._before_open:
+        """After the stream came back (the Review may have restarted) and what it did not
+        list was looked up (`listed`): a run still unaccounted for is lost. A run whose
+        Ingest answered while the snapshot was on its way is not in it (it began after the
+        snapshot was taken); its events follow the snapshot."""
+        for activity_id in self.unaccounted(running):
             run = self._runs[activity_id]
-            if not run.finished and activity_id not in running:
-                run.lost = True
-                self._finish(run, 0)
+            run.lost = True
+            self._finish(run, 0)
 
     @property
     def done(self) -> bool:

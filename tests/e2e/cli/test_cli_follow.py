@@ -53,6 +53,11 @@ class Follow:
                 return shown
 
 
+def _seen(following: Follow) -> str:
+    """Every event read so far, whole: a failure shows the sequence that led to it."""
+    return "\n".join(json.dumps(event) for event in following.seen)
+
+
 @pytest.fixture
 def review(stack: Stack, tmp_path: Path) -> Iterator[ReviewProcess]:
     process = ReviewProcess(home=tmp_path / "home", scorer_address=stack.scorer)
@@ -110,7 +115,7 @@ def test_a_half_written_file_waits_and_a_review_restart_loses_nothing(
     half.write_text(text)  # the agent finished writing it
     following.until("ingested", conversation_id="follow-b")
     scored = following.until("scored", conversation_id="follow-b")
-    assert (scored["state"], scored["new_candidates"]) == ("succeeded", 2), following.seen
+    assert (scored["state"], scored["new_candidates"]) == ("succeeded", 2), _seen(following)
     assert not [e for e in following.seen if e["event"] == "refused"]
 
     review.stop()
@@ -121,7 +126,7 @@ def test_a_half_written_file_waits_and_a_review_restart_loses_nothing(
     following.until("review_back")
     following.until("ingested", conversation_id="follow-c")
     scored = following.until("scored", conversation_id="follow-c")
-    assert (scored["state"], scored["new_candidates"]) == ("succeeded", 1), following.seen
+    assert (scored["state"], scored["new_candidates"]) == ("succeeded", 1), _seen(following)
     with ReviewClient(review.address) as client:
         conversations = {c.conversation_id for c in client.list_candidates()}
     assert conversations == {"follow-b", "follow-c"}
