@@ -19,17 +19,25 @@ read against it.
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/bench_accumulation.py --split tune
         [--days N | --conversations ID,ID] [--seed 0] [--max-epochs N] [--no-changes]
-        [--json OUT]
+        [--home DIR] [--json OUT]
 
 `--conversations` runs only the named days (the days of the changed facts, to measure the
-changes without the days between them).
+changes without the days between them). `--home` keeps the trainer's ledger and adapters
+in DIR instead of a temporary folder; given a DIR that already holds days, the run goes on
+from the first day whose facts the ledger has not accepted (a job the run was stopped in
+runs again from its start, as the trainer does after a crash). So a run stopped at a
+session's end can go on, and a later day can be tried under other settings from a copy
+of one state (`cp -r`), without paying for the days before it again. Days taken from the
+home are not measured again: their rows are in the run that made them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import sqlite3
 import sys
 import tempfile
 import time
@@ -115,7 +123,8 @@ class Knowledge:
         folder, self.name = base_model_folder(None)
         self.folder = folder
         self.device = default_device()
-        self.ledger = JobLedger(home / "jobs.db")
+        self.ledger_path = home / "jobs.db"
+        self.ledger = JobLedger(self.ledger_path)
         self.versions = AdapterVersions(home)
         settings = replace(DEFAULTS, seed=seed)
         if max_epochs:
@@ -151,6 +160,11 @@ class Knowledge:
             why = f" ({job['error']})" if job.get("error") else ""
             print(f"    {job_id} {job.get('state')}: {job.get('detail')}{why}", file=sys.stderr)
         return days
+
+    def accepted(self) -> set[str]:
+        """Every key the ledger has accepted (a kept home's days)."""
+        with sqlite3.connect(self.ledger_path) as db:
+            return {str(row[0]) for row in db.execute("SELECT key FROM examples")}
 
     def model(self) -> tuple[Any, Any]:
         from peft import PeftModel
@@ -201,6 +215,9 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=0, help="cap each job's epochs")
     parser.add_argument("--no-changes", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="append the results here")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="keep the trainer's state here and go on from it"
+    )
     args = parser.parse_args()
     logging.basicConfig(stream=sys.stderr, format="    %(message)s", level=logging.WARNING)
     # Every job's epochs (the trainer's log): why a job stopped where it did.
@@ -235,11 +252,32 @@ def main() -> None:
         "conversations": [c.id for c in conversations],
         "days": [],
     }
-    with tempfile.TemporaryDirectory(prefix="bench-knowledge-") as scratch:
+    kept = args.home is not None and (args.home / "jobs.db").exists()
+    if args.home is not None:
+        args.home.mkdir(parents=True, exist_ok=True)
+    with (
+        contextlib.nullcontext(str(args.home))
+        if args.home is not None
+        else tempfile.TemporaryDirectory(prefix="bench-knowledge-")
+    ) as scratch:
         knowledge = Knowledge(Path(scratch), args.seed, args.max_epochs)
-        for conversation in conversations:
+        accepted = knowledge.accepted() if kept else set()
+        for name in knowledge.versions.remove_leftovers():
+            print(f"    removed {name}, left by a job that did not finish", file=sys.stderr)
+        for job_id in knowledge.ledger.recover():
+            print(f"    {job_id} was running when the run stopped: it runs again", file=sys.stderr)
+        taken_days = [{f.example.key for f in c.facts} <= accepted for c in conversations]
+        # The last day the home holds may be the one the run stopped in: its queued jobs run.
+        stopped_in = max((i for i, t in enumerate(taken_days) if t), default=-1)
+        for index, conversation in enumerate(conversations):
             examples = [f.example for f in conversation.facts]
-            knowledge.ledger.accept(examples, conversation.generic, {})
+            taken = taken_days[index]
+            if taken and (index != stopped_in or knowledge.ledger.next_queued() is None):
+                live += conversation.facts
+                print(f"    {conversation.id}: in {args.home} already", file=sys.stderr)
+                continue
+            if not taken:  # else: the day the run stopped in; its jobs run again below
+                knowledge.ledger.accept(examples, conversation.generic, {})
             days = knowledge.run_queued(conversation.id, len(examples))
             live += conversation.facts
             model, tokenizer = knowledge.model()
