@@ -163,7 +163,7 @@ class Knowledge:
 
     def accepted(self) -> set[str]:
         """Every key the ledger has accepted (a kept home's days)."""
-        with sqlite3.connect(self.ledger_path) as db:
+        with contextlib.closing(sqlite3.connect(self.ledger_path)) as db:
             return {str(row[0]) for row in db.execute("SELECT key FROM examples")}
 
     def model(self) -> tuple[Any, Any]:
