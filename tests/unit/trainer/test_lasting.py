@@ -57,6 +57,23 @@ def _learnt(ledger: JobLedger, keys: list[str], adapter: str, fact: str = "x") -
     return job
 
 
+def _learn_k3_into_v2(ledger: JobLedger, checks: dict[str, bool]) -> tuple[str, Any]:
+    """A learn job on "k3" that promoted v2, its retention check finding `checks`."""
+    job, _ = ledger.accept([_example("k3")], [], {})
+    plan = plan_job(ledger.start(job), True, True)
+    ledger.planned(job, plan.kind, plan.continued_from, len(plan.examples))
+    ledger.finish(
+        job,
+        succeeded=True,
+        detail="ok",
+        figures={"per_example": [{"idempotency_key": "k3", "fact": ["f"]}]},
+        trained_keys=["k3"],
+        adapter="v2",
+        checks=checks,
+    )
+    return job, plan
+
+
 def _state(path: Path, key: str) -> dict[str, Any]:
     with sqlite3.connect(path) as db:
         db.row_factory = sqlite3.Row
@@ -171,20 +188,8 @@ def test_after_a_refused_consolidation_a_learn_job_queues_another_while_the_old_
     refused = ledger.retract([("k1", "superseded by k3")])["job_id"]
     ledger.start(refused)
     ledger.finish(refused, succeeded=False, detail="refused", figures={}, trained_keys=[])
-    job, _ = ledger.accept([_example("k3")], [], {})
-    started = ledger.start(job)
-    plan = plan_job(started, True, True)
-    ledger.planned(job, plan.kind, plan.continued_from, len(plan.examples))
+    job, plan = _learn_k3_into_v2(ledger, {"k1": old_comes_back, "k2": True})
     assert (plan.kind, plan.continued_from) == (LEARN, "v1")
-    ledger.finish(
-        job,
-        succeeded=True,
-        detail="ok",
-        figures={"per_example": [{"idempotency_key": "k3", "fact": ["f"]}]},
-        trained_keys=["k3"],
-        adapter="v2",
-        checks={"k1": old_comes_back, "k2": True},
-    )
     # v2 continued from v1 and still holds k1: a rebuild is due only while k1 comes back.
     queued = ledger.next_queued()
     shown = ledger.job(job)
@@ -256,20 +261,8 @@ def test_the_ledger_marks_a_live_key_missing_once_a_check_found_it_not_coming_ba
 ) -> None:
     ledger = JobLedger(tmp_path / "trainer.sqlite3")
     _learnt(ledger, ["k1", "k2"], "v1")
-    job, _ = ledger.accept([_example("k3")], [], {})
-    started = ledger.start(job)
-    assert [(k.key, k.missing) for k in started.live] == [("k1", False), ("k2", False)]
-    plan = plan_job(started, True, True)
-    ledger.planned(job, plan.kind, plan.continued_from, len(plan.examples))
-    ledger.finish(
-        job,
-        succeeded=True,
-        detail="ok",
-        figures={"per_example": [{"idempotency_key": "k3", "fact": ["f"]}]},
-        trained_keys=["k3"],
-        adapter="v2",
-        checks={"k1": True, "k2": False},
-    )
+    _, plan = _learn_k3_into_v2(ledger, {"k1": True, "k2": False})
+    assert [(k.key, k.missing) for k in plan.checks] == [("k1", False), ("k2", False)]
     job, _ = ledger.accept([_example("k4")], [], {})
     live = ledger.start(job).live
     assert [(k.key, k.missing) for k in live] == [("k1", False), ("k2", True), ("k3", False)]
