@@ -151,10 +151,10 @@ def replay_sample(live: list[Known], own: set[str], seed: int) -> list[Known]:
     missing = [k for k in others if k.missing]
     first = sample(missing, int(REPAIR_SHARE * REPLAY_SAMPLE), seed)
     said = sample([k for k in others if not k.missing], REPLAY_SAMPLE - len(first), seed)
-    left = [k for k in missing if k not in first]
-    chosen = first + said + sample(left, REPLAY_SAMPLE - len(first) - len(said), seed)
-    keys = {k.key for k in chosen}
-    return [k for k in others if k.key in keys]
+    taken = {k.key for k in first + said}
+    left = [k for k in missing if k.key not in taken]
+    taken |= {k.key for k in sample(left, REPLAY_SAMPLE - len(taken), seed)}
+    return [k for k in others if k.key in taken]
 
 
 def retention_sample(live: list[Known], own: set[str], seed: int, kind: str) -> list[Known]:

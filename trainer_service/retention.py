@@ -69,20 +69,11 @@ class RetentionCheck:
         back = [recalls(a, self.facts[i]) for i, a in zip(which, answers, strict=True)]
         return back, answers
 
-    def measure(self, model: Any, epoch: int) -> int:
-        """Measure `model` after `epoch`; the live keys it lost."""
+    def measure(self, model: Any, epoch: int) -> list[tuple[str, ...]]:
+        """Measure `model` after `epoch`; the fact words of the live keys it lost."""
         self.at[epoch] = self.answer(model)
-        return self.lost(self.at[epoch][0])
-
-    def lost(self, now: list[bool]) -> int:
-        return len(self.lost_at(now))
-
-    def lost_at(self, now: list[bool]) -> list[int]:
-        return lost_indices(self.before, now, [k.retracted for k in self.checks])
-
-    def lost_facts(self, epoch: int) -> list[tuple[str, ...]]:
-        """The fact words of the live keys `epoch` lost (measured then)."""
-        return [self.facts[i] for i in self.lost_at(self.at[epoch][0])]
+        retracted = [k.retracted for k in self.checks]
+        return [self.facts[i] for i in lost_indices(self.before, self.at[epoch][0], retracted)]
 
     def results(self, model: Any, epoch: int | None) -> list[Checked]:
         """Each key as `epoch` left it (measured then), else as `model` answers now."""

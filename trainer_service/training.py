@@ -287,19 +287,20 @@ def train_job(
         ) -> None:  # fmt: skip
             epoch = len(history) + 1
             snapshot = measurer.measure(model, epoch)
+            lost: list[tuple[str, ...]] = []
             if course.worth_retention(snapshot.figures):
                 snapshot.figures = measurer.with_retention(model, snapshot.figures)
                 if check.checks:
                     lost = check.measure(model, epoch)
                     if not consolidating:  # a consolidation is held to its own rule
-                        snapshot.figures = replace(snapshot.figures, lost=lost)
+                        snapshot.figures = replace(snapshot.figures, lost=len(lost))
             history.append(snapshot.figures)
             snapshots.append(snapshot)
             step = course.after(snapshot.figures)
             progress.epoch = epoch
             progress.detail = f"epoch {epoch}/{settings.max_epochs}: {snapshot.figures.line()}"
-            if epoch in check.at and (named := lost_summary(check.lost_facts(epoch))):
-                progress.detail += f" ({named})"
+            if lost:
+                progress.detail += f" ({lost_summary(lost)})"
             if step in (Step.GO_ON, Step.BEST):
                 self.kept = _trainable_copy(model)
             if step is Step.BEST:
