@@ -3,10 +3,11 @@ real Scorer serving it on 127.0.0.1 port 0.
 
 Every test that needs the model, directly or through a fixture built on it, is marked
 `slow`, as are the tests marked `model` (they load it in a process of their own, or train)
-and `install`; `pytest -m "not slow"` runs the rest, in about a minute."""
+and `install`; `pytest -m "not slow"` runs the rest, in about two minutes."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,13 +26,46 @@ SLOW_MARKERS = frozenset({"model", "install"})
 install the project into a fresh virtual environment."""
 
 
+DEFAULT_TIMEOUT = 300
+"""pyproject's `timeout`: what a file that declares none is given."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (scripts/test), give each worker its share of the cores.
+
+    Torch takes every core by default; two workers that each train with both of two cores
+    run several times slower than two with one each. Set before anything imports torch, so
+    it holds for the model in this process and for the services the tests start."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `slow` every test that loads the real model, trains, or installs."""
+    """Mark `slow` every test that loads the real model, trains, or installs; then put the
+    files that declare the longest timeouts first.
+
+    The timeout a file declares is its own estimate of how long it runs (the trainer's jobs
+    declare 900 s and more). scripts/test hands whole files to its workers in this order,
+    so the longest start first and the workers finish together instead of one training
+    alone at the end. Within a file, and among files of one timeout, the order is kept."""
+    longest: dict[Path, float] = {}
     for item in items:
         uses = SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
         if uses or any(item.get_closest_marker(name) for name in SLOW_MARKERS):
             item.add_marker(pytest.mark.slow)
+        longest[item.path] = max(longest.get(item.path, 0.0), _timeout(item))
+    items.sort(key=lambda item: -longest[item.path])
+
+
+def _timeout(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("timeout")
+    if marker is None:
+        return DEFAULT_TIMEOUT
+    seconds = marker.args[0] if marker.args else marker.kwargs.get("timeout", DEFAULT_TIMEOUT)
+    return float(seconds)
 
 
 @pytest.fixture(scope="session")
