@@ -24,7 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 SETUP_STEP = "scripts/setup-engines"
 SERVED_NAME = "smollm2"
-ENGINE_THREADS = 2
+# The engine's share of the cores: tests/conftest.py sets OMP_NUM_THREADS to each pytest-xdist
+# worker's share. More threads than that, beside a worker that trains, oversubscribe the
+# cores and its OpenMP threads wait on each other: requests then took minutes, not seconds.
+ENGINE_THREADS = int(os.environ.get("OMP_NUM_THREADS", "2"))
 START_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 30.0
 # What a user who read the README starts vLLM with (besides the model and the address):
