@@ -26,10 +26,6 @@ SLOW_MARKERS = frozenset({"model", "install"})
 install the project into a fresh virtual environment."""
 
 
-DEFAULT_TIMEOUT = 300
-"""pyproject's `timeout`: what a file that declares none is given."""
-
-
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (scripts/test), give each worker its share of the cores.
 
@@ -43,7 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark `slow` every test that loads the real model, trains, or installs; then put the
     files that declare the longest timeouts first.
 
@@ -51,21 +47,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     declare 900 s and more). scripts/test hands whole files to its workers in this order,
     so the longest start first and the workers finish together instead of one training
     alone at the end. Within a file, and among files of one timeout, the order is kept."""
+    default = float(config.getini("timeout") or 0)  # pyproject's, for a file that sets none
     longest: dict[Path, float] = {}
     for item in items:
         uses = SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
         if uses or any(item.get_closest_marker(name) for name in SLOW_MARKERS):
             item.add_marker(pytest.mark.slow)
-        longest[item.path] = max(longest.get(item.path, 0.0), _timeout(item))
+        longest[item.path] = max(longest.get(item.path, 0.0), _timeout(item, default))
     items.sort(key=lambda item: -longest[item.path])
 
 
-def _timeout(item: pytest.Item) -> float:
+def _timeout(item: pytest.Item, default: float) -> float:
     marker = item.get_closest_marker("timeout")
     if marker is None:
-        return DEFAULT_TIMEOUT
-    seconds = marker.args[0] if marker.args else marker.kwargs.get("timeout", DEFAULT_TIMEOUT)
-    return float(seconds)
+        return default
+    return float(marker.args[0] if marker.args else marker.kwargs.get("timeout", default))
 
 
 @pytest.fixture(scope="session")
