@@ -225,12 +225,19 @@ def lost_indices(before: list[bool], now: list[bool], retracted: list[bool]) -> 
     ]
 
 
-def lost_summary(facts: list[tuple[str, ...]], shown: int = 3) -> str:
-    """The fact words of lost keys for a job's progress line: `lost "Haldorsen", "514" and
-    2 more` ("" when none)."""
+def lost_summary(
+    facts: list[tuple[str, ...]], replayed: list[bool] | None = None, shown: int = 3
+) -> str:
+    """The fact words of lost keys for a job's progress line: `lost "Haldorsen" (replayed),
+    "514" and 2 more` ("" when none). `replayed`: per fact, whether the job replays its key
+    (an epoch that loses a replayed fact lost it to interference, not to being left out)."""
     if not facts:
         return ""
-    said = ", ".join(f'"{" ".join(f)}"' for f in facts[:shown])
+    marks = replayed if replayed is not None else [False] * len(facts)
+    said = ", ".join(
+        f'"{" ".join(f)}"' + (" (replayed)" if r else "")
+        for f, r in zip(facts[:shown], marks[:shown], strict=True)
+    )
     more = f" and {len(facts) - shown} more" if len(facts) > shown else ""
     return f"lost {said}{more}"
 

@@ -69,11 +69,11 @@ class RetentionCheck:
         back = [recalls(a, self.facts[i]) for i, a in zip(which, answers, strict=True)]
         return back, answers
 
-    def measure(self, model: Any, epoch: int) -> list[tuple[str, ...]]:
-        """Measure `model` after `epoch`; the fact words of the live keys it lost."""
+    def measure(self, model: Any, epoch: int) -> list[int]:
+        """Measure `model` after `epoch`; the positions of the live keys it lost."""
         self.at[epoch] = self.answer(model)
         retracted = [k.retracted for k in self.checks]
-        return [self.facts[i] for i in lost_indices(self.before, self.at[epoch][0], retracted)]
+        return lost_indices(self.before, self.at[epoch][0], retracted)
 
     def results(self, model: Any, epoch: int | None) -> list[Checked]:
         """Each key as `epoch` left it (measured then), else as `model` answers now."""

@@ -199,6 +199,8 @@ def train_job(
     )
     base = measurer.take_base(model, str(base_folder))
     check = RetentionCheck(tokenizer, plan.checks if plan else [])
+    replayed_keys = {e.key for e in job.replay}
+    replayed = {i for i, k in enumerate(check.checks) if k.key in replayed_keys}
     check.take_base(model)
     consolidating = plan is not None and plan.kind == CONSOLIDATE
     stated = [e for asked in statements for e in asked]
@@ -287,7 +289,7 @@ def train_job(
         ) -> None:  # fmt: skip
             epoch = len(history) + 1
             snapshot = measurer.measure(model, epoch)
-            lost: list[tuple[str, ...]] = []
+            lost: list[int] = []
             if course.worth_retention(snapshot.figures):
                 snapshot.figures = measurer.with_retention(model, snapshot.figures)
                 if check.checks:
@@ -300,7 +302,8 @@ def train_job(
             progress.epoch = epoch
             progress.detail = f"epoch {epoch}/{settings.max_epochs}: {snapshot.figures.line()}"
             if lost:
-                progress.detail += f" ({lost_summary(lost)})"
+                facts = [check.facts[i] for i in lost]
+                progress.detail += f" ({lost_summary(facts, [i in replayed for i in lost])})"
             if step in (Step.GO_ON, Step.BEST):
                 self.kept = _trainable_copy(model)
             if step is Step.BEST:

@@ -277,6 +277,8 @@ def test_the_lost_keys_are_named_by_their_fact_words() -> None:
     assert lost_summary([("Haldorsen",), ("23", "June")]) == 'lost "Haldorsen", "23 June"'
     five = [(str(i),) for i in range(5)]
     assert lost_summary(five) == 'lost "0", "1", "2" and 2 more'
+    marked = lost_summary(five, [False, True, False, True, True])
+    assert marked == 'lost "0", "1" (replayed), "2" and 2 more'
 
 
 def test_older_ledger_files_get_the_knowledge_columns(tmp_path: Path) -> None:
