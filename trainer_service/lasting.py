@@ -5,7 +5,7 @@ are the pure rules, so that they are tested without one.
 
 Invariants:
 - a learn job continues from the served adapter with its own keys plus a replay sample of
-  at most `REPLAY_SAMPLE` live learnt keys, so its rows do not grow with history; with no
+  at most `REPLAY_SAMPLE` live learnt keys (the settings' `replay`), so its rows do not grow with history; with no
   served adapter (the first job) it trains from the base model;
 - a learn job that continued an adapter whose drift from the base model reached
   `CONSOLIDATE_AT_DRIFT` × `max_drift` queues a consolidation once it promoted
@@ -143,17 +143,19 @@ def sample(items: list[Known], count: int, seed: int) -> list[Known]:
     return [item for i, item in enumerate(items) if i in chosen]
 
 
-def replay_sample(live: list[Known], own: set[str], seed: int) -> list[Known]:
-    """Up to `REPLAY_SAMPLE` live keys not the job's own: the missing ones first (up to
+def replay_sample(
+    live: list[Known], own: set[str], seed: int, count: int = REPLAY_SAMPLE
+) -> list[Known]:
+    """Up to `count` live keys not the job's own: the missing ones first (up to
     `REPAIR_SHARE` of the sample), then a draw of the others (more missing ones only when
     too few others are left); in acceptance order."""
     others = [k for k in live if k.key not in own]
     missing = [k for k in others if k.missing]
-    first = sample(missing, int(REPAIR_SHARE * REPLAY_SAMPLE), seed)
-    said = sample([k for k in others if not k.missing], REPLAY_SAMPLE - len(first), seed)
+    first = sample(missing, int(REPAIR_SHARE * count), seed)
+    said = sample([k for k in others if not k.missing], count - len(first), seed)
     taken = {k.key for k in first + said}
     left = [k for k in missing if k.key not in taken]
-    taken |= {k.key for k in sample(left, REPLAY_SAMPLE - len(taken), seed)}
+    taken |= {k.key for k in sample(left, count - len(taken), seed)}
     return [k for k in others if k.key in taken]
 
 
@@ -165,10 +167,13 @@ def retention_sample(live: list[Known], own: set[str], seed: int, kind: str) -> 
     return sample(others, RETENTION_SAMPLE, seed + 1_000_003)
 
 
-def plan_job(started: Started, served_exists: bool, can_continue: bool) -> Plan:
+def plan_job(
+    started: Started, served_exists: bool, can_continue: bool, replay: int = REPLAY_SAMPLE
+) -> Plan:
     """What the job trains and checks (see the module's invariants). `served_exists`: the
     served adapter's folder is on disk; `can_continue`: the method trains an adapter that
-    a job can continue (LoRA)."""
+    a job can continue (LoRA); `replay`: the learn job's replay sample (`REPLAY_SAMPLE`
+    unless the settings say otherwise)."""
     own = {e.key for e in started.learn}
     seed = started.number
     served = started.served if served_exists else None
@@ -179,10 +184,10 @@ def plan_job(started: Started, served_exists: bool, can_continue: bool) -> Plan:
         # The first job: the base model, nothing earlier to replay or check.
         return Plan(LEARN, None, started.learn, [], [])
     if not rebuild:
-        replay = replay_sample(started.live, own, seed)
+        replay_keys = replay_sample(started.live, own, seed, replay)
         checks = retention_sample(started.live, own, seed, LEARN)
         checks += sample(started.retracted_served, RETENTION_SAMPLE, seed + 2_000_003)
-        return Plan(LEARN, served, started.learn, [k.example for k in replay], checks)
+        return Plan(LEARN, served, started.learn, [k.example for k in replay_keys], checks)
     everything = started.learn + [k.example for k in started.live if k.key not in own]
     checks = retention_sample(started.live, own, seed, CONSOLIDATE) + started.retracted_served
     return Plan(CONSOLIDATE, None, everything, [], checks, served)

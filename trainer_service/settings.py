@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .guard import GuardSettings
+from .lasting import REPLAY_SAMPLE
 
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -107,6 +108,12 @@ class TrainingSettings:
     # the conversation's, so a job held until its own question comes back anew does not
     # answer them better: off.
     learnt_cold: bool = False
+    # Earlier learnt replies a learn job replays beside its own (lasting.py: the ones the
+    # last check found missing first, then a draw of the rest). At 16, on the held-out
+    # half's days in a row (design §11), every checked fact was kept through day 6 and some
+    # were lost from day 7, with 28 earlier facts checked; bench_accumulation.py's
+    # `--replay` tries other counts on the tuning half.
+    replay: int = REPLAY_SAMPLE
     seed: int = 0
     # False only for measurements (the benchmark's baseline): train every epoch, keep the last.
     guarded: bool = True

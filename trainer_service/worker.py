@@ -147,7 +147,7 @@ class JobWorker:
         # A job run again after a crash says so in every detail it shows.
         again = f"run {run}, from the start after the trainer stopped: " if run > 1 else ""
         exists = started.served is not None and Path(started.served[1]).is_dir()
-        plan = plan_job(started, exists, settings.method == "lora")
+        plan = plan_job(started, exists, settings.method == "lora", settings.replay)
         self.ledger.planned(job_id, plan.kind, plan.continued_from, len(plan.examples))
         why = str(self.ledger.settings(job_id).get("why", ""))
         if started.kind == CONSOLIDATE and not started.retracted_served and not why:

@@ -349,6 +349,21 @@ def test_the_replay_sample_is_bounded_and_the_same_for_the_same_job() -> None:
     assert len(small.replay) == REPLAY_SAMPLE and len(small.checks) == 20
 
 
+def test_the_settings_replay_count_sizes_the_sample() -> None:
+    from trainer_service.lasting import Started
+    from trainer_service.settings import DEFAULTS
+
+    assert DEFAULTS.replay == REPLAY_SAMPLE
+    started = Started("ft-7", LEARN, 1, [_example("new")], _known(40), [], ("v3", "/a/v3"))
+    assert len(plan_job(started, True, True, 32).replay) == 32
+    assert len(plan_job(started, True, True, 4).replay) == 4
+    # Every earlier fact when there are fewer than the count, the job's own never.
+    fewer = Started("ft-7", LEARN, 1, [_example("k3")], _known(20), [], ("v3", "/a/v3"))
+    assert [e.key for e in plan_job(fewer, True, True, 32).replay] == [
+        f"k{i}" for i in range(20) if i != 3
+    ]
+
+
 def test_the_retention_sample_size_rule() -> None:
     from trainer_service.lasting import Started
 
