@@ -5,8 +5,8 @@ are the pure rules, so that they are tested without one.
 
 Invariants:
 - a learn job continues from the served adapter with its own keys plus a replay sample of
-  at most `REPLAY_SAMPLE` live learnt keys (the settings' `replay`), so its rows do not grow with history; with no
-  served adapter (the first job) it trains from the base model;
+  at most `REPLAY_SAMPLE` live learnt keys (the settings' `replay`), so its rows do not
+  grow with history; with no served adapter (the first job) it trains from the base model;
 - a learn job that continued an adapter whose drift from the base model reached
   `CONSOLIDATE_AT_DRIFT` × `max_drift` queues a consolidation once it promoted
   (`drift_reason`); a job from the base model never does;
