@@ -60,6 +60,13 @@ class GuardSettings:
     # a fact the user was told the model knows and that it no longer says is forgetting as
     # surely as a general answer, so none by default.
     max_lost_facts: int = 0
+    # What an epoch that lost more earlier facts than that (and forgot nothing else) does:
+    # True, back off as for any forgetting (the last good weights, half the step); False,
+    # it is not promotable and not kept as good weights, but the job trains on from it at
+    # the same step (`Step.HOLD`): the replay trains the lost facts again, and a back-off's
+    # halved step slows the new facts as well. Tried on the tuning half's days in a row
+    # (bench_accumulation.py --lost train-on).
+    back_off_on_lost_facts: bool = True
 
 
 @dataclass(frozen=True)
@@ -109,10 +116,18 @@ class EpochFigures:
 
 
 def forgot(figures: EpochFigures, settings: GuardSettings) -> bool:
+    return forgot_general(figures, settings) or lost_facts(figures, settings)
+
+
+def forgot_general(figures: EpochFigures, settings: GuardSettings) -> bool:
+    """Drift or general retention past its limit."""
     retention = figures.retention
     low = retention is not None and retention < settings.min_retention
-    lost = figures.lost is not None and figures.lost > settings.max_lost_facts
-    return figures.drift > settings.max_drift or low or lost
+    return figures.drift > settings.max_drift or low
+
+
+def lost_facts(figures: EpochFigures, settings: GuardSettings) -> bool:
+    return figures.lost is not None and figures.lost > settings.max_lost_facts
 
 
 class Step(Enum):
@@ -121,6 +136,7 @@ class Step(Enum):
     GO_ON = "go on"  # train another epoch; these weights are the last good ones
     BEST = "best"  # the best epoch so far: keep its weights, and train on
     BACK_OFF = "back off"  # forgot too much: back to the last good weights, half the step
+    HOLD = "hold"  # lost earlier facts only: train on, these weights neither good nor best
     PROMOTE = "promote"  # stop and promote the model as it is (every reply learnt)
     PROMOTE_BEST = "promote best"  # stop, put the best epoch's weights back, promote them
     FAIL = "fail"  # stop; no epoch learnt anything without forgetting: nothing promoted
@@ -179,6 +195,9 @@ class Course:
         last = figures.epoch >= self.max_epochs
         if not self.guarded:
             return Step.PROMOTE if last else Step.GO_ON
+        if self._holds(figures):
+            self._progress(figures)
+            return self._end() if last or self._stale(figures) else Step.HOLD
         if forgot(figures, self.settings):
             if not last and self.good and self.backtracks < self.max_backtracks:
                 return Step.BACK_OFF
@@ -190,11 +209,22 @@ class Course:
             if all(figures.learnt):
                 return Step.PROMOTE
             return Step.PROMOTE_BEST if last else Step.BEST
-        stale = (
+        return self._end() if last or self._stale(figures) else Step.GO_ON
+
+    def _holds(self, figures: EpochFigures) -> bool:
+        """Lost earlier facts and forgot nothing else, with the setting to train on."""
+        return (
+            not self.settings.back_off_on_lost_facts
+            and lost_facts(figures, self.settings)
+            and not forgot_general(figures, self.settings)
+        )
+
+    def _stale(self, figures: EpochFigures) -> bool:
+        """`patience` epochs since the best one and since the replies last came closer."""
+        return (
             self.best is not None
             and figures.epoch - max(self.best.epoch, self.moved) >= self.patience
         )
-        return self._end() if last or stale else Step.GO_ON
 
     def _progress(self, figures: EpochFigures) -> None:
         """Whether the replies still to learn came closer (`to_go` fell by `min_fall` of

@@ -314,6 +314,8 @@ def train_job(
                 _restore(model, self.kept, optimizer)
                 _scale_learning_rate(optimizer, lr_scheduler, 0.5)
                 progress.detail += "; forgot too much: back one epoch, learning rate halved"
+            elif step is Step.HOLD:
+                progress.detail += "; lost earlier facts: not promotable, training on"
             elif step is Step.PROMOTE_BEST:
                 assert course.promoted is not None
                 if course.promoted is not snapshot.figures:

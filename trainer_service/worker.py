@@ -31,7 +31,6 @@ from typing import Any
 
 from .adapters import AdapterVersions
 from .examples import BUILT_IN_GENERIC, JobInput
-from .guard import GuardSettings
 from .lasting import CONSOLIDATE, Checked, drift_reason, facts_figures, plan_job
 from .ledger import JobLedger
 from .rebuild import untrained_adapter
@@ -48,7 +47,8 @@ PROGRESS_EVERY = 0.25
 
 
 def settings_for(base: TrainingSettings, overrides: dict[str, Any]) -> TrainingSettings:
-    guard = GuardSettings(
+    guard = replace(
+        base.guard,
         target_divergence=float(overrides.get("target_divergence", base.guard.target_divergence)),
         max_drift=float(overrides.get("max_drift", base.guard.max_drift)),
         min_retention=float(overrides.get("min_retention", base.guard.min_retention)),

@@ -174,3 +174,35 @@ def test_a_course_that_keeps_losing_facts_promotes_nothing() -> None:
     course = Course(LIMITS, 5, max_backtracks=2)
     steps = [course.after(replace(_epoch(e, "+"), lost=1)) for e in (1, 2, 3)]
     assert steps == [Step.BACK_OFF, Step.BACK_OFF, Step.FAIL] and course.promoted is None
+
+
+def test_trained_on_past_lost_facts_an_epoch_is_held_neither_promoted_nor_kept() -> None:
+    from dataclasses import replace
+
+    held = replace(LIMITS, back_off_on_lost_facts=False)
+    course = Course(held, 6, max_backtracks=1)
+    assert course.after(best := replace(_epoch(1, "+-"), lost=0)) is Step.BEST
+    # Lost an earlier fact: no back-off (none is spent), not the best, training goes on.
+    assert course.after(replace(_epoch(2, "++"), lost=1)) is Step.HOLD
+    assert course.backtracks == 0 and course.best is best
+    # The next epoch that brings it back promotes.
+    assert course.after(done := replace(_epoch(3, "++"), lost=0)) is Step.PROMOTE
+    assert course.promoted is done
+    # Drift is still forgetting: it backs off even with lost facts held.
+    other = Course(held, 6)
+    assert other.after(replace(_epoch(1, "++", drift=0.5), lost=1)) is Step.BACK_OFF
+    # Held on the last epoch, the best one is promoted.
+    last = Course(held, 2)
+    assert last.after(best := replace(_epoch(1, "+-"), lost=0)) is Step.BEST
+    assert last.after(replace(_epoch(2, "++"), lost=2)) is Step.PROMOTE_BEST
+    assert last.promoted is best
+
+
+def test_holding_lost_facts_still_ends_a_job_that_stops_moving() -> None:
+    from dataclasses import replace
+
+    course = Course(replace(LIMITS, back_off_on_lost_facts=False), 16, patience=2)
+    assert course.after(replace(_epoch(1, "+-"), lost=0)) is Step.BEST
+    assert course.after(replace(_epoch(2, "++"), lost=1)) is Step.HOLD
+    # Two epochs after the best and nothing came closer: it ends with the best.
+    assert course.after(replace(_epoch(3, "++"), lost=1)) is Step.PROMOTE_BEST

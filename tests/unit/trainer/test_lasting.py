@@ -5,6 +5,7 @@ and the retract body's contract."""
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -508,6 +509,11 @@ def test_max_lost_facts_is_a_per_request_setting_within_bounds() -> None:
     assert parsed.settings == {"max_lost_facts": 2}
     assert settings_for(DEFAULTS, parsed.settings).guard.max_lost_facts == 2
     assert DEFAULTS.guard.max_lost_facts == 0
+    # A request's settings change only what they name: the trainer's own stay.
+    guard = replace(DEFAULTS.guard, back_off_on_lost_facts=False)
+    held = replace(DEFAULTS, replay=32, guard=guard)
+    job = settings_for(held, parsed.settings)
+    assert job.replay == 32 and not job.guard.back_off_on_lost_facts
     with pytest.raises(ContractError, match=r"settings\.max_lost_facts: must be at least 0"):
         parse_request({"examples": [example], "settings": {"max_lost_facts": -1}})
     with pytest.raises(ContractError, match=r"settings\.max_lost_facts: expected a whole number"):
