@@ -19,7 +19,8 @@ read against it.
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/bench_accumulation.py --split tune
         [--days N | --conversations ID,ID] [--seed 0] [--max-epochs N] [--replay N]
-        [--learning-rate LR] [--no-changes] [--home DIR] [--json OUT]
+        [--learning-rate LR] [--lost back-off|train-on] [--no-changes] [--home DIR]
+        [--json OUT]
 
 `--conversations` runs only the named days (the days of the changed facts, to measure the
 changes without the days between them). `--home` keeps the trainer's ledger and adapters
@@ -119,16 +120,14 @@ class Day:
 class Knowledge:
     """The trainer's ledger, adapters and worker in a folder of their own."""
 
-    def __init__(
-        self, home: Path, seed: int, max_epochs: int, replay: int, learning_rate: float
-    ) -> None:
+    def __init__(self, home: Path, seed: int, max_epochs: int, tried: dict[str, Any]) -> None:
         folder, self.name = base_model_folder(None)
         self.folder = folder
         self.device = default_device()
         self.ledger_path = home / "jobs.db"
         self.ledger = JobLedger(self.ledger_path)
         self.versions = AdapterVersions(home)
-        settings = replace(DEFAULTS, seed=seed, replay=replay, learning_rate=learning_rate)
+        settings = replace(DEFAULTS, seed=seed, **tried)
         if max_epochs:
             settings = replace(settings, max_epochs=max_epochs)
         self.worker = JobWorker(
@@ -224,6 +223,12 @@ def main() -> None:
         default=DEFAULTS.learning_rate,
         help="every job's (from a home's copy: the later days' only)",
     )
+    parser.add_argument(
+        "--lost",
+        choices=("back-off", "train-on"),
+        default="back-off" if DEFAULTS.guard.back_off_on_lost_facts else "train-on",
+        help="what an epoch that lost earlier facts does (guard.back_off_on_lost_facts)",
+    )
     parser.add_argument("--no-changes", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="append the results here")
     parser.add_argument(
@@ -246,8 +251,8 @@ def main() -> None:
     changes = [] if args.no_changes else load_changes(by_id)
     print(
         f"split {args.split}, seed {args.seed}, replay {args.replay}, learning rate "
-        f"{args.learning_rate:g}: {len(conversations)} days, {len(by_id)} facts, "
-        f"{len(changes)} changes"
+        f"{args.learning_rate:g}, lost facts: {args.lost}: {len(conversations)} days, "
+        f"{len(by_id)} facts, {len(changes)} changes"
     )
     rows: list[Day] = []
     live: list[Fact] = []
@@ -272,9 +277,9 @@ def main() -> None:
         if args.home is not None
         else tempfile.TemporaryDirectory(prefix="bench-knowledge-")
     ) as scratch:
-        knowledge = Knowledge(
-            Path(scratch), args.seed, args.max_epochs, args.replay, args.learning_rate
-        )
+        guard = replace(DEFAULTS.guard, back_off_on_lost_facts=args.lost == "back-off")
+        tried = {"replay": args.replay, "learning_rate": args.learning_rate, "guard": guard}
+        knowledge = Knowledge(Path(scratch), args.seed, args.max_epochs, tried)
         accepted = knowledge.accepted() if kept else set()
         for name in knowledge.versions.remove_leftovers():
             print(f"    removed {name}, left by a job that did not finish", file=sys.stderr)
