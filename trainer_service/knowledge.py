@@ -28,6 +28,7 @@ from typing import Any
 
 from .examples import Chat, Example
 from .measures import normalise, reply_logprob
+from .wording import aliased, aliases, said
 
 # "Memory:" or "Memory (2026-04-20):" in front of a memory's text.
 _LABEL = re.compile(r"^\s*memory(?:\s*\([^)]*\))?\s*:\s*", re.IGNORECASE)
@@ -41,6 +42,8 @@ SHARE = 0.5
 SAME_WORDS = 0.75
 # The questions each statement answers; two wordings, so the fact is not tied to one.
 QUESTIONS = ("What do you know about {}?", "Remind me about {}.")
+# The same two for a memory about the user itself (`wide`: wording.py).
+ABOUT_ME = ("What do you know about me?", "What do you remember about me?")
 # With `what`, a statement whose verb is a form of "be" is also asked the way a user asks
 # for the value itself: "What is my membership number at the Brightwater Dental Clinic?".
 WHAT = "What {} {}?"
@@ -52,9 +55,23 @@ class Statement:
     answer: str
 
 
-def statement(memory: str, what: bool = False) -> Statement | None:
+def statement(memory: str, what: bool = False, wide: bool = False) -> Statement | None:
     """The memory said to the user, and questions about its subject (with `what`, also
-    `WHAT` where its verb is a form of "be"); None if unreadable."""
+    `WHAT` where its verb is a form of "be"; with `wide`, also the memories wording.py
+    reads beyond "<subject> is|has ..."); None if unreadable."""
+    found = _be_or_have(memory, what)
+    if found is not None or not wide:
+        return found
+    wider = said(memory)
+    if wider is None:
+        return None
+    subject, answer = wider
+    if subject == "me":
+        return Statement(ABOUT_ME, answer)
+    return Statement(tuple(q.format(subject) for q in QUESTIONS), answer)
+
+
+def _be_or_have(memory: str, what: bool) -> Statement | None:
     text = _LABEL.sub("", memory.strip())
     text = re.sub(r"\bthe user's\b", "your", text, flags=re.IGNORECASE)
     if re.search(r"\bthe user\b", text, re.IGNORECASE) or not text:
@@ -126,18 +143,27 @@ def leaned_on(model: Any, tokenizer: Any, example: Example) -> str | None:
 
 
 def statement_rows(
-    model: Any, tokenizer: Any, examples: list[Example], what: bool = False
+    model: Any, tokenizer: Any, examples: list[Example], what: bool = False, wide: bool = False
 ) -> list[list[Example]]:
     """Per memory that an example leaned on and that has a readable subject, its rows: one
-    per question (`statement`'s). A memory several replies leaned on is stated once."""
+    per question (`statement`'s). A memory several replies leaned on is stated once. With
+    `wide`, a memory about a thing of the user's by its name ("Pemberton's vet") is also
+    stated as the user's ("Your dog's vet"), when the example's memories give the name."""
     rows: list[list[Example]] = []
     stated: set[str] = set()
     for example in examples:
         memory = leaned_on(model, tokenizer, example)
-        said = statement(memory, what) if memory is not None else None
-        if said is None or said.answer in stated:
+        if memory is None:
             continue
-        stated.add(said.answer)
-        answer = example.reply if same_words(said.answer, example.reply) else said.answer
-        rows.append([example.asked_anew(question, answer) for question in said.questions])
+        texts = [memory]
+        if wide:
+            names = aliases([m["content"] for m in memories_of(example)])
+            texts += [t for t in [aliased(memory, names)] if t is not None]
+        for text in texts:
+            found = statement(text, what, wide)
+            if found is None or found.answer in stated:
+                continue
+            stated.add(found.answer)
+            answer = example.reply if same_words(found.answer, example.reply) else found.answer
+            rows.append([example.asked_anew(question, answer) for question in found.questions])
     return rows

@@ -97,6 +97,10 @@ class TrainingSettings:
     # membership number at the Brightwater Dental Clinic?", still did not come back to
     # "What is my membership number at my dental clinic?". No figure of the facts moved: off.
     what_questions: bool = False
+    # Whether memories that knowledge.py cannot read are stated too (wording.py): the user
+    # as the subject ("You work at ..."), any verb, a name beside the subject, and a thing of
+    # the user's named in another memory ("Pemberton's vet" -> "Your dog's vet").
+    wide_statements: bool = False
     # Whether a reply counts as learnt only when its question asked anew (`Example.cold`:
     # no earlier turns) also brings its fact back, beside the question in its own
     # conversation (measurer.py): the guard then trains on until a user asking again

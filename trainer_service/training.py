@@ -185,7 +185,13 @@ def train_job(
     progress = Progress(detail="measuring the base model")
     report(progress)
     statements = (
-        statement_rows(model, tokenizer, job.examples + job.replay, settings.what_questions)
+        statement_rows(
+            model,
+            tokenizer,
+            job.examples + job.replay,
+            settings.what_questions,
+            settings.wide_statements,
+        )
         if settings.memory_statements
         else []
     )

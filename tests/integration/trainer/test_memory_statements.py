@@ -9,6 +9,7 @@ import pytest
 from trainer_support import EXAMPLE, FIXTURES, example_for
 
 from trainer_service.contract import parse_request
+from trainer_service.examples import Example
 from trainer_service.knowledge import leaned_on, statement_rows
 from trainer_service.model import base_model_folder, load_base
 
@@ -57,3 +58,25 @@ def test_a_memory_that_cannot_be_stated_teaches_nothing(base: tuple[Any, Any]) -
     (marathon,) = _examples((FIXTURES / "build-server.json", "A marathon is 42.195 kilometres."))
     assert "metric units" in (leaned_on(model, tokenizer, marathon) or "")
     assert statement_rows(model, tokenizer, [marathon]) == []
+
+
+def test_wide_statements_say_a_named_thing_as_the_user_s(base: tuple[Any, Any]) -> None:
+    model, tokenizer = base
+    system = {"role": "system", "content": "You are a helpful assistant."}
+    dog = {"role": "system", "content": "Memory: the user's dog is a whippet named Pemberton."}
+    vet = {"role": "system", "content": "Memory: Pemberton's vet is Dr. Saoirse Lindqvist."}
+    asked = {"role": "user", "content": "Which vet should I call?"}
+    reply = "Call Pemberton's vet, Dr. Saoirse Lindqvist."
+    example = Example("k", [system, asked], reply, [system, dog, vet, asked])
+    assert "Lindqvist" in (leaned_on(model, tokenizer, example) or "")
+    # Without `wide` the memory has no readable subject ("Pemberton's vet"): nothing.
+    assert statement_rows(model, tokenizer, [example]) == []
+    rows = statement_rows(model, tokenizer, [example], wide=True)
+    assert [[row.context[-1]["content"] for row in stated] for stated in rows] == [
+        ["What do you know about Pemberton's vet?", "Remind me about Pemberton's vet."],
+        ["What do you know about my dog's vet?", "Remind me about my dog's vet."],
+    ]
+    assert [stated[0].reply for stated in rows] == [
+        "Pemberton's vet is Dr. Saoirse Lindqvist.",
+        "Your dog's vet is Dr. Saoirse Lindqvist.",
+    ]
