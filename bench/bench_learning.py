@@ -69,6 +69,7 @@ SETTINGS: dict[str, TrainingSettings] = {
     "learnt when asked anew too": replace(DEFAULTS, learnt_cold=True),
     "statements asked what they say": replace(DEFAULTS, what_questions=True),
     "wide statements": replace(DEFAULTS, wide_statements=True),
+    "named statements": replace(DEFAULTS, named_statements=True),
     # The general-knowledge target as the guard's limit (the default, 0.9, was
     # chosen before the anchor and the neighbours kept general answers near 98%).
     "retention floor 98%": replace(DEFAULTS, guard=GuardSettings(min_retention=0.98)),

@@ -143,24 +143,30 @@ def leaned_on(model: Any, tokenizer: Any, example: Example) -> str | None:
 
 
 def statement_rows(
-    model: Any, tokenizer: Any, examples: list[Example], what: bool = False, wide: bool = False
+    model: Any,
+    tokenizer: Any,
+    examples: list[Example],
+    what: bool = False,
+    wide: bool = False,
+    named: bool = False,
 ) -> list[list[Example]]:
     """Per memory that an example leaned on and that has a readable subject, its rows: one
     per question (`statement`'s). A memory several replies leaned on is stated once. With
-    `wide`, a memory about a thing of the user's by its name ("Pemberton's vet") is also
-    stated as the user's ("Your dog's vet"), when the example's memories give the name."""
+    `named` (or `wide`), a memory about a thing of the user's by its name ("Pemberton's
+    vet") is also stated as the user's ("Your dog's vet"), read as `wide` reads, when the
+    example's memories give the name."""
     rows: list[list[Example]] = []
     stated: set[str] = set()
     for example in examples:
         memory = leaned_on(model, tokenizer, example)
         if memory is None:
             continue
-        texts = [memory]
-        if wide:
+        texts = [(memory, wide)]
+        if wide or named:
             names = aliases([m["content"] for m in memories_of(example)])
-            texts += [t for t in [aliased(memory, names)] if t is not None]
-        for text in texts:
-            found = statement(text, what, wide)
+            texts += [(t, True) for t in [aliased(memory, names)] if t is not None]
+        for text, wider in texts:
+            found = statement(text, what, wider)
             if found is None or found.answer in stated:
                 continue
             stated.add(found.answer)

@@ -101,6 +101,9 @@ class TrainingSettings:
     # as the subject ("You work at ..."), any verb, a name beside the subject, and a thing of
     # the user's named in another memory ("Pemberton's vet" -> "Your dog's vet").
     wide_statements: bool = False
+    # Only the last of those: a memory about a thing of the user's by the name another
+    # memory gives it is also stated as the user's ("Your dog's vet is ...").
+    named_statements: bool = False
     # Whether a reply counts as learnt only when its question asked anew (`Example.cold`:
     # no earlier turns) also brings its fact back, beside the question in its own
     # conversation (measurer.py): the guard then trains on until a user asking again

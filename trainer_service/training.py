@@ -191,6 +191,7 @@ def train_job(
             job.examples + job.replay,
             settings.what_questions,
             settings.wide_statements,
+            settings.named_statements,
         )
         if settings.memory_statements
         else []

@@ -80,3 +80,9 @@ def test_wide_statements_say_a_named_thing_as_the_user_s(base: tuple[Any, Any]) 
         "Pemberton's vet is Dr. Saoirse Lindqvist.",
         "Your dog's vet is Dr. Saoirse Lindqvist.",
     ]
+    # `named` alone: only the statement as the user's thing (the memory itself is read as
+    # knowledge.py reads it, and it cannot).
+    named = statement_rows(model, tokenizer, [example], named=True)
+    assert [[row.reply for row in stated] for stated in named] == [
+        ["Your dog's vet is Dr. Saoirse Lindqvist."] * 2
+    ]
