@@ -64,9 +64,10 @@ class GuardSettings:
     # True, back off as for any forgetting (the last good weights, half the step); False,
     # it is not promotable and not kept as good weights, but the job trains on from it at
     # the same step (`Step.HOLD`): the replay trains the lost facts again, and a back-off's
-    # halved step slows the new facts as well. Tried on the tuning half's days in a row
-    # (bench_accumulation.py --lost train-on).
-    back_off_on_lost_facts: bool = True
+    # halved step slows the new facts as well. Chosen on the tuning half's days in a row
+    # (bench_accumulation.py --lost, design §13): backing off, day 6 was refused after
+    # three back-offs; held, with the replay of 32, every day from 5 to 8 promoted.
+    back_off_on_lost_facts: bool = False
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,12 @@ from typing import Any
 from .examples import Example
 
 # Live learnt keys replayed per learn job: enough to keep the adapter's earlier facts in
-# the gradient, few enough that a job costs the same after a thousand learnt keys.
-REPLAY_SAMPLE = 16
+# the gradient, few enough that a job costs the same after a thousand learnt keys. 16 lost
+# facts on the tuning half from day 4 (replayed ones too) and on the held-out half from
+# day 7; 32, with lost-fact epochs held (guard.py), lost none there on days 5-8 (design
+# §13). It is also `RETENTION_SAMPLE`: up to 32 earlier facts, a job replays every fact it
+# checks.
+REPLAY_SAMPLE = 32
 # At most this share of the replay goes to live keys last checked as not coming back.
 REPAIR_SHARE = 0.5
 # Live learnt keys a learn job checks for retention (all of them when fewer).

@@ -118,10 +118,9 @@ class TrainingSettings:
     # Earlier learnt replies a learn job replays beside its own (lasting.py: the ones the
     # last check found missing first, then a draw of the rest). At 16, on the held-out
     # half's days in a row (design §13), every checked fact was kept through day 6 and some
-    # were lost from day 7, with 28 earlier facts checked. On the tuning half facts were
-    # lost from day 4, replayed ones too; 32 (every earlier fact) with the guard's
-    # back_off_on_lost_facts off kept them all on days 5 and 6 (design §13): two days, one
-    # seed, not yet the default.
+    # were lost from day 7, with 28 earlier facts checked; on the tuning half from day 4,
+    # replayed ones too. 32, with the guard's back_off_on_lost_facts off, kept every
+    # checked fact on the tuning half's days 5-8 (design §13).
     replay: int = REPLAY_SAMPLE
     seed: int = 0
     # False only for measurements (the benchmark's baseline): train every epoch, keep the last.

@@ -6,6 +6,10 @@ from __future__ import annotations
 from trainer_service.guard import Course, EpochFigures, GuardSettings, Step, forgot, refusal
 
 LIMITS = GuardSettings(target_divergence=0.1, max_drift=0.1, min_retention=0.98)
+# The same, an epoch that lost earlier facts backing off like any forgetting.
+BACKING = GuardSettings(
+    target_divergence=0.1, max_drift=0.1, min_retention=0.98, back_off_on_lost_facts=True
+)
 
 
 def _epoch(
@@ -147,7 +151,7 @@ def test_the_line_and_the_refusal_name_the_figures() -> None:
 def test_an_epoch_that_lost_an_earlier_fact_forgot_too_much_and_backs_off() -> None:
     from dataclasses import replace
 
-    course = _course()
+    course = Course(BACKING, 6)
     lost = replace(_epoch(1, "++"), lost=1)
     assert forgot(lost, LIMITS)
     assert "lost facts 1" in lost.line()
@@ -171,7 +175,7 @@ def test_max_lost_facts_sets_how_many_earlier_facts_an_epoch_may_lose() -> None:
 def test_a_course_that_keeps_losing_facts_promotes_nothing() -> None:
     from dataclasses import replace
 
-    course = Course(LIMITS, 5, max_backtracks=2)
+    course = Course(BACKING, 5, max_backtracks=2)
     steps = [course.after(replace(_epoch(e, "+"), lost=1)) for e in (1, 2, 3)]
     assert steps == [Step.BACK_OFF, Step.BACK_OFF, Step.FAIL] and course.promoted is None
 
@@ -206,3 +210,13 @@ def test_holding_lost_facts_still_ends_a_job_that_stops_moving() -> None:
     assert course.after(replace(_epoch(2, "++"), lost=1)) is Step.HOLD
     # Two epochs after the best and nothing came closer: it ends with the best.
     assert course.after(replace(_epoch(3, "++"), lost=1)) is Step.PROMOTE_BEST
+
+
+def test_a_held_course_whose_every_epoch_loses_facts_promotes_nothing() -> None:
+    from dataclasses import replace
+
+    course = Course(LIMITS, 3)  # the default: lost facts are held, not backed off
+    assert not LIMITS.back_off_on_lost_facts
+    steps = [course.after(replace(_epoch(e, "++"), lost=1)) for e in (1, 2, 3)]
+    assert steps == [Step.HOLD, Step.HOLD, Step.FAIL]
+    assert course.promoted is None and course.best is None

@@ -242,7 +242,7 @@ def test_the_replay_takes_the_keys_last_checked_missing_first_up_to_its_share() 
         started = Started("ft-9", LEARN, 1, [_example("new")], live, [], ("v", "/v"))
         return [e.key for e in plan_job(started, True, True).replay]
 
-    plain = _known(40)
+    plain = _known(80)
     # With no key missing the draw is the plain one of the job's seed (its number, 9).
     assert plan(plain) == [k.key for k in sample(plain, REPLAY_SAMPLE, 9)]
     three = [Known(k.example, k.fact, missing=k.key in {"k5", "k17", "k33"}) for k in plain]
@@ -343,11 +343,16 @@ def test_the_replay_sample_is_bounded_and_the_same_for_the_same_job() -> None:
     assert [e.key for e in plan.replay] == [e.key for e in again.replay]
     assert [k.key for k in plan.checks] == [k.key for k in again.checks]
     assert [e.key for e in plan.replay] != [e.key for e in other.replay]
-    # Rows do not grow with history: the job's own keys plus the sample, at 200 keys as at 20.
+    # Rows do not grow with history: the job's own keys plus the sample, at 200 keys as at 40.
     small = plan_job(
+        Started("ft-7", LEARN, 1, [_example("new")], _known(40), [], ("v", "/v")), True, True
+    )
+    assert len(small.replay) == REPLAY_SAMPLE and len(small.checks) == RETENTION_SAMPLE
+    # Fewer earlier keys than the sample: every one is replayed and checked.
+    few = plan_job(
         Started("ft-7", LEARN, 1, [_example("new")], _known(20), [], ("v", "/v")), True, True
     )
-    assert len(small.replay) == REPLAY_SAMPLE and len(small.checks) == 20
+    assert len(few.replay) == 20 and len(few.checks) == 20
 
 
 def test_the_settings_replay_count_sizes_the_sample() -> None:
