@@ -28,10 +28,8 @@ from typing import Any
 
 from .examples import Chat, Example
 from .measures import normalise, reply_logprob
-from .wording import aliased, aliases, said
+from .wording import aliased, aliases, plain, said
 
-# "Memory:" or "Memory (2026-04-20):" in front of a memory's text.
-_LABEL = re.compile(r"^\s*memory(?:\s*\([^)]*\))?\s*:\s*", re.IGNORECASE)
 _SUBJECT = re.compile(
     r"^(?P<subject>(?:the|your|a|an)\s[\w' -]{1,60}?)\s(?P<verb>is|are|was|were|has|have)\s",
     re.IGNORECASE,
@@ -72,8 +70,7 @@ def statement(memory: str, what: bool = False, wide: bool = False) -> Statement 
 
 
 def _be_or_have(memory: str, what: bool) -> Statement | None:
-    text = _LABEL.sub("", memory.strip())
-    text = re.sub(r"\bthe user's\b", "your", text, flags=re.IGNORECASE)
+    text = plain(memory)
     if re.search(r"\bthe user\b", text, re.IGNORECASE) or not text:
         return None  # "the user prefers ..." needs a verb changed: not guessed
     match = _SUBJECT.match(text)
@@ -114,12 +111,12 @@ def memories_of(example: Example) -> Chat:
     """The messages of the context with memories that the plain context lacks."""
     if example.context_with_memories is None:
         return []
-    plain = Counter((m["role"], m["content"]) for m in example.context)
+    without = Counter((m["role"], m["content"]) for m in example.context)
     out: Chat = []
     for message in example.context_with_memories:
         key = (message["role"], message["content"])
-        if plain[key] > 0:
-            plain[key] -= 1
+        if without[key] > 0:
+            without[key] -= 1
         else:
             out.append(message)
     return out

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 
+# "Memory:" or "Memory (2026-04-20):" in front of a memory's text.
 _LABEL = re.compile(r"^\s*memory(?:\s*\([^)]*\))?\s*:\s*", re.IGNORECASE)
 _BE_HAVE = {"is", "are", "was", "were", "has", "have"}
 _YOU = {"is": "are", "was": "were", "has": "have", "does": "do"}
