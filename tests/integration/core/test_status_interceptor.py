@@ -5,6 +5,7 @@ bytes are INVALID_ARGUMENT; and each failed call leaves exactly one log line (is
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -91,6 +92,15 @@ def _call_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == CALLS_LOG]
 
 
+async def _once_logged(caplog: pytest.LogCaptureFixture, seconds: float = 5.0) -> None:
+    """Waits for the server's line about the call: when the servicer aborted, the status is
+    on its way to the client before the interceptor sees the abort and logs it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not _call_records(caplog) and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+
+
 @pytest.mark.parametrize("kind", list(STATUS_BY_ERROR), ids=lambda c: c.__name__)
 @pytest.mark.parametrize("shape", ["unary", "stream"])
 async def test_each_error_reaches_the_client_with_its_code_and_details(
@@ -160,6 +170,7 @@ async def test_a_call_the_servicer_aborted_keeps_its_status_and_logs_one_line(
     status = rpc_status.from_call(caught.value)
     first = error_details_pb2.DebugInfo()
     assert status is not None and status.details[0].Unpack(first)
+    await _once_logged(caplog)
     records = [r for r in caplog.records if r.levelno >= logging.INFO and r.name != "asyncio"]
     assert [(r.name, r.levelno, r.exc_info) for r in records] == [
         (CALLS_LOG, logging.WARNING, None)
