@@ -20,7 +20,10 @@ Invariants:
   a superseded fact is trained over the old one that way, and the consolidation is
   queued again while a retracted key still comes back (`knowing.ensure_consolidation`);
 - a learn job checks at least `RETENTION_SAMPLE` live learnt keys (all when fewer), not its
-  own, and up to `RETENTION_SAMPLE` of the retracted keys the served adapter holds (whether
+  own: every key it replays first, then a draw of the others up to `RETENTION_SAMPLE`
+  (replay and check drawn as one, so that a fact the check asks is one the job trains
+  whenever the replay is at least as large as the check: holding an epoch that lost a
+  fact the job does not train cannot bring that fact back, design §13), and up to `RETENTION_SAMPLE` of the retracted keys the served adapter holds (whether
   they still come back is recorded, not held against it); a consolidation checks every
   live learnt key when at most `CONSOLIDATION_CHECK`, else a sample of that many, plus
   every retracted key the served adapter holds;
@@ -44,8 +47,8 @@ from .examples import Example
 # the gradient, few enough that a job costs the same after a thousand learnt keys. 16 lost
 # facts on the tuning half from day 4 (replayed ones too) and on the held-out half from
 # day 7; 32, with lost-fact epochs held (guard.py), lost none there on days 5-8 (design
-# §13). It is also `RETENTION_SAMPLE`: up to 32 earlier facts, a job replays every fact it
-# checks.
+# §13). It is also `RETENTION_SAMPLE`, and the check takes the replayed keys first: a job
+# checks exactly the facts it replays.
 REPLAY_SAMPLE = 32
 # At most this share of the replay goes to live keys last checked as not coming back.
 REPAIR_SHARE = 0.5
@@ -163,12 +166,19 @@ def replay_sample(
     return [k for k in others if k.key in taken]
 
 
-def retention_sample(live: list[Known], own: set[str], seed: int, kind: str) -> list[Known]:
-    # Another stream than the replay's, so the keys checked are not just the ones replayed.
+def retention_sample(
+    live: list[Known], own: set[str], seed: int, kind: str, replayed: set[str] | None = None
+) -> list[Known]:
+    """The live keys a job checks, not its own, in acceptance order: a consolidation's
+    sample of `CONSOLIDATION_CHECK`; a learn job's `replayed` keys (all of them) and a draw
+    of the others up to `RETENTION_SAMPLE`."""
     others = [k for k in live if k.key not in own]
     if kind == CONSOLIDATE:
         return sample(others, CONSOLIDATION_CHECK, seed + 1_000_003)
-    return sample(others, RETENTION_SAMPLE, seed + 1_000_003)
+    asked = replayed or set()
+    rest = [k for k in others if k.key not in asked]
+    drawn = {k.key for k in sample(rest, max(0, RETENTION_SAMPLE - len(asked)), seed + 1_000_003)}
+    return [k for k in others if k.key in asked or k.key in drawn]
 
 
 def plan_job(
@@ -189,7 +199,8 @@ def plan_job(
         return Plan(LEARN, None, started.learn, [], [])
     if not rebuild:
         replay_keys = replay_sample(started.live, own, seed, replay)
-        checks = retention_sample(started.live, own, seed, LEARN)
+        replayed = {k.key for k in replay_keys}
+        checks = retention_sample(started.live, own, seed, LEARN, replayed)
         checks += sample(started.retracted_served, RETENTION_SAMPLE, seed + 2_000_003)
         return Plan(LEARN, served, started.learn, [k.example for k in replay_keys], checks)
     everything = started.learn + [k.example for k in started.live if k.key not in own]

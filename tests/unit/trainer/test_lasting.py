@@ -564,3 +564,24 @@ def test_a_learn_job_that_drifted_queues_one_consolidation_with_its_reason(
     plan = plan_job(started, True, True)
     assert (plan.kind, plan.continued_from) == (CONSOLIDATE, "")
     assert sorted(e.key for e in plan.examples) == ["k1", "k2"]
+
+
+def test_a_learn_job_checks_every_fact_it_replays_then_fills_its_check_from_the_rest() -> None:
+    from trainer_service.lasting import Started
+
+    live = _known(38)
+    started = Started("ft-10", LEARN, 1, [_example("new")], live, [], ("v9", "/v9"))
+    plan = plan_job(started, True, True)
+    replayed = [e.key for e in plan.replay]
+    # Replay as large as the check: the check asks exactly what the job trains.
+    assert [k.key for k in plan.checks] == replayed and len(replayed) == RETENTION_SAMPLE
+    # A smaller replay: all of it checked, and others drawn up to the check's size.
+    small = plan_job(started, True, True, 8)
+    small_replayed = {e.key for e in small.replay}
+    checked = [k.key for k in small.checks]
+    assert len(checked) == RETENTION_SAMPLE and small_replayed <= set(checked)
+    assert checked == sorted(checked, key=lambda key: int(key[1:])), "in acceptance order"
+    # A larger one: every replayed fact checked, however many.
+    large = plan_job(started, True, True, 36)
+    assert [k.key for k in large.checks] == [e.key for e in large.replay]
+    assert len(large.checks) == 36
