@@ -23,8 +23,9 @@ Invariants:
   own: every key it replays first, then a draw of the others up to `RETENTION_SAMPLE`
   (replay and check drawn as one, so that a fact the check asks is one the job trains
   whenever the replay is at least as large as the check: holding an epoch that lost a
-  fact the job does not train cannot bring that fact back, design §13), and up to `RETENTION_SAMPLE` of the retracted keys the served adapter holds (whether
-  they still come back is recorded, not held against it); a consolidation checks every
+  fact the job does not train cannot bring that fact back, design §13), and up to
+  `RETENTION_SAMPLE` of the retracted keys the served adapter holds (whether they still
+  come back is recorded, not held against it); a consolidation checks every
   live learnt key when at most `CONSOLIDATION_CHECK`, else a sample of that many, plus
   every retracted key the served adapter holds;
 - a learn job's replay takes first the live keys the last check found not coming back
